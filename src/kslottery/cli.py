@@ -1,0 +1,119 @@
+"""The ``kslottery`` command. Every verb has ``--help``; bad input prints one ``error:`` line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+
+from .errors import KSLError
+
+
+def _none_or(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "all", "") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per dataclass field, with the field's help text and default."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        help_ = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
+            continue
+        args = typing.get_args(kind)
+        base = next((a for a in args if a is not type(None)), kind) if args else kind
+        parser.add_argument(flag, type=_none_or(base) if type(None) in args else base, default=f.default,
+                            help=help_, metavar=f.name.upper())
+
+
+def config_from_args(cls, ns: argparse.Namespace):
+    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
+
+
+def cmd_evaluate(ns) -> int:
+    from .evaluate import EvalConfig, evaluate, format_table
+
+    record = evaluate(config_from_args(EvalConfig, ns), runs_dir=ns.runs_dir, progress=not ns.quiet)
+    print(format_table(record))
+    print(f"record: {record['path']}/record.json")
+    return 0
+
+
+def cmd_models(ns) -> int:
+    from . import models
+
+    if ns.spec is None:
+        for p in models.PRESETS.values():
+            print(f"{p.name:<14} {p.architecture:<20} {p.distribution:<26} {p.help}")
+        return 0
+    lm = models.load(ns.spec, untie_head=ns.untie, progress=not ns.quiet)
+    print(json.dumps(lm.info.to_dict(), indent=1) if ns.json else lm.info.summary())
+    return 0
+
+
+def cmd_download_flores(ns) -> int:
+    from .data import download_flores
+
+    path = download_flores(ns.dest, url=ns.url)
+    print(f"FLORES-200 is in {path}/flores200; set KSL_DATA_DIR={path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import FLORES_URL
+    from .evaluate import EvalConfig
+
+    p = argparse.ArgumentParser(prog="kslottery", description="Reproduce and audit KS-Lottery "
+                                "(certified lottery tickets for multilingual LMs).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    e = sub.add_parser("evaluate", help="score a model on FLORES under every extraction rule",
+                       description="Generate translations for a FLORES pair and score them (BLEU, chrF++, "
+                       "spBLEU where available) under every extraction rule, with EOS and cap rates. "
+                       "The result lands in a run directory named by a hash of the parameters; the same "
+                       "command again is answered from it.")
+    add_config_args(e, EvalConfig)
+    e.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="list presets, or load a model spec and describe it",
+                       description="Without SPEC: list the presets. With SPEC: load it (dequantizing and "
+                       "caching a preset on first use) and print vocabulary, hidden size, parameters, tying.")
+    m.add_argument("spec", nargs="?", help="model spec (preset, tiny:<preset>, directory, .gguf, hub id)")
+    m.add_argument("--untie", action="store_true", help="untie the output head (frozen copy) before describing")
+    m.add_argument("--json", action="store_true", help="print the description as JSON")
+    m.add_argument("--quiet", action="store_true", help="no progress bars")
+    m.set_defaults(func=cmd_models)
+
+    d = sub.add_parser("download-flores", help="download the official FLORES-200 tarball (needs the network)",
+                       description="Download and unpack FLORES-200 dev/devtest into DEST/flores200.")
+    d.add_argument("dest", help="folder to hold flores200/")
+    d.add_argument("--url", default=FLORES_URL, help="tarball URL (default: the official release)")
+    d.set_defaults(func=cmd_download_flores)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return ns.func(ns)
+    except KSLError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

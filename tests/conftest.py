@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests never touch the network: FLORES comes from ../shared/data (or $KSL_DATA_DIR),
+models are either tiny random ones built from a preset's config or the real embedded presets."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if "KSL_DATA_DIR" not in os.environ and (SHARED / "flores200").is_dir():
+        os.environ["KSL_DATA_DIR"] = str(SHARED)
+
+
+@pytest.fixture(scope="session")
+def flores_dir() -> Path:
+    root = os.environ.get("KSL_DATA_DIR")
+    if not root or not (Path(root) / "flores200").is_dir():
+        pytest.fail("FLORES data not found: set KSL_DATA_DIR to a folder containing flores200/")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A 2-layer random LLaMA with the real SmolLM2 tokenizer (49,152 rows)."""
+    from kslottery import models
+
+    return models.load("tiny:smollm2-135m", progress=False)
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    return tmp_path / "runs"
