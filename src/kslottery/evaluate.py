@@ -45,7 +45,8 @@ def _load_done(path) -> dict[int, generate.Continuation]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut by an interruption: everything after it is redone
-            done[row.pop("i")] = generate.Continuation(**row)
+            i = row.pop("i")
+            done[i] = generate.Continuation(**row)
     return done
 
 

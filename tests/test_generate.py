@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from kslottery import generate, models
+
+
+def forced(token_id: int):
+    """A tiny model whose output layer always prefers ``token_id`` (an added bias dominates)."""
+    lm = models.load("tiny:smollm2-135m", untie_head=True, progress=False)
+    old = lm.model.lm_head
+    head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(old.weight)
+        head.bias.zero_()
+        head.bias[token_id] = 1e4
+    lm.model.lm_head = head
+    return lm
+
+
+def prompts_of(tok, texts):
+    return [tok(t)["input_ids"] for t in texts]
+
+
+TEXTS = ["English: Hello.\nCatalan:", "A much longer prompt that needs left padding in its batch.\nCatalan:"]
+
+
+def test_newline_ids_cover_plain_and_merged_newlines(tiny):
+    ids = generate.newline_token_ids(tiny.tokenizer)
+    assert all("\n" in tiny.tokenizer.decode([i]) for i in ids)
+    assert tiny.tokenizer("\n", add_special_tokens=False)["input_ids"][0] in ids
+    assert len(ids) > 1
+
+
+def test_eos_flag():
+    lm = forced(2)
+    out = generate.generate(lm.model, lm.tokenizer, prompts_of(lm.tokenizer, TEXTS), max_new_tokens=5, progress=False)
+    assert [(c.stopped_eos, c.stopped_newline, c.hit_cap, c.n_tokens, c.text) for c in out] == [(True, False, False, 1, "")] * 2
+
+
+def test_newline_flag_only_when_asked():
+    nl = forced(generate.newline_token_ids(models.load("tiny:smollm2-135m", progress=False).tokenizer)[0])
+    p = prompts_of(nl.tokenizer, TEXTS)
+    stop = generate.generate(nl.model, nl.tokenizer, p, max_new_tokens=5, stop_on_newline=True, progress=False)
+    assert all(c.stopped_newline and not c.stopped_eos and c.n_tokens == 1 and "\n" in c.text for c in stop)
+    free = generate.generate(nl.model, nl.tokenizer, p, max_new_tokens=5, progress=False)
+    assert all(c.hit_cap and c.n_tokens == 5 and not c.stopped_newline for c in free)
+
+
+def test_cap_and_left_padding_give_batch_independent_outputs(tiny):
+    p = prompts_of(tiny.tokenizer, TEXTS)
+    together = generate.generate(tiny.model, tiny.tokenizer, p, batch_size=2, max_new_tokens=6, progress=False)
+    alone = [generate.generate(tiny.model, tiny.tokenizer, [q], max_new_tokens=6, progress=False)[0] for q in p]
+    assert [c.text for c in together] == [c.text for c in alone]
+    assert all(c.hit_cap and c.n_tokens == 6 for c in together)
+
+
+def test_beam_search_runs(tiny):
+    p = prompts_of(tiny.tokenizer, TEXTS)
+    out = generate.generate(tiny.model, tiny.tokenizer, p, num_beams=3, max_new_tokens=4, progress=False)
+    assert len(out) == 2 and all(c.n_tokens <= 4 for c in out)
+
+
+def test_resume_skips_done_and_keeps_order(tiny):
+    p = prompts_of(tiny.tokenizer, TEXTS + ["Short.", "Another prompt here."])
+    full = generate.generate(tiny.model, tiny.tokenizer, p, batch_size=1, max_new_tokens=3, progress=False)
+    seen = []
+    resumed = generate.generate(tiny.model, tiny.tokenizer, p, batch_size=1, max_new_tokens=3, progress=False,
+                                done={0: full[0], 2: full[2]}, on_batch=lambda idx, _: seen.extend(idx))
+    assert sorted(seen) == [1, 3]
+    assert [c.text for c in resumed] == [c.text for c in full]
