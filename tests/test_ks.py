@@ -1,0 +1,71 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import ks_2samp
+
+from kslottery import ks
+from kslottery.errors import KSLError
+
+
+def scipy_rows(before, after, method="auto"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = [ks_2samp(b, a, method=method) for b, a in zip(before.double().numpy(), after.double().numpy())]
+    return np.array([r.statistic for r in res]), np.array([r.pvalue for r in res])
+
+
+def with_ties(rows, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    before = torch.randn(rows, d, generator=g)
+    after = before + 0.05 * torch.randn(rows, d, generator=g)
+    after[:, : d // 4] = before[:, : d // 4]                       # shared values: ties across samples
+    before[:, d // 2: d // 2 + 5] = 0.25                            # ties inside a sample
+    after[:, d // 2 + 2: d // 2 + 8] = 0.25
+    before[::5, :3], after[::5, :3] = -0.0, 0.0                     # signed zeros are equal values
+    after[3] = before[3]                                            # an unchanged row
+    after[7] = before[7] + 100.0                                    # a fully shifted row
+    return before, after
+
+
+@pytest.mark.parametrize("rows,d,method", [(60, 64, "auto"), (40, 640, "auto"), (40, 640, "asymp"),
+                                           (30, 640, "exact"), (12, 4096, "auto")])
+def test_matches_scipy_row_by_row(rows, d, method):
+    before, after = with_ties(rows, d, seed=d)
+    res = ks.ks_test(before, after, method=method, chunk_rows=7)
+    D, p = scipy_rows(before, after, method)
+    assert np.abs(res.statistic.numpy() - D).max() <= 1e-12
+    assert np.abs(res.pvalue.numpy() - p).max() <= 1e-12
+    assert not res.changed[3] and res.changed[7] and res.statistic[7] == 1.0 and res.pvalue[3] == 1.0
+
+
+def test_matches_scipy_on_real_embedding_rows(tiny):
+    from kslottery import models
+    real = models.load("smollm2-135m", progress=False).model.get_input_embeddings().weight.detach()
+    before = real[1000:1100]
+    g = torch.Generator().manual_seed(0)
+    after = before + 2e-3 * torch.randn(before.shape, generator=g) * (torch.rand(before.shape, generator=g) < 0.3)
+    res = ks.ks_test(before, after)
+    D, p = scipy_rows(before, after)
+    assert np.abs(res.statistic.numpy() - D).max() <= 1e-12 and np.abs(res.pvalue.numpy() - p).max() <= 1e-12
+    assert res.d == 576 and 0 < res.statistic.max() < 1
+
+
+def test_bf16_rows_are_exact_in_float32():
+    before, after = with_ties(20, 128, seed=1)
+    b16, a16 = before.bfloat16(), after.bfloat16()
+    res = ks.ks_test(b16, a16)
+    D, _ = scipy_rows(b16.float(), a16.float())
+    assert np.abs(res.statistic.numpy() - D).max() <= 1e-12
+
+
+def test_bad_inputs():
+    with pytest.raises(KSLError, match="must be equal 2-D shapes"):
+        ks.ks_test(torch.zeros(3, 4), torch.zeros(3, 5))
+    with pytest.raises(KSLError, match="NaN"):
+        ks.ks_test(torch.zeros(2, 4), torch.full((2, 4), float("nan")))
+    with pytest.raises(KSLError, match="unknown KS p-value method 'fast'"):
+        ks.ks_test(torch.zeros(2, 4), torch.ones(2, 4), method="fast")
+    with pytest.raises(KSLError, match="cast both matrices to float32"):
+        ks.ks_test(torch.zeros(2, 4, dtype=torch.float64), torch.ones(2, 4, dtype=torch.float64))

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from kslottery import ks, ticket
+from kslottery.errors import KSLError
+
+
+def result(D, p, changed=None):
+    D, p = np.asarray(D, float), np.asarray(p, float)
+    changed = np.ones(len(D), bool) if changed is None else np.asarray(changed)
+    return ks.KSResult(statistic=torch.tensor(D), pvalue=torch.tensor(p), k=torch.tensor((D * 100).round()),
+                       changed=torch.tensor(changed), d=100, method="auto")
+
+
+# Six rows; row 5 did not change. Known answers computed by hand:
+#   alpha 0.05         -> p < 0.05                    -> rows 0, 2, 3, 4   (ordered by D desc)
+#   bonferroni (m = 5) -> p < 0.01                    -> rows 0, 2
+#   BH (m = 5)         -> p_(i) <= i * 0.05 / 5: 0.001<=0.01, 0.004<=0.02, 0.03<=0.03, 0.049>0.04, 0.5>0.05
+#                         -> the largest passing rank is 3 -> rows 0, 2, 3
+D = [0.30, 0.05, 0.25, 0.20, 0.15, 0.00]
+P = [0.001, 0.5, 0.004, 0.03, 0.049, 1.0]
+CHANGED = [1, 1, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("rule,alpha,k,expected", [
+    ("alpha", 0.05, None, [0, 2, 3, 4]),
+    ("bonferroni", 0.05, None, [0, 2]),
+    ("bh", 0.05, None, [0, 2, 3]),
+    ("topk", None, 3, [0, 2, 3]),
+    ("topk", None, 10, [0, 2, 3, 4, 1]),        # never more than the changed rows
+    ("alpha", 0.0005, None, []),
+])
+def test_rules_on_known_inputs(rule, alpha, k, expected):
+    got = ticket.select(result(D, P, CHANGED), rule, alpha=alpha or 0.05, k=k)
+    assert got.tolist() == expected
+
+
+def test_ties_break_by_p_then_id():
+    r = result([0.2, 0.2, 0.2, 0.2], [0.01, 0.001, 0.01, 0.001])
+    assert ticket.select(r, "topk", k=4).tolist() == [1, 3, 0, 2]
+
+
+def test_ticket_record_roundtrip(tmp_path, tiny):
+    r = result(D, P, CHANGED)
+    t = ticket.make_ticket(r, "bh", alpha=0.05, tokenizer=tiny.tokenizer, model="tiny:smollm2-135m", data_sha256="ab")
+    assert (t.ids, t.n_candidates, t.n_unchanged, t.n_rows) == ([0, 2, 3], 5, 1, 6)
+    assert t.statistic == [0.30, 0.25, 0.20] and t.pvalue == [0.001, 0.004, 0.03]
+    assert t.tokens == tiny.tokenizer.convert_ids_to_tokens([0, 2, 3])
+    back = ticket.Ticket.load(t.save(tmp_path / "t.json"))
+    assert back == t
+    cfg = back.to_peft_config()
+    assert list(cfg.token_indices) == [0, 2, 3]
+
+
+def test_paper_tickets_have_the_published_sizes():
+    for lang, size in ticket.PAPER_TICKET_SIZES.items():
+        assert len(ticket.paper_ticket(lang)) == size
+    ca = ticket.paper_ticket("cat_Latn")
+    assert ca.ids[:3] == [13, 263, 278] and ca.rule == "published"
+
+
+def test_bad_selection_inputs(tmp_path, tiny):
+    r = result(D, P, CHANGED)
+    with pytest.raises(KSLError, match="unknown selection rule 'fdr'"):
+        ticket.select(r, "fdr")
+    with pytest.raises(KSLError, match="topk needs k >= 1"):
+        ticket.select(r, "topk")
+    with pytest.raises(KSLError, match=r"alpha must be in \(0, 1\)"):
+        ticket.select(r, "alpha", alpha=5)
+    with pytest.raises(KSLError, match="no ticket for 'fra_Latn'"):
+        ticket.paper_ticket("fra_Latn")
+    with pytest.raises(KSLError, match="LLaMA vocabulary ids"):
+        ticket.paper_ticket("cat_Latn", tokenizer=type("T", (), {"__len__": lambda self: 100})())
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(KSLError, match="cannot read a ticket"):
+        ticket.Ticket.load(tmp_path / "bad.json")
