@@ -47,6 +47,42 @@ def cmd_evaluate(ns) -> int:
     return 0
 
 
+def cmd_tune(ns) -> int:
+    from .tuning import TuneConfig, tune
+
+    rec = tune(config_from_args(TuneConfig, ns), runs_dir=ns.runs_dir, progress=not ns.quiet)
+    t = rec["train"]
+    print(f"{rec['run']}{'  (reused)' if rec.get('reused') else ''}: mode {rec['config']['mode']}, "
+          f"{t['steps']} steps, final loss {t['final_loss']:.4f}, {t['n_trainable']:,} trainable parameters, "
+          f"{t['tokens_per_s']:.0f} tokens/s" + (f", {rec['rows_changed']:,} rows changed" if "rows_changed" in rec else ""))
+    print(f"run: {rec['path']}")
+    return 0
+
+
+def cmd_ks(ns) -> int:
+    from .discovery import DiscoveryConfig, discover
+
+    rec = discover(config_from_args(DiscoveryConfig, ns), runs_dir=ns.runs_dir)
+    print(f"{rec['run']}{'  (reused)' if rec.get('reused') else ''}: {rec['n_changed']:,} of {rec['n_rows']:,} rows "
+          f"changed (d = {rec['d']}); max D {rec['max_statistic']:.4f}, min p {rec['min_pvalue']:.3g}")
+    for name, t in rec["tickets"].items():
+        shown = " ".join(repr(tok) for tok in t["tokens"][:24]) + (" ..." if t["size"] > 24 else "")
+        print(f"  {name:<18} {t['size']:>6} rows  {shown}")
+    print(f"tickets: {rec['path']}/ticket-*.json")
+    return 0
+
+
+def cmd_transfer(ns) -> int:
+    from .transfer import TransferConfig, transfer
+
+    rec = transfer(config_from_args(TransferConfig, ns), runs_dir=ns.runs_dir)
+    print(f"{rec['run']}{'  (reused)' if rec.get('reused') else ''}: pasted {rec['rows_pasted']} rows "
+          f"({rec['config']['delta']}, x{rec['config']['scale']}) from {rec['tune_run']}; "
+          f"{len(rec['rows_not_changed_by_tuning'])} ticket rows were not changed by tuning")
+    print(f"evaluate it with: kslottery evaluate --model {rec['model']['spec']} --tuned {rec['path']}")
+    return 0
+
+
 def cmd_models(ns) -> int:
     from . import models
 
@@ -84,6 +120,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_evaluate)
+
+    from .discovery import DiscoveryConfig
+    from .transfer import TransferConfig
+    from .tuning import TuneConfig
+
+    t = sub.add_parser("tune", help="tune a model: embed, full, lora, prefix or rows (partial tuning)",
+                       description="Train on FLORES (or a TSV) with one Accelerate loop; checkpoints resume an "
+                       "interrupted run. embed/rows write the changed rows (and rows a PEFT TrainableTokens "
+                       "adapter); lora/prefix a PEFT adapter; full the whole model. Several processes: "
+                       "`accelerate launch -m kslottery.cli tune ...` or `torchrun ... -m kslottery.cli tune ...`.")
+    add_config_args(t, TuneConfig)
+    k = sub.add_parser("ks", help="KS ticket discovery on an embed-mode tune run",
+                       description="Two-sample KS test on every embedding row before vs after tuning; writes "
+                       "tickets under the alpha, bonferroni and bh rules at ALPHA and the topk rule at K.")
+    add_config_args(k, DiscoveryConfig)
+    x = sub.add_parser("transfer", help="partial transfer: paste a ticket's tuned rows into the base model",
+                       description="Paste the ticket rows of an embed-mode tune run into the base model "
+                       "(or a norm-matched random delta, or a scaled one), as a run to evaluate with --tuned.")
+    add_config_args(x, TransferConfig)
+    for parser, func in ((t, cmd_tune), (k, cmd_ks), (x, cmd_transfer)):
+        parser.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+        parser.set_defaults(func=func)
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
 
     m = sub.add_parser("models", help="list presets, or load a model spec and describe it",
                        description="Without SPEC: list the presets. With SPEC: load it (dequantizing and "

@@ -11,6 +11,7 @@ Generation checkpoints after every batch, so an interrupted evaluation resumes.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -35,6 +36,8 @@ class EvalConfig:
                                   "(off: the model must stop by itself, as in the paper)"})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16"})
     seed: int = field(default=0, metadata={"help": "torch seed (greedy decoding does not use it)"})
+    tuned: str | None = field(default=None, metadata={"help": "a tune or transfer run directory to apply "
+                              "to the model first (none: the base model)"})
 
 
 def _load_done(path) -> dict[int, generate.Continuation]:
@@ -60,12 +63,22 @@ def evaluate(config: EvalConfig, runs_dir=None, lm: models.LoadedModel | None = 
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
         raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
     params = {**asdict(config), "data": bitext.name, "data_sha256": bitext.sha256}
+    if config.tuned:
+        # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
+        tuned = Path(config.tuned)
+        if not (tuned / "record.json").exists():
+            raise KSLError(f"{tuned} is not a finished tune or transfer run (no record.json)",
+                           "give a runs/tune-* or runs/transfer-* directory")
+        params["tuned"] = tuned.name
     run = Run("eval", params, runs_dir, seed=config.seed)
     if run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}
     ensure_writable(run.root)
     if lm is None:
         lm = models.load(config.model, dtype=config.dtype, progress=progress)
+    if config.tuned:
+        from .tuning import load_tuned
+        load_tuned(lm, config.tuned)
     torch.manual_seed(config.seed)
     work = run.start()
     ids = [prompts.encode_prompt(lm.tokenizer, template.render(s, bitext.src_lang, bitext.tgt_lang))

@@ -138,3 +138,20 @@ def paper_ticket(lang: str, tokenizer=None) -> Ticket:
                        f"{len(tokenizer)} tokens", "use them with a LLaMA-1/2 tokenizer (the paper profile)")
     ids = PAPER_TICKETS[lang]
     return Ticket(ids=list(ids), rule="published", tokens=decode_tokens(tokenizer, ids), model="LLaMA-7B")
+
+
+def ks_from_rows(rows: dict, vocab_size: int, method: str = "auto") -> KSResult:
+    """KS over the whole vocabulary from a tune run's changed rows; every other row has D = 0, p = 1."""
+    import torch
+
+    from .ks import ks_test
+
+    part = ks_test(rows["before"], rows["after"], method=method)
+    d = rows["before"].shape[1]
+    D = torch.zeros(vocab_size, dtype=torch.float64)
+    p = torch.ones(vocab_size, dtype=torch.float64)
+    k = torch.zeros(vocab_size, dtype=torch.int32)
+    changed = torch.zeros(vocab_size, dtype=torch.bool)
+    ids = rows["ids"].long()
+    D[ids], p[ids], k[ids], changed[ids] = part.statistic, part.pvalue, part.k, part.changed
+    return KSResult(statistic=D, pvalue=p, k=k, changed=changed, d=d, method=method)

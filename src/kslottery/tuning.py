@@ -1,0 +1,489 @@
+"""The training loop (Accelerate) and its modes: embed, full, lora, prefix, rows.
+
+    >>> cfg = TuneConfig(model="gemma3-270m", pair="eng_Latn-cat_Latn", mode="embed", limit=400)  # doctest: +SKIP
+    >>> record = tune(cfg)                                                                         # doctest: +SKIP
+
+``embed`` and ``rows`` train a row delta: the input embedding is frozen and a float32 parameter holds
+``delta`` for the trainable rows only (every token that occurs in the training data for ``embed``; the
+ticket for ``rows``). With weight decay 0 this is exactly dense AdamW on the whole matrix (a row that
+never receives gradient has zero moments and never moves) without a dense optimizer pass over 262k
+rows, and the output head stays frozen (untied). Logits are computed only at target positions.
+
+One process, one GPU, or several under ``accelerate launch`` / ``torchrun``: the global batch is split
+across processes and the loss is normalised by the global number of target tokens, so N processes give
+the same update as one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import data, models, prompts
+from .errors import KSLError
+from .runs import Run, ensure_writable, write_json
+
+MODES = ("embed", "full", "lora", "prefix", "rows")
+SCHEDULES = ("constant", "cosine")
+
+# The paper's hyperparameters (authors' group code for embed/full; the replication for rows).
+PAPER_PRESET = {
+    "embed": dict(lr=2e-5, epochs=3, schedule="cosine", warmup_ratio=0.03, batch_size=128),
+    "full": dict(lr=2e-5, epochs=3, schedule="cosine", warmup_ratio=0.03, batch_size=128),
+    "rows": dict(lr=1e-2, epochs=5),
+}
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    model: str = field(default=models.DEFAULT_MODEL, metadata={"help": "model spec"})
+    pair: str = field(default="eng_Latn-cat_Latn", metadata={"help": "FLORES language pair SRC-TGT"})
+    split: str = field(default="dev", metadata={"help": "FLORES split to train on"})
+    limit: int | None = field(default=None, metadata={"help": "first N training pairs (none: all)"})
+    train_file: str | None = field(default=None, metadata={"help": "TSV of source<TAB>target pairs to train on "
+                                   "instead of FLORES"})
+    template: str = field(default="explicit", metadata={"help": "prompt template"})
+    mode: str = field(default="embed", metadata={"help": f"what trains: {', '.join(MODES)}"})
+    ticket: str | None = field(default=None, metadata={"help": "rows mode: ticket JSON, or comma-separated token ids"})
+    preset: str | None = field(default=None, metadata={"help": "'paper': the paper's lr/epochs/schedule for the mode"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training pairs"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after N optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "global batch (pairs per optimizer step, all processes)"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    schedule: str = field(default="constant", metadata={"help": "constant or cosine (after warmup)"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "fraction of steps with linear warmup"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0: untouched rows stay put)"})
+    max_len: int = field(default=256, metadata={"help": "truncate examples to N tokens"})
+    mixed_precision: str = field(default="no", metadata={"help": "no or bf16 (autocast; fp32 master weights)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    prefix_tokens: int = field(default=16, metadata={"help": "prefix-tuning virtual tokens"})
+    sparse_rows: bool = field(default=True, metadata={"help": "embed/rows: train a row delta with target-only "
+                              "logits (off: the naive dense loop, for benchmarks)"})
+    checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every N steps"})
+    seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
+
+    def resolved(self) -> "TuneConfig":
+        if self.mode not in MODES:
+            raise KSLError(f"unknown tuning mode {self.mode!r}", f"use one of {', '.join(MODES)}")
+        if self.schedule not in SCHEDULES:
+            raise KSLError(f"unknown schedule {self.schedule!r}", f"use one of {', '.join(SCHEDULES)}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise KSLError(f"unknown mixed precision {self.mixed_precision!r}", "use no or bf16")
+        if self.mode == "rows" and not self.ticket:
+            raise KSLError("rows mode needs a ticket", "pass --ticket TICKET.json or --ticket 13,263,278")
+        if self.mode != "embed" and not self.sparse_rows:
+            raise KSLError("--no-sparse-rows (the naive dense loop) exists only for mode embed", "drop the flag")
+        if self.batch_size % self.grad_accum:
+            raise KSLError(f"batch_size {self.batch_size} is not a multiple of grad_accum {self.grad_accum}",
+                           "choose batch_size = grad_accum x micro-batch")
+        if self.preset is None:
+            return self
+        if self.preset != "paper" or self.mode not in PAPER_PRESET:
+            raise KSLError(f"no preset {self.preset!r} for mode {self.mode!r}",
+                           f"use --preset paper with mode {', '.join(PAPER_PRESET)}")
+        return replace(self, preset=None, **PAPER_PRESET[self.mode])
+
+
+def ticket_ids(spec: str) -> list[int]:
+    from .ticket import Ticket
+
+    if Path(spec).is_file():
+        return list(Ticket.load(spec).ids)
+    try:
+        ids = sorted({int(t) for t in spec.split(",") if t.strip()})
+    except ValueError:
+        raise KSLError(f"ticket {spec!r} is neither a file nor comma-separated ids",
+                       "pass a ticket JSON written by `kslottery ks` or ids like 13,263") from None
+    if not ids:
+        raise KSLError("the ticket is empty", "give at least one token id")
+    return ids
+
+
+# --- the row delta ----------------------------------------------------------------------------
+
+class RowDelta(torch.nn.Module):
+    """A frozen embedding plus a trainable float32 delta on selected rows."""
+
+    def __init__(self, base: torch.nn.Embedding, ids: torch.Tensor):
+        super().__init__()
+        self.base = base
+        base.weight.requires_grad_(False)
+        vocab, hidden = base.weight.shape
+        self.register_buffer("ids", ids.long().clone(), persistent=False)
+        slot = torch.full((vocab,), -1, dtype=torch.long)
+        slot[self.ids] = torch.arange(len(ids))
+        self.register_buffer("slot", slot, persistent=False)
+        self.delta = torch.nn.Parameter(torch.zeros(len(ids), hidden, dtype=torch.float32))
+        self.embedding_dim = hidden
+
+    @property
+    def weight(self):
+        return self.base.weight
+
+    def forward(self, input_ids):
+        out = self.base(input_ids)
+        slot = self.slot[input_ids]
+        add = self.delta[slot.clamp(min=0)] * (slot >= 0).unsqueeze(-1)
+        scale = getattr(self.base, "embed_scale", None)   # Gemma scales its embedding by sqrt(hidden)
+        if scale is not None:
+            add = add * scale
+        return out + add.to(out.dtype)
+
+    def rows_after(self) -> torch.Tensor:
+        return self.base.weight[self.ids].float() + self.delta.detach()
+
+
+def apply_rows(model, ids: torch.Tensor, rows: torch.Tensor) -> None:
+    """Paste ``rows`` into the model's input embedding at ``ids`` (partial transfer, tuned rows)."""
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        weight.index_copy_(0, ids.long().to(weight.device), rows.to(weight.dtype).to(weight.device))
+
+
+# --- the loss ---------------------------------------------------------------------------------
+
+class TargetLoss(torch.nn.Module):
+    """Sum of cross-entropy over target tokens, logits computed only where a label exists."""
+
+    def __init__(self, lm, target_only: bool = True):
+        super().__init__()
+        self.lm, self.target_only = lm, target_only
+
+    def forward(self, input_ids, attention_mask, labels):
+        labels = labels[:, 1:]
+        keep = labels != prompts.IGNORE_INDEX
+        if not self.target_only:
+            logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+            return F.cross_entropy(logits[keep].float(), labels[keep], reduction="sum")
+        hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][keep])
+        cap = getattr(self.lm.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return F.cross_entropy(logits.float(), labels[keep], reduction="sum")
+
+
+class PeftLoss(torch.nn.Module):
+    """Prefix tuning needs PEFT's own forward (it injects the prefix as past key values)."""
+
+    def __init__(self, peft_model):
+        super().__init__()
+        self.lm = peft_model
+
+    def forward(self, input_ids, attention_mask, labels):
+        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, -input_ids.shape[1]:]
+        labels = labels[:, 1:]
+        keep = labels != prompts.IGNORE_INDEX
+        return F.cross_entropy(logits[:, :-1][keep].float(), labels[keep], reduction="sum")
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def training_bitext(cfg: TuneConfig) -> data.Bitext:
+    if cfg.train_file:
+        src_lang, tgt_lang = data.parse_pair(cfg.pair)
+        return data.read_tsv(cfg.train_file, src_lang, tgt_lang).head(cfg.limit)
+    return data.load_flores(cfg.pair, cfg.split, limit=cfg.limit)
+
+
+def encode_all(tokenizer, bitext: data.Bitext, cfg: TuneConfig) -> list[dict]:
+    template = prompts.get_template(cfg.template)
+    return [prompts.encode_example(tokenizer, template, s, t, bitext.src_lang, bitext.tgt_lang, cfg.max_len)
+            for s, t in zip(bitext.src, bitext.tgt)]
+
+
+def batch_order(n: int, cfg: TuneConfig) -> list[list[int]]:
+    """Every micro-batch of the run, in order: a seeded permutation per epoch, cut into global
+    micro-batches. Being a pure function of (n, cfg), it lets a resumed run skip what is done."""
+    micro = cfg.batch_size // cfg.grad_accum
+    steps_per_epoch = max(n // cfg.batch_size, 1)
+    total = steps_per_epoch * math.ceil(cfg.epochs)
+    total = min(total, round(steps_per_epoch * cfg.epochs)) or 1
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    batches = []
+    epoch = 0
+    while len(batches) < total * cfg.grad_accum:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).tolist()
+        perm = (perm * math.ceil(cfg.batch_size / n)) if n < cfg.batch_size else perm
+        for s in range(0, steps_per_epoch * cfg.batch_size, micro):
+            batches.append(perm[s:s + micro])
+        epoch += 1
+    return batches[: total * cfg.grad_accum]
+
+
+def collate(examples: list[dict], pad_id: int) -> dict:
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), prompts.IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        labels[i, :n] = torch.tensor(e["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# --- model preparation per mode ---------------------------------------------------------------
+
+def prepare_model(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict]):
+    """Freeze what must not train; return (module computing the loss, trainable parameters)."""
+    model = lm.model
+    model.requires_grad_(False)
+    if cfg.mode in ("embed", "rows"):
+        models.untie(model)
+        if cfg.mode == "rows":
+            ids = torch.tensor(ticket_ids(cfg.ticket))
+            if int(ids.max()) >= lm.info.vocab_size:
+                raise KSLError(f"ticket id {int(ids.max())} is outside the vocabulary ({lm.info.vocab_size} rows)",
+                               "use a ticket made for this model's tokenizer")
+        else:
+            ids = torch.tensor(sorted({t for e in examples for t in e["input_ids"]}))
+        if cfg.sparse_rows:
+            model.set_input_embeddings(RowDelta(model.get_input_embeddings(), ids))
+            return TargetLoss(model), [model.get_input_embeddings().delta]
+        emb = model.get_input_embeddings().weight
+        emb.requires_grad_(True)
+        return TargetLoss(model, target_only=False), [emb]
+    if cfg.mode == "full":
+        model.requires_grad_(True)
+        return TargetLoss(model), [p for p in model.parameters() if p.requires_grad]
+    import peft
+
+    if cfg.mode == "lora":
+        pcfg = peft.LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0,
+                               target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        pm = peft.get_peft_model(model, pcfg)
+        return TargetLoss(pm.get_base_model()), [p for p in pm.parameters() if p.requires_grad]
+    pcfg = peft.PrefixTuningConfig(num_virtual_tokens=cfg.prefix_tokens, task_type="CAUSAL_LM")
+    pm = peft.get_peft_model(model, pcfg)
+    return PeftLoss(pm), [p for p in pm.parameters() if p.requires_grad]
+
+
+def _schedule(optimizer, cfg: TuneConfig, total: int):
+    warm = int(round(cfg.warmup_ratio * total))
+
+    def factor(step):
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def n_trainable(params) -> int:
+    return sum(p.numel() for p in params)
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+def _accelerator(cfg: TuneConfig):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    if not torch.distributed.is_initialized():
+        AcceleratorState._reset_state(reset_partial_state=True)   # tests run several loops in one process
+        GradientState._reset_state()
+    # Accumulation is done by hand (the loss is already divided by grad_accum), so Accelerate's is off.
+    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+
+
+def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: Path | None = None,
+          progress: bool = True) -> dict:
+    """Run the loop; checkpoint into ``work/ckpt`` and resume from it. Returns the training log summary."""
+    from tqdm.auto import tqdm
+
+    acc = _accelerator(cfg)
+    torch.manual_seed(cfg.seed)
+    loss_mod, params = prepare_model(lm, cfg, examples)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = batch_order(len(examples), cfg)
+    total = len(batches) // cfg.grad_accum
+    sched = _schedule(opt, cfg, total)
+    loss_mod, opt = acc.prepare(loss_mod, opt)
+    pad = lm.tokenizer.pad_token_id
+    start = _resume(work, params, opt, sched) if work is not None else 0
+    log, t0, toks = [], time.time(), 0
+    world, rank = acc.num_processes, acc.process_index
+    bar = tqdm(total=total, initial=start, desc=f"tuning ({cfg.mode})", unit="step",
+               disable=not progress or not acc.is_main_process)
+    for step in range(start, total):
+        step_loss, step_targets = 0.0, 0
+        for micro in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]:
+            mine = micro[rank::world]   # Accelerate-launched processes each take their share of the global batch
+            batch = collate([examples[i] for i in mine], pad)
+            n_global = sum((torch.tensor(examples[i]["labels"][1:]) != prompts.IGNORE_INDEX).sum().item() for i in micro)
+            batch = {k: v.to(acc.device) for k, v in batch.items()}
+            with acc.autocast():
+                loss_sum = loss_mod(**batch)
+            # DDP averages gradients over processes: scale so the result is the global per-token mean.
+            acc.backward(loss_sum * world / (n_global * cfg.grad_accum))
+            step_loss += acc.reduce(loss_sum.detach(), "sum").item()
+            step_targets += n_global
+            toks += int(batch["attention_mask"].sum()) * world
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        entry = {"step": step + 1, "loss": step_loss / step_targets, "lr": sched.get_last_lr()[0],
+                 "tokens_per_s": toks / max(time.time() - t0, 1e-9)}
+        log.append(entry)
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
+        bar.update()
+        if work is not None and acc.is_main_process:
+            with open(work / "train_log.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
+                _checkpoint(work, params, opt, sched, step + 1)
+    bar.close()
+    return {"steps": total, "resumed_at": start, "final_loss": log[-1]["loss"] if log else None,
+            "tokens_per_s": log[-1]["tokens_per_s"] if log else None, "n_trainable": n_trainable(params),
+            "world_size": world}
+
+
+def _checkpoint(work: Path, params, opt, sched, step: int) -> None:
+    from safetensors.torch import save_file
+
+    ck = work / "ckpt.partial"
+    ck.mkdir(exist_ok=True)
+    save_file({f"p{i}": p.detach().float().contiguous() for i, p in enumerate(params)}, ck / "params.safetensors")
+    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ck / "state.pt")
+    final = work / "ckpt"
+    if final.exists():
+        import shutil
+        shutil.rmtree(final)
+    ck.rename(final)
+
+
+def _resume(work: Path, params, opt, sched) -> int:
+    from safetensors.torch import load_file
+
+    ck = work / "ckpt"
+    if not (ck / "state.pt").exists():
+        (work / "train_log.jsonl").unlink(missing_ok=True)
+        return 0
+    saved = load_file(ck / "params.safetensors")
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            p.copy_(saved[f"p{i}"])
+    state = torch.load(ck / "state.pt", weights_only=True)
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    # Keep the log consistent with the checkpoint: drop entries written after it.
+    logf = work / "train_log.jsonl"
+    if logf.exists():
+        lines = [ln for ln in logf.read_text().splitlines() if ln.strip()]
+        logf.write_text("".join(ln + "\n" for ln in lines[: state["step"]]))
+    return state["step"]
+
+
+# --- artifacts --------------------------------------------------------------------------------
+
+def export(lm: models.LoadedModel, cfg: TuneConfig, before: torch.Tensor | None, work: Path) -> dict:
+    """Write what changed: rows (embed/rows), a PEFT adapter (rows/lora/prefix), or the full weights."""
+    from safetensors.torch import save_file
+
+    model = lm.model
+    out = {}
+    if cfg.mode in ("embed", "rows"):
+        emb = model.get_input_embeddings()
+        if isinstance(emb, RowDelta):
+            ids, after = emb.ids, emb.rows_after()
+            model.set_input_embeddings(emb.base)
+        else:
+            after_all = emb.weight.detach()
+            ids = (after_all != before).any(1).nonzero().flatten() if cfg.mode == "embed" else \
+                torch.tensor(ticket_ids(cfg.ticket))
+            after = after_all[ids].float()
+        apply_rows(model, ids, after)
+        changed = (after != before[ids]).any(1)
+        save_file({"ids": ids[changed].contiguous(), "before": before[ids][changed].contiguous(),
+                   "after": after[changed].contiguous()}, work / "rows.safetensors")
+        out.update(rows_trained=len(ids), rows_changed=int(changed.sum()))
+        if cfg.mode == "rows":
+            export_trainable_tokens(lm, ids, after, work / "adapter")
+    elif cfg.mode == "full":
+        model.save_pretrained(work / "model")
+        lm.tokenizer.save_pretrained(work / "model")
+    else:
+        model.save_pretrained(work / "adapter")
+    return out
+
+
+def export_trainable_tokens(lm: models.LoadedModel, ids: torch.Tensor, rows: torch.Tensor, path: Path) -> None:
+    """A PEFT TrainableTokens adapter holding ``rows`` at ``ids`` on the base (untuned) model."""
+    import copy
+
+    import peft
+
+    base = copy.deepcopy(lm.model)
+    pm = peft.get_peft_model(base, peft.TrainableTokensConfig(token_indices=ids.tolist(),
+                                                              target_modules=["embed_tokens"]))
+    for module in pm.modules():
+        if hasattr(module, "trainable_tokens_delta") and "default" in module.trainable_tokens_delta:
+            with torch.no_grad():
+                module.trainable_tokens_delta["default"].copy_(rows)
+    pm.save_pretrained(path)
+
+
+def load_tuned(lm: models.LoadedModel, run_path: str | Path) -> dict:
+    """Apply a tune or transfer run directory to a freshly loaded base model, in place."""
+    from safetensors.torch import load_file
+
+    run_path = Path(run_path)
+    rec_file = run_path / "record.json"
+    if not rec_file.exists():
+        raise KSLError(f"{run_path} is not a finished tune or transfer run (no record.json)",
+                       "give a runs/tune-* or runs/transfer-* directory")
+    rec = json.loads(rec_file.read_text())
+    if rec.get("model", {}).get("spec") not in (None, lm.info.spec):
+        raise KSLError(f"{run_path.name} was tuned from {rec['model']['spec']!r}, not {lm.info.spec!r}",
+                       f"evaluate it with --model {rec['model']['spec']}")
+    if (run_path / "rows.safetensors").exists():
+        models.untie(lm.model)
+        rows = load_file(run_path / "rows.safetensors")
+        apply_rows(lm.model, rows["ids"], rows["after"])
+    elif (run_path / "model").exists():
+        fresh = models.load(str(run_path / "model"), progress=False)
+        lm.model = fresh.model
+    elif (run_path / "adapter").exists():
+        import peft
+        lm.model = peft.PeftModel.from_pretrained(lm.model, run_path / "adapter").eval()
+    return rec
+
+
+def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
+    """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one."""
+    cfg = cfg.resolved()
+    bitext = training_bitext(cfg)
+    prompts.get_template(cfg.template)
+    # The ticket enters the hash by its ids, not by the path it was read from.
+    params = {**asdict(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
+              "data": bitext.name, "data_sha256": bitext.sha256}
+    run = Run("tune", params, runs_dir, seed=cfg.seed)
+    if run.done:
+        return {**run.record(), "reused": True, "path": str(run.path)}
+    ensure_writable(run.root)
+    lm = models.load(cfg.model, progress=progress)
+    work = run.start()
+    examples = encode_all(lm.tokenizer, bitext, cfg)
+    before = lm.model.get_input_embeddings().weight.detach().clone().float()
+    summary = train(lm, cfg, examples, work, progress)
+    artifacts = export(lm, cfg, before, work)
+    record = {"config": asdict(cfg), "model": lm.info.to_dict(),
+              "data": {"name": bitext.name, "sha256": bitext.sha256, "n": len(bitext)},
+              "train": summary, **artifacts}
+    write_json(work / "train_summary.json", summary)
+    import shutil
+    shutil.rmtree(work / "ckpt", ignore_errors=True)
+    path = run.finish(record)
+    return {**record, "run": run.name, "reused": False, "path": str(path)}
