@@ -261,10 +261,10 @@ def prepare_model(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict])
     if cfg.mode == "lora":
         pcfg = peft.LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0,
                                target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-        pm = peft.get_peft_model(model, pcfg)
+        lm.model = pm = peft.get_peft_model(model, pcfg)   # export saves the adapter, not the base
         return TargetLoss(pm.get_base_model()), [p for p in pm.parameters() if p.requires_grad]
     pcfg = peft.PrefixTuningConfig(num_virtual_tokens=cfg.prefix_tokens, task_type="CAUSAL_LM")
-    pm = peft.get_peft_model(model, pcfg)
+    lm.model = pm = peft.get_peft_model(model, pcfg)
     return PeftLoss(pm), [p for p in pm.parameters() if p.requires_grad]
 
 
@@ -312,7 +312,7 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     sched = _schedule(opt, cfg, total)
     loss_mod, opt = acc.prepare(loss_mod, opt)
     pad = lm.tokenizer.pad_token_id
-    start = _resume(work, params, opt, sched) if work is not None else 0
+    start = _resume(work, params, opt, sched, acc.is_main_process) if work is not None else 0
     log, t0, toks = [], time.time(), 0
     world, rank = acc.num_processes, acc.process_index
     bar = tqdm(total=total, initial=start, desc=f"tuning ({cfg.mode})", unit="step",
@@ -364,12 +364,13 @@ def _checkpoint(work: Path, params, opt, sched, step: int) -> None:
     ck.rename(final)
 
 
-def _resume(work: Path, params, opt, sched) -> int:
+def _resume(work: Path, params, opt, sched, main: bool) -> int:
     from safetensors.torch import load_file
 
     ck = work / "ckpt"
     if not (ck / "state.pt").exists():
-        (work / "train_log.jsonl").unlink(missing_ok=True)
+        if main:
+            (work / "train_log.jsonl").unlink(missing_ok=True)
         return 0
     saved = load_file(ck / "params.safetensors")
     with torch.no_grad():
@@ -380,7 +381,7 @@ def _resume(work: Path, params, opt, sched) -> int:
     sched.load_state_dict(state["sched"])
     # Keep the log consistent with the checkpoint: drop entries written after it.
     logf = work / "train_log.jsonl"
-    if logf.exists():
+    if main and logf.exists():
         lines = [ln for ln in logf.read_text().splitlines() if ln.strip()]
         logf.write_text("".join(ln + "\n" for ln in lines[: state["step"]]))
     return state["step"]
@@ -425,14 +426,17 @@ def export_trainable_tokens(lm: models.LoadedModel, ids: torch.Tensor, rows: tor
 
     import peft
 
-    base = copy.deepcopy(lm.model)
-    pm = peft.get_peft_model(base, peft.TrainableTokensConfig(token_indices=ids.tolist(),
-                                                              target_modules=["embed_tokens"]))
-    for module in pm.modules():
-        if hasattr(module, "trainable_tokens_delta") and "default" in module.trainable_tokens_delta:
-            with torch.no_grad():
-                module.trainable_tokens_delta["default"].copy_(rows)
-    pm.save_pretrained(path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers API deprecated in 5.x
+        pm = peft.get_peft_model(copy.deepcopy(lm.model), peft.TrainableTokensConfig(
+            token_indices=ids.tolist(), target_modules=["embed_tokens"]))
+        for module in pm.modules():
+            if hasattr(module, "trainable_tokens_delta") and "default" in module.trainable_tokens_delta:
+                with torch.no_grad():
+                    module.trainable_tokens_delta["default"].copy_(rows)
+        pm.save_pretrained(path)
 
 
 def load_tuned(lm: models.LoadedModel, run_path: str | Path) -> dict:
@@ -461,8 +465,16 @@ def load_tuned(lm: models.LoadedModel, run_path: str | Path) -> dict:
     return rec
 
 
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the one that writes run directories under torchrun/accelerate."""
+    import os
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
-    """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one."""
+    """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one.
+
+    Under torchrun / accelerate launch every process trains; only rank 0 writes the run directory."""
     cfg = cfg.resolved()
     bitext = training_bitext(cfg)
     prompts.get_template(cfg.template)
@@ -472,12 +484,16 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     run = Run("tune", params, runs_dir, seed=cfg.seed)
     if run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}
-    ensure_writable(run.root)
-    lm = models.load(cfg.model, progress=progress)
-    work = run.start()
+    main = is_main_process()
+    if main:
+        ensure_writable(run.root)
+    lm = models.load(cfg.model, progress=progress and main)
+    work = run.start() if main else run.work
     examples = encode_all(lm.tokenizer, bitext, cfg)
     before = lm.model.get_input_embeddings().weight.detach().clone().float()
     summary = train(lm, cfg, examples, work, progress)
+    if not main:
+        return {"config": asdict(cfg), "train": summary, "run": run.name, "reused": False, "path": str(run.path)}
     artifacts = export(lm, cfg, before, work)
     record = {"config": asdict(cfg), "model": lm.info.to_dict(),
               "data": {"name": bitext.name, "sha256": bitext.sha256, "n": len(bitext)},
