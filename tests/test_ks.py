@@ -52,6 +52,14 @@ def test_matches_scipy_on_real_embedding_rows(tiny):
     assert res.d == 576 and 0 < res.statistic.max() < 1
 
 
+@pytest.mark.parametrize("d", [64, 640])
+def test_cpu_merge_and_device_keys_algorithms_agree(d):
+    before, after = with_ties(50, d, seed=7)
+    merge = ks.ks_counts(before, after, algorithm="merge")
+    keys = ks.ks_counts(before, after, algorithm="keys")
+    assert torch.equal(merge[0], keys[0].to(merge[0].dtype)) and torch.equal(merge[1], keys[1])
+
+
 def test_bf16_rows_are_exact_in_float32():
     before, after = with_ties(20, 128, seed=1)
     b16, a16 = before.bfloat16(), after.bfloat16()

@@ -29,7 +29,8 @@ class EvalConfig:
     template: str = field(default="explicit", metadata={"help": f"prompt template: {', '.join(prompts.TEMPLATES)}"})
     split: str = field(default="devtest", metadata={"help": "FLORES split to score on"})
     limit: int | None = field(default=200, metadata={"help": "first N sentences (none: all)"})
-    batch_size: int = field(default=8, metadata={"help": "sentences per generation batch"})
+    batch_size: int = field(default=32, metadata={"help": "sentences per generation batch (larger amortises "
+                            "reading the weights per step: on 2 CPU cores 32 gives ~2x the tokens/s of 8)"})
     max_new_tokens: int = field(default=128, metadata={"help": "cap on generated tokens"})
     num_beams: int = field(default=1, metadata={"help": "1 = greedy; the paper's group used 4"})
     stop_on_newline: bool = field(default=False, metadata={"help": "also stop at any newline-bearing token "

@@ -1,11 +1,13 @@
 """Two-sample Kolmogorov-Smirnov statistics for every embedding row at once.
 
 Row j of the embedding before tuning and after tuning are two samples of size d. With equal sizes
-D_j = k_j / d for an integer k_j = max over the pooled values v of |#before <= v - #after <= v|, so
-the whole computation is one sort per row of 2d integer keys: each float32 value is mapped to an
-order-preserving integer, shifted left one bit, and the sample label goes in the freed bit. A running
-count at the end of each group of equal values gives k exactly, ties included, the way
-``scipy.stats.ks_2samp`` counts them.
+D_j = k_j / d for an integer k_j = max over the pooled values v of |#before <= v - #after <= v|,
+evaluated after each group of equal values (ties counted the way ``scipy.stats.ks_2samp`` counts them).
+
+- CPU: numpy's SIMD sort of each row, then one compiled linear merge per row (numba), chunks of rows
+  spread over threads.
+- CUDA: one sort per row of 2d integer keys (each float mapped to an order-preserving integer, shifted
+  left one bit, the sample label in the freed bit) and a running count at the end of each group.
 
 Because k takes only d + 1 values, p-values are tabulated once per d (by asking scipy itself, so the
 exact-versus-asymptotic behaviour, fallbacks included, is scipy's) and looked up per row.
@@ -52,13 +54,10 @@ def _sort_keys(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     return keys
 
 
-def _k_chunk(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+def _k_keys(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """The sort-keys algorithm (any device; the CUDA path)."""
     d = before.shape[1]
-    keys = _sort_keys(before, after)
-    if keys.is_cuda:
-        keys = torch.sort(keys, dim=1).values
-    else:  # numpy's SIMD sort is several times faster than torch's on the CPU
-        keys = torch.from_numpy(np.sort(keys.numpy(), axis=1))
+    keys = torch.sort(_sort_keys(before, after), dim=1).values
     n_after = torch.cumsum(keys & 1, dim=1, dtype=torch.int32)
     position = torch.arange(1, 2 * d + 1, device=keys.device, dtype=torch.int32)
     diff = (position - 2 * n_after).abs()      # #before<=v - #after<=v, up to sign
@@ -67,9 +66,48 @@ def _k_chunk(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     return torch.where(end, diff, 0).amax(1)
 
 
-def ks_counts(before: torch.Tensor, after: torch.Tensor, chunk_rows: int = 2048,
-              threads: int | None = None) -> torch.Tensor:
-    """k_j = d * D_j for every row; chunked to bound memory (about 40 bytes x 2d per row in flight)."""
+@functools.lru_cache(maxsize=None)
+def _merge_kernel():
+    import numba
+
+    @numba.njit(nogil=True, cache=True)
+    def merge_counts(xs, ys, out):
+        # Rows are sorted, with a +inf sentinel in the last column so the merge needs no bounds checks.
+        rows, d = xs.shape[0], xs.shape[1] - 1
+        for r in range(rows):
+            x, y = xs[r], ys[r]
+            i = j = best = 0
+            for _ in range(2 * d):
+                take_x = x[i] <= y[j]
+                v = x[i] if take_x else y[j]
+                i += take_x
+                j += 1 - take_x
+                # Count only after the last of a group of equal values (== groups -0.0 with 0.0, as scipy).
+                if min(x[i], y[j]) != v:
+                    best = max(best, abs(i - j))
+            out[r] = best
+
+    return merge_counts
+
+
+def _sorted_with_sentinel(rows: np.ndarray) -> np.ndarray:
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = rows
+    out[:, -1] = np.inf
+    out[:, :-1].sort(axis=1)
+    return out
+
+
+def _k_merge(before: np.ndarray, after: np.ndarray, out: np.ndarray) -> None:
+    """The CPU algorithm: sort both samples (numpy's SIMD sort), merge once (compiled)."""
+    _merge_kernel()(_sorted_with_sentinel(before), _sorted_with_sentinel(after), out)
+
+
+def ks_counts(before: torch.Tensor, after: torch.Tensor, chunk_rows: int | None = None,
+              threads: int | None = None, algorithm: str = "auto") -> torch.Tensor:
+    """(k, changed): k_j = d * D_j and whether row j differs at all, in chunks of rows (bounded memory).
+
+    ``algorithm``: ``merge`` (CPU), ``keys`` (any device), ``auto`` (merge on CPU, keys on CUDA)."""
     if before.shape != after.shape or before.dim() != 2:
         raise KSLError(f"before {tuple(before.shape)} and after {tuple(after.shape)} must be equal 2-D shapes",
                        "pass the embedding matrix before and after tuning")
@@ -79,18 +117,26 @@ def ks_counts(before: torch.Tensor, after: torch.Tensor, chunk_rows: int = 2048,
     if torch.isnan(before).any() or torch.isnan(after).any():
         raise KSLError("embedding rows contain NaN", "check the tuning run that produced them")
     before, after = before.detach(), after.detach()
-    if before.is_cuda:
-        return torch.cat([_k_chunk(before[s:s + chunk_rows], after[s:s + chunk_rows])
-                          for s in range(0, len(before), chunk_rows)])
-    out = torch.empty(len(before), dtype=torch.int32)
+    if algorithm == "auto":
+        algorithm = "keys" if before.is_cuda else "merge"
+    chunk_rows = chunk_rows or max(1, (1 << 19) // before.shape[1])   # ~2 MB of float32 per sample
+    if algorithm == "keys":
+        k = torch.cat([_k_keys(before[s:s + chunk_rows], after[s:s + chunk_rows])
+                       for s in range(0, len(before), chunk_rows)])
+        return k, (before != after).any(1)
+    b = before.float().cpu().numpy()
+    a = after.float().cpu().numpy()
+    out = np.empty(len(b), dtype=np.int32)
+    changed = np.empty(len(b), dtype=bool)
 
     def work(s):
-        out[s:s + chunk_rows] = _k_chunk(before[s:s + chunk_rows].contiguous(), after[s:s + chunk_rows].contiguous())
+        _k_merge(b[s:s + chunk_rows], a[s:s + chunk_rows], out[s:s + chunk_rows])
+        np.any(b[s:s + chunk_rows] != a[s:s + chunk_rows], axis=1, out=changed[s:s + chunk_rows])
 
-    # numpy's sort releases the GIL: one chunk per core keeps both busy.
+    # numpy's sort and the compiled merge release the GIL: one chunk per core keeps every core busy.
     with ThreadPoolExecutor(threads or torch.get_num_threads()) as pool:
-        list(pool.map(work, range(0, len(before), chunk_rows)))
-    return out
+        list(pool.map(work, range(0, len(b), chunk_rows)))
+    return torch.from_numpy(out), torch.from_numpy(changed)
 
 
 @functools.lru_cache(maxsize=None)
@@ -111,11 +157,12 @@ def pvalue_table(d: int, ks: np.ndarray, method: str = "auto") -> dict[int, floa
     return {int(k): _pvalue(d, int(k), method) for k in np.unique(ks)}
 
 
-def ks_test(before: torch.Tensor, after: torch.Tensor, method: str = "auto", chunk_rows: int = 2048) -> KSResult:
+def ks_test(before: torch.Tensor, after: torch.Tensor, method: str = "auto", chunk_rows: int | None = None,
+            algorithm: str = "auto") -> KSResult:
     """D and p for every row, identical to ``scipy.stats.ks_2samp(before[j], after[j], method=method)``."""
     d = before.shape[1] if before.dim() == 2 else 0
-    k = ks_counts(before, after, chunk_rows).cpu()
-    changed = (before != after).any(1).cpu()
+    k, changed = ks_counts(before, after, chunk_rows, algorithm=algorithm)
+    k, changed = k.cpu(), changed.cpu()
     table = pvalue_table(d, k.numpy(), method)
     lookup = np.ones(d + 1)
     for kk, p in table.items():

@@ -299,8 +299,9 @@ def _accelerator(cfg: TuneConfig):
 
 
 def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: Path | None = None,
-          progress: bool = True) -> dict:
-    """Run the loop; checkpoint into ``work/ckpt`` and resume from it. Returns the training log summary."""
+          progress: bool = True, log: list | None = None) -> dict:
+    """Run the loop; checkpoint into ``work/ckpt`` and resume from it. Returns the training summary;
+    per-step entries are appended to ``log`` when given (and to ``work/train_log.jsonl``)."""
     from tqdm.auto import tqdm
 
     acc = _accelerator(cfg)
@@ -313,11 +314,13 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     loss_mod, opt = acc.prepare(loss_mod, opt)
     pad = lm.tokenizer.pad_token_id
     start = _resume(work, params, opt, sched, acc.is_main_process) if work is not None else 0
-    log, t0, toks = [], time.time(), 0
+    log = [] if log is None else log
+    t0, toks = time.time(), 0
     world, rank = acc.num_processes, acc.process_index
     bar = tqdm(total=total, initial=start, desc=f"tuning ({cfg.mode})", unit="step",
                disable=not progress or not acc.is_main_process)
     for step in range(start, total):
+        t_step = time.time()
         step_loss, step_targets = 0.0, 0
         for micro in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]:
             mine = micro[rank::world]   # Accelerate-launched processes each take their share of the global batch
@@ -335,7 +338,7 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
         sched.step()
         opt.zero_grad(set_to_none=True)
         entry = {"step": step + 1, "loss": step_loss / step_targets, "lr": sched.get_last_lr()[0],
-                 "tokens_per_s": toks / max(time.time() - t0, 1e-9)}
+                 "step_s": time.time() - t_step, "tokens_per_s": toks / max(time.time() - t0, 1e-9)}
         log.append(entry)
         bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
         bar.update()
