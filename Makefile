@@ -15,7 +15,7 @@ export KSL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/flores200),$(SHARED_DATA),
 export KSL_RUNS ?= $(abspath runs)
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install test study baseline help
+.PHONY: install test study baseline help book goldens
 help:
 	@echo "make study   run the main job on the embedded default model (gemma3-270m)"
 	@echo "make test    run the test suite (what CI runs)"
@@ -33,11 +33,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Unit and CLI tests, plus the smoke-profile notebooks re-executed and checked by nbval.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg tests/
 
 # The main job. For now the baseline evaluation of the base model; the study profile replaces it.
 study: baseline
 baseline: install
 	$(BIN)/kslottery evaluate --model gemma3-270m --pair eng_Latn-cat_Latn --template explicit --split devtest --limit 200
 	$(BIN)/kslottery evaluate --model gemma3-270m --pair eng_Latn-deu_Latn --template explicit --split devtest --limit 200
+
+# The book: the executed notebooks under book/results/, built offline; warnings fail the build.
+book: install
+	$(BIN)/jupyter-book build book/ -W -n --keep-going
+
+# Regenerate the nbval golden files from a fresh smoke run.
+goldens: install
+	$(BIN)/kslottery run --profile smoke --quiet
+	mkdir -p tests/notebooks
+	cp book/results/smoke/*.ipynb tests/notebooks/

@@ -10,8 +10,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def pytest_configure(config):
+    import tempfile
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if "KSL_DATA_DIR" not in os.environ and (SHARED / "flores200").is_dir():
+    # Tests (and the nbval notebooks they execute) write run directories into a fresh folder, never runs/.
+    os.environ["KSL_RUNS"] = tempfile.mkdtemp(prefix="ksl-test-runs-")
+    if not os.environ.get("KSL_DATA_DIR") and (SHARED / "flores200").is_dir():
         os.environ["KSL_DATA_DIR"] = str(SHARED)
 
 

@@ -83,6 +83,13 @@ def cmd_transfer(ns) -> int:
     return 0
 
 
+def cmd_run(ns) -> int:
+    from .profiles import run_profile
+
+    run_profile(ns.profile, only=ns.only or None, progress=not ns.quiet)
+    return 0
+
+
 def cmd_models(ns) -> int:
     from . import models
 
@@ -143,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
         parser.set_defaults(func=func)
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    r = sub.add_parser("run", help="execute the study's notebooks for a profile (papermill)",
+                       description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
+                       "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
+    r.add_argument("--profile", required=True, help="smoke, default or paper (profiles/*.yaml)")
+    r.add_argument("--only", action="append", help="run only this notebook (repeatable)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
 
     m = sub.add_parser("models", help="list presets, or load a model spec and describe it",
                        description="Without SPEC: list the presets. With SPEC: load it (dequantizing and "

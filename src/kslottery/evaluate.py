@@ -54,9 +54,11 @@ def _load_done(path) -> dict[int, generate.Continuation]:
     return done
 
 
-def evaluate(config: EvalConfig, runs_dir=None, lm: models.LoadedModel | None = None,
-             progress: bool = True) -> dict:
-    """Score ``config`` and return its record; reuse the run directory when it is complete."""
+def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) -> dict:
+    """Score ``config`` and return its record; reuse the run directory when it is complete.
+
+    ``lm``: a loaded model to use (it must be ``config.model``), or a function returning one, called only
+    when the run has to be computed."""
     template = prompts.get_template(config.template)
     bitext = data.load_flores(config.pair, config.split, limit=config.limit)
     prompts.language_name(bitext.src_lang), prompts.language_name(bitext.tgt_lang)
@@ -75,6 +77,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm: models.LoadedModel | None = 
     if run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}
     ensure_writable(run.root)
+    if callable(lm):
+        lm = lm()
     if lm is None:
         lm = models.load(config.model, dtype=config.dtype, progress=progress)
     if config.tuned:

@@ -48,7 +48,7 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
     """Continue each tokenized prompt. Prompts are batched by length (less padding) and results come
     back in input order. ``on_batch(indices, continuations)`` is called after each batch, so callers can
     checkpoint; prompts whose index is in ``done`` are not recomputed (resume)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from transformers import GenerationConfig
 
     eos = tokenizer.eos_token_id

@@ -144,7 +144,7 @@ def _strip_gguf_quantization(model) -> None:
 
 def _cached_preset(preset: Preset, progress: bool) -> tuple[Path, str]:
     """A safetensors directory for the preset, dequantized on first use."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf, expected = _preset_gguf(preset)

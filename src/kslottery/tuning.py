@@ -302,7 +302,7 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
           progress: bool = True, log: list | None = None) -> dict:
     """Run the loop; checkpoint into ``work/ckpt`` and resume from it. Returns the training summary;
     per-step entries are appended to ``log`` when given (and to ``work/train_log.jsonl``)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     acc = _accelerator(cfg)
     torch.manual_seed(cfg.seed)

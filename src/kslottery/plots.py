@@ -1,0 +1,74 @@
+"""Seaborn figures for the notebooks: one function per figure, each returning the matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def baseline_heatmap(df, metric: str = "chrf++"):
+    """Score of the base model per template (rows) and extraction rule (columns), one panel per pair."""
+    pairs = list(dict.fromkeys(df["pair"]))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        grid = df[df["pair"] == pair].pivot(index="template", columns="rule", values=metric)
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar=False)
+        ax.set_title(f"{pair}: {metric}")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves: dict):
+    """Training loss per step for each labelled run."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, df in curves.items():
+        ax.plot(df["step"], df["loss"], label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss per target token")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def ks_distributions(rows):
+    """Distribution of D and of -log10 p over the changed rows, and D against the L2 shift."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    sns.histplot(rows["D"], bins=40, ax=axes[0])
+    axes[0].set_title("KS statistic D (changed rows)")
+    sns.histplot(-np.log10(rows["p"].clip(lower=1e-300)), bins=40, ax=axes[1])
+    axes[1].set_xlabel("-log10 p")
+    axes[1].set_title("p-values")
+    sns.scatterplot(data=rows, x="l2_shift", y="D", hue="in_template", s=10, ax=axes[2])
+    axes[2].set_title("D against the row's L2 shift")
+    fig.tight_layout()
+    return fig
+
+
+def ticket_size_curve(sizes):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.lineplot(data=sizes, x="alpha", y="size", hue="rule", marker="o", ax=ax)
+    ax.set_xscale("log")
+    ax.set_title("ticket size against alpha and correction")
+    fig.tight_layout()
+    return fig
+
+
+def frequency_relation(rows):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.scatterplot(data=rows, x="train_count", y="D", hue="in_template", s=10, ax=ax)
+    ax.set_xscale("log")
+    ax.set_title("D against training-token frequency")
+    fig.tight_layout()
+    return fig
+
+
+def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
+    fig, ax = plt.subplots(figsize=(1.2 * len(matrix) + 2, 1.0 * len(matrix) + 1.5))
+    sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

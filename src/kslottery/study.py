@@ -1,0 +1,116 @@
+"""The study's experiments, one function per result the notebooks show.
+
+Each function takes the notebook's parameters, runs (or reuses) hash-named runs through the library,
+and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from . import data, evaluate, models, prompts, tuning
+from .discovery import DiscoveryConfig, discover, read_tune_run
+from .errors import KSLError
+from .ticket import RULES, ks_from_rows, select
+
+
+def check(notebook: str, **params) -> dict:
+    """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones)."""
+    for name, value in params.items():
+        if name in ("pairs", "templates", "seeds", "alphas") and not isinstance(value, list):
+            raise KSLError(f"{notebook}: parameter {name} must be a list, got {value!r}", "pass lists through YAML")
+    for pair in params.get("pairs", []):
+        for code in data.parse_pair(pair):
+            prompts.language_name(code)
+    for t in params.get("templates", []) + ([params["template"]] if "template" in params else []):
+        prompts.get_template(t)
+    for name in ("limit", "train_limit", "max_new_tokens", "batch_size", "k"):
+        if name in params and params[name] is not None and (not isinstance(params[name], int) or params[name] < 1):
+            raise KSLError(f"{notebook}: parameter {name} must be a positive integer, got {params[name]!r}",
+                           "fix it in the profile YAML")
+    return params
+
+
+def _eval_rows(record: dict, **labels) -> list[dict]:
+    rows = []
+    for rule, s in record["scores"].items():
+        rows.append({**labels, "rule": rule, "bleu": s["bleu"]["score"], "chrf++": s["chrf++"]["score"],
+                     "spbleu": s["spbleu"]["score"], "mean_words": s["mean_words"],
+                     "eos_rate": record["termination"]["eos_rate"], "cap_rate": record["termination"]["cap_rate"],
+                     "run": record["run"]})
+    return rows
+
+
+def baseline_grid(model: str, pairs: list[str], templates: list[str], split: str = "devtest", limit: int = 200,
+                  max_new_tokens: int = 128, batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
+    """The base model on every pair x template, scored under every extraction rule."""
+    loaded = {}
+
+    def lm():   # loaded only if some cell of the grid is not already a finished run
+        if "lm" not in loaded:
+            loaded["lm"] = models.load(model, progress=progress)
+        return loaded["lm"]
+
+    rows = []
+    for pair in pairs:
+        for template in templates:
+            cfg = evaluate.EvalConfig(model=model, pair=pair, template=template, split=split, limit=limit,
+                                      max_new_tokens=max_new_tokens, batch_size=batch_size)
+            rows += _eval_rows(evaluate.evaluate(cfg, lm=lm, progress=progress), pair=pair, template=template)
+    return pd.DataFrame(rows)
+
+
+def tune_embed(model: str, pair: str, train_limit: int, lr: float, epochs: float, batch_size: int = 8,
+               seed: int = 0, template: str = "explicit", max_steps: int | None = None,
+               progress: bool = True) -> dict:
+    cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template, mode="embed",
+                            lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps)
+    return tuning.tune(cfg, progress=progress)
+
+
+def loss_curve(tune_path: str) -> pd.DataFrame:
+    return pd.read_json(Path(tune_path) / "train_log.jsonl", lines=True)
+
+
+def ks_rows(tune_path: str, template: str = "explicit") -> pd.DataFrame:
+    """Every changed row: token, KS statistic and p, L2 shift, training frequency, in the prompt template."""
+    from transformers import AutoTokenizer
+
+    rec, rows = read_tune_run(tune_path)
+    tok = AutoTokenizer.from_pretrained(rec["model"]["source"])
+    res = ks_from_rows(rows, rec["model"]["vocab_size"])
+    ids = rows["ids"].long()
+    cfg = tuning.TuneConfig(**{k: v for k, v in rec["config"].items()})
+    bitext = tuning.training_bitext(cfg)
+    counts = Counter(t for e in tuning.encode_all(tok, bitext, cfg) for t in e["input_ids"])
+    t = prompts.get_template(template)
+    fixed = set(prompts.encode_prompt(tok, t.render("", bitext.src_lang, bitext.tgt_lang)))
+    return pd.DataFrame({
+        "id": ids.tolist(), "token": tok.convert_ids_to_tokens(ids.tolist()),
+        "D": res.statistic[ids].tolist(), "p": res.pvalue[ids].tolist(),
+        "l2_shift": (rows["after"] - rows["before"]).norm(dim=1).tolist(),
+        "train_count": [counts.get(int(i), 0) for i in ids], "in_template": [int(i) in fixed for i in ids],
+    }).sort_values(["D", "p", "id"], ascending=[False, True, True], ignore_index=True)
+
+
+def ticket_sizes(tune_path: str, alphas: list[float]) -> pd.DataFrame:
+    """Ticket size for every selection rule at every alpha."""
+    rec, rows = read_tune_run(tune_path)
+    res = ks_from_rows(rows, rec["model"]["vocab_size"])
+    out = [{"rule": rule, "alpha": a, "size": len(select(res, rule, alpha=a))}
+           for rule in RULES if rule != "topk" for a in alphas]
+    return pd.DataFrame(out)
+
+
+def tickets(tune_paths: dict[str, str], k: int, alpha: float = 0.05) -> dict[str, dict]:
+    """KS discovery on each labelled tune run; returns the discovery records."""
+    return {label: discover(DiscoveryConfig(tuned=path, alpha=alpha, k=k)) for label, path in tune_paths.items()}
+
+
+def jaccard(sets: dict[str, list[int]]) -> pd.DataFrame:
+    labels = list(sets)
+    m = [[len(set(sets[a]) & set(sets[b])) / max(len(set(sets[a]) | set(sets[b])), 1) for b in labels] for a in labels]
+    return pd.DataFrame(m, index=labels, columns=labels)
