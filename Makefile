@@ -15,7 +15,7 @@ export KSL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/flores200),$(SHARED_DATA),
 export KSL_RUNS ?= $(abspath runs)
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install test study baseline help book goldens
+.PHONY: install test study baseline help book goldens browser
 help:
 	@echo "make study   run the main job on the embedded default model (gemma3-270m)"
 	@echo "make test    run the test suite (what CI runs)"
@@ -33,8 +33,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Unit and CLI tests, plus the smoke-profile notebooks re-executed and checked by nbval.
-test: install
+# Headless Chromium for the browser test of the built book (Debian packages; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# Unit and CLI tests, the smoke-profile notebooks re-executed and checked by nbval, the book in a browser.
+test: install browser
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg tests/
 
 # The main job. For now the baseline evaluation of the base model; the study profile replaces it.

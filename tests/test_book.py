@@ -1,0 +1,92 @@
+"""The published book, built for real and opened in headless Chromium (Debian chromium + chromedriver)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT_PAGES = sorted((ROOT / "book" / "results").glob("*/*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    r = subprocess.run([str(jb), "build", str(ROOT / "book"), "--path-output", str(out), "-W", "-n", "--keep-going"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail("Chromium is not installed: apt-get install -y chromium chromium-driver (make test does this)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,1600"):
+        opts.add_argument(flag)
+    b = webdriver.Chrome(service=Service(driver), options=opts)
+    b.set_page_load_timeout(60)
+    yield b
+    b.quit()
+
+
+def page_of(html: Path, notebook: Path) -> Path:
+    return html / notebook.relative_to(ROOT / "book").with_suffix(".html")
+
+
+def test_every_results_page_renders_with_its_figures(html, browser):
+    assert RESULT_PAGES, "no executed notebooks under book/results"
+    for nb in RESULT_PAGES:
+        page = page_of(html, nb)
+        browser.get(page.as_uri())
+        h1 = browser.execute_script("const h = document.querySelector('main h1'); return h ? h.textContent : ''")
+        assert h1.strip(), f"{page.name} has no title"
+        images = browser.execute_script(
+            "return Array.from(document.querySelectorAll('main img')).map(i => [i.src, i.complete && i.naturalWidth > 0])")
+        assert images, f"{page.name} shows no figure"
+        broken = [src for src, ok in images if not ok]
+        assert not broken, f"{page.name}: images that did not load: {broken}"
+        text = browser.execute_script("return document.querySelector('main').innerText")
+        assert "Traceback (most recent call last)" not in text and "Error:" not in text, f"{page.name} shows an error"
+
+
+def test_no_internal_link_is_broken(html, browser):
+    broken = []
+    for page in sorted(html.rglob("*.html")):
+        if "_static" in page.parts or "_sources" in page.parts:
+            continue
+        browser.get(page.as_uri())
+        for href in browser.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"):
+            url = urlparse(href)
+            if url.scheme != "file":
+                continue
+            target = Path(unquote(url.path))
+            if not target.exists():
+                broken.append(f"{page.relative_to(html)} -> {href}")
+            elif url.fragment and target.suffix == ".html" and f'id="{url.fragment}"' not in target.read_text():
+                broken.append(f"{page.relative_to(html)} -> {href} (no anchor)")
+    assert not broken, "\n".join(broken)
+
+
+def test_math_renders_offline(html, browser):
+    browser.get((html / "method.html").as_uri())
+    import time
+    for _ in range(50):
+        if browser.execute_script("return document.querySelectorAll('mjx-container').length") > 0:
+            break
+        time.sleep(0.2)
+    assert browser.execute_script("return document.querySelectorAll('mjx-container').length") > 0
+    src = browser.execute_script("return Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax'))")
+    assert src and all(s.startswith("file://") for s in src)
