@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binomtest, norm
+
+from kslottery import certify, models
+
+
+@pytest.mark.parametrize("k,n,alpha", [(0, 10, 0.05), (3, 10, 0.05), (10, 10, 0.01), (480, 500, 0.001), (250, 500, 0.1)])
+def test_clopper_pearson_matches_scipy(k, n, alpha):
+    low, high = certify.clopper_pearson(k, n, alpha)
+    ci = binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="exact")
+    assert low == pytest.approx(ci.low, abs=1e-12) and high == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_toy_linear_classifier_radius_is_the_distance_to_the_boundary():
+    """f(z) = [w.z + b > 0] smoothed with N(0, s^2 I): pA = Phi(dist / s), so R = s PhiInv(pA) = dist."""
+    w, b, sigma = torch.tensor([3.0, -4.0]), 0.5, 1.0
+    z0 = torch.tensor([[1.0, -0.5]])                        # one position, two dimensions
+    dist = float((w @ z0[0] + b).abs() / w.norm())           # = 1.1
+
+    def classify(noisy):                                     # (batch, 1, 2) -> (batch, 1)
+        return (noisy @ w + b > 0).long()
+
+    cert = certify.certify(classify, z0, vocab=2, sigma=sigma, n0=100, n=20000, alpha=0.001, batch=5000)
+    assert cert.prediction[0] == 1 and not cert.abstain[0]
+    assert cert.radius[0] < dist                             # sound: a lower bound
+    assert cert.radius[0] > dist - 0.1                       # and tight with 20,000 samples
+    expected_low = certify.lower_confidence_bound(norm.cdf(dist / sigma) * 20000, 20000, 0.001)
+    assert cert.radius[0] == pytest.approx(sigma * norm.ppf(expected_low), abs=0.05)
+
+
+def test_abstains_on_a_coin_flip():
+    cert = certify.certify(lambda noisy: (noisy[..., 0] > 0).long(), torch.zeros(1, 1), vocab=2, sigma=1.0,
+                           n0=50, n=500, alpha=0.001)
+    assert cert.abstain[0] and cert.radius[0] == 0 and cert.prediction[0] == -1
+
+
+def test_agreement_is_total_when_the_ticket_holds_every_changed_row():
+    lm = models.load("tiny:smollm2-135m", untie_head=True, progress=False)
+    ids = torch.tensor(lm.tokenizer("English: Good night.\nCatalan: Bona nit.")["input_ids"])
+    base = lm.model.get_input_embeddings().weight.detach().clone()
+    tuned = base.clone()
+    tuned[ids[:5]] += 0.01                                     # the rows "tuning" moved
+    partial = base.clone()
+    partial[ids[:5]] = tuned[ids[:5]]                          # a ticket with every changed row
+    with torch.no_grad():
+        lm.model.get_input_embeddings().weight.copy_(tuned)
+    cert = certify.certify_sequence(lm.model, ids, sigma=0.01, n0=8, n=64, alpha=0.01, batch=32)
+    norms = certify.perturbation_norms(ids, tuned, partial)
+    assert np.all(norms == 0)
+    agree = certify.certified_agreement(cert, norms)
+    assert np.array_equal(agree, ~cert.abstain) and agree.any()
+    other = models.load("tiny:smollm2-135m", untie_head=True, progress=False)
+    with torch.no_grad():
+        other.model.get_input_embeddings().weight.copy_(partial)
+    assert certify.empirical_agreement(lm.model, other.model, ids).all()
+    # Leaving a changed row out of the ticket opens a gap from its first occurrence on.
+    partial[ids[0]] = base[ids[0]]
+    gap = certify.perturbation_norms(ids, tuned, partial)
+    assert gap[0] > 0 and np.all(np.diff(gap) >= 0)
