@@ -72,3 +72,16 @@ def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def agreement_vs_size(df):
+    """Certified and empirical agreement against ticket size, KS tickets against random ones."""
+    long = df.melt(id_vars=["kind", "size"], value_vars=["certified_agreement", "empirical_agreement"],
+                   var_name="agreement", value_name="rate")
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.lineplot(data=long, x="size", y="rate", hue="kind", style="agreement", marker="o", ax=ax)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("agreement with the embedding-tuned model")
+    fig.tight_layout()
+    return fig

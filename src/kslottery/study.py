@@ -6,10 +6,15 @@ and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+from tqdm import TqdmWarning
+
+# transformers' loading bars import tqdm.auto, which warns inside Jupyter without ipywidgets.
+warnings.filterwarnings("ignore", category=TqdmWarning)
 
 from . import data, evaluate, models, prompts, tuning
 from .discovery import DiscoveryConfig, discover, read_tune_run
@@ -114,3 +119,63 @@ def jaccard(sets: dict[str, list[int]]) -> pd.DataFrame:
     labels = list(sets)
     m = [[len(set(sets[a]) & set(sets[b])) / max(len(set(sets[a]) | set(sets[b])), 1) for b in labels] for a in labels]
     return pd.DataFrame(m, index=labels, columns=labels)
+
+
+def certification(tune_path: str, sizes: list[int], random_draws: int, sigma: float, n0: int, n: int,
+                  alpha: float, sentences: int, template: str = "explicit", split: str = "devtest",
+                  progress: bool = True) -> pd.DataFrame:
+    """Certified and empirical agreement between the embedding-tuned model and partial transfers of
+    KS top-k tickets and random tickets of the same sizes, over the target positions of FLORES
+    sentences (teacher-forced prompt + reference)."""
+    import numpy as np
+    import torch
+
+    from . import baselines, certify
+    from .transfer import transferred_rows
+
+    rec, rows = read_tune_run(tune_path)
+    lm = models.load(rec["model"]["spec"], untie_head=True, progress=progress)
+    base = lm.model.get_input_embeddings().weight.detach().clone()
+    tuned = base.clone()
+    tuned[rows["ids"].long()] = rows["after"].to(base.dtype)
+    with torch.no_grad():
+        lm.model.get_input_embeddings().weight.copy_(tuned)
+    partner = models.load(rec["model"]["spec"], untie_head=True, progress=False)
+
+    bitext = data.load_flores(rec["config"]["pair"], split, limit=sentences)
+    cfg = tuning.TuneConfig(**rec["config"])
+    examples = [prompts.encode_example(lm.tokenizer, prompts.get_template(template), s, t,
+                                       bitext.src_lang, bitext.tgt_lang) for s, t in zip(bitext.src, bitext.tgt)]
+    seqs = [(torch.tensor(e["input_ids"]), np.array(e["labels"]) != prompts.IGNORE_INDEX) for e in examples]
+    # The context at position t predicts token t+1: certify the positions whose next token is a target.
+    certs = [certify.certify_sequence(lm.model, ids, sigma, n0, n, alpha) for ids, _ in seqs]
+    masks = [np.append(target[1:], False) for _, target in seqs]
+
+    ks = ks_from_rows(rows, rec["model"]["vocab_size"])
+    counts = Counter(t for e in tuning.encode_all(lm.tokenizer, tuning.training_bitext(cfg), cfg) for t in e["input_ids"])
+    tickets = [("all changed rows", rows["ids"].tolist())]
+    for k in sizes:
+        tickets.append((f"KS top-{k}", select(ks, "topk", k=k).tolist()))
+        tickets += [(f"random-{k} #{d}", baselines.random_ticket(counts, k, seed=d).ids) for d in range(random_draws)]
+    out = []
+    for name, ids in tickets:
+        moved = transferred_rows(rows, ids)
+        partial = base.clone()
+        partial[moved["ids"]] = moved["after"].to(base.dtype)
+        with torch.no_grad():
+            partner.model.get_input_embeddings().weight.copy_(partial)
+        cert_ok, emp_ok, radius, gap = [], [], [], []
+        for (ids_t, _), c, m in zip(seqs, certs, masks):
+            norms = certify.perturbation_norms(ids_t, tuned, partial)
+            cert_ok.append(certify.certified_agreement(c, norms)[m])
+            emp_ok.append(certify.empirical_agreement(lm.model, partner.model, ids_t)[m])
+            radius.append(c.radius[m])
+            gap.append(norms[m])
+        cert_ok, emp_ok = np.concatenate(cert_ok), np.concatenate(emp_ok)
+        out.append({"ticket": name, "kind": name.split(" ")[0].split("-")[0], "size": len(ids),
+                    "contexts": len(cert_ok), "certified_agreement": cert_ok.mean(),
+                    "empirical_agreement": emp_ok.mean(),
+                    "abstain_rate": float(np.mean(np.concatenate([c.abstain[m] for c, m in zip(certs, masks)]))),
+                    "median_radius": float(np.median(np.concatenate(radius))),
+                    "median_perturbation": float(np.median(np.concatenate(gap)))})
+    return pd.DataFrame(out)
