@@ -192,3 +192,14 @@ def test_two_gloo_processes_match_one(flores_dir, tmp_path):
     assert torch.allclose(a["after"], b["after"], atol=1e-5)
     rec = json.loads(next((tmp_path / "two").glob("tune-*/record.json")).read_text())
     assert rec["train"]["world_size"] == 2
+
+
+def test_gpu_benchmark_code_paths_run_on_a_tiny_cpu_model():
+    """benchmarks/gpu.py builds a LLaMA-7B-shaped model on a GPU; --tiny runs the same paths on the CPU."""
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    r = subprocess.run([sys.executable, str(script), "--tiny", "--device", "cpu", "--steps", "1"],
+                       capture_output=True, text=True, timeout=600, cwd=script.parent)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for part in ("embedding_tuning", "rows18_tuning", "ks_full_vocab", "generate_batch32", "full_finetuning"):
+        assert part in r.stdout

@@ -84,6 +84,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     if config.tuned:
         from .tuning import load_tuned
         load_tuned(lm, config.tuned)
+    if torch.cuda.is_available():   # the paper profile: generate on the GPU
+        lm.model.to("cuda")
     torch.manual_seed(config.seed)
     work = run.start()
     ids = [prompts.encode_prompt(lm.tokenizer, template.render(s, bitext.src_lang, bitext.tgt_lang))

@@ -401,10 +401,10 @@ def export(lm: models.LoadedModel, cfg: TuneConfig, before: torch.Tensor | None,
     if cfg.mode in ("embed", "rows"):
         emb = model.get_input_embeddings()
         if isinstance(emb, RowDelta):
-            ids, after = emb.ids, emb.rows_after()
+            ids, after = emb.ids.cpu(), emb.rows_after().cpu()
             model.set_input_embeddings(emb.base)
         else:
-            after_all = emb.weight.detach()
+            after_all = emb.weight.detach().float().cpu()
             ids = (after_all != before).any(1).nonzero().flatten() if cfg.mode == "embed" else \
                 torch.tensor(ticket_ids(cfg.ticket))
             after = after_all[ids].float()
