@@ -268,6 +268,8 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
 
     torch_dtype = resolve_dtype(dtype)
     hf_logging.set_verbosity_error()
+    if not progress:
+        hf_logging.disable_progress_bar()
     sha = None
     path = Path(spec).expanduser()
     if spec in PRESETS:

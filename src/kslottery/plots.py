@@ -85,3 +85,29 @@ def agreement_vs_size(df):
     ax.set_title("agreement with the embedding-tuned model")
     fig.tight_layout()
     return fig
+
+
+def headline_bars(scores, metric: str = "chrf++", rules=("whole", "first_line")):
+    """Each arm's score under the whole-continuation and first-line rules (bars: mean over seeds)."""
+    df = scores[scores["rule"].isin(rules)]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    sns.barplot(data=df, x="arm", y=metric, hue="rule", errorbar=("pi", 100), ax=ax)
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+def gain_intervals(intervals):
+    """chrF++ gain over the base model with paired-bootstrap 95 % intervals, per arm, seed and rule."""
+    df = intervals.copy()
+    df["label"] = df["arm"] + df["seed"].map(lambda s: "" if s is None or s != s else f" (seed {int(s)})")
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(df) + 1.5))
+    for i, row in enumerate(df.itertuples()):
+        color = "C0" if row.rule == "whole" else "C1"
+        ax.errorbar(row.gain, i, xerr=[[row.gain - row.ci_low], [row.ci_high - row.gain]], fmt="o", color=color)
+    ax.set_yticks(range(len(df)), [f"{r.label} [{r.rule}]" for r in df.itertuples()])
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
+    fig.tight_layout()
+    return fig

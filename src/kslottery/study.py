@@ -13,8 +13,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm import TqdmWarning
 
-# transformers' loading bars import tqdm.auto, which warns inside Jupyter without ipywidgets.
+# transformers' loading bars import tqdm.auto, which warns inside Jupyter without ipywidgets; and its 5.x
+# deprecation notices (raised inside transformers and PEFT, not by this code) would drown the results.
 warnings.filterwarnings("ignore", category=TqdmWarning)
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|torch|peft)\.")
 
 from . import data, evaluate, models, prompts, tuning
 from .discovery import DiscoveryConfig, discover, read_tune_run
@@ -25,7 +27,7 @@ from .ticket import RULES, ks_from_rows, select
 def check(notebook: str, **params) -> dict:
     """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones)."""
     for name, value in params.items():
-        if name in ("pairs", "templates", "seeds", "alphas") and not isinstance(value, list):
+        if name in ("pairs", "templates", "seeds", "alphas", "sizes") and not isinstance(value, list):
             raise KSLError(f"{notebook}: parameter {name} must be a list, got {value!r}", "pass lists through YAML")
     for pair in params.get("pairs", []):
         for code in data.parse_pair(pair):
@@ -179,3 +181,88 @@ def certification(tune_path: str, sizes: list[int], random_draws: int, sigma: fl
                     "median_radius": float(np.median(np.concatenate(radius))),
                     "median_perturbation": float(np.median(np.concatenate(gap)))})
     return pd.DataFrame(out)
+
+
+def _hyps(eval_record: dict, rule: str) -> list[str]:
+    import json
+    with open(Path(eval_record["path"]) / "outputs.jsonl") as f:
+        return [json.loads(line)["hyp"][rule] for line in f]
+
+
+def headline(model: str, pair: str, template: str, train_limit: int, epochs: float, batch_size: int,
+             lr_embed: float, lr_full: float, lr_peft: float, lr_rows: float, k: int, seeds: list[int],
+             random_draws: int, eval_limit: int, max_new_tokens: int, eval_batch_size: int = 32,
+             arms: list[str] | None = None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The 18-token experiment: every arm trained (or transferred) on FLORES dev and scored on devtest.
+
+    Returns (scores: one row per arm x seed x extraction rule, intervals: paired-bootstrap 95 % CIs of
+    each arm's chrF++ gain over the base model under the whole-continuation and first-line rules)."""
+    from . import baselines, metrics
+    from .transfer import TransferConfig, transfer
+
+    arms = arms or ["base", "embed", "full", "lora", "prefix", f"KS top-{k}", f"random-{k}", f"frequency-{k}",
+                    f"transfer KS top-{k}"]
+    common = dict(model=model, pair=pair, split="dev", limit=train_limit, template=template, epochs=epochs,
+                  batch_size=batch_size)
+
+    def tune(**kw):
+        return tuning.tune(tuning.TuneConfig(**{**common, **kw}), progress=progress)
+
+    def score(tuned=None):
+        cfg = evaluate.EvalConfig(model=model, pair=pair, template=template, limit=eval_limit,
+                                  max_new_tokens=max_new_tokens, batch_size=eval_batch_size, tuned=tuned)
+        return evaluate.evaluate(cfg, progress=progress)
+
+    embed = {s: tune(mode="embed", lr=lr_embed, seed=s) for s in seeds}
+    found = discover(DiscoveryConfig(tuned=embed[seeds[0]]["path"], k=k))
+    ticket_file = str(Path(found["path"]) / f"ticket-topk-{k}.json")
+    counts = None
+    plan = []   # (arm, seed, tune-or-transfer record or None)
+    for arm in arms:
+        if arm == "base":
+            plan.append((arm, None, None))
+        elif arm == "embed":
+            plan += [(arm, s, embed[s]) for s in seeds]
+        elif arm in ("full", "lora", "prefix"):
+            lr = lr_full if arm == "full" else lr_peft
+            plan += [(arm, s, tune(mode=arm, lr=lr, seed=s)) for s in seeds]
+        elif arm == f"KS top-{k}":
+            plan += [(arm, s, tune(mode="rows", ticket=ticket_file, lr=lr_rows, seed=s)) for s in seeds]
+        elif arm in (f"random-{k}", f"frequency-{k}"):
+            if counts is None:
+                lm = models.load(model, progress=False)
+                counts = Counter(t for e in tuning.encode_all(lm.tokenizer, tuning.training_bitext(
+                    tuning.TuneConfig(**common)), tuning.TuneConfig(**common)) for t in e["input_ids"])
+            if arm.startswith("random"):
+                tickets_ = [(d, baselines.random_ticket(counts, k, seed=d)) for d in range(random_draws)]
+            else:
+                tickets_ = [(0, baselines.frequency_ticket(counts, k))]
+            for d, t in tickets_:
+                ids = ",".join(map(str, t.ids))
+                plan.append((arm, d, tune(mode="rows", ticket=ids, lr=lr_rows, seed=seeds[0])))
+        elif arm == f"transfer KS top-{k}":
+            plan += [(arm, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file))) for s in seeds]
+        else:
+            raise KSLError(f"unknown arm {arm!r}", f"use some of {', '.join(arms)}")
+    rows, evals = [], {}
+    for arm, seed, run in plan:
+        rec = score(run["path"] if run else None)
+        evals[(arm, seed)] = rec
+        trainable = run.get("train", {}).get("n_trainable") if run else 0
+        if run and "rows_pasted" in run:
+            trainable = 0
+        rows += [{**r, "seed": seed, "trainable_params": trainable} for r in _eval_rows(rec, arm=arm)]
+    scores = pd.DataFrame(rows)
+    base = evals[("base", None)] if ("base", None) in evals else None
+    intervals = []
+    if base is not None:
+        refs = data.load_flores(pair, "devtest", limit=eval_limit).tgt
+        for (arm, seed), rec in evals.items():
+            if arm == "base":
+                continue
+            for rule in ("whole", "first_line"):
+                ci = metrics.paired_bootstrap(_hyps(base, rule), _hyps(rec, rule), refs, data.parse_pair(pair)[1],
+                                              metric="chrf++", n=1000, seed=0)
+                intervals.append({"arm": arm, "seed": seed, "rule": rule, "gain": ci["delta"],
+                                  "ci_low": ci["ci95"][0], "ci_high": ci["ci95"][1]})
+    return scores, pd.DataFrame(intervals)
