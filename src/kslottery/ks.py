@@ -72,19 +72,22 @@ def _merge_kernel():
 
     @numba.njit(nogil=True, cache=True)
     def merge_counts(xs, ys, out):
-        # Rows are sorted, with a +inf sentinel in the last column so the merge needs no bounds checks.
+        # Rows are sorted, with a +inf sentinel in the last column so the merge needs no bounds checks;
+        # the head of each row stays in a register and the step is branch-free.
         rows, d = xs.shape[0], xs.shape[1] - 1
         for r in range(rows):
             x, y = xs[r], ys[r]
             i = j = best = 0
+            xi, yj = x[0], y[0]
             for _ in range(2 * d):
-                take_x = x[i] <= y[j]
-                v = x[i] if take_x else y[j]
-                i += take_x
-                j += 1 - take_x
+                take = xi <= yj
+                v = min(xi, yj)
+                i += take
+                j += 1 - take
+                xi, yj = x[i], y[j]
                 # Count only after the last of a group of equal values (== groups -0.0 with 0.0, as scipy).
-                if min(x[i], y[j]) != v:
-                    best = max(best, abs(i - j))
+                if min(xi, yj) != v and abs(i - j) > best:
+                    best = abs(i - j)
             out[r] = best
 
     return merge_counts
