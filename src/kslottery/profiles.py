@@ -68,13 +68,15 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         if unknown:
             raise KSLError(f"profile {profile} passes {sorted(unknown)} to {nb}, which has no such parameter",
                            f"use the notebook's parameters: {', '.join(declared)}")
-        tmp = out_dir / f".{nb}.partial.ipynb"
+        # Executed outside the book's source tree until finished, so a book build never sees a half notebook.
+        tmp = root / ".ksl-partial" / f"{profile}-{nb}.ipynb"
+        tmp.parent.mkdir(exist_ok=True)
         t0 = time.time()
         print(f"[{profile}] {nb} ...", flush=True)
         pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(root / "notebooks"),
                             progress_bar=progress, kernel_name="python3")
         final = out_dir / f"{nb}.ipynb"
-        tmp.rename(final)
+        tmp.replace(final)
         print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
         done.append(final)
     return done
