@@ -61,7 +61,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     when the run has to be computed."""
     template = prompts.get_template(config.template)
     bitext = data.load_flores(config.pair, config.split, limit=config.limit)
-    prompts.language_name(bitext.src_lang), prompts.language_name(bitext.tgt_lang)
+    for code in (bitext.src_lang, bitext.tgt_lang):
+        prompts.language_name(code)   # fail before any work if the template cannot name the language
     models.resolve_dtype(config.dtype)
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
         raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
