@@ -124,9 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "The result lands in a run directory named by a hash of the parameters; the same "
                        "command again is answered from it.")
     add_config_args(e, EvalConfig)
-    e.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
-    e.add_argument("--quiet", action="store_true", help="no progress bars")
-    e.set_defaults(func=cmd_evaluate)
 
     from .discovery import DiscoveryConfig
     from .transfer import TransferConfig
@@ -146,10 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Paste the ticket rows of an embed-mode tune run into the base model "
                        "(or a norm-matched random delta, or a scaled one), as a run to evaluate with --tuned.")
     add_config_args(x, TransferConfig)
-    for parser, func in ((t, cmd_tune), (k, cmd_ks), (x, cmd_transfer)):
+    for parser, func in ((e, cmd_evaluate), (t, cmd_tune), (k, cmd_ks), (x, cmd_transfer)):
         parser.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
         parser.set_defaults(func=func)
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    for parser in (e, t):
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
     r = sub.add_parser("run", help="execute the study's notebooks for a profile (papermill)",
                        description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "

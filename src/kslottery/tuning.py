@@ -313,6 +313,8 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     sched = _schedule(opt, cfg, total)
     loss_mod, opt = acc.prepare(loss_mod, opt)
     pad = lm.tokenizer.pad_token_id
+    # Target tokens per example, counted once: the loss is normalised by the global count of each batch.
+    n_targets = [sum(t != prompts.IGNORE_INDEX for t in e["labels"][1:]) for e in examples]
     start = _resume(work, params, opt, sched, acc.is_main_process) if work is not None else 0
     log = [] if log is None else log
     t0, toks = time.time(), 0
@@ -325,7 +327,7 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
         for micro in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]:
             mine = micro[rank::world]   # Accelerate-launched processes each take their share of the global batch
             batch = collate([examples[i] for i in mine], pad)
-            n_global = sum((torch.tensor(examples[i]["labels"][1:]) != prompts.IGNORE_INDEX).sum().item() for i in micro)
+            n_global = sum(n_targets[i] for i in micro)
             batch = {k: v.to(acc.device) for k, v in batch.items()}
             with acc.autocast():
                 loss_sum = loss_mod(**batch)
