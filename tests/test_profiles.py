@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -41,3 +42,32 @@ def test_unknown_parameter_is_refused_before_running(tmp_path):
 def test_run_help():
     r = subprocess.run([sys.executable, "-m", "kslottery.cli", "run", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--profile" in r.stdout
+
+
+def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, monkeypatch):
+    from kslottery.runs import Run
+
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    log = tmp_path / "used.runs"
+    monkeypatch.setenv("KSL_RUN_LOG", str(log))
+    names = []
+    for i, wall in enumerate([90.0, 30.0]):
+        run = Run("eval", {"i": i})
+        run.start()
+        path = run.finish({"x": i})
+        rec = path / "record.json"
+        rec.write_text(rec.read_text().replace(f'"wall_s": {json.loads(rec.read_text())["wall_s"]}', f'"wall_s": {wall}'))
+        names.append(run.name)
+    used = log.read_text().split()
+    assert used == names
+    out = tmp_path / "book"
+    out.mkdir()
+    profiles.record_provenance(out, "default", "certification", {"model": "gemma3-270m", "sizes": [1, 18]}, 12.3, used)
+    profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, [])
+    page = (out / "provenance.md").read_text()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["certification"]["compute_s"] == 120 and prov["certification"]["runs"] == names
+    # notebooks appear in the study's order, with the total of all compute
+    assert page.index("| baseline_and_prompts |") < page.index("| certification |")
+    assert "| certification |" in page and "| 2 | 2.0 min |" in page and "**0.03 h**" in page
+    assert 'sizes: [1, 18]' in page

@@ -54,13 +54,14 @@ class Certificate:
 def _counts(classify, base: torch.Tensor, sigma: float, samples: int, batch: int, vocab: int,
             generator: torch.Generator) -> np.ndarray:
     """(positions, vocab) counts of ``classify(base + noise)`` over ``samples`` noise draws."""
-    positions = base.shape[0]
-    counts = torch.zeros(positions, vocab, dtype=torch.long)
+    counts = None
     done = 0
     while done < samples:
         b = min(batch, samples - done)
         noise = torch.randn((b, *base.shape), generator=generator, dtype=torch.float32).to(base.device, base.dtype)
         labels = classify(base.unsqueeze(0) + sigma * noise).cpu()           # (b, positions)
+        if counts is None:
+            counts = torch.zeros(labels.shape[1], vocab, dtype=torch.long)
         counts.scatter_add_(1, labels.T.contiguous(), torch.ones_like(labels.T))
         done += b
     return counts.numpy()
@@ -88,15 +89,19 @@ def _embed_scale(model) -> float | torch.Tensor:
 
 @torch.no_grad()
 def certify_sequence(model, input_ids: torch.Tensor, sigma: float, n0: int = 16, n: int = 128,
-                     alpha: float = 0.001, batch: int = 32, seed: int = 0) -> Certificate:
-    """Certify the next-token prediction at every position of one sequence (noise on raw embedding rows)."""
+                     alpha: float = 0.001, batch: int = 32, seed: int = 0, last: int | None = None) -> Certificate:
+    """Certify the next-token prediction at every position of one sequence (noise on raw embedding rows).
+
+    ``last``: certify only the last N positions (the target side of a prompt + reference); the noise
+    still covers the whole context, but the 262k-way output layer runs only where it is needed."""
     emb = model.get_input_embeddings()
     base = emb.weight[input_ids].float()                                     # raw rows, (T, H)
     scale = _embed_scale(model)
+    keep = last or len(input_ids)
 
-    def classify(noisy):                                                     # (b, T, H) -> (b, T)
+    def classify(noisy):                                                     # (b, T, H) -> (b, last)
         embeds = (noisy * scale).to(emb.weight.dtype)
-        return model(inputs_embeds=embeds).logits.argmax(-1)
+        return model(inputs_embeds=embeds, logits_to_keep=keep).logits.argmax(-1)
 
     vocab = model.get_output_embeddings().weight.shape[0]
     return certify(classify, base, vocab, sigma, n0, n, alpha, batch, seed)

@@ -302,3 +302,20 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return LoadedModel(model, tokenizer, describe(model, tokenizer, spec, source, tied, sha))
+
+
+def load_tokenizer(spec: str = DEFAULT_MODEL, progress: bool = False):
+    """Only the tokenizer of a model spec (no weights read: cheap even for LLaMA-7B)."""
+    from transformers import AutoTokenizer
+
+    path = Path(spec).expanduser()
+    if spec in PRESETS or spec.startswith("tiny:"):
+        name = spec[5:] if spec.startswith("tiny:") else spec
+        if name not in PRESETS:
+            raise KSLError(f"unknown preset {name!r} in {spec}", f"use one of {', '.join(PRESETS)}")
+        return AutoTokenizer.from_pretrained(_cached_preset(PRESETS[name], progress)[0])
+    if path.is_dir():
+        return AutoTokenizer.from_pretrained(path)
+    if path.is_file() and path.suffix == ".gguf":
+        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return load(spec, progress=progress).tokenizer   # hub ids and errors: the same messages as load()

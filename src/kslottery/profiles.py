@@ -9,6 +9,7 @@ interruption redoes only what had not finished.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -73,10 +74,72 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         tmp.parent.mkdir(exist_ok=True)
         t0 = time.time()
         print(f"[{profile}] {nb} ...", flush=True)
-        pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(root / "notebooks"),
-                            progress_bar=progress, kernel_name="python3")
+        log = tmp.with_suffix(".runs")
+        log.unlink(missing_ok=True)
+        os.environ["KSL_RUN_LOG"] = str(log)
+        try:
+            pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(root / "notebooks"),
+                                progress_bar=progress, kernel_name="python3")
+        finally:
+            os.environ.pop("KSL_RUN_LOG", None)
         final = out_dir / f"{nb}.ipynb"
         tmp.replace(final)
+        used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
+        log.unlink(missing_ok=True)
+        record_provenance(out_dir, profile, nb, params, time.time() - t0, used)
         print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
         done.append(final)
     return done
+
+
+def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
+                      used: list[str]) -> None:
+    """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
+    its parameters, when it ran, its own wall-clock, and the runs it used with the compute they cost."""
+    from .runs import git_commit, machine, runs_root, versions, write_json
+
+    path = out_dir / "provenance.json"
+    prov = json.loads(path.read_text()) if path.exists() else {}
+    compute = 0.0
+    for name in used:
+        rec = runs_root() / name / "record.json"
+        if rec.exists():
+            compute += json.loads(rec.read_text()).get("wall_s", 0.0)
+    prov[notebook] = {"parameters": params, "finished": time.strftime("%Y-%m-%d %H:%M"), "execution_s": round(seconds),
+                      "runs": used, "compute_s": round(compute), "git_commit": git_commit(), "versions": versions(),
+                      "machine": machine()}
+    write_json(path, prov)
+    (out_dir / "provenance.md").write_text(provenance_page(profile, prov))
+
+
+def _short(commit: str | None) -> str:
+    if not commit:
+        return "unknown"
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def provenance_page(profile: str, prov: dict) -> str:
+    order = [nb for nb in ORDER if nb in prov]
+    lines = [f"# Provenance: profile `{profile}`", "",
+             f"Written by `kslottery run --profile {profile}` after each notebook. *Execution* is the wall-clock",
+             "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
+             "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
+             "| notebook | finished | execution | runs used | compute | git commit |", "|---|---|---|---|---|---|"]
+    total = 0
+    for nb in order:
+        e = prov[nb]
+        total += e["compute_s"]
+        lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {len(e['runs'])} | "
+                     f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
+    lines.append(f"| **all** | | | | **{total / 3600:.2f} h** | |")
+    last = prov[order[-1]] if order else {}
+    if last:
+        m = last["machine"]
+        lines += ["", f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, "
+                  f"GPU: {m['cuda'] or 'none'} ({m['platform']}).", "",
+                  "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
+    for nb in order:
+        params = "\n".join(f"{k}: {json.dumps(v)}" for k, v in prov[nb]["parameters"].items())
+        lines += ["", f"## {nb}", "", "```yaml", params, "```", "", "Runs: " +
+                  (", ".join(f"`{r}`" for r in prov[nb]["runs"]) or "none")]
+    return "\n".join(lines) + "\n"

@@ -109,6 +109,10 @@ class Run:
         self.name = f"{kind}-{param_hash(params)}"
         self.path = self.root / self.name
         self.work = self.root / f"{self.name}.partial"
+        # A profile run sets KSL_RUN_LOG to learn which runs each notebook used (its provenance page).
+        if os.environ.get("KSL_RUN_LOG"):
+            with open(os.environ["KSL_RUN_LOG"], "a") as f:
+                f.write(self.name + "\n")
 
     @property
     def done(self) -> bool:

@@ -27,14 +27,14 @@ from .ticket import RULES, ks_from_rows, select
 def check(notebook: str, **params) -> dict:
     """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones)."""
     for name, value in params.items():
-        if name in ("pairs", "templates", "seeds", "alphas", "sizes") and not isinstance(value, list):
+        if name in ("pairs", "templates", "seeds", "method_seeds", "alphas", "sizes", "sigmas") and not isinstance(value, list):
             raise KSLError(f"{notebook}: parameter {name} must be a list, got {value!r}", "pass lists through YAML")
     for pair in params.get("pairs", []):
         for code in data.parse_pair(pair):
             prompts.language_name(code)
     for t in params.get("templates", []) + ([params["template"]] if "template" in params else []):
         prompts.get_template(t)
-    for name in ("limit", "train_limit", "max_new_tokens", "batch_size", "k"):
+    for name in ("limit", "train_limit", "max_new_tokens", "batch_size", "k", "num_beams", "eval_limit"):
         if name in params and params[name] is not None and (not isinstance(params[name], int) or params[name] < 1):
             raise KSLError(f"{notebook}: parameter {name} must be a positive integer, got {params[name]!r}",
                            "fix it in the profile YAML")
@@ -70,12 +70,47 @@ def baseline_grid(model: str, pairs: list[str], templates: list[str], split: str
     return pd.DataFrame(rows)
 
 
+def tune_config(preset: str | None = None, mixed_precision: str = "no", **kw) -> tuning.TuneConfig:
+    """A TuneConfig; ``preset`` (e.g. the paper's hyperparameters) applies only to the modes it defines."""
+    if preset is not None and kw.get("mode", "embed") not in tuning.PAPER_PRESET:
+        preset = None
+    return tuning.TuneConfig(preset=preset, mixed_precision=mixed_precision, **kw)
+
+
 def tune_embed(model: str, pair: str, train_limit: int, lr: float, epochs: float, batch_size: int = 8,
-               seed: int = 0, template: str = "explicit", max_steps: int | None = None,
-               progress: bool = True) -> dict:
-    cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template, mode="embed",
-                            lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps)
+               seed: int = 0, template: str = "explicit", max_steps: int | None = None, preset: str | None = None,
+               mixed_precision: str = "no", progress: bool = True) -> dict:
+    cfg = tune_config(preset, mixed_precision, model=model, pair=pair, split="dev", limit=train_limit,
+                      template=template, mode="embed", lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+                      max_steps=max_steps)
     return tuning.tune(cfg, progress=progress)
+
+
+def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit: int, epochs: float,
+             batch_size: int = 8, seed: int = 0, template: str = "explicit", eval_limit: int = 0,
+             max_new_tokens: int = 128, preset: str | None = None, mixed_precision: str = "no",
+             progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Tune every pair with every mode (``modes``: mode -> learning rate) and, with ``eval_limit`` > 0,
+    score each tuned model on devtest. Returns (one row per pair x mode, {label: loss curve})."""
+    rows, curves = [], {}
+    for pair in pairs:
+        for mode, lr in modes.items():
+            cfg = tune_config(preset, mixed_precision, model=model, pair=pair, split="dev", limit=train_limit,
+                              template=template, mode=mode, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
+            rec = tuning.tune(cfg, progress=progress)
+            curves[f"{pair} {mode}"] = loss_curve(rec["path"])
+            row = {"pair": pair, "mode": mode, "lr": lr, "steps": rec["train"]["steps"],
+                   "trainable_params": rec["train"]["n_trainable"], "final_loss": rec["train"]["final_loss"],
+                   "rows_changed": rec.get("rows_changed"), "train_minutes": rec["wall_s"] / 60, "run": rec["run"]}
+            if eval_limit:
+                ev = evaluate.evaluate(evaluate.EvalConfig(model=model, pair=pair, template=template, limit=eval_limit,
+                                                           max_new_tokens=max_new_tokens, tuned=rec["path"]),
+                                       progress=progress)
+                for rule in ("whole", "first_line"):
+                    row[f"chrf++ ({rule})"] = ev["scores"][rule]["chrf++"]["score"]
+                row["eos_rate"] = ev["termination"]["eos_rate"]
+            rows.append(row)
+    return pd.DataFrame(rows), curves
 
 
 def loss_curve(tune_path: str) -> pd.DataFrame:
@@ -123,20 +158,45 @@ def jaccard(sets: dict[str, list[int]]) -> pd.DataFrame:
     return pd.DataFrame(m, index=labels, columns=labels)
 
 
-def certification(tune_path: str, sizes: list[int], random_draws: int, sigma: float, n0: int, n: int,
-                  alpha: float, sentences: int, template: str = "explicit", split: str = "devtest",
-                  progress: bool = True) -> pd.DataFrame:
+def certification(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[float], n0: int, n: int,
+                  alpha: float, sentences: int, gen_sentences: int = 0, gen_tokens: int = 64,
+                  template: str = "explicit", split: str = "devtest", progress: bool = True) -> pd.DataFrame:
     """Certified and empirical agreement between the embedding-tuned model and partial transfers of
-    KS top-k tickets and random tickets of the same sizes, over the target positions of FLORES
-    sentences (teacher-forced prompt + reference)."""
+    KS top-k tickets and random tickets of the same sizes, at every noise level in ``sigmas``.
+
+    Contexts are the target positions of ``sentences`` FLORES sentences (teacher-forced prompt +
+    reference). With ``gen_sentences`` > 0 each ticket also generates greedily for that many prompts:
+    the share of generations identical to the tuned model's, and the chrF++ recovery
+    (partial - base) / (tuned - base). The table is stored in a hash-named ``cert-*`` run and reused."""
+    import numpy as np
+
+    from .runs import Run, write_json
+
+    rec, _ = read_tune_run(tune_path)
+    params = dict(tuned=rec["run"], sizes=sizes, random_draws=random_draws, sigmas=sigmas, n0=n0, n=n, alpha=alpha,
+                  sentences=sentences, gen_sentences=gen_sentences, gen_tokens=gen_tokens, template=template,
+                  split=split)
+    run = Run("cert", params)
+    if not run.done:
+        table = _certification_table(tune_path, **{k: v for k, v in params.items() if k != "tuned"},
+                                     progress=progress)
+        write_json(run.start() / "table.json", table.to_dict(orient="records"))
+        run.finish({"config": params, "rows": len(table)})
+    return pd.read_json(run.path / "table.json", orient="records")
+
+
+def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, sentences, gen_sentences, gen_tokens,
+                         template, split, progress) -> pd.DataFrame:
     import numpy as np
     import torch
+    from tqdm.auto import tqdm
 
-    from . import baselines, certify
+    from . import baselines, certify, generate, metrics
     from .transfer import transferred_rows
 
     rec, rows = read_tune_run(tune_path)
     lm = models.load(rec["model"]["spec"], untie_head=True, progress=progress)
+    tok = lm.tokenizer
     base = lm.model.get_input_embeddings().weight.detach().clone()
     tuned = base.clone()
     tuned[rows["ids"].long()] = rows["after"].to(base.dtype)
@@ -144,43 +204,110 @@ def certification(tune_path: str, sizes: list[int], random_draws: int, sigma: fl
         lm.model.get_input_embeddings().weight.copy_(tuned)
     partner = models.load(rec["model"]["spec"], untie_head=True, progress=False)
 
-    bitext = data.load_flores(rec["config"]["pair"], split, limit=sentences)
-    cfg = tuning.TuneConfig(**rec["config"])
-    examples = [prompts.encode_example(lm.tokenizer, prompts.get_template(template), s, t,
-                                       bitext.src_lang, bitext.tgt_lang) for s, t in zip(bitext.src, bitext.tgt)]
-    seqs = [(torch.tensor(e["input_ids"]), np.array(e["labels"]) != prompts.IGNORE_INDEX) for e in examples]
+    pair, tmpl = rec["config"]["pair"], prompts.get_template(template)
+    bitext = data.load_flores(pair, split, limit=max(sentences, gen_sentences))
+    examples = [prompts.encode_example(tok, tmpl, s, t, bitext.src_lang, bitext.tgt_lang)
+                for s, t in zip(bitext.src[:sentences], bitext.tgt[:sentences])]
+    seqs = [torch.tensor(e["input_ids"]) for e in examples]
     # The context at position t predicts token t+1: certify the positions whose next token is a target.
-    certs = [certify.certify_sequence(lm.model, ids, sigma, n0, n, alpha) for ids, _ in seqs]
-    masks = [np.append(target[1:], False) for _, target in seqs]
+    masks = [np.append(np.array(e["labels"][1:]) != prompts.IGNORE_INDEX, False) for e in examples]
+    lasts = [len(m) - int(np.argmax(m)) for m in masks]
+    certs = {}
+    for sigma in tqdm(sigmas, desc="certifying (sigma)", disable=not progress):
+        certs[sigma] = [certify.certify_sequence(lm.model, ids, sigma, n0, n, alpha, last=k) for ids, k in zip(seqs, lasts)]
+    masks = [m[len(m) - k:] for m, k in zip(masks, lasts)]
 
+    cfg = tuning.TuneConfig(**rec["config"])
+    counts = Counter(t for e in tuning.encode_all(tok, tuning.training_bitext(cfg), cfg) for t in e["input_ids"])
     ks = ks_from_rows(rows, rec["model"]["vocab_size"])
-    counts = Counter(t for e in tuning.encode_all(lm.tokenizer, tuning.training_bitext(cfg), cfg) for t in e["input_ids"])
-    tickets = [("all changed rows", rows["ids"].tolist())]
+    tickets = [("base model (no rows)", "none", []), ("all changed rows", "all", rows["ids"].tolist())]
     for k in sizes:
-        tickets.append((f"KS top-{k}", select(ks, "topk", k=k).tolist()))
-        tickets += [(f"random-{k} #{d}", baselines.random_ticket(counts, k, seed=d).ids) for d in range(random_draws)]
+        tickets.append((f"KS top-{k}", "KS", select(ks, "topk", k=k).tolist()))
+        tickets += [(f"random-{k} #{d}", "random", baselines.random_ticket(counts, k, seed=d).ids)
+                    for d in range(random_draws)]
+
+    gen_prompts = [prompts.encode_prompt(tok, tmpl.render(s, bitext.src_lang, bitext.tgt_lang))
+                   for s in bitext.src[:gen_sentences]]
+
+    def greedy(model):
+        conts = generate.generate(model, tok, gen_prompts, batch_size=max(gen_sentences, 1),
+                                  max_new_tokens=gen_tokens, progress=False)
+        return [c.text for c in conts]
+
+    refs, tgt = bitext.tgt[:gen_sentences], bitext.tgt_lang
+    chrf = lambda hyps: metrics.corpus_scores([metrics.first_line(h) for h in hyps], refs, tgt)["chrf++"]["score"]
+    if gen_sentences:
+        tuned_gen = greedy(lm.model)
+        tuned_chrf = chrf(tuned_gen)
     out = []
-    for name, ids in tickets:
+    for name, kind, ids in tqdm(tickets, desc="tickets", disable=not progress):
         moved = transferred_rows(rows, ids)
         partial = base.clone()
         partial[moved["ids"]] = moved["after"].to(base.dtype)
         with torch.no_grad():
             partner.model.get_input_embeddings().weight.copy_(partial)
-        cert_ok, emp_ok, radius, gap = [], [], [], []
-        for (ids_t, _), c, m in zip(seqs, certs, masks):
-            norms = certify.perturbation_norms(ids_t, tuned, partial)
-            cert_ok.append(certify.certified_agreement(c, norms)[m])
-            emp_ok.append(certify.empirical_agreement(lm.model, partner.model, ids_t)[m])
-            radius.append(c.radius[m])
-            gap.append(norms[m])
-        cert_ok, emp_ok = np.concatenate(cert_ok), np.concatenate(emp_ok)
-        out.append({"ticket": name, "kind": name.split(" ")[0].split("-")[0], "size": len(ids),
-                    "contexts": len(cert_ok), "certified_agreement": cert_ok.mean(),
-                    "empirical_agreement": emp_ok.mean(),
-                    "abstain_rate": float(np.mean(np.concatenate([c.abstain[m] for c, m in zip(certs, masks)]))),
-                    "median_radius": float(np.median(np.concatenate(radius))),
-                    "median_perturbation": float(np.median(np.concatenate(gap)))})
-    return pd.DataFrame(out)
+        norms = [certify.perturbation_norms(ids_t, tuned, partial)[len(ids_t) - k:] for ids_t, k in zip(seqs, lasts)]
+        emp = np.concatenate([certify.empirical_agreement(lm.model, partner.model, ids_t)[len(ids_t) - k:][m]
+                              for ids_t, k, m in zip(seqs, lasts, masks)])
+        gaps = np.concatenate([g[m] for g, m in zip(norms, masks)])
+        row = {"ticket": name, "kind": kind, "size": len(ids), "contexts": len(emp),
+               "empirical_agreement": emp.mean(), "median_perturbation": float(np.median(gaps))}
+        if gen_sentences:
+            gen = greedy(partner.model)
+            row["generation_agreement"] = float(np.mean([a == b for a, b in zip(gen, tuned_gen)]))
+            row["chrf_first_line"] = chrf(gen)
+        for sigma in sigmas:
+            ok = np.concatenate([certify.certified_agreement(c, g)[m] for c, g, m in zip(certs[sigma], norms, masks)])
+            radius = np.concatenate([c.radius[m] for c, m in zip(certs[sigma], masks)])
+            abstain = np.concatenate([c.abstain[m] for c, m in zip(certs[sigma], masks)])
+            out.append({**row, "sigma": sigma, "certified_agreement": ok.mean(), "abstain_rate": abstain.mean(),
+                        "median_radius": float(np.median(radius))})
+    table = pd.DataFrame(out)
+    if gen_sentences:
+        base_chrf = table.loc[table["kind"] == "none", "chrf_first_line"].iloc[0]
+        table["chrf_recovery"] = (table["chrf_first_line"] - base_chrf) / (tuned_chrf - base_chrf or float("nan"))
+        table["tuned_chrf_first_line"] = tuned_chrf
+    return table
+
+
+def published_tickets() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's six tickets: (one row per language with its ids, Jaccard overlap between languages)."""
+    from .ticket import PAPER_TICKETS, PAPER_TICKET_TEXT
+
+    known = {i: t for m in PAPER_TICKET_TEXT.values() for i, t in m.items()}
+    rows = [{"language": lang, "size": len(ids), "ids": " ".join(map(str, ids)),
+             "decoded": " ".join(repr(known[i]) if i in known else "?" for i in ids)} for lang, ids in PAPER_TICKETS.items()]
+    return pd.DataFrame(rows), jaccard({lang: ids for lang, ids in PAPER_TICKETS.items()})
+
+
+def paper_ticket_for(model: str, pair: str, source: str = "text") -> tuple[list[int], pd.DataFrame]:
+    """The paper's ticket for ``pair`` as ids of ``model``'s vocabulary: ``ids`` uses the published LLaMA
+    ids as they are (a LLaMA-1/2 tokenizer is required), ``text`` carries each token over by its text.
+    Returns (ids, one row per published token: what it became and whether it occurs in each template)."""
+    from .ticket import PAPER_TICKET_TEXT, paper_ticket, paper_ticket_mapped
+
+    lang = data.parse_pair(pair)[1]
+    tok = models.load_tokenizer(model)
+    if source == "ids":
+        t = paper_ticket(lang, tok)
+        if tok.decode([13]) != "\n":
+            raise KSLError(f"{model}'s id 13 is {tok.decode([13])!r}, not a newline: not a LLaMA-1/2 vocabulary",
+                           "use ticket_source text for other models")
+        ids, rows = list(t.ids), [{"published_id": i, "token": tok.convert_ids_to_tokens(i), "id": i} for i in t.ids]
+    elif source == "text":
+        t, mapping = paper_ticket_mapped(lang, tok)
+        ids = list(t.ids)
+        rows = [{"published_id": i, "text": repr(text), "token": mapping[text],
+                 "id": tok.convert_tokens_to_ids(mapping[text]) if mapping[text] else None}
+                for i, text in PAPER_TICKET_TEXT[lang].items()]
+    else:
+        raise KSLError(f"unknown ticket source {source!r}", "use ids (LLaMA vocabulary) or text")
+    src, tgt = data.parse_pair(pair)
+    df = pd.DataFrame(rows)
+    for name in prompts.TEMPLATES:
+        fixed = set(prompts.encode_prompt(tok, prompts.get_template(name).render("", src, tgt)))
+        df[f"in {name}"] = [i in fixed if i is not None else False for i in df["id"]]
+    return ids, df
 
 
 def _hyps(eval_record: dict, rule: str) -> list[str]:
@@ -189,28 +316,38 @@ def _hyps(eval_record: dict, rule: str) -> list[str]:
         return [json.loads(line)["hyp"][rule] for line in f]
 
 
-def headline(model: str, pair: str, template: str, train_limit: int, epochs: float, batch_size: int,
-             lr_embed: float, lr_full: float, lr_peft: float, lr_rows: float, k: int, seeds: list[int],
-             random_draws: int, eval_limit: int, max_new_tokens: int, eval_batch_size: int = 32,
-             arms: list[str] | None = None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: float, batch_size: int,
+             lr_embed: float, lr_rows: float, lr_full: float | None = None, lr_lora: float | None = None,
+             lr_prefix: float | None = None, k: int,
+             seeds: list[int], random_draws: int, eval_limit: int, max_new_tokens: int,
+             method_seeds: list[int] | None = None, eval_batch_size: int = 32,
+             arms: list[str] | None = None, extra_tickets: dict[str, list[int]] | None = None,
+             preset: str | None = None, mixed_precision: str = "no", num_beams: int = 1,
+             progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The 18-token experiment: every arm trained (or transferred) on FLORES dev and scored on devtest.
+
+    ``seeds`` drive the headline arms (embedding tuning, the KS ticket, its transfer); ``method_seeds``
+    (default: the same) the comparison methods full / LoRA / prefix, which cost most on a CPU.
+    ``extra_tickets`` (name -> token ids) adds partial-tuning arms for given tickets (the paper's).
 
     Returns (scores: one row per arm x seed x extraction rule, intervals: paired-bootstrap 95 % CIs of
     each arm's chrF++ gain over the base model under the whole-continuation and first-line rules)."""
     from . import baselines, metrics
     from .transfer import TransferConfig, transfer
 
-    arms = arms or ["base", "embed", "full", "lora", "prefix", f"KS top-{k}", f"random-{k}", f"frequency-{k}",
-                    f"transfer KS top-{k}"]
+    extra_tickets = extra_tickets or {}
+    arms = arms or ["base", "embed", "full", "lora", "prefix", f"KS top-{k}", *extra_tickets, f"random-{k}",
+                    f"frequency-{k}", f"transfer KS top-{k}"]
     common = dict(model=model, pair=pair, split="dev", limit=train_limit, template=template, epochs=epochs,
                   batch_size=batch_size)
 
     def tune(**kw):
-        return tuning.tune(tuning.TuneConfig(**{**common, **kw}), progress=progress)
+        return tuning.tune(tune_config(preset, mixed_precision, **{**common, **kw}), progress=progress)
 
     def score(tuned=None):
         cfg = evaluate.EvalConfig(model=model, pair=pair, template=template, limit=eval_limit,
-                                  max_new_tokens=max_new_tokens, batch_size=eval_batch_size, tuned=tuned)
+                                  max_new_tokens=max_new_tokens, batch_size=eval_batch_size, num_beams=num_beams,
+                                  tuned=tuned)
         return evaluate.evaluate(cfg, progress=progress)
 
     embed = {s: tune(mode="embed", lr=lr_embed, seed=s) for s in seeds}
@@ -224,10 +361,15 @@ def headline(model: str, pair: str, template: str, train_limit: int, epochs: flo
         elif arm == "embed":
             plan += [(arm, s, embed[s]) for s in seeds]
         elif arm in ("full", "lora", "prefix"):
-            lr = lr_full if arm == "full" else lr_peft
-            plan += [(arm, s, tune(mode=arm, lr=lr, seed=s)) for s in seeds]
+            lr = {"full": lr_full, "lora": lr_lora, "prefix": lr_prefix}[arm]
+            if lr is None:
+                raise KSLError(f"arm {arm} needs its learning rate", f"pass lr_{arm}")
+            plan += [(arm, s, tune(mode=arm, lr=lr, seed=s)) for s in (method_seeds or seeds)]
         elif arm == f"KS top-{k}":
             plan += [(arm, s, tune(mode="rows", ticket=ticket_file, lr=lr_rows, seed=s)) for s in seeds]
+        elif arm in extra_tickets:
+            ids = ",".join(map(str, extra_tickets[arm]))
+            plan += [(arm, s, tune(mode="rows", ticket=ids, lr=lr_rows, seed=s)) for s in seeds]
         elif arm in (f"random-{k}", f"frequency-{k}"):
             if counts is None:
                 lm = models.load(model, progress=False)

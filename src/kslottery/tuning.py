@@ -507,4 +507,4 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     import shutil
     shutil.rmtree(work / "ckpt", ignore_errors=True)
     path = run.finish(record)
-    return {**record, "run": run.name, "reused": False, "path": str(path)}
+    return {**run.record(), "reused": False, "path": str(path)}
