@@ -82,3 +82,27 @@ def test_bootstrap_better_system_has_positive_interval(metric):
     point = sacrebleu.corpus_chrf(bad, [REFS], word_order=2).score if metric == "chrf++" else \
         sacrebleu.corpus_bleu(bad, [REFS]).score
     assert r["a"] == pytest.approx(point, abs=1e-4)
+
+
+REFS = ["El gat dorm al sofà.", "La casa és blava i gran.", "Avui plou molt a Barcelona.",
+        "Els nens juguen al parc.", "M'agrada el cafè amb llet."]
+
+
+def _rules(whole, first):
+    return {"whole": whole, "first_line": first, "field_restart": first}
+
+
+def test_gain_decomposition_separates_stopping_from_translating():
+    junk = ["The cat sleeps on the sofa and then more text follows."] * len(REFS)
+    base = _rules([r + " English: " + j for r, j in zip(REFS, junk)], REFS)     # right first line, never stops
+    stops = _rules(REFS, REFS)                                                  # learned only to stop
+    better = _rules(REFS, REFS)
+    worse_base = _rules(junk, junk)
+    only_stop = metrics.gain_decomposition(base, stops, REFS, "cat_Latn", n=200)
+    assert only_stop["first_line"]["gain"] == 0 and only_stop["whole"]["gain"] > 20
+    assert only_stop["collapse"]["value"] == 1.0 and only_stop["collapse"]["ci95"] == [1.0, 1.0]
+    real = metrics.gain_decomposition(worse_base, better, REFS, "cat_Latn", n=200)
+    assert real["whole"]["gain"] == real["first_line"]["gain"] > 50
+    assert real["collapse"]["value"] == 0.0
+    low, high = real["whole"]["ci95"]
+    assert low <= real["whole"]["gain"] <= high

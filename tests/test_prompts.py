@@ -47,3 +47,13 @@ def test_paraphrases_all_render():
     seen = {prompts.sample_paraphrase(rng).render("Hi.", "eng_Latn", "cat_Latn") for _ in range(50)}
     assert len(seen) == len(prompts.PARAPHRASES)
     assert all("Hi." in s and "Catalan" in s for s in seen)
+
+
+def test_sampled_paraphrases_are_seeded_and_varied():
+    a = prompts.training_templates(prompts.SAMPLED, 40, seed=0)
+    assert [t.text for t in a] == [t.text for t in prompts.training_templates(prompts.SAMPLED, 40, seed=0)]
+    assert [t.text for t in a] != [t.text for t in prompts.training_templates(prompts.SAMPLED, 40, seed=1)]
+    assert {t.text for t in a} == set(prompts.PARAPHRASES)
+    assert prompts.training_templates("bare", 2) == [prompts.TEMPLATES["bare"]] * 2
+    with pytest.raises(KSLError, match="training also takes sampled-paraphrases"):
+        prompts.training_templates("chat", 1)

@@ -75,3 +75,14 @@ def test_bad_selection_inputs(tmp_path, tiny):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(KSLError, match="cannot read a ticket"):
         ticket.Ticket.load(tmp_path / "bad.json")
+
+
+def test_paper_ticket_carried_into_smollm2_by_text():
+    from kslottery import models
+
+    tok = models.load_tokenizer("smollm2-135m")
+    t, mapping = ticket.paper_ticket_mapped("cat_Latn", tok)
+    assert len(t) == 18 and mapping["\n"] == "Ċ" and mapping[" the"] == "Ġthe" and mapping[":"] == ":"
+    assert tok.decode(t.ids[:1]) in {text for text in ticket.PAPER_TICKET_TEXT["cat_Latn"].values()}
+    with pytest.raises(KSLError, match="no decoded paper ticket for 'deu_Latn'"):
+        ticket.paper_ticket_mapped("deu_Latn", tok)

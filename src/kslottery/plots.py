@@ -159,3 +159,49 @@ def ks_against_shift(rows, ticket_ids=()):
     ax.set_title("KS statistic against L2 shift")
     fig.tight_layout()
     return fig
+
+
+def gain_decomposition(df):
+    """Each arm's chrF++ gain over the base model under each extraction rule (points: seeds or draws,
+    bars: 95 % intervals), so a gain that exists only under the whole-continuation rule stands out."""
+    rules = [c[len("gain "):] for c in df.columns if c.startswith("gain ") and not c.endswith(" ci")]
+    d = df[df["arm"] != "base"].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) * len(rules) / 1.5 + 1.6))
+    labels = [f"{r.arm}" + ("" if r.seed is None or r.seed != r.seed else f" #{int(r.seed)}") for r in d.itertuples()]
+    for j, rule in enumerate(rules):
+        y = [i + (j - (len(rules) - 1) / 2) * 0.25 for i in range(len(d))]
+        gain, ci = d[f"gain {rule}"], d[f"gain {rule} ci"]
+        err = [[g - c[0] for g, c in zip(gain, ci)], [c[1] - g for g, c in zip(gain, ci)]]
+        ax.errorbar(gain, y, xerr=err, fmt="o", ms=4, color=f"C{j}", label=rule.replace("_", " "))
+    ax.set_yticks(range(len(d)), labels)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
+    ax.legend(title="extraction rule", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def stopping_vs_gain(df):
+    """EOS rate against the whole-continuation gain: do arms gain by stopping?"""
+    d = df[df["arm"] != "base"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.scatterplot(data=d, x="eos_rate", y="gain whole", hue="arm", ax=ax, s=40)
+    ax.set_xlabel("EOS rate")
+    ax.set_ylabel("chrF++ gain (whole continuation)")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def template_transfer_heatmap(df):
+    """Gain over the base model (same template) of each trained delta under each evaluation template."""
+    d = df[df["trained"] != "base"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * d["trained"].nunique() + 1.8))
+    for ax, rule in zip(axes, ("whole", "first_line")):
+        grid = d.pivot(index="trained", columns="template", values=f"gain {rule}")
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, ax=ax, cbar=False)
+        ax.set_title(f"chrF++ gain, {rule.replace('_', ' ')}")
+        ax.set_ylabel("")
+    fig.tight_layout()
+    return fig

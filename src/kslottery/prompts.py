@@ -80,6 +80,22 @@ def sample_paraphrase(rng: random.Random) -> Template:
     return Template("sampled", rng.choice(PARAPHRASES))
 
 
+# A training-only "template": every example draws its own instruction from PARAPHRASES.
+SAMPLED = "sampled-paraphrases"
+
+
+def training_templates(name: str, n: int, seed: int = 0) -> list[Template]:
+    """The template of each of ``n`` training examples: ``name`` for all, or for ``sampled-paraphrases``
+    one paraphrase per example, drawn with ``seed``."""
+    if name == SAMPLED:
+        rng = random.Random(seed)
+        return [sample_paraphrase(rng) for _ in range(n)]
+    if name not in TEMPLATES:
+        raise KSLError(f"unknown prompt template {name!r}", f"use one of {', '.join(TEMPLATES)} (training also "
+                       f"takes {SAMPLED})")
+    return [TEMPLATES[name]] * n
+
+
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
     """Prompt ids with the tokenizer's own special-token convention (BOS where it adds one)."""
     return list(tokenizer(prompt)["input_ids"])

@@ -21,13 +21,14 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers
 from . import data, evaluate, models, prompts, tuning
 from .discovery import DiscoveryConfig, discover, read_tune_run
 from .errors import KSLError
+from .protocol import Protocol, tune_config
 from .ticket import RULES, ks_from_rows, select
 
 
 def check(notebook: str, **params) -> dict:
     """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones)."""
     for name, value in params.items():
-        if name in ("pairs", "templates", "seeds", "method_seeds", "alphas", "sizes", "sigmas") and not isinstance(value, list):
+        if name in ("pairs", "templates", "seeds", "method_seeds", "audit_seeds", "alphas", "sizes", "sigmas", "stability_pairs") and not isinstance(value, list):
             raise KSLError(f"{notebook}: parameter {name} must be a list, got {value!r}", "pass lists through YAML")
     for pair in params.get("pairs", []):
         for code in data.parse_pair(pair):
@@ -68,13 +69,6 @@ def baseline_grid(model: str, pairs: list[str], templates: list[str], split: str
                                       max_new_tokens=max_new_tokens, batch_size=batch_size)
             rows += _eval_rows(evaluate.evaluate(cfg, lm=lm, progress=progress), pair=pair, template=template)
     return pd.DataFrame(rows)
-
-
-def tune_config(preset: str | None = None, mixed_precision: str = "no", **kw) -> tuning.TuneConfig:
-    """A TuneConfig; ``preset`` (e.g. the paper's hyperparameters) applies only to the modes it defines."""
-    if preset is not None and kw.get("mode", "embed") not in tuning.PAPER_PRESET:
-        preset = None
-    return tuning.TuneConfig(preset=preset, mixed_precision=mixed_precision, **kw)
 
 
 def tune_embed(model: str, pair: str, train_limit: int, lr: float, epochs: float, batch_size: int = 8,
@@ -338,22 +332,15 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
     extra_tickets = extra_tickets or {}
     arms = arms or ["base", "embed", "full", "lora", "prefix", f"KS top-{k}", *extra_tickets, f"random-{k}",
                     f"frequency-{k}", f"transfer KS top-{k}"]
-    common = dict(model=model, pair=pair, split="dev", limit=train_limit, template=template, epochs=epochs,
-                  batch_size=batch_size)
-
-    def tune(**kw):
-        return tuning.tune(tune_config(preset, mixed_precision, **{**common, **kw}), progress=progress)
-
-    def score(tuned=None):
-        cfg = evaluate.EvalConfig(model=model, pair=pair, template=template, limit=eval_limit,
-                                  max_new_tokens=max_new_tokens, batch_size=eval_batch_size, num_beams=num_beams,
-                                  tuned=tuned)
-        return evaluate.evaluate(cfg, progress=progress)
+    proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
+                     epochs=epochs, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                     eval_batch_size=eval_batch_size, num_beams=num_beams, preset=preset,
+                     mixed_precision=mixed_precision, progress=progress)
+    tune, score = proto.tune, proto.score
 
     embed = {s: tune(mode="embed", lr=lr_embed, seed=s) for s in seeds}
     found = discover(DiscoveryConfig(tuned=embed[seeds[0]]["path"], k=k))
     ticket_file = str(Path(found["path"]) / f"ticket-topk-{k}.json")
-    counts = None
     plan = []   # (arm, seed, tune-or-transfer record or None)
     for arm in arms:
         if arm == "base":
@@ -371,10 +358,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
             ids = ",".join(map(str, extra_tickets[arm]))
             plan += [(arm, s, tune(mode="rows", ticket=ids, lr=lr_rows, seed=s)) for s in seeds]
         elif arm in (f"random-{k}", f"frequency-{k}"):
-            if counts is None:
-                lm = models.load(model, progress=False)
-                counts = Counter(t for e in tuning.encode_all(lm.tokenizer, tuning.training_bitext(
-                    tuning.TuneConfig(**common)), tuning.TuneConfig(**common)) for t in e["input_ids"])
+            counts = proto.token_counts()
             if arm.startswith("random"):
                 tickets_ = [(d, baselines.random_ticket(counts, k, seed=d)) for d in range(random_draws)]
             else:

@@ -48,7 +48,8 @@ class TuneConfig:
     limit: int | None = field(default=None, metadata={"help": "first N training pairs (none: all)"})
     train_file: str | None = field(default=None, metadata={"help": "TSV of source<TAB>target pairs to train on "
                                    "instead of FLORES"})
-    template: str = field(default="explicit", metadata={"help": "prompt template"})
+    template: str = field(default="explicit", metadata={"help": "prompt template, or sampled-paraphrases "
+                          "(one instruction paraphrase drawn per training example)"})
     mode: str = field(default="embed", metadata={"help": f"what trains: {', '.join(MODES)}"})
     ticket: str | None = field(default=None, metadata={"help": "rows mode: ticket JSON, or comma-separated token ids"})
     preset: str | None = field(default=None, metadata={"help": "'paper': the paper's lr/epochs/schedule for the mode"})
@@ -194,9 +195,9 @@ def training_bitext(cfg: TuneConfig) -> data.Bitext:
 
 
 def encode_all(tokenizer, bitext: data.Bitext, cfg: TuneConfig) -> list[dict]:
-    template = prompts.get_template(cfg.template)
-    return [prompts.encode_example(tokenizer, template, s, t, bitext.src_lang, bitext.tgt_lang, cfg.max_len)
-            for s, t in zip(bitext.src, bitext.tgt)]
+    templates = prompts.training_templates(cfg.template, len(bitext), cfg.seed)
+    return [prompts.encode_example(tokenizer, tm, s, t, bitext.src_lang, bitext.tgt_lang, cfg.max_len)
+            for tm, s, t in zip(templates, bitext.src, bitext.tgt)]
 
 
 def batch_order(n: int, cfg: TuneConfig) -> list[list[int]]:
@@ -482,7 +483,7 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     Under torchrun / accelerate launch every process trains; only rank 0 writes the run directory."""
     cfg = cfg.resolved()
     bitext = training_bitext(cfg)
-    prompts.get_template(cfg.template)
+    prompts.training_templates(cfg.template, 0)
     # The ticket enters the hash by its ids, not by the path it was read from.
     params = {**asdict(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
               "data": bitext.name, "data_sha256": bitext.sha256}

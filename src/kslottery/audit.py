@@ -1,0 +1,162 @@
+"""The audit of the headline: how much of a gain is stopping, how much survives another prompt, which
+controls match it, and how stable the ticket is.
+
+An independent replication of the paper found that tuned rows mostly teach the model to stop, that the
+gain is keyed to the fixed prompt template, and that a single row suffices. Each function here measures
+one of those claims on the study's own runs (shared with the headline through :class:`Protocol`):
+
+- :func:`termination`: every arm's gain under the whole-continuation, first-line and field-restart
+  rules, and its *collapse* 1 - gain(first line) / gain(whole), with paired-bootstrap intervals;
+- :func:`template_transfer`: deltas trained under one template scored under every template;
+- :func:`ticket_stability`: overlap of tickets across seeds, templates and languages.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from . import baselines, data, metrics
+from .discovery import DiscoveryConfig, discover
+from .errors import KSLError
+from .protocol import Protocol
+from .transfer import TransferConfig, transfer
+
+RULES = ("whole", "first_line", "field_restart")
+
+
+def stop_rows(tokenizer) -> dict[str, list[int]]:
+    """Single-row (or two-row) tickets that can only teach stopping: the newline, ':', BOS and EOS rows."""
+    out = {}
+    for name, text in (("newline row", "\n"), ("':' row", ":")):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise KSLError(f"{text!r} is not one token for this tokenizer", "choose stop rows by id")
+        out[name] = ids
+    special = [i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None]
+    out["BOS+EOS rows"] = sorted(set(special))
+    return out
+
+
+def _hyps(record: dict) -> dict[str, list[str]]:
+    with open(Path(record["path"]) / "outputs.jsonl") as f:
+        rows = [json.loads(line)["hyp"] for line in f]
+    return {rule: [r[rule] for r in rows] for rule in RULES}
+
+
+def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int], audit_seeds: list[int],
+         random_draws: int) -> list[tuple[str, int | None, dict | None, dict]]:
+    """Train (or reuse) every audited arm: (arm, seed, tune/transfer record or None, score options)."""
+    embed = {s: p.tune(mode="embed", lr=lr_embed, seed=s) for s in sorted(set(seeds) | set(audit_seeds))}
+    ticket = discover(DiscoveryConfig(tuned=embed[seeds[0]]["path"], k=k))
+    ticket_file = str(Path(ticket["path"]) / f"ticket-topk-{k}.json")
+    ks_ids = ticket["tickets"][f"topk-{k}"]["ids"]
+    counts = p.token_counts()
+    plan = [("base", None, None, {}), ("base + newline stop", None, None, {"stop_on_newline": True})]
+    plan += [("embed", s, embed[s], {}) for s in seeds]
+    plan += [(f"KS top-{k}", s, p.tune(mode="rows", ticket=ticket_file, lr=lr_rows, seed=s), {}) for s in seeds]
+    from .models import load_tokenizer
+    for name, ids in stop_rows(load_tokenizer(p.model)).items():
+        plan += [(name, s, p.tune(mode="rows", ticket=",".join(map(str, ids)), lr=lr_rows, seed=s), {})
+                 for s in audit_seeds]
+    for d in range(random_draws):
+        uniform = baselines.random_ticket(counts, k, seed=d).ids
+        matched = baselines.frequency_matched_ticket(ks_ids, counts, seed=d).ids
+        plan.append((f"random-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, uniform)), lr=lr_rows,
+                                              seed=seeds[0]), {}))
+        plan.append((f"frequency-matched-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, matched)),
+                                                         lr=lr_rows, seed=seeds[0]), {}))
+    for s in seeds:
+        plan.append((f"transfer KS top-{k}", s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file)), {}))
+    for s in audit_seeds:
+        for label, kw in (("transfer, norm-matched random delta", dict(delta="norm-matched", seed=s)),
+                          ("transfer, delta x 0.5", dict(scale=0.5)), ("transfer, delta x 2", dict(scale=2.0))):
+            plan.append((label, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file, **kw)), {}))
+    return plan
+
+
+def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
+    """Gain decomposition of every arm against the base model (chrF++, paired bootstrap over sentences)."""
+    refs = data.load_flores(p.pair, "devtest", limit=p.eval_limit).tgt
+    tgt = data.parse_pair(p.pair)[1]
+    base = _hyps(p.score())
+    rows = []
+    for arm, seed, run, opts in plan:
+        rec = p.score(run["path"] if run else None, **opts)
+        term = rec["termination"]
+        row = {"arm": arm, "seed": seed, "eos_rate": term["eos_rate"], "cap_rate": term["cap_rate"],
+               "mean_words": rec["scores"]["whole"]["mean_words"], "run": rec["run"]}
+        for rule in RULES:
+            row[f"chrf++ {rule}"] = rec["scores"][rule]["chrf++"]["score"]
+        if arm != "base":
+            dec = metrics.gain_decomposition(base, _hyps(rec), refs, tgt, n=n)
+            for rule in RULES:
+                row[f"gain {rule}"] = dec[rule]["gain"]
+                row[f"gain {rule} ci"] = tuple(dec[rule]["ci95"])
+            row["collapse"] = dec["collapse"]["value"]
+            row["collapse ci"] = tuple(dec["collapse"]["ci95"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def template_transfer(p: Protocol, lr_embed: float, lr_rows: float, k: int, templates: list[str],
+                      seed: int = 0) -> pd.DataFrame:
+    """chrF++ (whole and first line) of deltas trained under the protocol's template, and under sampled
+    instruction paraphrases, scored under every template, with the base model under the same template."""
+    trained = {"base": None}
+    emb = p.tune(mode="embed", lr=lr_embed, seed=seed)
+    ticket = discover(DiscoveryConfig(tuned=emb["path"], k=k))
+    trained[f"embed ({p.template})"] = emb
+    trained[f"KS top-{k} ({p.template})"] = p.tune(mode="rows", ticket=str(Path(ticket["path"]) / f"ticket-topk-{k}.json"),
+                                                   lr=lr_rows, seed=seed)
+    trained["embed (sampled paraphrases)"] = p.tune(mode="embed", lr=lr_embed, seed=seed, template="sampled-paraphrases")
+    rows = []
+    for label, run in trained.items():
+        for t in templates:
+            rec = p.score(run["path"] if run else None, template=t)
+            rows.append({"trained": label, "template": t, "chrf++ whole": rec["scores"]["whole"]["chrf++"]["score"],
+                         "chrf++ first_line": rec["scores"]["first_line"]["chrf++"]["score"],
+                         "eos_rate": rec["termination"]["eos_rate"], "run": rec["run"]})
+    df = pd.DataFrame(rows)
+    base = df[df["trained"] == "base"].set_index("template")
+    for rule in ("whole", "first_line"):
+        df[f"gain {rule}"] = df[f"chrf++ {rule}"] - df["template"].map(base[f"chrf++ {rule}"])
+    return df
+
+
+def ticket_stability(p: Protocol, lr_embed: float, k: int, seeds: list[int], templates: list[str],
+                     pairs: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Top-k tickets from embedding tuning across seeds, training templates and language pairs; returns
+    (Jaccard matrix, summary: the seed ceiling = mean overlap between seeds, and the mean overlap across
+    templates and across languages with seed 0)."""
+    from itertools import combinations
+
+    from .study import jaccard
+
+    def ticket(**kw):
+        rec = discover(DiscoveryConfig(tuned=p.tune(mode="embed", lr=lr_embed, **kw)["path"], k=k))
+        return rec["tickets"][f"topk-{k}"]["ids"]
+
+    sets = {f"seed {s}": ticket(seed=s) for s in seeds}
+    for t in templates:
+        if t != p.template:
+            sets[f"template {t}"] = ticket(seed=seeds[0], template=t)
+    for pair in pairs:
+        if pair != p.pair:
+            sets[f"pair {pair}"] = ticket(seed=seeds[0], pair=pair)
+    m = jaccard(sets)
+
+    def mean(labels_a, labels_b=None):
+        pairs_ = combinations(labels_a, 2) if labels_b is None else [(a, b) for a in labels_a for b in labels_b]
+        vals = [m.loc[a, b] for a, b in pairs_]
+        return float(sum(vals) / len(vals)) if vals else float("nan")
+
+    seed_labels = [f"seed {s}" for s in seeds]
+    other_t = [label for label in sets if label.startswith("template")]
+    other_p = [label for label in sets if label.startswith("pair")]
+    summary = {"seed ceiling (mean Jaccard between seeds)": mean(seed_labels),
+               "across templates (vs seed 0)": mean([seed_labels[0]], other_t),
+               "across languages (vs seed 0)": mean([seed_labels[0]], other_p)}
+    return m, summary

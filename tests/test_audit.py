@@ -1,0 +1,51 @@
+from dataclasses import asdict
+
+import pytest
+
+from kslottery import audit, models, study, tuning
+from kslottery.errors import KSLError
+from kslottery.protocol import Protocol
+
+
+def test_protocol_trains_the_same_configs_as_the_other_notebooks():
+    # The audit reuses the headline's and the discovery notebook's runs only if the configs are identical.
+    p = Protocol(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)
+    direct = tuning.TuneConfig(model="gemma3-270m", pair="eng_Latn-cat_Latn", split="dev", limit=400,
+                               template="explicit", mode="embed", lr=1e-3, epochs=1.0, batch_size=8, seed=2)
+    assert asdict(p.config(mode="embed", lr=1e-3, seed=2)) == asdict(direct)
+    # the paper preset reaches the modes it defines and leaves LoRA alone
+    paper = Protocol(model="m", pair="eng_Latn-cat_Latn", train_limit=997, eval_limit=1012, preset="paper")
+    assert paper.config(mode="embed").resolved().schedule == "cosine"
+    assert paper.config(mode="lora", lr=3e-4).resolved().lr == 3e-4
+
+
+def test_stop_rows_are_single_tokens_of_the_real_tokenizer():
+    tok = models.load_tokenizer("smollm2-135m")
+    rows = audit.stop_rows(tok)
+    assert rows["newline row"] == tok("\n", add_special_tokens=False)["input_ids"] == [198]
+    assert tok.decode(rows["':' row"]) == ":"
+    assert set(rows["BOS+EOS rows"]) == {tok.bos_token_id, tok.eos_token_id}
+
+
+def test_stop_rows_refuse_a_tokenizer_that_splits_the_newline():
+    class Split:
+        bos_token_id, eos_token_id = 1, 2
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [5, 6]}
+
+    with pytest.raises(KSLError, match="is not one token"):
+        audit.stop_rows(Split())
+
+
+def test_load_tokenizer_matches_the_full_load(tiny):
+    tok = models.load_tokenizer("tiny:smollm2-135m")
+    assert len(tok) == len(tiny.tokenizer) and tok("Hola")["input_ids"] == tiny.tokenizer("Hola")["input_ids"]
+
+
+def test_headline_refuses_a_method_arm_without_its_learning_rate(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    with pytest.raises(KSLError, match="arm lora needs its learning rate"):
+        study.headline("tiny:smollm2-135m", "eng_Latn-cat_Latn", template="explicit", train_limit=8, epochs=1.0,
+                       batch_size=4, lr_embed=1e-2, lr_rows=1e-2, k=4, seeds=[0], random_draws=1, eval_limit=2,
+                       max_new_tokens=4, arms=["lora"], progress=False)
