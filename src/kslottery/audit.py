@@ -47,8 +47,13 @@ def _hyps(record: dict) -> dict[str, list[str]]:
 
 
 def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int], audit_seeds: list[int],
-         random_draws: int) -> list[tuple[str, int | None, dict | None, dict]]:
-    """Train (or reuse) every audited arm: (arm, seed, tune/transfer record or None, score options)."""
+         random_draws: int, matched_draws: int | None = None) -> list[tuple[str, int | None, dict | None, dict]]:
+    """Train (or reuse) every audited arm: (arm, seed, tune/transfer record or None, score options).
+
+    ``seeds``: the headline arms (embedding tuning, the KS ticket and its transfer, shared with the
+    headline notebook); ``audit_seeds``: the stopping rows and the transfer controls; ``random_draws``
+    uniform random tickets (shared with the headline) and ``matched_draws`` (default: as many)
+    frequency-matched ones."""
     embed = {s: p.tune(mode="embed", lr=lr_embed, seed=s) for s in sorted(set(seeds) | set(audit_seeds))}
     ticket = discover(DiscoveryConfig(tuned=embed[seeds[0]]["path"], k=k))
     ticket_file = str(Path(ticket["path"]) / f"ticket-topk-{k}.json")
@@ -63,9 +68,10 @@ def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int],
                  for s in audit_seeds]
     for d in range(random_draws):
         uniform = baselines.random_ticket(counts, k, seed=d).ids
-        matched = baselines.frequency_matched_ticket(ks_ids, counts, seed=d).ids
         plan.append((f"random-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, uniform)), lr=lr_rows,
                                               seed=seeds[0]), {}))
+    for d in range(random_draws if matched_draws is None else matched_draws):
+        matched = baselines.frequency_matched_ticket(ks_ids, counts, seed=d).ids
         plan.append((f"frequency-matched-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, matched)),
                                                          lr=lr_rows, seed=seeds[0]), {}))
     for s in seeds:
