@@ -95,7 +95,7 @@ def certify_sequence(model, input_ids: torch.Tensor, sigma: float, n0: int = 16,
     ``last``: certify only the last N positions (the target side of a prompt + reference); the noise
     still covers the whole context, but the 262k-way output layer runs only where it is needed."""
     emb = model.get_input_embeddings()
-    base = emb.weight[input_ids].float()                                     # raw rows, (T, H)
+    base = emb.weight[input_ids.to(emb.weight.device)].float()               # raw rows, (T, H)
     scale = _embed_scale(model)
     keep = last or len(input_ids)
 
@@ -122,4 +122,6 @@ def certified_agreement(cert: Certificate, norms: np.ndarray) -> np.ndarray:
 def empirical_agreement(model_a, model_b, input_ids: torch.Tensor) -> np.ndarray:
     """Whether the unsmoothed next-token argmax of two models agrees at every position."""
     ids = input_ids.unsqueeze(0)
-    return (model_a(ids).logits.argmax(-1) == model_b(ids).logits.argmax(-1))[0].numpy()
+    a = model_a(ids.to(model_a.device)).logits.argmax(-1).cpu()
+    b = model_b(ids.to(model_b.device)).logits.argmax(-1).cpu()
+    return (a == b)[0].numpy()

@@ -197,6 +197,9 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
     with torch.no_grad():
         lm.model.get_input_embeddings().weight.copy_(tuned)
     partner = models.load(rec["model"]["spec"], untie_head=True, progress=False)
+    if torch.cuda.is_available():   # the paper profile: both models on the GPU, the matrices stay on the CPU
+        lm.model.cuda()
+        partner.model.cuda()
 
     pair, tmpl = rec["config"]["pair"], prompts.get_template(template)
     bitext = data.load_flores(pair, split, limit=max(sentences, gen_sentences))
@@ -239,7 +242,7 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
         partial = base.clone()
         partial[moved["ids"]] = moved["after"].to(base.dtype)
         with torch.no_grad():
-            partner.model.get_input_embeddings().weight.copy_(partial)
+            partner.model.get_input_embeddings().weight.copy_(partial.to(partner.model.device))
         norms = [certify.perturbation_norms(ids_t, tuned, partial)[len(ids_t) - k:] for ids_t, k in zip(seqs, lasts)]
         emp = np.concatenate([certify.empirical_agreement(lm.model, partner.model, ids_t)[len(ids_t) - k:][m]
                               for ids_t, k, m in zip(seqs, lasts, masks)])
