@@ -19,7 +19,8 @@ import yaml
 from .errors import KSLError
 
 ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "certification",
-         "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets"]
+         "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
+         "paper_vs_study"]
 
 
 def repo_root() -> Path:

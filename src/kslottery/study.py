@@ -6,6 +6,7 @@ and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -305,6 +306,26 @@ def paper_ticket_for(model: str, pair: str, source: str = "text") -> tuple[list[
         fixed = set(prompts.encode_prompt(tok, prompts.get_template(name).render("", src, tgt)))
         df[f"in {name}"] = [i in fixed if i is not None else False for i in df["id"]]
     return ids, df
+
+
+def save_tables(profile: str, notebook: str, **tables: pd.DataFrame) -> Path:
+    """Keep a notebook's result tables beside the runs (``$KSL_RUNS/tables/<profile>/<notebook>.json``),
+    where the summary notebook (paper vs this study) reads them."""
+    from .runs import runs_root, write_json
+
+    path = runs_root() / "tables" / profile / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {name: json.loads(df.to_json(orient="records")) for name, df in tables.items()})
+    return path
+
+
+def load_tables(profile: str, notebook: str) -> dict[str, pd.DataFrame] | None:
+    from .runs import runs_root
+
+    path = runs_root() / "tables" / profile / f"{notebook}.json"
+    if not path.exists():
+        return None
+    return {name: pd.DataFrame(rows) for name, rows in json.loads(path.read_text()).items()}
 
 
 def _hyps(eval_record: dict, rule: str) -> list[str]:

@@ -1,0 +1,33 @@
+import pandas as pd
+
+from kslottery import claims, study
+
+
+def _scores(values):
+    return pd.DataFrame([{"arm": arm, "rule": rule, "chrf++": v, "seed": 0}
+                         for arm, per_rule in values.items() for rule, v in per_rule.items()])
+
+
+def test_claims_judge_the_shape_from_saved_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    scores = _scores({"base": {"whole": 20.0, "first_line": 30.0}, "embed": {"whole": 40.0, "first_line": 34.0},
+                      "full": {"whole": 39.0, "first_line": 35.0}, "KS top-18": {"whole": 30.0, "first_line": 31.0},
+                      "prefix": {"whole": 25.0, "first_line": 30.0}, "random-18": {"whole": 21.0, "first_line": 30.0},
+                      "frequency-18": {"whole": 29.5, "first_line": 30.5}})
+    study.save_tables("t", "partial_tuning_18_tokens", scores=scores, intervals=pd.DataFrame())
+    term = pd.DataFrame([{"arm": "KS top-18", "seed": s, "collapse": c, "gain whole": 10.0} for s, c in [(0, 0.8), (1, 0.9)]]
+                        + [{"arm": "embed", "seed": 0, "collapse": 0.3, "gain whole": 20.0},
+                           {"arm": "newline row", "seed": 0, "collapse": 1.0, "gain whole": 9.5}])
+    study.save_tables("t", "termination_and_templates", term=term, templates=pd.DataFrame())
+    table = claims.claims("t").set_index("claim")
+    got = table["reproduced"].to_dict()
+    mine = {c: got[PAPER] for c, (PAPER, _) in claims.PAPER.items()}
+    assert mine["embed_vs_full"] == "yes"          # 40 vs 39: within 10 % of full's gain of 19
+    assert mine["ticket_vs_embed"] == "no"         # 30 vs 40
+    assert mine["eighteen"] == "no"                # recovers half of embedding tuning's gain
+    assert "recovers 50%" in table.loc[claims.PAPER["eighteen"][0], "note"]
+    assert mine["prefix"] == "yes" and mine["random"] == "yes" and mine["frequency"] == "yes"
+    assert mine["stopping"] == "yes" and "0.85 (mean over 2 seeds)" in table.loc[claims.PAPER["stopping"][0], "this study"]
+    assert mine["single_row"] == "yes"             # 9.5 of 10
+    assert table.loc[claims.PAPER["certified"][0], "this study"] == "not measured in this profile"
+    assert len(table) == len(claims.PAPER)
