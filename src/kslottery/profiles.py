@@ -101,13 +101,18 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
 
     path = out_dir / "provenance.json"
     prov = json.loads(path.read_text()) if path.exists() else {}
-    compute = 0.0
+    compute, signatures = 0.0, set()
     for name in used:
         rec = runs_root() / name / "record.json"
         if rec.exists():
-            compute += json.loads(rec.read_text()).get("wall_s", 0.0)
+            r = json.loads(rec.read_text())
+            compute += r.get("wall_s", 0.0)
+            for per_rule in r.get("scores", {}).values():
+                signatures |= {f"{m}: {v['signature']}" for m, v in per_rule.items()
+                               if isinstance(v, dict) and v.get("signature")}
     prov[notebook] = {"parameters": params, "finished": time.strftime("%Y-%m-%d %H:%M"), "execution_s": round(seconds),
-                      "runs": used, "compute_s": round(compute), "git_commit": git_commit(), "versions": versions(),
+                      "runs": used, "compute_s": round(compute), "signatures": sorted(signatures),
+                      "git_commit": git_commit(), "versions": versions(),
                       "machine": machine()}
     write_json(path, prov)
     (out_dir / "provenance.md").write_text(provenance_page(profile, prov))
@@ -139,6 +144,9 @@ def provenance_page(profile: str, prov: dict) -> str:
         lines += ["", f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, "
                   f"GPU: {m['cuda'] or 'none'} ({m['platform']}).", "",
                   "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
+    sigs = sorted({sig for nb in order for sig in prov[nb].get("signatures", [])})
+    if sigs:
+        lines += ["", "sacrebleu signatures of every score:", ""] + [f"- `{sig}`" for sig in sigs]
     for nb in order:
         params = "\n".join(f"{k}: {json.dumps(v)}" for k, v in prov[nb]["parameters"].items())
         lines += ["", f"## {nb}", "", "```yaml", params, "```", "", "Runs: " +
