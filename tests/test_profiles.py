@@ -69,5 +69,5 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert prov["certification"]["compute_s"] == 120 and prov["certification"]["runs"] == names
     # notebooks appear in the study's order, with the total of all compute
     assert page.index("| baseline_and_prompts |") < page.index("| certification |")
-    assert "| certification |" in page and "| 2 | 2.0 min |" in page and "**0.03 h**" in page
+    assert "| certification |" in page and "| — | 2 | 2.0 min |" in page and "**0.03 h**" in page
     assert 'sizes: [1, 18]' in page

@@ -87,14 +87,17 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         tmp.replace(final)
         used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
         log.unlink(missing_ok=True)
-        record_provenance(out_dir, profile, nb, params, time.time() - t0, used)
+        import resource
+        # The kernel is a child of this process: its peak resident memory, once it has exited.
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak)
         print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
         done.append(final)
     return done
 
 
 def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
-                      used: list[str]) -> None:
+                      used: list[str], peak_rss_gib: float | None = None) -> None:
     """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
     its parameters, when it ran, its own wall-clock, and the runs it used with the compute they cost."""
     from .runs import git_commit, machine, runs_root, versions, write_json
@@ -112,6 +115,7 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                                if isinstance(v, dict) and v.get("signature")}
     prov[notebook] = {"parameters": params, "finished": time.strftime("%Y-%m-%d %H:%M"), "execution_s": round(seconds),
                       "runs": used, "compute_s": round(compute), "signatures": sorted(signatures),
+                      "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
                       "git_commit": git_commit(), "versions": versions(),
                       "machine": machine()}
     write_json(path, prov)
@@ -130,14 +134,17 @@ def provenance_page(profile: str, prov: dict) -> str:
              f"Written by `kslottery run --profile {profile}` after each notebook. *Execution* is the wall-clock",
              "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
              "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
-             "| notebook | finished | execution | runs used | compute | git commit |", "|---|---|---|---|---|---|"]
+             "Peak memory is the largest resident set of any notebook kernel the runner had started so far.", "",
+             "| notebook | finished | execution | peak RSS | runs used | compute | git commit |",
+             "|---|---|---|---|---|---|---|"]
     total = 0
     for nb in order:
         e = prov[nb]
         total += e["compute_s"]
-        lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {len(e['runs'])} | "
+        rss = "—" if e.get("peak_rss_gib") is None else f"{e['peak_rss_gib']:.1f} GiB"
+        lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
                      f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
-    lines.append(f"| **all** | | | | **{total / 3600:.2f} h** | |")
+    lines.append(f"| **all** | | | | | **{total / 3600:.2f} h** | |")
     last = prov[order[-1]] if order else {}
     if last:
         m = last["machine"]
