@@ -59,3 +59,30 @@ def test_agreement_is_total_when_the_ticket_holds_every_changed_row():
     partial[ids[0]] = base[ids[0]]
     gap = certify.perturbation_norms(ids, tuned, partial)
     assert gap[0] > 0 and np.all(np.diff(gap) >= 0)
+
+
+def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
+    from kslottery import study
+
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    tuned = study.tune_embed("tiny:smollm2-135m", "eng_Latn-cat_Latn", 16, 0.01, 1.0, 4, progress=False)
+    real, calls = certify.certify_sequence, []
+
+    def interrupted_at_the_second_noise_level(*a, **k):
+        calls.append(a[2])
+        if a[2] == 0.1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    kw = dict(sizes=[1], random_draws=1, sigmas=[0.01, 0.1], n0=4, n=8, alpha=0.01, sentences=2, progress=False)
+    monkeypatch.setattr(certify, "certify_sequence", interrupted_at_the_second_noise_level)
+    with pytest.raises(KeyboardInterrupt):
+        study.certification(tuned["path"], **kw)
+    partial = next(tmp_path.glob("cert-*.partial"))
+    assert (partial / "certs-sigma0.01.pt").exists() and not list(tmp_path.glob("cert-*[!l]"))
+    calls.clear()
+    monkeypatch.setattr(certify, "certify_sequence", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
+    table = study.certification(tuned["path"], **kw)
+    assert set(calls) == {0.1}                       # the first noise level came from the checkpoint
+    full = table[table["ticket"] == "all changed rows"]
+    assert ((full["certified_agreement"] + full["abstain_rate"] - 1).abs() < 1e-9).all()

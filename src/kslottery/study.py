@@ -173,15 +173,16 @@ def certification(tune_path: str, sizes: list[int], random_draws: int, sigmas: l
                   split=split)
     run = Run("cert", params)
     if not run.done:
+        work = run.start()
         table = _certification_table(tune_path, **{k: v for k, v in params.items() if k != "tuned"},
-                                     progress=progress)
-        write_json(run.start() / "table.json", table.to_dict(orient="records"))
+                                     work=work, progress=progress)
+        write_json(work / "table.json", table.to_dict(orient="records"))
         run.finish({"config": params, "rows": len(table)})
     return pd.read_json(run.path / "table.json", orient="records")
 
 
 def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, sentences, gen_sentences, gen_tokens,
-                         template, split, progress) -> pd.DataFrame:
+                         template, split, progress, work: Path | None = None) -> pd.DataFrame:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -212,7 +213,15 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
     lasts = [len(m) - int(np.argmax(m)) for m in masks]
     certs = {}
     for sigma in tqdm(sigmas, desc="certifying (sigma)", disable=not progress):
+        # Each noise level is the expensive part: kept in the run's work folder, so an interrupted run resumes.
+        saved = work / f"certs-sigma{sigma:g}.pt" if work is not None else None
+        if saved is not None and saved.exists():
+            certs[sigma] = [certify.Certificate(**c) for c in torch.load(saved, weights_only=False)]
+            continue
         certs[sigma] = [certify.certify_sequence(lm.model, ids, sigma, n0, n, alpha, last=k) for ids, k in zip(seqs, lasts)]
+        if saved is not None:
+            torch.save([vars(c) for c in certs[sigma]], saved.with_suffix(".tmp"))
+            saved.with_suffix(".tmp").replace(saved)
     masks = [m[len(m) - k:] for m, k in zip(masks, lasts)]
 
     cfg = tuning.TuneConfig(**rec["config"])
