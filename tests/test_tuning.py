@@ -203,3 +203,36 @@ def test_gpu_benchmark_code_paths_run_on_a_tiny_cpu_model():
     assert r.returncode == 0, r.stderr[-2000:]
     for part in ("embedding_tuning", "rows18_tuning", "ks_full_vocab", "generate_batch32", "full_finetuning"):
         assert part in r.stdout
+
+
+def test_fsdp_config_shards_full_finetuning_over_two_cpu_processes(flores_dir, tmp_path):
+    """The repository's FSDP configuration, run by `accelerate launch` with 2 CPU processes (gloo), gives
+    the weights of a one-process run: full fine-tuning of a LLaMA-architecture model, sharded per layer."""
+    import yaml
+    from pathlib import Path
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/accelerate/fsdp.yaml").read_text())
+    cfg.update(num_processes=2, use_cpu=True, mixed_precision="no")
+    cfg["fsdp_config"].update(fsdp_cpu_ram_efficient_loading=False, fsdp_activation_checkpointing=False)
+    (tmp_path / "fsdp.yaml").write_text(yaml.safe_dump(cfg))
+    args = ["tune", "--model", "tiny:smollm2-135m", "--limit", "8", "--batch-size", "4", "--lr", "1e-4",
+            "--max-steps", "2", "--mode", "full", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "kslottery.cli", *args, "--runs-dir", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "fsdp.yaml"),
+                          "--main_process_port", "29534", "-m", "kslottery.cli", *args,
+                          "--runs-dir", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("run: ") == 1                     # rank 0 reports, rank 1 stays quiet
+    rec = json.loads(next((tmp_path / "two").glob("tune-*/record.json")).read_text())
+    assert rec["train"]["world_size"] == 2
+    from safetensors.torch import load_file
+    (a,) = (tmp_path / "one").glob("tune-*/model/*.safetensors")
+    (b,) = (tmp_path / "two").glob("tune-*/model/*.safetensors")
+    a, b = load_file(a), load_file(b)
+    assert set(a) == set(b)
+    for name in a:
+        assert a[name].shape == b[name].shape, name           # full tensors, not one rank's shard
+        assert torch.allclose(a[name], b[name], atol=1e-6), name

@@ -48,9 +48,11 @@ def cmd_evaluate(ns) -> int:
 
 
 def cmd_tune(ns) -> int:
-    from .tuning import TuneConfig, tune
+    from .tuning import TuneConfig, is_main_process, tune
 
     rec = tune(config_from_args(TuneConfig, ns), runs_dir=ns.runs_dir, progress=not ns.quiet)
+    if not is_main_process():   # under torchrun / accelerate launch, rank 0 reports for all
+        return 0
     t = rec["train"]
     print(f"{rec['run']}{'  (reused)' if rec.get('reused') else ''}: mode {rec['config']['mode']}, "
           f"{t['steps']} steps, final loss {t['final_loss']:.4f}, {t['n_trainable']:,} trainable parameters, "
