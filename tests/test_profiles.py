@@ -63,11 +63,13 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     out = tmp_path / "book"
     out.mkdir()
     profiles.record_provenance(out, "default", "certification", {"model": "gemma3-270m", "sizes": [1, 18]}, 12.3, used)
-    profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, [])
+    profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, used[:1])
     page = (out / "provenance.md").read_text()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["certification"]["compute_s"] == 120 and prov["certification"]["runs"] == names
     # notebooks appear in the study's order, with the total of all compute
     assert page.index("| baseline_and_prompts |") < page.index("| certification |")
-    assert "| certification |" in page and "| — | 2 | 2.0 min |" in page and "**0.03 h**" in page
+    assert "| certification |" in page and " GiB | 2 | 2.0 min |" in page and "**0.03 h**" in page
+    assert prov["certification"]["peak_rss_gib"] > 0
+    # the run both notebooks used counts once in the total: 120 s, not 210 s
     assert 'sizes: [1, 18]' in page

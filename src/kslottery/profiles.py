@@ -104,17 +104,20 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
 
     path = out_dir / "provenance.json"
     prov = json.loads(path.read_text()) if path.exists() else {}
-    compute, signatures = 0.0, set()
+    walls, signatures = {}, set()
     for name in used:
         rec = runs_root() / name / "record.json"
         if rec.exists():
             r = json.loads(rec.read_text())
-            compute += r.get("wall_s", 0.0)
+            walls[name] = r.get("wall_s", 0.0)
+            if r.get("peak_rss_gib") is not None:
+                peak_rss_gib = max(peak_rss_gib or 0.0, r["peak_rss_gib"])
             for per_rule in r.get("scores", {}).values():
                 signatures |= {f"{m}: {v['signature']}" for m, v in per_rule.items()
                                if isinstance(v, dict) and v.get("signature")}
     prov[notebook] = {"parameters": params, "finished": time.strftime("%Y-%m-%d %H:%M"), "execution_s": round(seconds),
-                      "runs": used, "compute_s": round(compute), "signatures": sorted(signatures),
+                      "runs": used, "compute_s": round(sum(walls.values())), "run_wall_s": walls,
+                      "signatures": sorted(signatures),
                       "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
                       "git_commit": git_commit(), "versions": versions(),
                       "machine": machine()}
@@ -134,17 +137,17 @@ def provenance_page(profile: str, prov: dict) -> str:
              f"Written by `kslottery run --profile {profile}` after each notebook. *Execution* is the wall-clock",
              "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
              "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
-             "Peak memory is the largest resident set of any notebook kernel the runner had started so far.", "",
+             "*Peak RSS* is the largest resident memory recorded by the runs it used and by its last execution.", "",
              "| notebook | finished | execution | peak RSS | runs used | compute | git commit |",
              "|---|---|---|---|---|---|---|"]
-    total = 0
+    # Notebooks share runs (the headline's arms are the audit's): the total counts each run once.
+    total = sum({name: w for nb in order for name, w in prov[nb].get("run_wall_s", {}).items()}.values())
     for nb in order:
         e = prov[nb]
-        total += e["compute_s"]
         rss = "—" if e.get("peak_rss_gib") is None else f"{e['peak_rss_gib']:.1f} GiB"
         lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
                      f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
-    lines.append(f"| **all** | | | | | **{total / 3600:.2f} h** | |")
+    lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
     last = prov[order[-1]] if order else {}
     if last:
         m = last["machine"]

@@ -129,7 +129,11 @@ class Run:
         return self.work
 
     def finish(self, record: dict) -> Path:
-        record = {**record, "run": self.name, "wall_s": round(time.time() - getattr(self, "_t0", time.time()), 1)}
+        import resource
+        # Peak resident memory of the process that produced the run (in a notebook kernel: the kernel so far).
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        record = {**record, "run": self.name, "wall_s": round(time.time() - getattr(self, "_t0", time.time()), 1),
+                  "peak_rss_gib": round(peak, 2)}
         write_json(self.work / "record.json", record)
         (self.work / DONE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
         os.rename(self.work, self.path)
