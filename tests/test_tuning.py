@@ -236,3 +236,21 @@ def test_fsdp_config_shards_full_finetuning_over_two_cpu_processes(flores_dir, t
     for name in a:
         assert a[name].shape == b[name].shape, name           # full tensors, not one rank's shard
         assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_bf16_autocast_keeps_a_paper_sized_step_in_float32_master_rows(flores_dir, tmp_path):
+    """The paper profile's setting: bf16 autocast, lr 2e-5. One Adam step moves each trained coordinate
+    by ~lr, far below bf16's resolution at the rows' magnitude, so only fp32 master rows keep it."""
+    seen = sorted(seen_ids(3))
+    c = cfg(mode="rows", ticket=",".join(map(str, seen)), lr=2e-5, max_steps=1, mixed_precision="bf16")
+    lm = fresh()
+    before = lm.model.get_input_embeddings().weight.detach().clone()
+    tuning.train(lm, c, examples_for(lm, c), progress=False)
+    tuning.export(lm, c, before, tmp_path)
+    from safetensors.torch import load_file
+    saved = load_file(tmp_path / "rows.safetensors")
+    step = (saved["after"] - saved["before"]).abs()
+    assert saved["after"].dtype == torch.float32 and sorted(saved["ids"].tolist()) == seen
+    assert 0.5e-5 < step.max() <= 2.1e-5                                   # Adam's first step is ~lr
+    lost = (saved["before"].bfloat16() + (saved["after"] - saved["before"]).bfloat16()) == saved["before"].bfloat16()
+    assert lost.float().mean() > 0.5                         # in bf16 most of the step would vanish
