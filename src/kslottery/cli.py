@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
                        "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
     r.add_argument("--profile", required=True, help="smoke, default or paper (profiles/*.yaml)")
-    r.add_argument("--only", action="append", help="run only this notebook (repeatable)")
+    from .profiles import ORDER
+    r.add_argument("--only", action="append", metavar="NOTEBOOK",
+                   help=f"run only this notebook (repeatable), in the study's order: {', '.join(ORDER)}")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
 
