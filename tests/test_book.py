@@ -9,10 +9,21 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The results pages the book publishes: every executed notebook its table of contents lists.
-RESULT_PAGES = [ROOT / "book" / (line.split("file:")[1].strip() + ".ipynb")
-                for line in (ROOT / "book" / "_toc.yml").read_text().splitlines()
-                if "file: results/" in line]
+# The results pages the book publishes: every page under results/ its table of contents lists (executed
+# notebooks, and the provenance pages the runner writes).
+RESULT_PAGES = [next(p for p in (ROOT / "book" / (stem + ".ipynb"), ROOT / "book" / (stem + ".md")) if p.exists())
+                for stem in (line.split("file:")[1].strip()
+                             for line in (ROOT / "book" / "_toc.yml").read_text().splitlines()
+                             if "file: results/" in line)]
+
+
+def figures_in(page: Path) -> int:
+    """How many figures the executed notebook holds (0 for a markdown page)."""
+    if page.suffix != ".ipynb":
+        return 0
+    import nbformat
+    nb = nbformat.read(page, as_version=4)
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +62,7 @@ def page_of(html: Path, notebook: Path) -> Path:
 
 def test_every_results_page_renders_with_its_figures(html, browser):
     assert RESULT_PAGES, "no executed notebooks under book/results"
+    assert sum(figures_in(p) for p in RESULT_PAGES) > 20   # the study's figures are part of what is checked
     for nb in RESULT_PAGES:
         page = page_of(html, nb)
         browser.get(page.as_uri())
@@ -58,7 +70,7 @@ def test_every_results_page_renders_with_its_figures(html, browser):
         assert h1.strip(), f"{page.name} has no title"
         images = browser.execute_script(
             "return Array.from(document.querySelectorAll('main img')).map(i => [i.src, i.complete && i.naturalWidth > 0])")
-        assert images, f"{page.name} shows no figure"
+        assert len(images) >= figures_in(nb), f"{page.name} shows {len(images)} of its {figures_in(nb)} figures"
         broken = [src for src, ok in images if not ok]
         assert not broken, f"{page.name}: images that did not load: {broken}"
         text = browser.execute_script("return document.querySelector('main').innerText")
