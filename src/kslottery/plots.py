@@ -144,7 +144,9 @@ def certified_vs_sigma(df):
         axes[1].axhline(grp["median_perturbation"].median(), ls="--", color="C0" if kind == "KS" else "C1",
                         label=f"median perturbation, {kind} tickets")
     axes[1].set_xscale("log")
-    axes[1].set_yscale("symlog", linthresh=1e-3)
+    axes[1].set_yscale("symlog", linthresh=1e-3)   # radius 0 (abstained) stays on the plot
+    top = max(radius["median_radius"].max(), df["median_perturbation"].max())
+    axes[1].set_ylim(0, 3 * top if top > 0 else 1)
     axes[1].set_title("radius against perturbation (L2)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
