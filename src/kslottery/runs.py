@@ -53,7 +53,10 @@ def git_commit() -> str | None:
         r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if r.returncode:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        # Results a profile run writes into the book (and the goldens copied from them) are outputs,
+        # not code: rewriting them does not make the code that produced them dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                ":(top,exclude)book/results", ":(top,exclude)tests/notebooks"], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return r.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
