@@ -31,3 +31,17 @@ def test_claims_judge_the_shape_from_saved_tables(tmp_path, monkeypatch):
     assert mine["single_row"] == "yes"             # 9.5 of 10
     assert table.loc[claims.PAPER["certified"][0], "this study"] == "not measured in this profile"
     assert len(table) == len(claims.PAPER)
+
+
+def test_embed_vs_full_comes_from_finetune_when_the_headline_has_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    table = pd.DataFrame([{"pair": p, "mode": m, "chrf++ (whole)": v} for p, m, v in [
+        ("eng_Latn-cat_Latn", "embed", 36.2), ("eng_Latn-cat_Latn", "full", 37.9),
+        ("eng_Latn-deu_Latn", "embed", 36.1), ("eng_Latn-deu_Latn", "full", 39.0)]])
+    grid = pd.DataFrame([{"pair": p, "template": "explicit", "rule": "whole", "chrf++": b}
+                         for p, b in [("eng_Latn-cat_Latn", 19.3), ("eng_Latn-deu_Latn", 21.4)]])
+    study.save_tables("t", "finetune", table=table)
+    study.save_tables("t", "baseline_and_prompts", grid=grid)
+    row = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
+    assert row["source"] == "finetune" and "cat: 36.2 vs 37.9 (base 19.3)" in row["this study"]
+    assert row["reproduced"] == "no"       # de: 2.9 apart, more than 10 % of full's 17.6-point gain

@@ -80,6 +80,28 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
         rnd = (arm(ticket, "whole"), arm(f"random-{k}", "whole"))
         add("random", _fmt(*rnd) + f" (KS top-{k} vs random-{k}, whole)", None if None in rnd else rnd[0] > rnd[1],
             "partial_tuning_18_tokens", "random: mean over draws")
+    fine, grid = load_tables(profile, "finetune"), load_tables(profile, "baseline_and_prompts")
+    if head is None and fine is not None and "chrf++ (whole)" in fine["table"]:
+        # Without the headline, the finetune notebook compares the two on every pair (base from the grid,
+        # whose scores use the same sentences and decoding when the profile sizes them alike).
+        t = fine["table"]
+        parts, oks = [], []
+        for pair, g in t.groupby("pair", sort=False):
+            e, f = (g.loc[g["mode"] == m, "chrf++ (whole)"] for m in ("embed", "full"))
+            if not len(e) or not len(f):
+                continue
+            e, f = float(e.iloc[0]), float(f.iloc[0])
+            base = None
+            if grid is not None:
+                b = grid["grid"]
+                b = b[(b["pair"] == pair) & (b["template"] == "explicit") & (b["rule"] == "whole")]
+                base = float(b["chrf++"].iloc[0]) if len(b) else None
+            parts.append(f"{pair.split('-')[1][:3]}: {e:.1f} vs {f:.1f}" + ("" if base is None else f" (base {base:.1f})"))
+            if base is not None:
+                oks.append(abs(e - f) <= 0.1 * max(abs(f - base), 1e-9))
+        if parts:
+            add("embed_vs_full", "; ".join(parts) + " (chrF++, whole)", None if not oks else all(oks), "finetune",
+                "matches = within 10 % of full fine-tuning's gain over the base model, on every pair")
     if ks is not None:
         t = ks["tickets"]
         sig = t[~t["ticket"].str.startswith("topk")]
