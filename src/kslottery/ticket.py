@@ -172,7 +172,9 @@ def ks_from_rows(rows: dict, vocab_size: int, method: str = "auto") -> KSResult:
 
     from .ks import ks_test
 
-    part = ks_test(rows["before"], rows["after"], method=method)
+    # On a GPU machine (the paper profile) the rows go to CUDA, where ks_counts uses its sort-based kernel.
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    part = ks_test(rows["before"].to(dev), rows["after"].to(dev), method=method)
     d = rows["before"].shape[1]
     D = torch.zeros(vocab_size, dtype=torch.float64)
     p = torch.ones(vocab_size, dtype=torch.float64)
