@@ -13,12 +13,11 @@ one of those claims on the study's own runs (shared with the headline through :c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from . import baselines, data, metrics
+from . import baselines, data, evaluate, metrics
 from .discovery import DiscoveryConfig, discover
 from .errors import KSLError
 from .protocol import Protocol
@@ -38,12 +37,6 @@ def stop_rows(tokenizer) -> dict[str, list[int]]:
     special = [i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None]
     out["BOS+EOS rows"] = sorted(set(special))
     return out
-
-
-def _hyps(record: dict) -> dict[str, list[str]]:
-    with open(Path(record["path"]) / "outputs.jsonl") as f:
-        rows = [json.loads(line)["hyp"] for line in f]
-    return {rule: [r[rule] for r in rows] for rule in RULES}
 
 
 def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int], audit_seeds: list[int],
@@ -87,7 +80,7 @@ def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
     """Gain decomposition of every arm against the base model (chrF++, paired bootstrap over sentences)."""
     refs = data.load_flores(p.pair, "devtest", limit=p.eval_limit).tgt
     tgt = data.parse_pair(p.pair)[1]
-    base = _hyps(p.score())
+    base = evaluate.hypotheses(p.score())
     rows = []
     for arm, seed, run, opts in plan:
         rec = p.score(run["path"] if run else None, **opts)
@@ -97,7 +90,7 @@ def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
         for rule in RULES:
             row[f"chrf++ {rule}"] = rec["scores"][rule]["chrf++"]["score"]
         if arm != "base":
-            dec = metrics.gain_decomposition(base, _hyps(rec), refs, tgt, n=n)
+            dec = metrics.gain_decomposition(base, evaluate.hypotheses(rec), refs, tgt, n=n)
             for rule in RULES:
                 row[f"gain {rule}"] = dec[rule]["gain"]
                 row[f"gain {rule} ci"] = tuple(dec[rule]["ci95"])

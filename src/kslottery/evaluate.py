@@ -111,6 +111,13 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     return {**record, "run": run.name, "reused": False, "path": str(path)}
 
 
+def hypotheses(record: dict) -> dict[str, list[str]]:
+    """The extracted hypotheses of a finished eval run, per extraction rule, in sentence order."""
+    with open(Path(record["path"]) / "outputs.jsonl") as f:
+        rows = [json.loads(line)["hyp"] for line in f]
+    return {rule: [r[rule] for r in rows] for rule in rows[0]} if rows else {}
+
+
 def score_outputs(bitext: data.Bitext, conts: list[dict], outputs_path=None) -> dict:
     """Scores and termination statistics of raw continuations under every extraction rule."""
     hyps = {name: [rule(c["text"]) for c in conts] for name, rule in metrics.RULES.items()}

@@ -11,10 +11,9 @@ an arm the headline trained is reused, not retrained, by the audit.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
-from . import evaluate, models, tuning
+from . import baselines, evaluate, models, tuning
 
 
 def tune_config(preset: str | None = None, mixed_precision: str = "no", **kw) -> tuning.TuneConfig:
@@ -57,11 +56,10 @@ class Protocol:
                                   stop_on_newline=stop_on_newline, tuned=tuned)
         return evaluate.evaluate(cfg, progress=self.progress)
 
-    def token_counts(self) -> Counter:
+    def token_counts(self) -> "collections.Counter":
         """How often each id occurs in the training inputs (the pool of random and matched tickets)."""
         if not hasattr(self, "_counts"):
             cfg = self.config()
             tok = models.load_tokenizer(self.model)
-            self._counts = Counter(t for e in tuning.encode_all(tok, tuning.training_bitext(cfg), cfg)
-                                   for t in e["input_ids"])
+            self._counts = baselines.token_counts(tuning.encode_all(tok, tuning.training_bitext(cfg), cfg))
         return self._counts

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ from tqdm import TqdmWarning
 warnings.filterwarnings("ignore", category=TqdmWarning)
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|torch|peft)\.")
 
-from . import data, evaluate, models, prompts, tuning
+from . import baselines, data, evaluate, models, prompts, tuning
 from .discovery import DiscoveryConfig, discover, read_tune_run
 from .errors import KSLError
 from .protocol import Protocol, tune_config
@@ -122,7 +121,7 @@ def ks_rows(tune_path: str, template: str = "explicit") -> pd.DataFrame:
     ids = rows["ids"].long()
     cfg = tuning.TuneConfig(**{k: v for k, v in rec["config"].items()})
     bitext = tuning.training_bitext(cfg)
-    counts = Counter(t for e in tuning.encode_all(tok, bitext, cfg) for t in e["input_ids"])
+    counts = baselines.token_counts(tuning.encode_all(tok, bitext, cfg))
     t = prompts.get_template(template)
     fixed = set(prompts.encode_prompt(tok, t.render("", bitext.src_lang, bitext.tgt_lang)))
     return pd.DataFrame({
@@ -225,7 +224,7 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
     masks = [m[len(m) - k:] for m, k in zip(masks, lasts)]
 
     cfg = tuning.TuneConfig(**rec["config"])
-    counts = Counter(t for e in tuning.encode_all(tok, tuning.training_bitext(cfg), cfg) for t in e["input_ids"])
+    counts = baselines.token_counts(tuning.encode_all(tok, tuning.training_bitext(cfg), cfg))
     ks = ks_from_rows(rows, rec["model"]["vocab_size"])
     tickets = [("base model (no rows)", "none", []), ("all changed rows", "all", rows["ids"].tolist())]
     for k in sizes:
@@ -337,12 +336,6 @@ def load_tables(profile: str, notebook: str) -> dict[str, pd.DataFrame] | None:
     return {name: pd.DataFrame(rows) for name, rows in json.loads(path.read_text()).items()}
 
 
-def _hyps(eval_record: dict, rule: str) -> list[str]:
-    import json
-    with open(Path(eval_record["path"]) / "outputs.jsonl") as f:
-        return [json.loads(line)["hyp"][rule] for line in f]
-
-
 def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: float, batch_size: int,
              lr_embed: float, lr_rows: float, lr_full: float | None = None, lr_lora: float | None = None,
              lr_prefix: float | None = None, k: int,
@@ -420,7 +413,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
             if arm == "base":
                 continue
             for rule in ("whole", "first_line"):
-                ci = metrics.paired_bootstrap(_hyps(base, rule), _hyps(rec, rule), refs, data.parse_pair(pair)[1],
+                ci = metrics.paired_bootstrap(evaluate.hypotheses(base)[rule], evaluate.hypotheses(rec)[rule], refs, data.parse_pair(pair)[1],
                                               metric="chrf++", n=1000, seed=0)
                 intervals.append({"arm": arm, "seed": seed, "rule": rule, "gain": ci["delta"],
                                   "ci_low": ci["ci95"][0], "ci_high": ci["ci95"][1]})
