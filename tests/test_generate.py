@@ -68,3 +68,33 @@ def test_resume_skips_done_and_keeps_order(tiny):
                                 done={0: full[0], 2: full[2]}, on_batch=lambda idx, _: seen.extend(idx))
     assert sorted(seen) == [1, 3]
     assert [c.text for c in resumed] == [c.text for c in full]
+
+
+@pytest.mark.parametrize("preset", ["smollm2-135m", "gemma3-270m"])
+def test_dropping_finished_rows_gives_generates_tokens(preset):
+    """Rows that stop at different steps leave the batch; every row's tokens equal HF generate's."""
+    from transformers import GenerationConfig
+
+    lm = models.load(f"tiny:{preset}", progress=False, untie_head=True)
+    torch.manual_seed(0)
+    for w in lm.model.parameters():       # larger random weights: varied greedy tokens, not one repeated id
+        if w.dim() > 1:
+            w.data.normal_(0, 0.5)
+    tok = lm.tokenizer
+    texts = TEXTS + ["Short.\nCatalan:", "Another sentence of middling length here.\nCatalan:"]
+    p = prompts_of(tok, texts)
+    width = max(map(len, p))
+    ids = torch.tensor([[tok.pad_token_id or 0] * (width - len(q)) + q for q in p])
+    mask = torch.tensor([[0] * (width - len(q)) + [1] * len(q) for q in p])
+    free = lm.model.generate(input_ids=ids, attention_mask=mask, generation_config=GenerationConfig(
+        max_new_tokens=10, do_sample=False, pad_token_id=tok.pad_token_id or 0, eos_token_id=None))[:, width:]
+    # stop ids that rows meet at different steps, so some rows leave while others continue
+    stops = sorted({int(free[0, 2]), int(free[2, 5])} - {int(t) for t in free[3]})
+    ref = []             # generate's tokens cut after each row's first stop id
+    for row in free.tolist():
+        cut = next((i for i, t in enumerate(row) if t in stops), len(row) - 1)
+        ref.append(row[:cut + 1])
+    ours = generate.greedy_drop_finished(lm.model, ids, mask, stops, max_new_tokens=10)
+    assert ours == ref
+    lengths = sorted(map(len, ours))
+    assert lengths[0] < 10 and lengths[-1] == 10     # some rows stopped early, one ran to the cap

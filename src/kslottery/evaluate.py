@@ -35,6 +35,8 @@ class EvalConfig:
     num_beams: int = field(default=1, metadata={"help": "1 = greedy; the paper's group used 4"})
     stop_on_newline: bool = field(default=False, metadata={"help": "also stop at any newline-bearing token "
                                   "(off: the model must stop by itself, as in the paper)"})
+    drop_finished: bool = field(default=False, metadata={"help": "greedy only: rows that stopped leave the "
+                                "batch (same tokens up to float noise; about half the cost when most rows stop)"})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16"})
     seed: int = field(default=0, metadata={"help": "torch seed (greedy decoding does not use it)"})
     tuned: str | None = field(default=None, metadata={"help": "a tune or transfer run directory to apply "
@@ -67,6 +69,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
         raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
     params = {**asdict(config), "data": bitext.name, "data_sha256": bitext.sha256}
+    if not config.drop_finished:
+        del params["drop_finished"]   # runs from before the option keep their names (they decoded this way)
     if config.tuned:
         # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
         tuned = Path(config.tuned)
@@ -102,7 +106,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     conts = generate.generate(lm.model, lm.tokenizer, ids, batch_size=config.batch_size,
                               max_new_tokens=config.max_new_tokens, num_beams=config.num_beams,
                               stop_on_newline=config.stop_on_newline, progress=progress,
-                              on_batch=checkpoint, done=done)
+                              on_batch=checkpoint, done=done, drop_finished=config.drop_finished)
     record = score_outputs(bitext, [c.to_dict() for c in conts], work / "outputs.jsonl")
     ckpt.unlink()
     record = {"config": asdict(config), "model": lm.info.to_dict(), "data": {

@@ -37,6 +37,7 @@ class Protocol:
     num_beams: int = 1
     preset: str | None = None
     mixed_precision: str = "no"
+    drop_finished: bool = False
     progress: bool = True
 
     def config(self, **kw) -> tuning.TuneConfig:
@@ -53,7 +54,8 @@ class Protocol:
         cfg = evaluate.EvalConfig(model=self.model, pair=self.pair, template=template or self.template,
                                   limit=self.eval_limit, max_new_tokens=self.max_new_tokens,
                                   batch_size=self.eval_batch_size, num_beams=self.num_beams,
-                                  stop_on_newline=stop_on_newline, tuned=tuned)
+                                  stop_on_newline=stop_on_newline, tuned=tuned,
+                                  drop_finished=self.drop_finished)
         return evaluate.evaluate(cfg, progress=self.progress)
 
     def token_counts(self) -> "collections.Counter":

@@ -343,7 +343,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
              method_seeds: list[int] | None = None, eval_batch_size: int = 32,
              arms: list[str] | None = None, extra_tickets: dict[str, list[int]] | None = None,
              preset: str | None = None, mixed_precision: str = "no", num_beams: int = 1,
-             progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+             drop_finished: bool = False, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The 18-token experiment: every arm trained (or transferred) on FLORES dev and scored on devtest.
 
     ``seeds`` drive the headline arms (embedding tuning, the KS ticket, its transfer); ``method_seeds``
@@ -361,7 +361,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
     proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
                      epochs=epochs, batch_size=batch_size, max_new_tokens=max_new_tokens,
                      eval_batch_size=eval_batch_size, num_beams=num_beams, preset=preset,
-                     mixed_precision=mixed_precision, progress=progress)
+                     mixed_precision=mixed_precision, drop_finished=drop_finished, progress=progress)
     tune, score = proto.tune, proto.score
 
     embed = {s: tune(mode="embed", lr=lr_embed, seed=s) for s in seeds}
