@@ -36,6 +36,11 @@ def _fmt(*values, unit: str = "") -> str:
     return " vs ".join("—" if v is None else f"{v:.1f}{unit}" for v in values)
 
 
+def _matches(a: float | None, b: float | None, base: float | None) -> bool | None:
+    """``a`` matches ``b`` when their difference is within 10 % of ``b``'s gain over the base model."""
+    return None if None in (a, b, base) else abs(a - b) <= 0.1 * max(abs(b - base), 1e-9)
+
+
 def _verdict(ok: bool | None) -> str:
     return {True: "yes", False: "no", None: "—"}[ok]
 
@@ -61,8 +66,7 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
         for key, a, b in (("embed_vs_full", "embed", "full"), ("ticket_vs_embed", ticket, "embed")):
             w, f = (arm(a, "whole"), arm(b, "whole")), (arm(a, "first_line"), arm(b, "first_line"))
             base = arm("base", "whole")
-            ok = None if None in w + (base,) else abs(w[0] - w[1]) <= 0.1 * max(abs(w[1] - base), 1e-9)
-            add(key, f"{_fmt(*w)} (whole); {_fmt(*f)} (first line)", ok, "partial_tuning_18_tokens",
+            add(key, f"{_fmt(*w)} (whole); {_fmt(*f)} (first line)", _matches(*w, base), "partial_tuning_18_tokens",
                 "matches = within 10 % of the second arm's gain over the base model (whole continuation)")
         w, f = (arm("base", "whole"), arm(ticket, "whole")), (arm("base", "first_line"), arm(ticket, "first_line"))
         emb = arm("embed", "whole")
@@ -74,9 +78,8 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
         add("prefix", _fmt(*pre) + " (prefix vs embed, whole)", None if None in pre else pre[0] < pre[1],
             "partial_tuning_18_tokens")
         fr = (arm(f"frequency-{k}", "whole"), arm(ticket, "whole"))
-        base = arm("base", "whole")
-        ok = None if None in fr + (base,) else abs(fr[0] - fr[1]) <= 0.1 * max(abs(fr[1] - base), 1e-9)
-        add("frequency", _fmt(*fr) + f" (frequency-{k} vs KS top-{k}, whole)", ok, "partial_tuning_18_tokens")
+        add("frequency", _fmt(*fr) + f" (frequency-{k} vs KS top-{k}, whole)", _matches(*fr, arm("base", "whole")),
+            "partial_tuning_18_tokens")
         rnd = (arm(ticket, "whole"), arm(f"random-{k}", "whole"))
         add("random", _fmt(*rnd) + f" (KS top-{k} vs random-{k}, whole)", None if None in rnd else rnd[0] > rnd[1],
             "partial_tuning_18_tokens", "random: mean over draws")
@@ -98,7 +101,7 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
                 base = float(b["chrf++"].iloc[0]) if len(b) else None
             parts.append(f"{pair.split('-')[1][:3]}: {e:.1f} vs {f:.1f}" + ("" if base is None else f" (base {base:.1f})"))
             if base is not None:
-                oks.append(abs(e - f) <= 0.1 * max(abs(f - base), 1e-9))
+                oks.append(_matches(e, f, base))
         if parts:
             add("embed_vs_full", "; ".join(parts) + " (chrF++, whole)", None if not oks else all(oks), "finetune",
                 "matches = within 10 % of full fine-tuning's gain over the base model, on every pair")
