@@ -107,23 +107,29 @@ def mean_words(hyps: list[str]) -> float:
     return sum(len(h.split()) for h in hyps) / max(len(hyps), 1)
 
 
-def paired_bootstrap(hyps_a: list[str], hyps_b: list[str], refs: list[str], tgt_lang: str,
-                     metric: str = "chrf++", n: int = 1000, seed: int = 0) -> dict:
-    """Score(b) - score(a) with a 95 % percentile interval over ``n`` paired resamples of sentences."""
-    m = _metrics(tgt_lang)[metric]
-    # sacrebleu's per-sentence sufficient statistics: resampling sums them, no re-tokenizing.
-    sa = np.asarray(m._extract_corpus_statistics(hyps_a, [refs]), dtype=np.float64)
-    sb = np.asarray(m._extract_corpus_statistics(hyps_b, [refs]), dtype=np.float64)
+def _resample_counts(size: int, n: int, seed: int) -> np.ndarray:
+    """``n`` bootstrap resamples of ``size`` sentences, as per-sentence counts (one row per resample)."""
     rng = np.random.default_rng(seed)
-    size = len(refs)
-    counts = np.stack([np.bincount(rng.integers(0, size, size), minlength=size) for _ in range(n)])
-    ta, tb = counts @ sa, counts @ sb
+    return np.stack([np.bincount(rng.integers(0, size, size), minlength=size) for _ in range(n)])
 
+
+def _paired_deltas(m, hyps_a: list[str], hyps_b: list[str], refs: list[str], counts: np.ndarray):
+    """(score(b) - score(a), the same difference on every resample). sacrebleu's per-sentence sufficient
+    statistics are summed per resample, so nothing is re-tokenized."""
     def score(row):
         return m._compute_score_from_stats(row.round().astype(int).tolist()).score
 
-    deltas = np.array([score(b) - score(a) for a, b in zip(ta, tb)])
-    a, b = score(sa.sum(0)), score(sb.sum(0))
+    sa = np.asarray(m._extract_corpus_statistics(hyps_a, [refs]), dtype=np.float64)
+    sb = np.asarray(m._extract_corpus_statistics(hyps_b, [refs]), dtype=np.float64)
+    boot = np.array([score(b) - score(a) for a, b in zip(counts @ sa, counts @ sb)])
+    return score(sb.sum(0)) - score(sa.sum(0)), boot, score(sa.sum(0)), score(sb.sum(0))
+
+
+def paired_bootstrap(hyps_a: list[str], hyps_b: list[str], refs: list[str], tgt_lang: str,
+                     metric: str = "chrf++", n: int = 1000, seed: int = 0) -> dict:
+    """Score(b) - score(a) with a 95 % percentile interval over ``n`` paired resamples of sentences."""
+    delta, deltas, a, b = _paired_deltas(_metrics(tgt_lang)[metric], hyps_a, hyps_b, refs,
+                                         _resample_counts(len(refs), n, seed))
     low, high = np.percentile(deltas, [2.5, 97.5])
     return {"metric": metric, "a": round(a, 4), "b": round(b, 4), "delta": round(b - a, 4),
             "ci95": [round(float(low), 4), round(float(high), 4)], "n_resamples": n, "seed": seed}
@@ -137,19 +143,10 @@ def gain_decomposition(base: dict[str, list[str]], arm: dict[str, list[str]], re
     respects the correlation of its two gains). The collapse is 0 when the gain survives the first-line
     rule and 1 when it is all in stopping; its interval is unreliable when gain(whole) is near 0."""
     m = _metrics(tgt_lang)[metric]
-    size = len(refs)
-    rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(0, size, size), minlength=size) for _ in range(n)])
-
-    def score(row):
-        return m._compute_score_from_stats(row.round().astype(int).tolist()).score
-
+    counts = _resample_counts(len(refs), n, seed)
     gains, boot = {}, {}
     for rule in base:
-        sa = np.asarray(m._extract_corpus_statistics(base[rule], [refs]), dtype=np.float64)
-        sb = np.asarray(m._extract_corpus_statistics(arm[rule], [refs]), dtype=np.float64)
-        gains[rule] = score(sb.sum(0)) - score(sa.sum(0))
-        boot[rule] = np.array([score(b) - score(a) for a, b in zip(counts @ sa, counts @ sb)])
+        gains[rule], boot[rule], _, _ = _paired_deltas(m, base[rule], arm[rule], refs, counts)
     out = {"metric": metric, "n_resamples": n, "seed": seed}
     for rule in base:
         low, high = np.percentile(boot[rule], [2.5, 97.5])
