@@ -50,9 +50,8 @@ def test_interrupted_evaluation_resumes(runs_dir, flores_dir):
     full = evaluate(cfg, runs_dir=runs_dir / "a", progress=False)
     # Fake an interruption after one batch: keep the first two checkpointed rows in a .partial folder.
     from kslottery.data import load_flores
-    params = {**full["config"], "data": full["data"]["name"],
-              "data_sha256": load_flores(cfg.pair, cfg.split, limit=cfg.limit).sha256}
-    run = Run("eval", params, runs_dir / "b")
+    from kslottery.evaluate import run_params
+    run = Run("eval", run_params(cfg, load_flores(cfg.pair, cfg.split, limit=cfg.limit)), runs_dir / "b")
     run.work.mkdir(parents=True)
     with open(f"{full['path']}/outputs.jsonl") as f:
         rows = [json.loads(line) for line in f][:2]
@@ -90,3 +89,17 @@ def test_unwritable_runs_dir(tmp_path, flores_dir):
 def test_models_lists_presets():
     r = kslottery("models")
     assert r.returncode == 0 and "gemma3-270m" in r.stdout and "LlamaForCausalLM" in r.stdout
+
+
+def test_drop_finished_is_its_own_run_with_the_same_scores(runs_dir, flores_dir):
+    from dataclasses import replace
+
+    from kslottery.data import load_flores
+    from kslottery.evaluate import EvalConfig, evaluate, run_params
+
+    cfg = EvalConfig(model="tiny:smollm2-135m", limit=4, max_new_tokens=4, batch_size=2)
+    padded = evaluate(cfg, runs_dir=runs_dir, progress=False)
+    dropped = evaluate(replace(cfg, drop_finished=True), runs_dir=runs_dir, progress=False)
+    assert padded["run"] != dropped["run"] and padded["scores"] == dropped["scores"]
+    # runs made before the option existed keep their names: the default leaves it out of the hash
+    assert "drop_finished" not in run_params(cfg, load_flores(cfg.pair, cfg.split, limit=cfg.limit))

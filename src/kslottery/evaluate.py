@@ -43,6 +43,14 @@ class EvalConfig:
                               "to the model first (none: the base model)"})
 
 
+def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:
+    """The parameters that name an eval run (before a tuned run's directory is reduced to its name)."""
+    params = {**asdict(config), "data": bitext.name, "data_sha256": bitext.sha256}
+    if not config.drop_finished:
+        del params["drop_finished"]   # runs from before the option keep their names (they decoded this way)
+    return params
+
+
 def _load_done(path) -> dict[int, generate.Continuation]:
     done = {}
     if path.exists():
@@ -68,9 +76,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     models.resolve_dtype(config.dtype)
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
         raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
-    params = {**asdict(config), "data": bitext.name, "data_sha256": bitext.sha256}
-    if not config.drop_finished:
-        del params["drop_finished"]   # runs from before the option keep their names (they decoded this way)
+    params = run_params(config, bitext)
     if config.tuned:
         # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
         tuned = Path(config.tuned)
