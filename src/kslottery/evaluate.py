@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
@@ -36,7 +36,8 @@ class EvalConfig:
     stop_on_newline: bool = field(default=False, metadata={"help": "also stop at any newline-bearing token "
                                   "(off: the model must stop by itself, as in the paper)"})
     drop_finished: bool = field(default=False, metadata={"help": "greedy only: rows that stopped leave the "
-                                "batch (same tokens up to float noise; 1.2x faster on 2 CPU cores when most rows stop early)"})
+                                "batch (same tokens up to float noise; 1.2x faster on 2 CPU cores when most rows stop early)",
+                                "named_when_set": True})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16"})
     seed: int = field(default=0, metadata={"help": "torch seed (greedy decoding does not use it)"})
     tuned: str | None = field(default=None, metadata={"help": "a tune or transfer run directory to apply "
@@ -44,10 +45,14 @@ class EvalConfig:
 
 
 def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:
-    """The parameters that name an eval run (before a tuned run's directory is reduced to its name)."""
+    """The parameters that name an eval run (before a tuned run's directory is reduced to its name).
+
+    Options added after runs existed (``named_when_set`` in their metadata) join the name only when set,
+    so the runs made before them, which behaved like the default, keep their names."""
     params = {**asdict(config), "data": bitext.name, "data_sha256": bitext.sha256}
-    if not config.drop_finished:
-        del params["drop_finished"]   # runs from before the option keep their names (they decoded this way)
+    for f in fields(config):
+        if f.metadata.get("named_when_set") and params[f.name] == f.default:
+            del params[f.name]
     return params
 
 

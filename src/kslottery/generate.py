@@ -101,9 +101,9 @@ def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: li
                          max_new_tokens: int) -> list[list[int]]:
     """Greedy continuation of a left-padded batch; a row leaves the batch (and the KV cache) as soon as it
     emits a stop id. Returns each row's new tokens, its stop token included."""
-    from transformers import DynamicCache
-
     import inspect
+
+    from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
     # transformers renamed past_key_values to cache (the old name warns from 5.2x); accept both

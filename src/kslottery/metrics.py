@@ -122,7 +122,8 @@ def _paired_deltas(m, hyps_a: list[str], hyps_b: list[str], refs: list[str], cou
     sa = np.asarray(m._extract_corpus_statistics(hyps_a, [refs]), dtype=np.float64)
     sb = np.asarray(m._extract_corpus_statistics(hyps_b, [refs]), dtype=np.float64)
     boot = np.array([score(b) - score(a) for a, b in zip(counts @ sa, counts @ sb)])
-    return score(sb.sum(0)) - score(sa.sum(0)), boot, score(sa.sum(0)), score(sb.sum(0))
+    a, b = score(sa.sum(0)), score(sb.sum(0))
+    return b - a, boot, a, b
 
 
 def paired_bootstrap(hyps_a: list[str], hyps_b: list[str], refs: list[str], tgt_lang: str,
