@@ -70,6 +70,7 @@ def test_interrupted_evaluation_resumes(runs_dir, flores_dir):
     (["--template", "nope"], {}, "unknown prompt template 'nope'"),
     (["--model", "nope"], {}, "unknown model spec 'nope'"),
     ([], {"KSL_DATA_DIR": "/nonexistent"}, "data directory /nonexistent has no flores200/"),
+    (["--num-beams", "4", "--drop-finished"], {}, "drop_finished applies to greedy decoding only"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(runs_dir, flores_dir, args, env, match):
     r = kslottery("evaluate", *TINY, *args, "--runs-dir", str(runs_dir), env=env)

@@ -81,6 +81,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     models.resolve_dtype(config.dtype)
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
         raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
+    if config.drop_finished and config.num_beams > 1:
+        raise KSLError("drop_finished applies to greedy decoding only", "use num_beams 1 or leave drop_finished off")
     params = run_params(config, bitext)
     if config.tuned:
         # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
