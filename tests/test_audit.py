@@ -49,3 +49,24 @@ def test_headline_refuses_a_method_arm_without_its_learning_rate(tmp_path, monke
         study.headline("tiny:smollm2-135m", "eng_Latn-cat_Latn", template="explicit", train_limit=8, epochs=1.0,
                        batch_size=4, lr_embed=1e-2, lr_rows=1e-2, k=4, seeds=[0], random_draws=1, eval_limit=2,
                        max_new_tokens=4, arms=["lora"], progress=False)
+
+
+def test_every_notebook_scores_an_arm_in_the_same_eval_run(tmp_path, monkeypatch):
+    # The default profile relies on it: the base model and the embedding-tuned model are scored once,
+    # by whichever notebook comes first, and reused by the others (same EvalConfig -> same run name).
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    pair, model = "eng_Latn-cat_Latn", "tiny:smollm2-135m"
+    score = dict(max_new_tokens=4, drop_finished=True)
+    study.baseline_grid(model, [pair], ["explicit"], limit=2, batch_size=3, progress=False, **score)
+    table, _ = study.finetune(model, [pair], {"embed": 1e-2}, train_limit=8, epochs=1.0, batch_size=4, eval_limit=2,
+                              eval_batch_size=3, progress=False, **score)
+    evals = sorted(p.name for p in tmp_path.glob("eval-*"))
+    assert len(evals) == 2
+    p = Protocol(model=model, pair=pair, train_limit=8, eval_limit=2, batch_size=4, eval_batch_size=3,
+                 progress=False, **score)
+    assert p.score()["run"] in evals
+    assert p.score(p.tune(mode="embed", lr=1e-2)["path"])["run"] in evals
+    assert sorted(p.name for p in tmp_path.glob("eval-*")) == evals
+    # a different batch is a different run: the batch is part of what was computed
+    assert Protocol(model=model, pair=pair, train_limit=8, eval_limit=2, batch_size=4, eval_batch_size=2,
+                    progress=False, **score).score()["run"] not in evals

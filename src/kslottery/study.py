@@ -53,7 +53,8 @@ def _eval_rows(record: dict, **labels) -> list[dict]:
 
 
 def baseline_grid(model: str, pairs: list[str], templates: list[str], split: str = "devtest", limit: int = 200,
-                  max_new_tokens: int = 128, batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
+                  max_new_tokens: int = 128, batch_size: int = 32, drop_finished: bool = False,
+                  progress: bool = True) -> pd.DataFrame:
     """The base model on every pair x template, scored under every extraction rule."""
     loaded = {}
 
@@ -66,7 +67,8 @@ def baseline_grid(model: str, pairs: list[str], templates: list[str], split: str
     for pair in pairs:
         for template in templates:
             cfg = evaluate.EvalConfig(model=model, pair=pair, template=template, split=split, limit=limit,
-                                      max_new_tokens=max_new_tokens, batch_size=batch_size)
+                                      max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                      drop_finished=drop_finished)
             rows += _eval_rows(evaluate.evaluate(cfg, lm=lm, progress=progress), pair=pair, template=template)
     return pd.DataFrame(rows)
 
@@ -82,8 +84,8 @@ def tune_embed(model: str, pair: str, train_limit: int, lr: float, epochs: float
 
 def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit: int, epochs: float,
              batch_size: int = 8, seed: int = 0, template: str = "explicit", eval_limit: int = 0,
-             max_new_tokens: int = 128, preset: str | None = None, mixed_precision: str = "no",
-             progress: bool = True) -> tuple[pd.DataFrame, dict]:
+             max_new_tokens: int = 128, eval_batch_size: int = 32, drop_finished: bool = False,
+             preset: str | None = None, mixed_precision: str = "no", progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Tune every pair with every mode (``modes``: mode -> learning rate) and, with ``eval_limit`` > 0,
     score each tuned model on devtest. Returns (one row per pair x mode, {label: loss curve})."""
     rows, curves = [], {}
@@ -98,7 +100,8 @@ def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit:
                    "rows_changed": rec.get("rows_changed"), "train_minutes": rec["wall_s"] / 60, "run": rec["run"]}
             if eval_limit:
                 ev = evaluate.evaluate(evaluate.EvalConfig(model=model, pair=pair, template=template, limit=eval_limit,
-                                                           max_new_tokens=max_new_tokens, tuned=rec["path"]),
+                                                           max_new_tokens=max_new_tokens, tuned=rec["path"],
+                                                           batch_size=eval_batch_size, drop_finished=drop_finished),
                                        progress=progress)
                 for rule in ("whole", "first_line"):
                     row[f"chrf++ ({rule})"] = ev["scores"][rule]["chrf++"]["score"]
