@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -73,3 +74,12 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert prov["certification"]["peak_rss_gib"] > 0
     # the run both notebooks used counts once in the total: 120 s, not 210 s
     assert 'sizes: [1, 18]' in page
+    # each run states the machine that computed it, e.g. one computed on a GPU machine and reused here
+    params = tmp_path / "runs" / names[1] / "params.json"
+    p = json.loads(params.read_text())
+    params.write_text(json.dumps({**p, "machine": {**p["machine"], "cpus": 16, "cuda": "NVIDIA H200"}}))
+    profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, used[:1])
+    page = (out / "provenance.md").read_text()
+    runs_line = next(line for line in page.splitlines() if line.startswith("Runs computed on:"))
+    assert "16 CPUs, " in runs_line and "GPU: NVIDIA H200" in runs_line and runs_line.count("(1 run)") == 2
+    assert f"{os.cpu_count()} CPUs" in next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))

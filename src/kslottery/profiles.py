@@ -121,8 +121,28 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                       "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
                       "git_commit": git_commit(), "versions": versions(),
                       "machine": machine()}
+    for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
+        entry["run_machines"] = _run_machines(entry.get("runs", []))
     write_json(path, prov)
     (out_dir / "provenance.md").write_text(provenance_page(profile, prov))
+
+
+def _describe(m: dict) -> str:
+    return (f"{m['processor']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, GPU: {m['cuda'] or 'none'} "
+            f"({m['platform']})")
+
+
+def _run_machines(used: list[str]) -> dict[str, list[str]]:
+    """The runs computed on each machine (a run records its own in params.json)."""
+    from .runs import runs_root
+
+    out: dict[str, list[str]] = {}
+    for name in used:
+        params = runs_root() / name / "params.json"
+        m = json.loads(params.read_text()).get("machine") if params.exists() else None
+        if m:
+            out.setdefault(_describe(m), []).append(name)
+    return out
 
 
 def _short(commit: str | None) -> str:
@@ -150,10 +170,16 @@ def provenance_page(profile: str, prov: dict) -> str:
     lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
     last = prov[order[-1]] if order else {}
     if last:
-        m = last["machine"]
-        lines += ["", f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, "
-                  f"GPU: {m['cuda'] or 'none'} ({m['platform']}).", "",
-                  "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
+        # the compute above was spent where each run ran, which need not be where the notebook last ran
+        runs_on: dict[str, set] = {}
+        for nb in order:
+            for desc, names in prov[nb].get("run_machines", {}).items():
+                runs_on.setdefault(desc, set()).update(names)
+        executed = sorted({_describe(prov[nb]["machine"]) for nb in order})
+        lines += ["", "Notebooks executed on: " + "; ".join(executed) + "."]
+        if runs_on:
+            lines += ["", "Runs computed on: " + "; ".join(f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())) + "."]
+        lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
     sigs = sorted({sig for nb in order for sig in prov[nb].get("signatures", [])})
     if sigs:
         lines += ["", "sacrebleu signatures of every score:", ""] + [f"- `{sig}`" for sig in sigs]
