@@ -178,7 +178,8 @@ def provenance_page(profile: str, prov: dict) -> str:
         executed = sorted({_describe(prov[nb]["machine"]) for nb in order})
         lines += ["", "Notebooks executed on: " + "; ".join(executed) + "."]
         if runs_on:
-            lines += ["", "Runs computed on: " + "; ".join(f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())) + "."]
+            counted = [f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())]
+            lines += ["", "Runs computed on: " + "; ".join(counted) + "."]
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
     sigs = sorted({sig for nb in order for sig in prov[nb].get("signatures", [])})
     if sigs:
