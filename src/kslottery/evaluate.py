@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from . import data, generate, metrics, models, prompts
 from .errors import KSLError
-from .runs import Run, ensure_writable
+from .runs import Run, ensure_writable, named_params
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,8 @@ class EvalConfig:
 
 
 def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:
-    """The parameters that name an eval run (before a tuned run's directory is reduced to its name).
-
-    Options added after runs existed (``named_when_set`` in their metadata) join the name only when set,
-    so the runs made before them, which behaved like the default, keep their names."""
-    params = {**asdict(config), "data": bitext.name, "data_sha256": bitext.sha256}
-    for f in fields(config):
-        if f.metadata.get("named_when_set") and params[f.name] == f.default:
-            del params[f.name]
-    return params
+    """The parameters that name an eval run (before a tuned run's directory is reduced to its name)."""
+    return {**named_params(config), "data": bitext.name, "data_sha256": bitext.sha256}
 
 
 def _load_done(path) -> dict[int, generate.Continuation]:

@@ -29,6 +29,19 @@ def runs_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(explicit or os.environ.get("KSL_RUNS") or "runs").expanduser()
 
 
+def named_params(config) -> dict:
+    """A config dataclass as the parameters that name its run. Options added after runs existed
+    (``named_when_set`` in their field metadata) join only when set, so the runs made before them,
+    which behaved like the default, keep their names."""
+    from dataclasses import asdict, fields
+
+    params = asdict(config)
+    for f in fields(config):
+        if f.metadata.get("named_when_set") and params[f.name] == f.default:
+            del params[f.name]
+    return params
+
+
 def param_hash(params: dict) -> str:
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -341,7 +341,7 @@ def load_tables(profile: str, notebook: str) -> dict[str, pd.DataFrame] | None:
 
 def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: float, batch_size: int,
              lr_embed: float, lr_rows: float, lr_full: float | None = None, lr_lora: float | None = None,
-             lr_prefix: float | None = None, k: int,
+             lr_prefix: float | None = None, prefix_init: str = "random", k: int,
              seeds: list[int], random_draws: int, eval_limit: int, max_new_tokens: int,
              method_seeds: list[int] | None = None, eval_batch_size: int = 32,
              arms: list[str] | None = None, extra_tickets: dict[str, list[int]] | None = None,
@@ -380,7 +380,8 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
             lr = {"full": lr_full, "lora": lr_lora, "prefix": lr_prefix}[arm]
             if lr is None:
                 raise KSLError(f"arm {arm} needs its learning rate", f"pass lr_{arm}")
-            plan += [(arm, s, tune(mode=arm, lr=lr, seed=s)) for s in (method_seeds or seeds)]
+            extra = {"prefix_init": prefix_init} if arm == "prefix" else {}
+            plan += [(arm, s, tune(mode=arm, lr=lr, seed=s, **extra)) for s in (method_seeds or seeds)]
         elif arm == f"KS top-{k}":
             plan += [(arm, s, tune(mode="rows", ticket=ticket_file, lr=lr_rows, seed=s)) for s in seeds]
         elif arm in extra_tickets:

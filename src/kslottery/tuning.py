@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from . import data, models, prompts
 from .errors import KSLError
-from .runs import Run, ensure_writable, write_json
+from .runs import Run, ensure_writable, named_params, write_json
 
 MODES = ("embed", "full", "lora", "prefix", "rows")
 SCHEDULES = ("constant", "cosine")
@@ -65,6 +65,10 @@ class TuneConfig:
     mixed_precision: str = field(default="no", metadata={"help": "no or bf16 (autocast; fp32 master weights)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     prefix_tokens: int = field(default=16, metadata={"help": "prefix-tuning virtual tokens"})
+    prefix_init: str = field(default="random", metadata={
+        "help": "prefix mode: random (PEFT's default: N(0,1) keys and values, far from anything the model "
+                "attends to) or zero (keys and values 0: the prefix only takes attention mass at first)",
+        "named_when_set": True})
     sparse_rows: bool = field(default=True, metadata={"help": "embed/rows: train a row delta with target-only "
                               "logits (off: the naive dense loop, for benchmarks)"})
     checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every N steps"})
@@ -77,6 +81,8 @@ class TuneConfig:
             raise KSLError(f"unknown schedule {self.schedule!r}", f"use one of {', '.join(SCHEDULES)}")
         if self.mixed_precision not in ("no", "bf16"):
             raise KSLError(f"unknown mixed precision {self.mixed_precision!r}", "use no or bf16")
+        if self.prefix_init not in ("random", "zero"):
+            raise KSLError(f"unknown prefix init {self.prefix_init!r}", "use random or zero")
         if self.mode == "rows" and not self.ticket:
             raise KSLError("rows mode needs a ticket", "pass --ticket TICKET.json or --ticket 13,263,278")
         if self.mode != "embed" and not self.sparse_rows:
@@ -264,7 +270,8 @@ def prepare_model(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict])
                                target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
         lm.model = pm = peft.get_peft_model(model, pcfg)   # export saves the adapter, not the base
         return TargetLoss(pm.get_base_model()), [p for p in pm.parameters() if p.requires_grad]
-    pcfg = peft.PrefixTuningConfig(num_virtual_tokens=cfg.prefix_tokens, task_type="CAUSAL_LM")
+    pcfg = peft.PrefixTuningConfig(num_virtual_tokens=cfg.prefix_tokens, task_type="CAUSAL_LM",
+                                   init_weights="zero" if cfg.prefix_init == "zero" else None)
     lm.model = pm = peft.get_peft_model(model, pcfg)
     return PeftLoss(pm), [p for p in pm.parameters() if p.requires_grad]
 
@@ -485,7 +492,7 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     bitext = training_bitext(cfg)
     prompts.training_templates(cfg.template, 0)
     # The ticket enters the hash by its ids, not by the path it was read from.
-    params = {**asdict(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
+    params = {**named_params(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
               "data": bitext.name, "data_sha256": bitext.sha256}
     run = Run("tune", params, runs_dir, seed=cfg.seed)
     if run.done:
