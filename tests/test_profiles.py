@@ -82,4 +82,5 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     page = (out / "provenance.md").read_text()
     runs_line = next(line for line in page.splitlines() if line.startswith("Runs computed on:"))
     assert "16 CPUs, " in runs_line and "GPU: NVIDIA H200" in runs_line and runs_line.count("(1 run)") == 2
-    assert f"{os.cpu_count()} CPUs" in next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))
+    executed = next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))
+    assert f"{os.cpu_count()} CPUs" in executed

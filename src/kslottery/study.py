@@ -85,7 +85,8 @@ def tune_embed(model: str, pair: str, train_limit: int, lr: float, epochs: float
 def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit: int, epochs: float,
              batch_size: int = 8, seed: int = 0, template: str = "explicit", eval_limit: int = 0,
              max_new_tokens: int = 128, eval_batch_size: int = 32, drop_finished: bool = False,
-             preset: str | None = None, mixed_precision: str = "no", progress: bool = True) -> tuple[pd.DataFrame, dict]:
+             preset: str | None = None, mixed_precision: str = "no",
+             progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Tune every pair with every mode (``modes``: mode -> learning rate) and, with ``eval_limit`` > 0,
     score each tuned model on devtest. Returns (one row per pair x mode, {label: loss curve})."""
     rows, curves = [], {}
