@@ -170,6 +170,13 @@ def test_other_modes_train_and_export(flores_dir, tmp_path, mode):
     tuning.load_tuned(lm, rec["path"])
     with torch.no_grad():
         assert lm.model(input_ids=torch.tensor([[1, 2, 3]])).logits.shape[-1] == 49152
+    if mode == "prefix":
+        # the saved prefix decodes through the finished-row loop, under a name that no score made before
+        # that loop kept the prefix (it lost it after the first token) can take
+        from kslottery.evaluate import EvalConfig, evaluate
+        ev = evaluate(EvalConfig(model="tiny:smollm2-135m", limit=2, max_new_tokens=3, drop_finished=True,
+                                 tuned=rec["path"]), runs_dir=tmp_path, progress=False)
+        assert json.loads((tmp_path / ev["run"] / "params.json").read_text())["params"]["prefix_in_cache"] is True
 
 
 def test_two_gloo_processes_match_one(flores_dir, tmp_path):

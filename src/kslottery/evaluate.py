@@ -49,6 +49,10 @@ def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:
     return {**named_params(config), "data": bitext.name, "data_sha256": bitext.sha256}
 
 
+def _tuned_mode(run_path: Path) -> str | None:
+    return json.loads((run_path / "params.json").read_text())["params"].get("mode")
+
+
 def _load_done(path) -> dict[int, generate.Continuation]:
     done = {}
     if path.exists():
@@ -84,6 +88,10 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
             raise KSLError(f"{tuned} is not a finished tune or transfer run (no record.json)",
                            "give a runs/tune-* or runs/transfer-* directory")
         params["tuned"] = tuned.name
+        if config.drop_finished and _tuned_mode(tuned) == "prefix":
+            # until generate._start put PEFT's prefix into the decoder's cache, these scores lost the prefix
+            # after the first token; a new name keeps such stale runs from being reused
+            params["prefix_in_cache"] = True
     run = Run("eval", params, runs_dir, seed=config.seed)
     if run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}

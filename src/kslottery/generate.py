@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .errors import KSLError
+
 _NEWLINE_IDS: dict[tuple, tuple[int, ...]] = {}
 
 
@@ -103,15 +105,15 @@ def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: li
     emits a stop id. Returns each row's new tokens, its stop token included."""
     import inspect
 
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
+    model, cache, virtual = _start(model, ids.shape[0])
+    if virtual:   # every row attends to the prefix, and positions count it, as they did in training
+        mask = torch.cat([mask.new_ones(mask.shape[0], virtual), mask], 1)
     # transformers renamed past_key_values to cache (the old name warns from 5.2x); accept both
     key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     stop = torch.tensor(sorted(set(stops)), device=ids.device)
     alive = list(range(ids.shape[0]))
     new: list[list[int]] = [[] for _ in alive]
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)    # positions count real tokens only, as generate's do
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, virtual:]   # positions count real tokens only, as generate's do
     logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, **{key: cache},
                    use_cache=True, logits_to_keep=1).logits[:, -1]
     nxt = pos[:, -1] + 1
@@ -132,6 +134,21 @@ def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: li
                        **{key: cache}, use_cache=True).logits[:, -1]
         nxt = nxt + 1
     return new
+
+
+def _start(model, rows: int):
+    """The model to call step by step, its starting KV cache and the number of virtual tokens in it.
+
+    A PEFT prefix-tuned model rebuilds its prefix cache on every forward call, which would throw away the
+    cache this loop grows; so the prefix goes into the cache once and the base model does the steps."""
+    from transformers import DynamicCache
+
+    cfg = getattr(model, "active_peft_config", None)
+    if cfg is None or not cfg.is_prompt_learning:
+        return model, DynamicCache(config=model.config), 0
+    if cfg.peft_type != "PREFIX_TUNING":
+        raise KSLError(f"drop_finished cannot decode a {cfg.peft_type} model", "leave drop_finished off")
+    return model.get_base_model(), model.get_prompt(rows), cfg.num_virtual_tokens
 
 
 def _continuation(new: list[int], tokenizer, eos: int, newline: set[int], cap: int) -> Continuation:
