@@ -113,7 +113,8 @@ def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: li
     stop = torch.tensor(sorted(set(stops)), device=ids.device)
     alive = list(range(ids.shape[0]))
     new: list[list[int]] = [[] for _ in alive]
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, virtual:]   # positions count real tokens only, as generate's do
+    # positions count real tokens only (after the prefix, if any), as generate's and training's do
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, virtual:]
     logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, **{key: cache},
                    use_cache=True, logits_to_keep=1).logits[:, -1]
     nxt = pos[:, -1] + 1
