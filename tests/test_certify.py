@@ -86,3 +86,35 @@ def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
     assert set(calls) == {0.1}                       # the first noise level came from the checkpoint
     full = table[table["ticket"] == "all changed rows"]
     assert ((full["certified_agreement"] + full["abstain_rate"] - 1).abs() < 1e-9).all()
+
+
+@pytest.mark.parametrize("n,alpha,sigma", [(64, 0.01, 1.0), (64, 0.01, 0.1), (200, 0.001, 0.5), (1000, 0.01, 0.03)])
+def test_max_radius_is_what_certify_returns_when_every_sample_agrees(n, alpha, sigma):
+    """A linear classifier 100 sigma from its boundary: every noisy prediction agrees, and CERTIFY's radius
+    is the ceiling that max_radius computed before any sampling."""
+    w = torch.tensor([1.0, 0.0])
+    z0 = torch.tensor([[100.0 * sigma, 0.0]])
+    cert = certify.certify(lambda noisy: (noisy @ w > 0).long(), z0, vocab=2, sigma=sigma, n0=16, n=n, alpha=alpha)
+    assert not cert.abstain[0] and cert.radius[0] == pytest.approx(certify.max_radius(n, alpha, sigma), rel=1e-9)
+    assert certify.max_radius(64, 0.01) == pytest.approx(1.4801, abs=1e-4)   # the first chapter's ceiling
+
+
+@pytest.mark.parametrize("radius,alpha,sigma", [(1.0, 0.01, 0.5), (1.2, 0.01, 0.3), (0.15, 0.001, 0.1),
+                                                (0.01, 0.01, 0.003), (2.0, 0.05, 1.0)])
+def test_min_samples_agrees_with_a_brute_force_search(radius, alpha, sigma):
+    def certifiable(n):   # CERTIFY's own formula with all n samples agreeing
+        p_low = certify.lower_confidence_bound(n, n, alpha)
+        return sigma * norm.ppf(p_low) > radius
+
+    n = certify.min_samples(radius, alpha, sigma)
+    assert certifiable(n) and not certifiable(n - 1)
+
+
+def test_no_perturbation_at_the_ceiling_is_ever_certified():
+    """Whatever the model does, norms >= max_radius(n) are never certified; just below it they can be."""
+    n, alpha, sigma = 64, 0.01, 0.1
+    z0 = torch.zeros(5, 2) + torch.tensor([10.0, 0.0])
+    cert = certify.certify(lambda noisy: (noisy[..., 0] > 0).long(), z0, vocab=2, sigma=sigma, n=n, alpha=alpha)
+    ceiling = certify.max_radius(n, alpha, sigma)
+    norms = ceiling * np.array([0.5, 0.999, 1.0, 1.001, 2.0])
+    assert certify.certified_agreement(cert, norms).tolist() == [True, True, False, False, False]

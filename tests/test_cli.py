@@ -98,9 +98,14 @@ def test_drop_finished_is_its_own_run_with_the_same_scores(runs_dir, flores_dir)
     from kslottery.data import load_flores
     from kslottery.evaluate import EvalConfig, evaluate, run_params
 
-    cfg = EvalConfig(model="tiny:smollm2-135m", limit=4, max_new_tokens=4, batch_size=2)
+    # The real SmolLM2 stops at its first newline after a different number of tokens per sentence, so rows
+    # really leave the batch at different steps (a tiny random model only ever hits the cap).
+    cfg = EvalConfig(model="smollm2-135m", limit=4, max_new_tokens=40, batch_size=4, stop_on_newline=True)
     padded = evaluate(cfg, runs_dir=runs_dir, progress=False)
     dropped = evaluate(replace(cfg, drop_finished=True), runs_dir=runs_dir, progress=False)
+    rows = [json.loads(line) for line in open(f"{padded['path']}/outputs.jsonl")]
+    stopped = [r["n_tokens"] for r in rows if not r["hit_cap"]]
+    assert stopped and len(set(r["n_tokens"] for r in rows)) > 1   # some rows finished before others
     assert padded["run"] != dropped["run"] and padded["scores"] == dropped["scores"]
     # runs made before the option existed keep their names: the default leaves it out of the hash
     assert "drop_finished" not in run_params(cfg, load_flores(cfg.pair, cfg.split, limit=cfg.limit))

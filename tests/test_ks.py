@@ -77,3 +77,23 @@ def test_bad_inputs():
         ks.ks_test(torch.zeros(2, 4), torch.ones(2, 4), method="fast")
     with pytest.raises(KSLError, match="cast both matrices to float32"):
         ks.ks_test(torch.zeros(2, 4, dtype=torch.float64), torch.ones(2, 4, dtype=torch.float64))
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize("algorithm", ["merge", "keys"])
+@pytest.mark.parametrize("x,y", [
+    ([0, 1, 2, 3], [0, 1, 2, INF]),          # +inf once collided with the merge's sentinel (D 0.5 instead of 0.25)
+    ([0, 1, 2, 3], [-INF, 1, 2, 3]),
+    ([INF, 1, 2, 3], [0, INF, 2, INF]),
+    ([-INF, INF, 2, 3], [INF, -INF, 2, 3]),
+    ([INF, INF, INF, INF], [0, 1, 2, 3]),
+])
+def test_infinite_values_match_scipy(algorithm, x, y):
+    # A finite row beside the infinite one: the merge path must route only the latter elsewhere.
+    res = ks.ks_test(torch.tensor([x, [0, 1, 2, 3]], dtype=torch.float32),
+                  torch.tensor([y, [1, 2, 3, 4]], dtype=torch.float32), algorithm=algorithm)
+    for row, (a, b) in enumerate([(x, y), ([0, 1, 2, 3], [1, 2, 3, 4])]):
+        ref = ks_2samp(a, b)
+        assert float(res.statistic[row]) == ref.statistic and float(res.pvalue[row]) == pytest.approx(ref.pvalue)

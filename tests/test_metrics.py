@@ -63,24 +63,24 @@ def test_termination_stats():
                                                 "mean_new_tokens": 7.0}
 
 
-REFS = ["El gat dorm a la catifa.", "Avui fa sol.", "La casa és blava.", "M'agrada el cafè.",
+BOOT_REFS = ["El gat dorm a la catifa.", "Avui fa sol.", "La casa és blava.", "M'agrada el cafè.",
         "Són les tres.", "Plou molt.", "Tinc gana.", "On és l'estació?"] * 5
 
 
 def test_bootstrap_identical_systems_is_zero():
-    r = metrics.paired_bootstrap(REFS, REFS, REFS, "cat_Latn", n=200)
+    r = metrics.paired_bootstrap(BOOT_REFS, BOOT_REFS, BOOT_REFS, "cat_Latn", n=200)
     assert r["delta"] == 0 and r["ci95"] == [0, 0]
 
 
 @pytest.mark.parametrize("metric", ["chrf++", "bleu"])
 def test_bootstrap_better_system_has_positive_interval(metric):
-    bad = ["El gos."] * len(REFS)
-    r = metrics.paired_bootstrap(bad, REFS, REFS, "cat_Latn", metric=metric, n=300, seed=1)
+    bad = ["El gos."] * len(BOOT_REFS)
+    r = metrics.paired_bootstrap(bad, BOOT_REFS, BOOT_REFS, "cat_Latn", metric=metric, n=300, seed=1)
     assert r["b"] == pytest.approx(100.0)
     assert r["a"] < 30
     assert 0 < r["ci95"][0] <= r["delta"] <= r["ci95"][1]
-    point = sacrebleu.corpus_chrf(bad, [REFS], word_order=2).score if metric == "chrf++" else \
-        sacrebleu.corpus_bleu(bad, [REFS]).score
+    point = sacrebleu.corpus_chrf(bad, [BOOT_REFS], word_order=2).score if metric == "chrf++" else \
+        sacrebleu.corpus_bleu(bad, [BOOT_REFS]).score
     assert r["a"] == pytest.approx(point, abs=1e-4)
 
 

@@ -84,3 +84,27 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert "16 CPUs, " in runs_line and "GPU: NVIDIA H200" in runs_line and runs_line.count("(1 run)") == 2
     executed = next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))
     assert f"{os.cpu_count()} CPUs" in executed
+
+
+def test_refactors_keep_the_smoke_run_names(flores_dir):
+    """Options added later (own data files, allow_pickle) must not rename the runs the smoke profile made:
+    the names its provenance recorded are recomputed from the finetune notebook's parameters."""
+    from pathlib import Path
+
+    from kslottery import data, evaluate, tuning
+    from kslottery.protocol import tune_config
+    from kslottery.runs import Run
+
+    prov = json.loads((Path(__file__).resolve().parents[1] / "book/results/smoke/provenance.json").read_text())
+    p = prov["finetune"]["parameters"]
+    recorded = set(prov["finetune"]["runs"])
+    pair = p["pairs"][0]
+    for mode, lr in (("embed", p["lr_embed"]), ("full", p["lr_full"])):
+        cfg = tune_config(None, "no", model=p["model"], pair=pair, split="dev", limit=p["train_limit"],
+                          template=p["template"], mode=mode, lr=lr, epochs=p["epochs"],
+                          batch_size=p["batch_size"], seed=p["seed"])
+        name = Run("tune", tuning.run_params(cfg, tuning.training_bitext(cfg))).name
+        assert name in recorded, (mode, name)
+    e = evaluate.EvalConfig(model=p["model"], pair=pair, limit=p["eval_limit"], max_new_tokens=p["max_new_tokens"])
+    assert Run("eval", evaluate.run_params(e, data.load_flores(pair, "devtest", p["eval_limit"]))).name in \
+        set(prov["baseline_and_prompts"]["runs"]) | recorded

@@ -13,6 +13,12 @@ of the embedding-tuned model provably agree at x. One forward pass per noise sam
 position of a sequence at once: with causal attention the prediction at position t sees the noise of
 positions <= t only, which is exactly the smoothed classifier of the prefix x[:t+1].
 
+Before any sampling, ``max_radius`` says what a setting can certify at all: with n = 64 and alpha = 0.01
+no radius reaches 1.5 sigma, so a perturbation of norm 1 needs sigma above about 0.68;
+``min_samples`` gives the n a perturbation norm needs at a given sigma.
+
+    >>> round(max_radius(64, 0.01), 3), min_samples(1.0, 0.01, 0.5)
+    (1.48, 201)
     >>> res = certify_sequence(model, ids, sigma=0.05, n0=16, n=128, alpha=0.001)   # doctest: +SKIP
     >>> certified = certified_agreement(res, perturbation_norms(ids, tuned_rows, partial_rows))  # doctest: +SKIP
 """
@@ -37,6 +43,22 @@ def clopper_pearson(k, n, alpha: float) -> tuple[np.ndarray, np.ndarray]:
 def lower_confidence_bound(k, n, alpha: float) -> np.ndarray:
     """One-sided (1 - alpha) lower Clopper-Pearson bound (Cohen et al.'s LowerConfBound)."""
     return clopper_pearson(k, n, 2 * alpha)[0]
+
+
+def max_radius(n: int, alpha: float, sigma: float = 1.0) -> float:
+    """The largest radius CERTIFY can ever return with n estimation samples at level alpha: all n noisy
+    predictions agree, so pA's one-sided lower bound is alpha ** (1 / n) (n0 only selects the class).
+    No perturbation at least this large can be certified, whatever the model."""
+    return float(sigma * norm.ppf(alpha ** (1.0 / n)))
+
+
+def min_samples(radius: float, alpha: float, sigma: float) -> int:
+    """The smallest n for which a perturbation of L2 norm ``radius`` could be certified at noise ``sigma``
+    (needs max_radius(n) > radius, i.e. alpha ** (1/n) > Phi(radius / sigma))."""
+    log_phi = norm.logcdf(radius / sigma)    # log Phi, accurate where Phi is within 1e-16 of 1
+    if log_phi == 0.0:
+        raise ValueError(f"radius / sigma = {radius / sigma:.3g} is beyond float64 precision")
+    return int(np.floor(np.log(alpha) / log_phi)) + 1
 
 
 @dataclass

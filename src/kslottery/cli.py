@@ -8,7 +8,7 @@ import json
 import sys
 import typing
 
-from .errors import KSLError
+from .errors import Interrupted, KSLError
 
 
 def _none_or(kind):
@@ -99,7 +99,7 @@ def cmd_models(ns) -> int:
         for p in models.PRESETS.values():
             print(f"{p.name:<14} {p.architecture:<20} {p.distribution:<26} {p.help}")
         return 0
-    lm = models.load(ns.spec, untie_head=ns.untie, progress=not ns.quiet)
+    lm = models.load(ns.spec, untie_head=ns.untie, allow_pickle=ns.allow_pickle, progress=not ns.quiet)
     print(json.dumps(lm.info.to_dict(), indent=1) if ns.json else lm.info.summary())
     return 0
 
@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("spec", nargs="?", help="model spec (preset, tiny:<preset>, directory, .gguf, hub id)")
     m.add_argument("--untie", action="store_true", help="untie the output head (frozen copy) before describing")
     m.add_argument("--json", action="store_true", help="print the description as JSON")
+    m.add_argument("--allow-pickle", action="store_true", help="let a local model directory load pickle weights "
+                   "(*.bin, *.pt), which can run code: only for files you trust")
     m.add_argument("--quiet", action="store_true", help="no progress bars")
     m.set_defaults(func=cmd_models)
 
@@ -186,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     except KSLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130

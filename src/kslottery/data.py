@@ -43,6 +43,9 @@ class Bitext:
         return h.hexdigest()
 
     def head(self, n: int | None) -> "Bitext":
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise KSLError(f"limit {n!r} is not a positive number of sentences",
+                           "pass --limit N with N >= 1, or --limit none for all")
         if n is None or n >= len(self):
             return self
         return Bitext(self.src_lang, self.tgt_lang, self.src[:n], self.tgt[:n], f"{self.name}[:{n}]")
@@ -78,6 +81,9 @@ def flores_languages(split: str = "devtest", root: str | os.PathLike | None = No
 
 
 def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise KSLError(f"data file {path} does not exist" if not path.exists() else f"{path} is not a file",
+                       "check the path of the file you passed")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
@@ -163,6 +169,39 @@ def read_parallel(src_path: str | os.PathLike, tgt_path: str | os.PathLike,
     name = f"{Path(src_path).name}+{Path(tgt_path).name}"
     _validate(src, tgt, name)
     return Bitext(src_lang, tgt_lang, src, tgt, name)
+
+
+JSONL_SUFFIXES = (".jsonl", ".json")
+
+
+def read_file(path: str | os.PathLike, src_lang: str, tgt_lang: str) -> Bitext:
+    """A TSV (``source<TAB>target``) or, by its suffix, a JSONL file of ``{"src": ..., "tgt": ...}``."""
+    reader = read_jsonl if Path(path).suffix.lower() in JSONL_SUFFIXES else read_tsv
+    return reader(path, src_lang, tgt_lang)
+
+
+def check_file_args(file: str | None, source_file: str | None, target_file: str | None,
+                    flag: str = "--test-file") -> None:
+    """One way of giving your own data at a time, and both sides of a pair of files."""
+    if file and (source_file or target_file):
+        raise KSLError(f"both {flag} and --source-file/--target-file given", "give one of the two")
+    if bool(source_file) != bool(target_file):
+        raise KSLError("--source-file and --target-file go together",
+                       "give both line-aligned files (or one TSV/JSONL file)")
+
+
+def load_bitext(pair: str, split: str = "devtest", limit: int | None = None, file: str | None = None,
+                source_file: str | None = None, target_file: str | None = None,
+                flag: str = "--test-file") -> Bitext:
+    """FLORES ``pair`` / ``split``, or your own data: one TSV/JSONL ``file`` or two aligned text files.
+    ``pair`` names the languages either way (the prompt says them)."""
+    check_file_args(file, source_file, target_file, flag)
+    if not (file or source_file):
+        return load_flores(pair, split, limit=limit)
+    src_lang, tgt_lang = parse_pair(pair)
+    if file:
+        return read_file(file, src_lang, tgt_lang).head(limit)
+    return read_parallel(source_file, target_file, src_lang, tgt_lang).head(limit)
 
 
 def download_flores(dest: str | os.PathLike, url: str = FLORES_URL, timeout: float = 60) -> Path:

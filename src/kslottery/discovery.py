@@ -27,6 +27,8 @@ class DiscoveryConfig:
 def read_tune_run(path: str | Path) -> tuple[dict, dict]:
     from safetensors.torch import load_file
 
+    if not str(path).strip():
+        raise KSLError("no tune run given", "pass --tuned runs/tune-<hash> (from `kslottery tune --mode embed`)")
     path = Path(path)
     if not (path / "record.json").exists() or not (path / "rows.safetensors").exists():
         raise KSLError(f"{path} is not a finished embed or rows tune run (no record.json / rows.safetensors)",
@@ -34,7 +36,20 @@ def read_tune_run(path: str | Path) -> tuple[dict, dict]:
     return json.loads((path / "record.json").read_text()), load_file(path / "rows.safetensors")
 
 
+def check(cfg: DiscoveryConfig) -> None:
+    """The arguments, before any work."""
+    from .ks import METHODS
+
+    if not 0 < cfg.alpha < 1:
+        raise KSLError(f"alpha {cfg.alpha} is not a significance level in (0, 1)", "pass e.g. --alpha 0.05")
+    if cfg.k < 1:
+        raise KSLError(f"k {cfg.k} is not a ticket size", "pass --k 1 or more (the paper's en->ca ticket: 18)")
+    if cfg.method not in METHODS:
+        raise KSLError(f"unknown KS p-value method {cfg.method!r}", f"use one of {', '.join(METHODS)}")
+
+
 def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
+    check(cfg)
     tune_rec, rows = read_tune_run(cfg.tuned)
     if tune_rec["config"]["mode"] != "embed":
         raise KSLError(f"{Path(cfg.tuned).name} is a {tune_rec['config']['mode']}-mode run",

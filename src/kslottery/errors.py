@@ -8,3 +8,11 @@ class KSLError(Exception):
         super().__init__(f"{problem}; {fix}")
         self.problem = problem
         self.fix = fix
+
+
+class Interrupted(Exception):
+    """SIGINT / SIGTERM arrived during work that checkpointed itself; the CLI exits 128 + signal number."""
+
+    def __init__(self, signum: int, where: str):
+        super().__init__(f"interrupted by signal {signum} {where}; rerun the same command to resume")
+        self.signum = signum

@@ -27,7 +27,14 @@ class EvalConfig:
                        "local directory, .gguf file or hub id"})
     pair: str = field(default="eng_Latn-cat_Latn", metadata={"help": "FLORES language pair SRC-TGT"})
     template: str = field(default="explicit", metadata={"help": f"prompt template: {', '.join(prompts.TEMPLATES)}"})
-    split: str = field(default="devtest", metadata={"help": "FLORES split to score on"})
+    split: str = field(default="devtest", metadata={"help": "FLORES split to score on (not with a file)"})
+    test_file: str | None = field(default=None, metadata={"help": "your own test set instead of FLORES: a TSV "
+                                  "(source<TAB>reference) or a .jsonl of {\"src\", \"tgt\"}; --pair names its "
+                                  "languages", "named_when_set": True})
+    source_file: str | None = field(default=None, metadata={"help": "your own test set as two line-aligned text "
+                                    "files: the source side (with --target-file)", "named_when_set": True})
+    target_file: str | None = field(default=None, metadata={"help": "the reference side (with --source-file)",
+                                    "named_when_set": True})
     limit: int | None = field(default=200, metadata={"help": "first N sentences (none: all)"})
     batch_size: int = field(default=32, metadata={"help": "sentences per generation batch (larger amortises "
                             "reading the weights per step: on 2 CPU cores 32 gives ~2x the tokens/s of 8)"})
@@ -42,11 +49,45 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "torch seed (greedy decoding does not use it)"})
     tuned: str | None = field(default=None, metadata={"help": "a tune or transfer run directory to apply "
                               "to the model first (none: the base model)"})
+    allow_pickle: bool = field(default=False, metadata={"help": "let a local model directory load pickle "
+                               "weights (*.bin, *.pt), which can run code: only for files you trust", "named": False})
+
+
+def load_test_set(config: EvalConfig) -> data.Bitext:
+    """FLORES, or the user's own test set when a file is given."""
+    return data.load_bitext(config.pair, config.split, config.limit, config.test_file, config.source_file,
+                            config.target_file)
 
 
 def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:
     """The parameters that name an eval run (before a tuned run's directory is reduced to its name)."""
-    return {**named_params(config), "data": bitext.name, "data_sha256": bitext.sha256}
+    params = {**named_params(config), "data": bitext.name, "data_sha256": bitext.sha256}
+    if config.test_file or config.source_file:
+        del params["split"]   # a file has no FLORES split: the same data must name the same run
+    return params
+
+
+def check(config: EvalConfig) -> tuple[prompts.Template, data.Bitext]:
+    """Every check that can run before a model loads or a run directory exists; the test set."""
+    template = prompts.get_template(config.template)
+    if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
+        raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
+    if config.drop_finished and config.num_beams > 1:
+        raise KSLError("drop_finished applies to greedy decoding only", "use num_beams 1 or leave drop_finished off")
+    models.resolve_dtype(config.dtype)
+    bitext = load_test_set(config)
+    for code in (bitext.src_lang, bitext.tgt_lang):
+        prompts.language_name(code)   # fail before any work if the template cannot name the language
+    if config.tuned:
+        tuned = Path(config.tuned)
+        if not (tuned / "record.json").exists():
+            raise KSLError(f"{tuned} is not a finished tune or transfer run (no record.json)",
+                           "give a runs/tune-* or runs/transfer-* directory")
+        spec = json.loads((tuned / "record.json").read_text()).get("model", {}).get("spec")
+        if spec not in (None, config.model):
+            raise KSLError(f"{tuned.name} was tuned from {spec!r}, not {config.model!r}",
+                           f"evaluate it with --model {spec}")
+    return template, bitext
 
 
 def _tuned_mode(run_path: Path) -> str | None:
@@ -71,22 +112,11 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
 
     ``lm``: a loaded model to use (it must be ``config.model``), or a function returning one, called only
     when the run has to be computed."""
-    template = prompts.get_template(config.template)
-    bitext = data.load_flores(config.pair, config.split, limit=config.limit)
-    for code in (bitext.src_lang, bitext.tgt_lang):
-        prompts.language_name(code)   # fail before any work if the template cannot name the language
-    models.resolve_dtype(config.dtype)
-    if config.batch_size < 1 or config.max_new_tokens < 1 or config.num_beams < 1:
-        raise KSLError("batch_size, max_new_tokens and num_beams must be at least 1", "pass positive values")
-    if config.drop_finished and config.num_beams > 1:
-        raise KSLError("drop_finished applies to greedy decoding only", "use num_beams 1 or leave drop_finished off")
+    template, bitext = check(config)
     params = run_params(config, bitext)
     if config.tuned:
         # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
         tuned = Path(config.tuned)
-        if not (tuned / "record.json").exists():
-            raise KSLError(f"{tuned} is not a finished tune or transfer run (no record.json)",
-                           "give a runs/tune-* or runs/transfer-* directory")
         params["tuned"] = tuned.name
         if config.drop_finished and _tuned_mode(tuned) == "prefix":
             # until generate._start put PEFT's prefix into the decoder's cache, these scores lost the prefix
@@ -99,7 +129,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     if callable(lm):
         lm = lm()
     if lm is None:
-        lm = models.load(config.model, dtype=config.dtype, progress=progress)
+        lm = models.load(config.model, dtype=config.dtype, allow_pickle=config.allow_pickle, progress=progress)
     if config.tuned:
         from .tuning import load_tuned
         load_tuned(lm, config.tuned)
@@ -124,7 +154,9 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     record = score_outputs(bitext, [c.to_dict() for c in conts], work / "outputs.jsonl")
     ckpt.unlink()
     record = {"config": asdict(config), "model": lm.info.to_dict(), "data": {
-        "name": bitext.name, "sha256": bitext.sha256, "n": len(bitext)}, **record}
+        "name": bitext.name, "sha256": bitext.sha256, "n": len(bitext),
+        "files": [str(Path(f).resolve()) for f in (config.test_file, config.source_file, config.target_file) if f]},
+        **record}
     path = run.finish(record)
     return {**record, "run": run.name, "reused": False, "path": str(path)}
 
@@ -156,7 +188,8 @@ def format_table(record: dict) -> str:
     """One line per extraction rule: BLEU, chrF++, spBLEU, length; termination underneath."""
     t = record["termination"]
     cfg = record["config"]
-    lines = [f"{cfg['model']}  {cfg['pair']}  template={cfg['template']}  {cfg['split']}[:{record['data']['n']}]"
+    data_name = record["data"]["name"] if record["data"].get("files") else f"{cfg['split']}[:{record['data']['n']}]"
+    lines = [f"{cfg['model']}  {cfg['pair']}  template={cfg['template']}  {data_name}"
              f"  run={record['run']}{'  (reused)' if record.get('reused') else ''}",
              f"{'rule':<14}{'BLEU':>8}{'chrF++':>8}{'spBLEU':>8}{'words':>8}{'len ratio':>10}"]
     for rule, s in record["scores"].items():

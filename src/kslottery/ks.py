@@ -139,6 +139,11 @@ def ks_counts(before: torch.Tensor, after: torch.Tensor, chunk_rows: int | None 
     # numpy's sort and the compiled merge release the GIL: one chunk per core keeps every core busy.
     with ThreadPoolExecutor(threads or torch.get_num_threads()) as pool:
         list(pool.map(work, range(0, len(b), chunk_rows)))
+    # A real +inf is indistinguishable from the merge's +inf sentinel: such rows take the keys path.
+    inf_rows = np.flatnonzero(np.isposinf(b).any(1) | np.isposinf(a).any(1))
+    if len(inf_rows):
+        rows = torch.from_numpy(inf_rows)
+        out[inf_rows] = _k_keys(before[rows].float().cpu(), after[rows].float().cpu()).numpy()
     return torch.from_numpy(out), torch.from_numpy(changed)
 
 

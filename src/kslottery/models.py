@@ -19,6 +19,8 @@ A *model spec* is one string:
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -142,6 +144,22 @@ def _strip_gguf_quantization(model) -> None:
         del model.config.quantization_config
 
 
+@contextlib.contextmanager
+def _gguf_progress(progress: bool):
+    """transformers draws its GGUF dequantization bar with plain tqdm, which its own switch does not reach."""
+    if progress:
+        yield
+        return
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    shown = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(shown, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = shown
+
+
 def _cached_preset(preset: Preset, progress: bool) -> tuple[Path, str]:
     """A safetensors directory for the preset, dequantized on first use."""
     from tqdm import tqdm
@@ -154,8 +172,9 @@ def _cached_preset(preset: Preset, progress: bool) -> tuple[Path, str]:
     steps = tqdm(total=3, desc=f"preparing {preset.name}", disable=not progress, unit="step")
     verify_sha256(gguf, expected)
     steps.update()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with _gguf_progress(progress):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     _strip_gguf_quantization(model)
     steps.update()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -200,18 +219,40 @@ def _local_dir(path: Path, allow_pickle: bool, dtype):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def _gguf_file(path: Path, dtype):
+def _gguf_file(path: Path, dtype, progress: bool):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    with _gguf_progress(progress):
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
     _strip_gguf_quantization(model)
     return model, tokenizer
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One connection to the hub's endpoint; huggingface_hub itself retries five times with backoff
+    (about 50 s) before it reports that there is no network."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True   # from_pretrained then answers from the local hub cache at once
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _hub(spec: str, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not _hub_reachable():
+        raise KSLError(f"cannot fetch {spec!r}: the Hugging Face hub is not reachable from here (offline?)",
+                       "download it elsewhere and pass its local directory or .gguf file as --model")
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec)
         model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
@@ -283,7 +324,7 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
         model, tokenizer = _local_dir(path, allow_pickle, torch_dtype)
         source = str(path.resolve())
     elif path.is_file() and path.suffix == ".gguf":
-        model, tokenizer = _gguf_file(path, torch_dtype)
+        model, tokenizer = _gguf_file(path, torch_dtype, progress)
         source, sha = str(path.resolve()), sha256_file(path)
     elif path.suffix in (".gguf",) + _PICKLE_SUFFIXES or spec.startswith((".", "/", "~")):
         raise KSLError(f"model path {spec!r} does not exist", "check the path, or use a preset: "
@@ -302,6 +343,23 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return LoadedModel(model, tokenizer, describe(model, tokenizer, spec, source, tied, sha))
+
+
+def vocab_rows(spec: str, progress: bool = False) -> int | None:
+    """Rows of the spec's input embedding, read from its config without loading weights (None for a
+    hub id or a .gguf file, whose size is known only once loaded)."""
+    from transformers import AutoConfig
+
+    path = Path(spec).expanduser()
+    if spec in PRESETS or spec.startswith("tiny:"):
+        name = spec[5:] if spec.startswith("tiny:") else spec
+        if name not in PRESETS:
+            raise KSLError(f"unknown preset {name!r} in {spec}", f"use one of {', '.join(PRESETS)}")
+        path = _cached_preset(PRESETS[name], progress)[0]
+    elif not (path / "config.json").is_file():
+        return None
+    config = AutoConfig.from_pretrained(path)
+    return int(config.get_text_config().vocab_size)
 
 
 def load_tokenizer(spec: str = DEFAULT_MODEL, progress: bool = False):

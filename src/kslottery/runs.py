@@ -32,12 +32,13 @@ def runs_root(explicit: str | os.PathLike | None = None) -> Path:
 def named_params(config) -> dict:
     """A config dataclass as the parameters that name its run. Options added after runs existed
     (``named_when_set`` in their field metadata) join only when set, so the runs made before them,
-    which behaved like the default, keep their names."""
+    which behaved like the default, keep their names; options that cannot change a result
+    (``named: False``, e.g. permission to read pickle weights) never join."""
     from dataclasses import asdict, fields
 
     params = asdict(config)
     for f in fields(config):
-        if f.metadata.get("named_when_set") and params[f.name] == f.default:
+        if f.metadata.get("named") is False or (f.metadata.get("named_when_set") and params[f.name] == f.default):
             del params[f.name]
     return params
 

@@ -47,8 +47,10 @@ def transferred_rows(rows: dict, ids: list[int], delta: str = "learned", scale: 
 
 
 def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
+    if cfg.delta not in DELTAS:
+        raise KSLError(f"unknown delta {cfg.delta!r}", f"use one of {', '.join(DELTAS)}")
     tune_rec, rows = read_tune_run(cfg.tuned)
-    ids = ticket_ids(cfg.ticket)
+    ids = ticket_ids(cfg.ticket, tune_rec["model"]["vocab_size"])
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name, "ticket": ids}
     run = Run("transfer", params, runs_dir, seed=cfg.seed)
     if run.done:

@@ -16,8 +16,11 @@ the same update as one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data, models, prompts
-from .errors import KSLError
+from .errors import Interrupted, KSLError
 from .runs import Run, ensure_writable, named_params, write_json
 
 MODES = ("embed", "full", "lora", "prefix", "rows")
@@ -44,10 +47,15 @@ PAPER_PRESET = {
 class TuneConfig:
     model: str = field(default=models.DEFAULT_MODEL, metadata={"help": "model spec"})
     pair: str = field(default="eng_Latn-cat_Latn", metadata={"help": "FLORES language pair SRC-TGT"})
-    split: str = field(default="dev", metadata={"help": "FLORES split to train on"})
+    split: str = field(default="dev", metadata={"help": "FLORES split to train on (not with a file)"})
     limit: int | None = field(default=None, metadata={"help": "first N training pairs (none: all)"})
-    train_file: str | None = field(default=None, metadata={"help": "TSV of source<TAB>target pairs to train on "
-                                   "instead of FLORES"})
+    train_file: str | None = field(default=None, metadata={"help": "your own training pairs instead of FLORES: "
+                                   "a TSV (source<TAB>target) or a .jsonl of {\"src\", \"tgt\"}; --pair names "
+                                   "their languages"})
+    source_file: str | None = field(default=None, metadata={"help": "your own training pairs as two line-aligned "
+                                    "text files: the source side (with --target-file)", "named_when_set": True})
+    target_file: str | None = field(default=None, metadata={"help": "the target side (with --source-file)",
+                                    "named_when_set": True})
     template: str = field(default="explicit", metadata={"help": "prompt template, or sampled-paraphrases "
                           "(one instruction paraphrase drawn per training example)"})
     mode: str = field(default="embed", metadata={"help": f"what trains: {', '.join(MODES)}"})
@@ -73,6 +81,8 @@ class TuneConfig:
                               "logits (off: the naive dense loop, for benchmarks)"})
     checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every N steps"})
     seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
+    allow_pickle: bool = field(default=False, metadata={"help": "let a local model directory load pickle "
+                               "weights (*.bin, *.pt), which can run code: only for files you trust", "named": False})
 
     def resolved(self) -> "TuneConfig":
         if self.mode not in MODES:
@@ -87,6 +97,18 @@ class TuneConfig:
             raise KSLError("rows mode needs a ticket", "pass --ticket TICKET.json or --ticket 13,263,278")
         if self.mode != "embed" and not self.sparse_rows:
             raise KSLError("--no-sparse-rows (the naive dense loop) exists only for mode embed", "drop the flag")
+        for name in ("batch_size", "grad_accum", "max_len", "checkpoint_every", "lora_r", "prefix_tokens"):
+            if getattr(self, name) < 1:
+                raise KSLError(f"{name} must be at least 1 (got {getattr(self, name)})",
+                               f"pass --{name.replace('_', '-')} 1 or more")
+        for name in ("lr", "epochs"):
+            if not getattr(self, name) > 0:
+                raise KSLError(f"{name} must be positive (got {getattr(self, name)})",
+                               f"pass a positive --{name}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise KSLError(f"max_steps must be at least 1 (got {self.max_steps})", "pass --max-steps 1 or more, or none")
+        if not 0 <= self.warmup_ratio < 1 or self.weight_decay < 0:
+            raise KSLError("warmup_ratio must lie in [0, 1) and weight_decay be >= 0", "pass values in range")
         if self.batch_size % self.grad_accum:
             raise KSLError(f"batch_size {self.batch_size} is not a multiple of grad_accum {self.grad_accum}",
                            "choose batch_size = grad_accum x micro-batch")
@@ -98,18 +120,27 @@ class TuneConfig:
         return replace(self, preset=None, **PAPER_PRESET[self.mode])
 
 
-def ticket_ids(spec: str) -> list[int]:
+def ticket_ids(spec: str, vocab: int | None = None) -> list[int]:
+    """Token ids from a ticket JSON or ``"13,263,278"``, checked against ``vocab`` rows when known."""
     from .ticket import Ticket
 
+    if not spec or not str(spec).strip():
+        raise KSLError("no ticket given", "pass --ticket TICKET.json (from `kslottery ks`) or ids like 13,263")
     if Path(spec).is_file():
-        return list(Ticket.load(spec).ids)
-    try:
-        ids = sorted({int(t) for t in spec.split(",") if t.strip()})
-    except ValueError:
-        raise KSLError(f"ticket {spec!r} is neither a file nor comma-separated ids",
-                       "pass a ticket JSON written by `kslottery ks` or ids like 13,263") from None
+        ids = sorted(set(Ticket.load(spec).ids))
+    else:
+        try:
+            ids = sorted({int(t) for t in spec.split(",") if t.strip()})
+        except ValueError:
+            raise KSLError(f"ticket {spec!r} is neither a file nor comma-separated ids",
+                           "pass a ticket JSON written by `kslottery ks` or ids like 13,263") from None
     if not ids:
         raise KSLError("the ticket is empty", "give at least one token id")
+    if ids[0] < 0:
+        raise KSLError(f"ticket id {ids[0]} is negative", "token ids are row numbers 0, 1, 2, ...")
+    if vocab is not None and ids[-1] >= vocab:
+        raise KSLError(f"ticket id {ids[-1]} is outside the vocabulary ({vocab:,} rows)",
+                       "use a ticket made for this model's tokenizer")
     return ids
 
 
@@ -194,10 +225,32 @@ class PeftLoss(torch.nn.Module):
 # --- data -------------------------------------------------------------------------------------
 
 def training_bitext(cfg: TuneConfig) -> data.Bitext:
-    if cfg.train_file:
-        src_lang, tgt_lang = data.parse_pair(cfg.pair)
-        return data.read_tsv(cfg.train_file, src_lang, tgt_lang).head(cfg.limit)
-    return data.load_flores(cfg.pair, cfg.split, limit=cfg.limit)
+    """FLORES, or the user's own training pairs when a file is given."""
+    return data.load_bitext(cfg.pair, cfg.split, cfg.limit, cfg.train_file, cfg.source_file, cfg.target_file,
+                            flag="--train-file")
+
+
+def run_params(cfg: TuneConfig, bitext: data.Bitext) -> dict:
+    """The parameters that name a tune run. The ticket enters by its ids, not by the path it was read from;
+    a file has no FLORES split, so the split leaves the name when one is given."""
+    params = {**named_params(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
+              "data": bitext.name, "data_sha256": bitext.sha256}
+    if cfg.train_file or cfg.source_file:
+        del params["split"]
+    return params
+
+
+def check(cfg: TuneConfig) -> tuple[TuneConfig, data.Bitext]:
+    """Every check that can run before a model loads or a run directory exists: the resolved config and
+    the training pairs."""
+    cfg = cfg.resolved()
+    bitext = training_bitext(cfg)
+    prompts.training_templates(cfg.template, 0)
+    for code in (bitext.src_lang, bitext.tgt_lang):
+        prompts.language_name(code)
+    if cfg.ticket:
+        ticket_ids(cfg.ticket, models.vocab_rows(cfg.model))
+    return cfg, bitext
 
 
 def encode_all(tokenizer, bitext: data.Bitext, cfg: TuneConfig) -> list[dict]:
@@ -248,10 +301,7 @@ def prepare_model(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict])
     if cfg.mode in ("embed", "rows"):
         models.untie(model)
         if cfg.mode == "rows":
-            ids = torch.tensor(ticket_ids(cfg.ticket))
-            if int(ids.max()) >= lm.info.vocab_size:
-                raise KSLError(f"ticket id {int(ids.max())} is outside the vocabulary ({lm.info.vocab_size} rows)",
-                               "use a ticket made for this model's tokenizer")
+            ids = torch.tensor(ticket_ids(cfg.ticket, lm.info.vocab_size))
         else:
             ids = torch.tensor(sorted({t for e in examples for t in e["input_ids"]}))
         if cfg.sparse_rows:
@@ -306,6 +356,28 @@ def _accelerator(cfg: TuneConfig):
     return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
 
 
+@contextlib.contextmanager
+def deferred_signals():
+    """Hold SIGINT / SIGTERM until the current optimizer step ends, so the loop can checkpoint exactly
+    there (the list it yields fills with the signals received); a second Ctrl-C stops at once."""
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending   # only the main thread may own signal handlers (e.g. a loop started from a worker)
+        return
+
+    def hold(signum, frame):
+        if pending and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield pending
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: Path | None = None,
           progress: bool = True, log: list | None = None) -> dict:
     """Run the loop; checkpoint into ``work/ckpt`` and resume from it. Returns the training summary;
@@ -329,34 +401,44 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     world, rank = acc.num_processes, acc.process_index
     bar = tqdm(total=total, initial=start, desc=f"tuning ({cfg.mode})", unit="step",
                disable=not progress or not acc.is_main_process)
-    for step in range(start, total):
-        t_step = time.time()
-        step_loss, step_targets = 0.0, 0
-        for micro in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]:
-            mine = micro[rank::world]   # Accelerate-launched processes each take their share of the global batch
-            batch = collate([examples[i] for i in mine], pad)
-            n_global = sum(n_targets[i] for i in micro)
-            batch = {k: v.to(acc.device) for k, v in batch.items()}
-            with acc.autocast():
-                loss_sum = loss_mod(**batch)
-            # DDP averages gradients over processes: scale so the result is the global per-token mean.
-            acc.backward(loss_sum * world / (n_global * cfg.grad_accum))
-            step_loss += acc.reduce(loss_sum.detach(), "sum").item()
-            step_targets += n_global
-            toks += int(batch["attention_mask"].sum()) * world
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        entry = {"step": step + 1, "loss": step_loss / step_targets, "lr": sched.get_last_lr()[0],
-                 "step_s": time.time() - t_step, "tokens_per_s": toks / max(time.time() - t0, 1e-9)}
-        log.append(entry)
-        bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
-        bar.update()
-        if work is not None and acc.is_main_process:
-            with open(work / "train_log.jsonl", "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
-                _checkpoint(work, params, opt, sched, step + 1)
+    with deferred_signals() as pending:
+        for step in range(start, total):
+            t_step = time.time()
+            step_loss, step_targets = 0.0, 0
+            for micro in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]:
+                mine = micro[rank::world]   # Accelerate-launched processes each take their share of the global batch
+                batch = collate([examples[i] for i in mine], pad)
+                n_global = sum(n_targets[i] for i in micro)
+                batch = {k: v.to(acc.device) for k, v in batch.items()}
+                with acc.autocast():
+                    loss_sum = loss_mod(**batch)
+                # DDP averages gradients over processes: scale so the result is the global per-token mean.
+                acc.backward(loss_sum * world / (n_global * cfg.grad_accum))
+                step_loss += acc.reduce(loss_sum.detach(), "sum").item()
+                step_targets += n_global
+                toks += int(batch["attention_mask"].sum()) * world
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            entry = {"step": step + 1, "loss": step_loss / step_targets, "lr": sched.get_last_lr()[0],
+                     "step_s": time.time() - t_step, "tokens_per_s": toks / max(time.time() - t0, 1e-9)}
+            log.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
+            bar.update()
+            if work is not None and acc.is_main_process:
+                with open(work / "train_log.jsonl", "a") as f:
+                    f.write(json.dumps(entry) + "\n")
+                if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
+                    _checkpoint(work, params, opt, sched, step + 1)
+            stop = torch.tensor(float(len(pending)), device=acc.device)
+            if world > 1:   # every process stops at the same step, or the next collective would hang
+                stop = acc.reduce(stop, "sum")
+            if stop.item():
+                bar.close()
+                if work is not None and acc.is_main_process:
+                    _checkpoint(work, params, opt, sched, step + 1)
+                raise Interrupted(pending[0] if pending else signal.SIGTERM,
+                                  f"after step {step + 1} of {total} (checkpoint saved)")
     bar.close()
     return {"steps": total, "resumed_at": start, "final_loss": log[-1]["loss"] if log else None,
             "tokens_per_s": log[-1]["tokens_per_s"] if log else None, "n_trainable": n_trainable(params),
@@ -488,19 +570,14 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one.
 
     Under torchrun / accelerate launch every process trains; only rank 0 writes the run directory."""
-    cfg = cfg.resolved()
-    bitext = training_bitext(cfg)
-    prompts.training_templates(cfg.template, 0)
-    # The ticket enters the hash by its ids, not by the path it was read from.
-    params = {**named_params(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
-              "data": bitext.name, "data_sha256": bitext.sha256}
-    run = Run("tune", params, runs_dir, seed=cfg.seed)
+    cfg, bitext = check(cfg)
+    run = Run("tune", run_params(cfg, bitext), runs_dir, seed=cfg.seed)
     if run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}
     main = is_main_process()
     if main:
         ensure_writable(run.root)
-    lm = models.load(cfg.model, progress=progress and main)
+    lm = models.load(cfg.model, allow_pickle=cfg.allow_pickle, progress=progress and main)
     work = run.start() if main else run.work
     examples = encode_all(lm.tokenizer, bitext, cfg)
     before = lm.model.get_input_embeddings().weight.detach().clone().float()
