@@ -18,6 +18,13 @@ def _none_or(kind):
     return parse
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
     """One flag per dataclass field, with the field's help text and default."""
     hints = typing.get_type_hints(cls)
@@ -29,6 +36,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
             continue
         args = typing.get_args(kind)
+        if typing.get_origin(kind) is tuple:   # e.g. --snapshots 8,16,32
+            parser.add_argument(flag, type=_int_list, default=f.default, help=help_, metavar="N,N,...")
+            continue
         base = next((a for a in args if a is not type(None)), kind) if args else kind
         parser.add_argument(flag, type=_none_or(base) if type(None) in args else base, default=f.default,
                             help=help_, metavar=f.name.upper())

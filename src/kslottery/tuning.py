@@ -34,6 +34,7 @@ from .runs import Run, ensure_writable, named_params, write_json
 
 MODES = ("embed", "full", "lora", "prefix", "rows")
 SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adamw", "sgd")
 
 # The paper's hyperparameters (authors' group code for embed/full; the replication for rows).
 PAPER_PRESET = {
@@ -80,6 +81,12 @@ class TuneConfig:
     sparse_rows: bool = field(default=True, metadata={"help": "embed/rows: train a row delta with target-only "
                               "logits (off: the naive dense loop, for benchmarks)"})
     checkpoint_every: int = field(default=25, metadata={"help": "save a resumable checkpoint every N steps"})
+    snapshots: tuple[int, ...] = field(default=(), metadata={
+        "help": "embed/rows: also save the tuned rows after these optimizer steps (e.g. 8,16,32,64), so one run "
+                "gives every shorter budget of a budget sweep", "named_when_set": True})
+    optimizer: str = field(default="adamw", metadata={
+        "help": f"{' or '.join(OPTIMIZERS)} (plain SGD, no momentum: a step proportional to the gradient, where "
+                "Adam moves every touched coordinate by about lr)", "named_when_set": True})
     seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
     allow_pickle: bool = field(default=False, metadata={"help": "let a local model directory load pickle "
                                "weights (*.bin, *.pt), which can run code: only for files you trust", "named": False})
@@ -95,6 +102,12 @@ class TuneConfig:
             raise KSLError(f"unknown prefix init {self.prefix_init!r}", "use random or zero")
         if self.mode == "rows" and not self.ticket:
             raise KSLError("rows mode needs a ticket", "pass --ticket TICKET.json or --ticket 13,263,278")
+        if self.optimizer not in OPTIMIZERS:
+            raise KSLError(f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+        if self.snapshots and (self.mode not in ("embed", "rows") or not self.sparse_rows):
+            raise KSLError("snapshots are saved for embed and rows tuning only", "drop --snapshots")
+        if any(int(n) < 1 for n in self.snapshots):
+            raise KSLError(f"snapshot steps {list(self.snapshots)} must be at least 1", "pass steps like 8,16,32")
         if self.mode != "embed" and not self.sparse_rows:
             raise KSLError("--no-sparse-rows (the naive dense loop) exists only for mode embed", "drop the flag")
         for name in ("batch_size", "grad_accum", "max_len", "checkpoint_every", "lora_r", "prefix_tokens"):
@@ -387,7 +400,11 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     acc = _accelerator(cfg)
     torch.manual_seed(cfg.seed)
     loss_mod, params = prepare_model(lm, cfg, examples)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    snapshots = {int(n) for n in cfg.snapshots}
     batches = batch_order(len(examples), cfg)
     total = len(batches) // cfg.grad_accum
     sched = _schedule(opt, cfg, total)
@@ -430,6 +447,8 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
                     f.write(json.dumps(entry) + "\n")
                 if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
                     _checkpoint(work, params, opt, sched, step + 1)
+                if step + 1 in snapshots:
+                    _snapshot(work, lm, step + 1)
             stop = torch.tensor(float(len(pending)), device=acc.device)
             if world > 1:   # every process stops at the same step, or the next collective would hang
                 stop = acc.reduce(stop, "sum")
@@ -457,6 +476,17 @@ def _checkpoint(work: Path, params, opt, sched, step: int) -> None:
         import shutil
         shutil.rmtree(final)
     ck.rename(final)
+
+
+def _snapshot(work: Path, lm: models.LoadedModel, step: int) -> None:
+    """The trained rows' delta after ``step`` steps (``snapshots/step-N.safetensors``: ids, delta)."""
+    from safetensors.torch import save_file
+
+    emb = lm.model.get_input_embeddings()
+    (work / "snapshots").mkdir(exist_ok=True)
+    tmp = work / "snapshots" / f".step-{step}.safetensors"
+    save_file({"ids": emb.ids.cpu().contiguous(), "delta": emb.delta.detach().cpu().contiguous()}, tmp)
+    tmp.rename(work / "snapshots" / f"step-{step}.safetensors")
 
 
 def _resume(work: Path, params, opt, sched, main: bool) -> int:

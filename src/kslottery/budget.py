@@ -1,0 +1,98 @@
+"""The budget sweep: how large a significance-defined ticket is as a function of the training budget.
+
+The paper's ticket is the set of rows whose KS test is significant, and whether any row is significant
+depends on how far tuning moved it: on the default model no row is at 32 AdamW steps of lr 1e-3, and
+nearly every touched row is at lr 1e-2. One embed run per learning rate with ``snapshots`` gives every
+shorter budget for free; this module turns each snapshot into ticket sizes under each rule and into
+what explains D: how often the row occurs in the training text and how early it first gets a gradient.
+
+    >>> cfg = TuneConfig(model="gemma3-270m", mode="embed", lr=5e-3, max_steps=128, snapshots=(8, 16, 32, 64, 128))  # doctest: +SKIP
+    >>> table = snapshot_table(tune(cfg)["path"], tokenizer)                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KSLError
+
+RULES = ("alpha", "bonferroni", "bh")
+
+
+def row_exposure(examples: list[dict], batches: list[list[int]], grad_accum: int = 1) -> tuple[dict, dict]:
+    """Per token id: how often it occurs in the training inputs, and the first optimizer step (1-based)
+    whose batch contains it (the step at which the row first receives a gradient)."""
+    counts: dict[int, int] = {}
+    for e in examples:
+        for t in e["input_ids"]:
+            counts[t] = counts.get(t, 0) + 1
+    first: dict[int, int] = {}
+    for micro_index, micro in enumerate(batches):
+        step = micro_index // grad_accum + 1
+        for i in micro:
+            for t in examples[i]["input_ids"]:
+                first.setdefault(t, step)
+    return counts, first
+
+
+def snapshot_rows(run_path: str | Path) -> dict[int, dict]:
+    """{step: {"ids", "before", "after"}} for every snapshot of an embed run, ``before`` from its rows file
+    (rows that never changed keep a zero delta, so only the rows the run changed can differ)."""
+    import torch
+    from safetensors.torch import load_file
+
+    run_path = Path(run_path)
+    snaps = sorted((run_path / "snapshots").glob("step-*.safetensors"), key=lambda p: int(p.stem[5:]))
+    if not snaps:
+        raise KSLError(f"{run_path.name} has no snapshots", "tune with --snapshots 8,16,32,... (embed mode)")
+    rows = load_file(run_path / "rows.safetensors")
+    out = {}
+    for path in snaps:
+        snap = load_file(path)
+        slot = {int(i): n for n, i in enumerate(snap["ids"].tolist())}
+        idx = torch.tensor([slot[int(i)] for i in rows["ids"].tolist()], dtype=torch.long)
+        out[int(path.stem[5:])] = {"ids": rows["ids"], "before": rows["before"],
+                                   "after": rows["before"] + snap["delta"][idx]}
+    return out
+
+
+def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[list[int]], grad_accum: int = 1,
+                   alpha: float = 0.05) -> "pd.DataFrame":
+    """One row per snapshot: rows changed, ticket size under each rule at ``alpha``, the largest D, and the
+    Spearman correlation of D (over changed rows) with training-token count and with first-gradient step."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from .ticket import ks_from_rows, select
+
+    run_path = Path(run_path)
+    rec = json.loads((run_path / "record.json").read_text())
+    counts, first = row_exposure(examples, batches, grad_accum)
+    table = []
+    for step, rows in snapshot_rows(run_path).items():
+        res = ks_from_rows(rows, rec["model"]["vocab_size"])
+        changed = np.flatnonzero(res.changed.numpy())
+        D = res.statistic.numpy()[changed]
+        row = {"lr": rec["config"]["lr"], "optimizer": rec["config"].get("optimizer", "adamw"), "step": step,
+               "rows_changed": len(changed), "max_D": float(D.max()) if len(D) else 0.0,
+               "min_p": float(res.pvalue.min())}
+        for rule in RULES:
+            row[f"{rule}_{alpha:g}"] = len(select(res, rule, alpha))
+        for name, source in (("count", counts), ("first_step", first)):
+            x = [source.get(int(i), 0) for i in changed]
+            defined = len(changed) > 2 and len(set(x)) > 1 and len(set(D.tolist())) > 1   # else rho is undefined
+            row[f"spearman_D_{name}"] = float(spearmanr(D, x).statistic) if defined else float("nan")
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def smallest_budget(table: "pd.DataFrame", rule: str = "bh_0.05", at_least: int = 12) -> dict | None:
+    """The choice stated before any score is seen: the smallest budget lr x steps (for Adam, a bound on how
+    far any coordinate can move; ties: fewer steps) whose ``rule`` ticket has at least ``at_least`` rows;
+    None when no snapshot reaches it."""
+    ok = table[table[rule] >= at_least].assign(budget=lambda t: t["lr"] * t["step"])
+    ok = ok.sort_values(["budget", "step"])
+    return None if ok.empty else ok.iloc[0].to_dict()

@@ -1,0 +1,87 @@
+"""The budget sweep on the tiny model: snapshots are the shorter runs, and their tickets are KS tickets."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kslottery import budget, discovery, tuning
+from kslottery.errors import KSLError
+
+TINY = "tiny:smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, flores_dir):
+    root = tmp_path_factory.mktemp("sweep")
+    base = dict(model=TINY, limit=16, batch_size=4, mode="embed")
+    # One thread: the CPU embedding backward accumulates in a thread-dependent order (two identical runs on
+    # two threads differ by ~2e-4 after 2 steps), and "a snapshot is the shorter run" is a bitwise claim.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    long = tuning.tune(tuning.TuneConfig(**base, lr=0.05, snapshots=(1, 2, 4)), runs_dir=root, progress=False)
+    short = tuning.tune(tuning.TuneConfig(**base, lr=0.05, max_steps=2), runs_dir=root, progress=False)
+    sgd = tuning.tune(tuning.TuneConfig(**base, lr=0.05, optimizer="sgd", snapshots=(4,)), runs_dir=root,
+                      progress=False)
+    torch.set_num_threads(threads)
+    return root, long, short, sgd
+
+
+def test_a_snapshot_is_the_shorter_run(sweep):
+    _, long, short, _ = sweep
+    snaps = budget.snapshot_rows(long["path"])
+    assert sorted(snaps) == [1, 2, 4]
+    final = load_file(f"{long['path']}/rows.safetensors")
+    assert torch.equal(snaps[4]["after"], final["after"])           # the last snapshot is the run's result
+    two = load_file(f"{short['path']}/rows.safetensors")            # a 2-step run: same batches, same updates
+    where = {int(i): n for n, i in enumerate(snaps[2]["ids"].tolist())}
+    idx = torch.tensor([where[int(i)] for i in two["ids"].tolist()])
+    assert torch.equal(snaps[2]["after"][idx], two["after"])
+    # rows the 2-step run left alone are exactly their before values in the snapshot
+    rest = sorted(set(where) - set(two["ids"].tolist()))
+    assert all(torch.equal(snaps[2]["after"][where[i]], snaps[2]["before"][where[i]]) for i in rest)
+
+
+def test_snapshot_table_counts_the_tickets_discovery_writes(sweep, tmp_path):
+    root, long, _, _ = sweep
+    cfg = tuning.TuneConfig(model=TINY, limit=16, batch_size=4, mode="embed", lr=0.05, snapshots=(1, 2, 4))
+    tok = __import__("kslottery").models.load_tokenizer(TINY)
+    examples = tuning.encode_all(tok, tuning.training_bitext(cfg), cfg)
+    table = budget.snapshot_table(long["path"], examples, tuning.batch_order(len(examples), cfg))
+    assert table["step"].tolist() == [1, 2, 4]
+    assert (np.diff(table["rows_changed"]) >= 0).all()               # rows only join as batches reach them
+    found = discovery.discover(discovery.DiscoveryConfig(tuned=long["path"]), runs_dir=tmp_path, tokenizer=tok)
+    last = table.iloc[-1]
+    for rule in ("alpha", "bonferroni", "bh"):
+        assert last[f"{rule}_0.05"] == found["tickets"][f"{rule}-0.05"]["size"]
+    assert last["rows_changed"] == found["n_changed"] and last["max_D"] == pytest.approx(found["max_statistic"])
+    counts, first = budget.row_exposure(examples, tuning.batch_order(len(examples), cfg))
+    assert min(first.values()) == 1 and max(first.values()) <= 4
+    head = examples[0]["input_ids"][0]           # the template's first token opens every example
+    assert first[head] == 1 and counts[head] == len(examples)
+
+
+def test_sgd_is_its_own_run_and_moves_rows_by_the_gradient(sweep):
+    _, long, _, sgd = sweep
+    assert sgd["run"] != long["run"] and sgd["config"]["optimizer"] == "sgd"
+    a, s = load_file(f"{long['path']}/rows.safetensors"), load_file(f"{sgd['path']}/rows.safetensors")
+    # Adam: every touched coordinate moves by about lr per step; SGD: by lr x gradient (tiny here)
+    adam_move = (a["after"] - a["before"]).abs().mean()
+    sgd_move = (s["after"] - s["before"]).abs().mean()
+    assert adam_move > 10 * sgd_move
+
+
+def test_smallest_budget_rule():
+    t = pd.DataFrame({"lr": [1e-3, 1e-3, 5e-3, 5e-3], "step": [8, 64, 8, 16], "bh_0.05": [0, 14, 13, 40]})
+    assert budget.smallest_budget(t)["step"] == 8 and budget.smallest_budget(t)["lr"] == 5e-3   # 0.04 < 0.064
+    assert budget.smallest_budget(t, at_least=100) is None
+
+
+def test_snapshots_need_a_row_mode():
+    with pytest.raises(KSLError, match="snapshots are saved for embed and rows tuning only"):
+        tuning.TuneConfig(mode="full", snapshots=(2,)).resolved()
+    with pytest.raises(KSLError, match="unknown optimizer 'adam'"):
+        tuning.TuneConfig(optimizer="adam").resolved()
