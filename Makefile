@@ -15,10 +15,11 @@ export KSL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/flores200),$(SHARED_DATA),
 export KSL_RUNS ?= $(abspath runs)
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install test study baseline help book goldens browser
+.PHONY: install test test-fast study baseline help book goldens browser
 help:
 	@echo "make study   run the main job: the default profile on gemma3-270m, then build the book"
 	@echo "make test    run the test suite (what CI runs)"
+	@echo "make test-fast  the unit tests only (no notebooks, book, browser or subprocess CLI runs)"
 	@echo "make install create .venv with every dependency"
 
 $(STAMP): pyproject.toml
@@ -41,6 +42,10 @@ browser:
 # Unit and CLI tests, the smoke-profile notebooks re-executed and checked by nbval, the book in a browser.
 test: install browser
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg tests/
+
+# A developer's inner loop: unit tests without the notebooks, the book, the browser and the `slow` marker.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests/ --ignore=tests/notebooks --durations=5
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
 # reuses finished runs), then the book with its results.

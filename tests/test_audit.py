@@ -1,4 +1,5 @@
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,24 @@ def test_every_notebook_scores_an_arm_in_the_same_eval_run(tmp_path, monkeypatch
     # a different batch is a different run: the batch is part of what was computed
     assert Protocol(model=model, pair=pair, train_limit=8, eval_limit=2, batch_size=4, eval_batch_size=2,
                     progress=False, **score).score()["run"] not in evals
+
+
+def test_each_seed_tunes_and_transfers_its_own_ticket(tmp_path, monkeypatch):
+    """The KS arm and its transfer for seed s use the ticket discovered from seed s's embedding tuning
+    (they once all used seed 0's), in the headline and in the audit."""
+    import json
+
+    from kslottery import audit
+    from kslottery.discovery import topk_ticket
+
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=8, eval_limit=2, batch_size=4,
+                 max_new_tokens=2, progress=False)
+    plan = audit.arms(p, lr_embed=1e-2, lr_rows=1e-2, k=4, seeds=[0, 1], audit_seeds=[], random_draws=0)
+    own = {s: topk_ticket(p.tune(mode="embed", lr=1e-2, seed=s)["path"], 4)[1] for s in (0, 1)}
+    assert own[0] != own[1]   # else the test could not tell the tickets apart
+    for arm, seed, run, _ in plan:
+        if arm == "KS top-4":
+            assert json.loads((Path(run["path"]) / "params.json").read_text())["params"]["ticket"] == sorted(own[seed])
+        if arm == "transfer KS top-4":
+            assert run["ticket_ids"] == sorted(own[seed])

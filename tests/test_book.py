@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+pytestmark = pytest.mark.slow   # builds/opens the book or runs the command in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 # The results pages the book publishes: every page under results/ its table of contents lists (executed
 # notebooks, and the provenance pages the runner writes).

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow   # builds/opens the book or runs the command in subprocesses
+
 TINY = ["--model", "tiny:smollm2-135m", "--limit", "4", "--max-new-tokens", "4", "--quiet"]
 
 

@@ -106,6 +106,7 @@ def test_bad_input_is_one_line_before_any_work(args, match, runs_dir, embed_run,
 
 
 @pytest.mark.parametrize("verb", ["evaluate", "tune", "models"])
+@pytest.mark.slow
 def test_allow_pickle_is_offered_where_a_model_loads(verb):
     assert "--allow-pickle" in kslottery(verb, "--help").stdout
 
@@ -120,6 +121,7 @@ def test_quiet_silences_the_gguf_dequantization_bar():
     assert not gguf_utils.tqdm(range(3), file=open(os.devnull, "w")).disable
 
 
+@pytest.mark.slow
 def test_evaluate_your_own_test_set(runs_dir, own_files):
     """The same six pairs as TSV, JSONL and two text files score identically; the split does not name the run."""
     from kslottery.data import load_flores
@@ -144,6 +146,7 @@ def test_evaluate_your_own_test_set(runs_dir, own_files):
     assert any(str(own_files / "news.tsv") in r["data"]["files"] for r in records)
 
 
+@pytest.mark.slow
 def test_tune_on_your_own_files_then_evaluate_the_tuned_model(runs_dir, own_files):
     r = kslottery("tune", "--source-file", str(own_files / "news.en"), "--target-file", str(own_files / "news.ca"),
                   "--batch-size", "2", *FAST, "--runs-dir", str(runs_dir))
@@ -168,6 +171,7 @@ def test_split_leaves_the_name_only_when_a_file_is_given(own_files):
     assert evaluate.run_params(e, data.load_flores(e.pair, e.split, 6))["split"] == "devtest"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_tuning_checkpoints_and_the_rerun_ends_bitwise_equal(tmp_path, flores_dir, signum, code):
     from safetensors.torch import load_file

@@ -65,6 +65,7 @@ def test_checksum_mismatch(tmp_path):
         models.verify_sha256(f, "0" * 64)
 
 
+@pytest.mark.slow   # subprocesses or several real model loads
 def test_gguf_file_spec(tmp_path, smollm2):
     gguf, expected = models._preset_gguf(models.PRESETS["smollm2-135m"])
     copy = tmp_path / "copy.gguf"

@@ -179,6 +179,7 @@ def test_other_modes_train_and_export(flores_dir, tmp_path, mode):
         assert json.loads((tmp_path / ev["run"] / "params.json").read_text())["params"]["prefix_in_cache"] is True
 
 
+@pytest.mark.slow   # subprocesses or several real model loads
 def test_two_gloo_processes_match_one(flores_dir, tmp_path):
     """torchrun with 2 CPU processes (gloo) gives the same embedding update as 1 process, same global batch."""
     args = ["tune", "--model", "tiny:smollm2-135m", "--limit", "8", "--batch-size", "4", "--lr", "1e-2",
@@ -201,6 +202,7 @@ def test_two_gloo_processes_match_one(flores_dir, tmp_path):
     assert rec["train"]["world_size"] == 2
 
 
+@pytest.mark.slow   # subprocesses or several real model loads
 def test_gpu_benchmark_code_paths_run_on_a_tiny_cpu_model():
     """benchmarks/gpu.py builds a LLaMA-7B-shaped model on a GPU; --tiny runs the same paths on the CPU."""
     from pathlib import Path
@@ -212,6 +214,7 @@ def test_gpu_benchmark_code_paths_run_on_a_tiny_cpu_model():
         assert part in r.stdout
 
 
+@pytest.mark.slow   # subprocesses or several real model loads
 def test_fsdp_config_shards_full_finetuning_over_two_cpu_processes(flores_dir, tmp_path):
     """The repository's FSDP configuration, run by `accelerate launch` with 2 CPU processes (gloo), gives
     the weights of a one-process run: full fine-tuning of a LLaMA-architecture model, sharded per layer."""
@@ -263,6 +266,7 @@ def test_bf16_autocast_keeps_a_paper_sized_step_in_float32_master_rows(flores_di
     assert lost.float().mean() > 0.5                         # in bf16 most of the step would vanish
 
 
+@pytest.mark.slow   # subprocesses or several real model loads
 def test_prefix_init_zero_starts_near_the_base_model_and_random_far_from_it(flores_dir):
     # The reason the profiles choose zero: PEFT's random prefix is far from anything the model attends to.
     # A zero prefix is not the base model either (its zero keys still take attention mass), only much nearer:

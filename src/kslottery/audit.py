@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import baselines, data, evaluate, metrics
-from .discovery import DiscoveryConfig, discover
+from .discovery import DiscoveryConfig, discover, topk_ticket
 from .errors import KSLError
 from .protocol import Protocol
 from .transfer import TransferConfig, transfer
@@ -48,13 +48,15 @@ def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int],
     uniform random tickets (shared with the headline) and ``matched_draws`` (default: as many)
     frequency-matched ones."""
     embed = {s: p.tune(mode="embed", lr=lr_embed, seed=s) for s in sorted(set(seeds) | set(audit_seeds))}
-    ticket = discover(DiscoveryConfig(tuned=embed[seeds[0]]["path"], k=k))
-    ticket_file = str(Path(ticket["path"]) / f"ticket-topk-{k}.json")
-    ks_ids = ticket["tickets"][f"topk-{k}"]["ids"]
+    # Every seed's KS arm and transfer use the ticket of that seed's own embedding tuning; the frequency-matched
+    # controls match the first seed's ticket.
+    found = {s: topk_ticket(run["path"], k) for s, run in embed.items()}
+    ticket_file = {s: file for s, (file, _) in found.items()}
+    ks_ids = found[seeds[0]][1]
     counts = p.token_counts()
     plan = [("base", None, None, {}), ("base + newline stop", None, None, {"stop_on_newline": True})]
     plan += [("embed", s, embed[s], {}) for s in seeds]
-    plan += [(f"KS top-{k}", s, p.tune(mode="rows", ticket=ticket_file, lr=lr_rows, seed=s), {}) for s in seeds]
+    plan += [(f"KS top-{k}", s, p.tune(mode="rows", ticket=ticket_file[s], lr=lr_rows, seed=s), {}) for s in seeds]
     from .models import load_tokenizer
     for name, ids in stop_rows(load_tokenizer(p.model)).items():
         plan += [(name, s, p.tune(mode="rows", ticket=",".join(map(str, ids)), lr=lr_rows, seed=s), {})
@@ -68,11 +70,11 @@ def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int],
         plan.append((f"frequency-matched-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, matched)),
                                                          lr=lr_rows, seed=seeds[0]), {}))
     for s in seeds:
-        plan.append((f"transfer KS top-{k}", s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file)), {}))
+        plan.append((f"transfer KS top-{k}", s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s])), {}))
     for s in audit_seeds:
         for label, kw in (("transfer, norm-matched random delta", dict(delta="norm-matched", seed=s)),
                           ("transfer, delta x 0.5", dict(scale=0.5)), ("transfer, delta x 2", dict(scale=2.0))):
-            plan.append((label, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file, **kw)), {}))
+            plan.append((label, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s], **kw)), {}))
     return plan
 
 

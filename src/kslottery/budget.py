@@ -6,8 +6,9 @@ nearly every touched row is at lr 1e-2. One embed run per learning rate with ``s
 shorter budget for free; this module turns each snapshot into ticket sizes under each rule and into
 what explains D: how often the row occurs in the training text and how early it first gets a gradient.
 
-    >>> cfg = TuneConfig(model="gemma3-270m", mode="embed", lr=5e-3, max_steps=128, snapshots=(8, 16, 32, 64, 128))  # doctest: +SKIP
-    >>> table = snapshot_table(tune(cfg)["path"], tokenizer)                                                      # doctest: +SKIP
+    >>> table = sweep("gemma3-270m", "eng_Latn-cat_Latn", train_limit=512, batch_size=8,
+    ...               lrs=[1e-3, 5e-3], snapshots=[8, 16, 32, 64])                # doctest: +SKIP
+    >>> smallest_budget(table, "bh_0.05", at_least=12)                            # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -96,3 +97,50 @@ def smallest_budget(table: "pd.DataFrame", rule: str = "bh_0.05", at_least: int 
     ok = table[table[rule] >= at_least].assign(budget=lambda t: t["lr"] * t["step"])
     ok = ok.sort_values(["budget", "step"])
     return None if ok.empty else ok.iloc[0].to_dict()
+
+
+def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[float], snapshots: list[int],
+          optimizer: str = "adamw", template: str = "explicit", seed: int = 0, checkpoint_every: int = 25,
+          alpha: float = 0.05, progress: bool = True) -> "pd.DataFrame":
+    """One embed run per learning rate over ``train_limit`` FLORES dev pairs for max(snapshots) steps (one
+    epoch when that is train_limit / batch_size), and the snapshot table of each, stacked."""
+    import pandas as pd
+
+    from . import models, tuning
+
+    tables = []
+    tokenizer = None
+    for lr in lrs:
+        cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
+                                mode="embed", lr=lr, batch_size=batch_size, seed=seed, optimizer=optimizer,
+                                max_steps=None if max(snapshots) * batch_size == train_limit else max(snapshots),
+                                snapshots=tuple(snapshots), checkpoint_every=checkpoint_every)
+        rec = tuning.tune(cfg, progress=progress)
+        tokenizer = tokenizer or models.load_tokenizer(model)
+        examples = tuning.encode_all(tokenizer, tuning.training_bitext(cfg), cfg)
+        table = snapshot_table(rec["path"], examples, tuning.batch_order(len(examples), cfg), alpha=alpha)
+        tables.append(table.assign(final_loss=rec["train"]["final_loss"], run=rec["run"], path=rec["path"]))
+    return pd.concat(tables, ignore_index=True)
+
+
+def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, template: str = "explicit") -> dict:
+    """The size of the first batch's gradient on the touched embedding rows (per coordinate): what plain SGD
+    multiplies by its learning rate, where Adam moves every touched coordinate by about lr."""
+    import torch
+
+    from . import models, tuning
+
+    cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
+                            mode="embed", batch_size=batch_size)
+    lm = models.load(model, progress=False)
+    examples = tuning.encode_all(lm.tokenizer, tuning.training_bitext(cfg), cfg)
+    loss_mod, params = tuning.prepare_model(lm, cfg, examples)
+    first = tuning.batch_order(len(examples), cfg)[0]
+    batch = tuning.collate([examples[i] for i in first], lm.tokenizer.pad_token_id)
+    targets = int((batch["labels"][:, 1:] != -100).sum())
+    (loss_mod(**batch) / targets).backward()
+    g = params[0].grad
+    g = g[g.abs().sum(1) > 0].abs()
+    row_median = g.median(1).values
+    return {"rows_touched": len(g), "median_abs_grad": float(g.median()), "mean_abs_grad": float(g.mean()),
+            "row_median_p10": float(row_median.quantile(0.1)), "row_median_p90": float(row_median.quantile(0.9))}

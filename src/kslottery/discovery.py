@@ -82,3 +82,9 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
                           for n, t in tickets.items()}}
     path = run.finish(record)
     return {**record, "run": run.name, "reused": False, "path": str(path)}
+
+
+def topk_ticket(tune_path: str, k: int) -> tuple[str, list[int]]:
+    """The top-k ticket of one embedding-tuning run (discovered, or reused): its file and its ids."""
+    found = discover(DiscoveryConfig(tuned=tune_path, k=k))
+    return str(Path(found["path"]) / f"ticket-topk-{k}.json"), found["tickets"][f"topk-{k}"]["ids"]

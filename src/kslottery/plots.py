@@ -207,3 +207,35 @@ def template_transfer_heatmap(df):
         ax.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", "bonferroni_0.05")):
+    """Ticket size against optimizer steps, one panel per optimizer, a colour per learning rate and a line
+    style per rule; log scale (a size of 0 drawn at 0.5), the paper's published sizes as a band."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    optimizers = list(dict.fromkeys(table["optimizer"]))
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.2), squeeze=False, sharey=True)
+    styles = dict(zip(rules, ["-", "--", ":"]))
+    for ax, opt in zip(axes[0], optimizers):
+        part = table[table["optimizer"] == opt]
+        palette = dict(zip(sorted(part["lr"].unique()), sns.color_palette("viridis", part["lr"].nunique())))
+        for lr, g in part.groupby("lr"):
+            for rule in rules:
+                ax.plot(g["step"], np.maximum(g[rule], 0.5), styles[rule], marker="o", ms=3, color=palette[lr])
+        ax.axhspan(*band, color="tab:red", alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimizer steps")
+        ax.set_title(f"{opt}: colour = learning rate")
+        handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in palette.items()]
+        ax.legend(handles=handles, fontsize=8, loc="upper left")
+    style_handles = [Line2D([], [], color="0.3", ls=ls, label=r.replace("_0.05", "").replace("alpha", "uncorrected"))
+                     for r, ls in styles.items()]
+    style_handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:red", alpha=0.15,
+                                       label=f"the paper's tickets ({band[0]}-{band[1]} rows)"))
+    fig.legend(handles=style_handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    axes[0][0].set_ylabel("rows significant at 0.05 (0 drawn at 0.5)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig

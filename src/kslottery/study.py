@@ -19,16 +19,21 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|torch|peft)\.")
 
 from . import baselines, data, evaluate, models, prompts, tuning
-from .discovery import DiscoveryConfig, discover, read_tune_run
+from .discovery import DiscoveryConfig, discover, read_tune_run, topk_ticket
 from .errors import KSLError
 from .protocol import Protocol, tune_config
 from .ticket import RULES, ks_from_rows, select
 
 
+# Notebook parameters that are lists (papermill passes whatever the YAML holds).
+LIST_PARAMS = ("pairs", "templates", "seeds", "method_seeds", "audit_seeds", "alphas", "sizes", "sigmas",
+               "stability_pairs", "lrs", "sgd_lrs", "snapshots")
+
+
 def check(notebook: str, **params) -> dict:
     """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones)."""
     for name, value in params.items():
-        if name in ("pairs", "templates", "seeds", "method_seeds", "audit_seeds", "alphas", "sizes", "sigmas", "stability_pairs") and not isinstance(value, list):
+        if name in LIST_PARAMS and not isinstance(value, list):
             raise KSLError(f"{notebook}: parameter {name} must be a list, got {value!r}", "pass lists through YAML")
     for pair in params.get("pairs", []):
         for code in data.parse_pair(pair):
@@ -369,8 +374,9 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
     tune, score = proto.tune, proto.score
 
     embed = {s: tune(mode="embed", lr=lr_embed, seed=s) for s in seeds}
-    found = discover(DiscoveryConfig(tuned=embed[seeds[0]]["path"], k=k))
-    ticket_file = str(Path(found["path"]) / f"ticket-topk-{k}.json")
+    # Each seed discovers its own ticket from its own embedding tuning: the seeds of the KS arm vary the
+    # ticket, not only the data order.
+    ticket_file = {s: topk_ticket(embed[s]["path"], k)[0] for s in seeds}
     plan = []   # (arm, seed, tune-or-transfer record or None)
     for arm in arms:
         if arm == "base":
@@ -384,7 +390,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
             extra = {"prefix_init": prefix_init} if arm == "prefix" else {}
             plan += [(arm, s, tune(mode=arm, lr=lr, seed=s, **extra)) for s in (method_seeds or seeds)]
         elif arm == f"KS top-{k}":
-            plan += [(arm, s, tune(mode="rows", ticket=ticket_file, lr=lr_rows, seed=s)) for s in seeds]
+            plan += [(arm, s, tune(mode="rows", ticket=ticket_file[s], lr=lr_rows, seed=s)) for s in seeds]
         elif arm in extra_tickets:
             ids = ",".join(map(str, extra_tickets[arm]))
             plan += [(arm, s, tune(mode="rows", ticket=ids, lr=lr_rows, seed=s)) for s in seeds]
@@ -398,7 +404,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
                 ids = ",".join(map(str, t.ids))
                 plan.append((arm, d, tune(mode="rows", ticket=ids, lr=lr_rows, seed=seeds[0])))
         elif arm == f"transfer KS top-{k}":
-            plan += [(arm, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file))) for s in seeds]
+            plan += [(arm, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s]))) for s in seeds]
         else:
             raise KSLError(f"unknown arm {arm!r}", f"use some of {', '.join(arms)}")
     rows, evals = [], {}
