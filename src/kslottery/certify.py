@@ -61,6 +61,23 @@ def min_samples(radius: float, alpha: float, sigma: float) -> int:
     return int(np.floor(np.log(alpha) / log_phi)) + 1
 
 
+def limits(sigmas: list[float], n: int, alpha: float, norms=(0.01, 0.1, 0.5, 1.0)) -> "pd.DataFrame":
+    """Per noise level: the ceiling on the certified radius with n samples at level alpha, and the n a
+    perturbation of each norm in ``norms`` would need (computed, not sampled)."""
+    import pandas as pd
+
+    rows = []
+    for s in sigmas:
+        row = {"sigma": s, f"ceiling radius (n={n})": max_radius(n, alpha, s)}
+        for r in norms:
+            try:
+                row[f"n to certify {r:g}"] = float(min_samples(r, alpha, s))   # may exceed any budget by far
+            except ValueError:
+                row[f"n to certify {r:g}"] = float("inf")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 @dataclass
 class Certificate:
     prediction: np.ndarray   # smoothed top class per position (-1 where abstained)

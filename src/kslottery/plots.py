@@ -239,3 +239,26 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
     axes[0][0].set_ylabel("rows significant at 0.05 (0 drawn at 0.5)")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def certifiable_radius(sigmas, alpha: float, n_used: int, norms: dict | None = None, n_max: int = 10**7):
+    """The largest radius CERTIFY can return against the number of samples n, per noise level, with the
+    n the study used marked and the measured perturbation norms (label -> norm) as horizontal lines."""
+    import numpy as np
+
+    from .certify import max_radius
+
+    ns = np.unique(np.logspace(1, np.log10(n_max), 60).astype(int))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s, c in zip(sigmas, sns.color_palette("viridis", len(sigmas))):
+        ax.plot(ns, [max_radius(int(m), alpha, s) for m in ns], color=c, label=f"sigma {s:g}")
+    ax.axvline(n_used, color="0.4", ls=":", label=f"n used ({n_used})")
+    for (label, norm), c in zip((norms or {}).items(), sns.color_palette("rocket", len(norms or {}))):
+        ax.axhline(norm, color=c, ls="--", lw=1, label=f"{label}: {norm:.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("estimation samples n")
+    ax.set_ylabel(f"largest certifiable radius (alpha {alpha:g})")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig

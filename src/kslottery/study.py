@@ -161,6 +161,9 @@ def jaccard(sets: dict[str, list[int]]) -> pd.DataFrame:
     return pd.DataFrame(m, index=labels, columns=labels)
 
 
+CERT_TABLE_VERSION = 2
+
+
 def certification(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[float], n0: int, n: int,
                   alpha: float, sentences: int, gen_sentences: int = 0, gen_tokens: int = 64,
                   template: str = "explicit", split: str = "devtest", progress: bool = True) -> pd.DataFrame:
@@ -179,7 +182,8 @@ def certification(tune_path: str, sizes: list[int], random_draws: int, sigmas: l
     params = dict(tuned=rec["run"], sizes=sizes, random_draws=random_draws, sigmas=sigmas, n0=n0, n=n, alpha=alpha,
                   sentences=sentences, gen_sentences=gen_sentences, gen_tokens=gen_tokens, template=template,
                   split=split)
-    run = Run("cert", params)
+    # The table's layout names the run too: version 2 added below_ceiling, so older tables are not reused.
+    run = Run("cert", {**params, "table_version": CERT_TABLE_VERSION})
     if not run.done:
         work = run.start()
         table = _certification_table(tune_path, **{k: v for k, v in params.items() if k != "tuned"},
@@ -275,8 +279,10 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
             ok = np.concatenate([certify.certified_agreement(c, g)[m] for c, g, m in zip(certs[sigma], norms, masks)])
             radius = np.concatenate([c.radius[m] for c, m in zip(certs[sigma], masks)])
             abstain = np.concatenate([c.abstain[m] for c, m in zip(certs[sigma], masks)])
+            # the most any model could have certified here: contexts whose perturbation is below the ceiling
+            below = float((gaps < certify.max_radius(n, alpha, sigma)).mean())
             out.append({**row, "sigma": sigma, "certified_agreement": ok.mean(), "abstain_rate": abstain.mean(),
-                        "median_radius": float(np.median(radius))})
+                        "median_radius": float(np.median(radius)), "below_ceiling": below})
     table = pd.DataFrame(out)
     if gen_sentences:
         base_chrf = table.loc[table["kind"] == "none", "chrf_first_line"].iloc[0]
