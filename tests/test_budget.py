@@ -85,3 +85,12 @@ def test_snapshots_need_a_row_mode():
         tuning.TuneConfig(mode="full", snapshots=(2,)).resolved()
     with pytest.raises(KSLError, match="unknown optimizer 'adam'"):
         tuning.TuneConfig(optimizer="adam").resolved()
+
+
+def test_band_summary_says_where_a_rule_crosses_the_band():
+    t = pd.DataFrame({"optimizer": "adamw", "lr": 5e-3, "step": [8, 16, 32, 64], "alpha_0.05": [9, 121, 956, 5444],
+                      "bh_0.05": [1, 1, 5, 5099], "bonferroni_0.05": [1, 1, 1, 15]})
+    s = budget.band_summary(t).set_index("rule")
+    assert s.loc["bh", "in band"] == "none" and s.loc["bh", "last below"] == "5 at 32 steps"
+    assert s.loc["bh", "first above"] == "5099 at 64 steps"
+    assert s.loc["bonferroni", "in band"] == "64 steps: 15" and s.loc["alpha", "first above"] == "121 at 16 steps"

@@ -144,3 +144,23 @@ def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, tem
     row_median = g.median(1).values
     return {"rows_touched": len(g), "median_abs_grad": float(g.median()), "mean_abs_grad": float(g.mean()),
             "row_median_p10": float(row_median.quantile(0.1)), "row_median_p90": float(row_median.quantile(0.9))}
+
+
+def band_summary(table: "pd.DataFrame", band: tuple[int, int] = (12, 18),
+                 rules: tuple[str, ...] = ("alpha_0.05", "bh_0.05", "bonferroni_0.05")) -> "pd.DataFrame":
+    """Per optimizer, learning rate and rule: whether some snapshot's ticket lands in the paper's size band,
+    and where the size crosses it (the last snapshot below the band and the first one above it)."""
+    import pandas as pd
+
+    rows = []
+    for (opt, lr), g in table.sort_values("step").groupby(["optimizer", "lr"], sort=False):
+        for rule in rules:
+            sizes = list(zip(g["step"].astype(int), g[rule].astype(int)))
+            inside = [f"{s} steps: {n}" for s, n in sizes if band[0] <= n <= band[1]]
+            below = [(s, n) for s, n in sizes if n < band[0]]
+            above = [(s, n) for s, n in sizes if n > band[1]]
+            rows.append({"optimizer": opt, "lr": lr, "rule": rule.replace("_0.05", ""),
+                         "in band": "; ".join(inside) or "none",
+                         "last below": f"{below[-1][1]} at {below[-1][0]} steps" if below else "-",
+                         "first above": f"{above[0][1]} at {above[0][0]} steps" if above else "-"})
+    return pd.DataFrame(rows)
