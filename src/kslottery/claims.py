@@ -1,6 +1,6 @@
 """Paper vs this study: every claim of the paper beside this study's measurement from one profile.
 
-The numbers come from the result tables the profile's notebooks saved (:func:`kslottery.study.save_tables`),
+The numbers come from the result tables the profile's notebooks saved (:mod:`kslottery.tables`: the runs, else the book's CSVs),
 never typed in; a claim whose notebook has not run in the profile says so. The paper reports spBLEU on
 LLaMA-7B; the study's CPU profiles report chrF++ on other models, so "reproduced" compares the *shape*
 of a claim (which arm is better, by how much relative to the gain over the base model), not its value.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .study import load_tables
+from .tables import load_tables
 
 # (claim, the paper's number) in the paper's order; the notes, section 2, quote them.
 PAPER = {

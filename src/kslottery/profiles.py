@@ -91,6 +91,8 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         # The kernel is a child of this process: its peak resident memory, once it has exited.
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak)
+        from .tables import publish
+        publish(profile, nb, root)   # the notebook's tables into the book, so a clean clone rebuilds it
         print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
         done.append(final)
     return done

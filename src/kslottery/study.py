@@ -22,6 +22,7 @@ from . import baselines, data, evaluate, models, prompts, tuning
 from .discovery import DiscoveryConfig, discover, read_tune_run, topk_ticket
 from .errors import KSLError
 from .protocol import Protocol, tune_config
+from .tables import load_tables, save_tables   # noqa: F401  (the notebooks call study.save_tables)
 from .ticket import RULES, ks_from_rows, select
 
 
@@ -329,26 +330,6 @@ def paper_ticket_for(model: str, pair: str, source: str = "text") -> tuple[list[
         fixed = set(prompts.encode_prompt(tok, prompts.get_template(name).render("", src, tgt)))
         df[f"in {name}"] = [i in fixed if i is not None else False for i in df["id"]]
     return ids, df
-
-
-def save_tables(profile: str, notebook: str, **tables: pd.DataFrame) -> Path:
-    """Keep a notebook's result tables beside the runs (``$KSL_RUNS/tables/<profile>/<notebook>.json``),
-    where the summary notebook (paper vs this study) reads them."""
-    from .runs import runs_root, write_json
-
-    path = runs_root() / "tables" / profile / f"{notebook}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {name: json.loads(df.to_json(orient="records")) for name, df in tables.items()})
-    return path
-
-
-def load_tables(profile: str, notebook: str) -> dict[str, pd.DataFrame] | None:
-    from .runs import runs_root
-
-    path = runs_root() / "tables" / profile / f"{notebook}.json"
-    if not path.exists():
-        return None
-    return {name: pd.DataFrame(rows) for name, rows in json.loads(path.read_text()).items()}
 
 
 def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: float, batch_size: int,

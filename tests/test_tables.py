@@ -1,0 +1,20 @@
+"""Tables travel from a notebook into the book and back, so the summary chapters rebuild from a clean clone."""
+
+import pandas as pd
+
+from kslottery import tables
+
+
+def test_tables_round_trip_through_the_book(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    scores = pd.DataFrame({"arm": ["embed", "KS top-18"], "chrf++": [41.25, 38.5], "ci": [[1.5, 3.0], [-0.5, 2.0]],
+                           "ids": [[2, 108], [107]], "seed": [0, None]})
+    tables.save_tables("smoke", "headline", scores=scores)
+    written = tables.publish("smoke", "headline", root=tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == ["book/results/smoke/tables/headline/scores.csv"]
+    assert written[0].read_text().splitlines()[1].startswith('embed,41.25,"[1.5, 3.0]","[2, 108]"')
+    (tmp_path / "runs" / "tables" / "smoke" / "headline.json").unlink()   # a clean clone has no runs/
+    back = tables.load_tables("smoke", "headline", root=tmp_path)["scores"]
+    assert back["ci"].tolist() == [[1.5, 3.0], [-0.5, 2.0]] and back["ids"].tolist() == [[2, 108], [107]]
+    assert back["chrf++"].tolist() == [41.25, 38.5] and back["arm"].tolist() == ["embed", "KS top-18"]
+    assert tables.load_tables("smoke", "never_ran", root=tmp_path) is None
