@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import machine, peak_gib, reset_peak, save
 from kslottery import data, generate, models, prompts
-from kslottery.tuning import load_tuned
+from kslottery.tuned import TunedRun
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
         args.model, args.pair = p["model"], p["pair"]
     lm = models.load(args.model, progress=False)
     if args.tuned:
-        load_tuned(lm, args.tuned)
+        TunedRun(args.tuned).apply(lm)
     bitext = data.load_flores(args.pair, "devtest", limit=args.sentences)
     tpl = prompts.get_template("explicit")
     ids = [prompts.encode_prompt(lm.tokenizer, tpl.render(s, bitext.src_lang, bitext.tgt_lang)) for s in bitext.src]

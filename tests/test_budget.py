@@ -1,6 +1,5 @@
 """The budget sweep on the tiny model: snapshots are the shorter runs, and their tickets are KS tickets."""
 
-import json
 
 import numpy as np
 import pandas as pd

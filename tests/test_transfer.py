@@ -1,6 +1,8 @@
 from collections import Counter
 
 import pytest
+
+from kslottery.tuned import TunedRun
 import torch
 from safetensors.torch import load_file
 
@@ -36,7 +38,7 @@ def test_transfer_pastes_only_ticket_rows(embed_run):
     assert out["rows_pasted"] == 5 and out["rows_not_changed_by_tuning"] == [48000]
     lm = models.load("tiny:smollm2-135m", progress=False)
     base = lm.model.get_input_embeddings().weight.detach().clone()
-    tuning.load_tuned(lm, out["path"])
+    TunedRun(out["path"]).apply(lm)
     w = lm.model.get_input_embeddings().weight.detach()
     assert (w != base).any(1).nonzero().flatten().tolist() == sorted(ticket[:5])
     assert torch.equal(w[rows["ids"][:5]], rows["after"][:5])
@@ -58,7 +60,7 @@ def test_norm_matched_and_scaled_deltas(embed_run):
 
 
 def test_reading_a_non_run_is_one_clear_error(tmp_path):
-    with pytest.raises(KSLError, match="is not a finished embed or rows tune run"):
+    with pytest.raises(KSLError, match="is not a finished tune or transfer run"):
         discovery.discover(discovery.DiscoveryConfig(tuned=str(tmp_path)))
 
 

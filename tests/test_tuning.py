@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+
+from kslottery.tuned import TunedRun
 import torch
 
 from kslottery import data, models, tuning
@@ -167,7 +169,7 @@ def test_other_modes_train_and_export(flores_dir, tmp_path, mode):
     folder = "model" if mode == "full" else "adapter"
     assert (tmp_path / rec["run"] / folder).is_dir()
     lm = fresh()
-    tuning.load_tuned(lm, rec["path"])
+    TunedRun(rec["path"]).apply(lm)
     with torch.no_grad():
         assert lm.model(input_ids=torch.tensor([[1, 2, 3]])).logits.shape[-1] == 49152
     if mode == "prefix":

@@ -13,12 +13,12 @@ what explains D: how often the row occurs in the training text and how early it 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .errors import KSLError
+from .tuned import TunedRun
 
 RULES = ("alpha", "bonferroni", "bh")
 
@@ -70,7 +70,7 @@ def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[lis
     from .ticket import ks_from_rows, select
 
     run_path = Path(run_path)
-    rec = json.loads((run_path / "record.json").read_text())
+    rec = TunedRun(run_path).record
     counts, first = row_exposure(examples, batches, grad_accum)
     table = []
     for step, rows in snapshot_rows(run_path).items():
@@ -126,7 +126,6 @@ def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[fl
 def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, template: str = "explicit") -> dict:
     """The size of the first batch's gradient on the touched embedding rows (per coordinate): what plain SGD
     multiplies by its learning rate, where Adam moves every touched coordinate by about lr."""
-    import torch
 
     from . import models, tuning
 

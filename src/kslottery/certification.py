@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import data, models, prompts, tuning
-from .discovery import read_tune_run
+from .tuned import TunedRun
 from .ticket import ks_from_rows, select
 
 CERT_TABLE_VERSION = 2
@@ -29,11 +29,10 @@ def measure(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[fl
     reference). With ``gen_sentences`` > 0 each ticket also generates greedily for that many prompts:
     the share of generations identical to the tuned model's, and the chrF++ recovery
     (partial - base) / (tuned - base). The table is stored in a hash-named ``cert-*`` run and reused."""
-    import numpy as np
 
     from .runs import Run, write_json
 
-    rec, _ = read_tune_run(tune_path)
+    rec = TunedRun(tune_path).record
     params = dict(tuned=rec["run"], sizes=sizes, random_draws=random_draws, sigmas=sigmas, n0=n0, n=n, alpha=alpha,
                   sentences=sentences, gen_sentences=gen_sentences, gen_tokens=gen_tokens, template=template,
                   split=split)
@@ -57,7 +56,8 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
     from . import baselines, certify, generate, metrics
     from .transfer import transferred_rows
 
-    rec, rows = read_tune_run(tune_path)
+    tuned_run = TunedRun(tune_path)
+    rec, rows = tuned_run.record, tuned_run.rows()
     lm = models.load(rec["model"]["spec"], untie_head=True, progress=progress)
     tok = lm.tokenizer
     base = lm.model.get_input_embeddings().weight.detach().clone()

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from . import __version__
 from .errors import KSLError
 from .runs import Run, ensure_writable
 from .ticket import make_ticket, ks_from_rows
+from .tuned import TunedRun
 
 
 @dataclass(frozen=True)
@@ -22,18 +22,6 @@ class DiscoveryConfig:
     alpha: float = field(default=0.05, metadata={"help": "significance level for the alpha, bonferroni and bh rules"})
     k: int = field(default=18, metadata={"help": "ticket size for the topk rule (the paper's en->ca ticket has 18)"})
     method: str = field(default="auto", metadata={"help": "p-values: auto (scipy's choice), exact or asymp"})
-
-
-def read_tune_run(path: str | Path) -> tuple[dict, dict]:
-    from safetensors.torch import load_file
-
-    if not str(path).strip():
-        raise KSLError("no tune run given", "pass --tuned runs/tune-<hash> (from `kslottery tune --mode embed`)")
-    path = Path(path)
-    if not (path / "record.json").exists() or not (path / "rows.safetensors").exists():
-        raise KSLError(f"{path} is not a finished embed or rows tune run (no record.json / rows.safetensors)",
-                       "run `kslottery tune --mode embed` first and pass its run directory")
-    return json.loads((path / "record.json").read_text()), load_file(path / "rows.safetensors")
 
 
 def check(cfg: DiscoveryConfig) -> None:
@@ -50,8 +38,10 @@ def check(cfg: DiscoveryConfig) -> None:
 
 def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     check(cfg)
-    tune_rec, rows = read_tune_run(cfg.tuned)
-    if tune_rec["config"]["mode"] != "embed":
+    tuned = TunedRun(cfg.tuned)
+    rows = tuned.rows()
+    tune_rec = tuned.record
+    if tuned.mode != "embed":
         raise KSLError(f"{Path(cfg.tuned).name} is a {tune_rec['config']['mode']}-mode run",
                        "KS discovery reads an embed-mode run (every row free to move)")
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name}
@@ -60,8 +50,7 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
         return {**run.record(), "reused": True, "path": str(run.path)}
     ensure_writable(run.root)
     if tokenizer is None:
-        from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(tune_rec["model"]["source"])
+        tokenizer = tuned.tokenizer()
     res = ks_from_rows(rows, tune_rec["model"]["vocab_size"], cfg.method)
     work = run.start()
     prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],

@@ -19,6 +19,7 @@ import torch
 from . import data, generate, metrics, models, prompts
 from .errors import KSLError
 from .runs import Run, ensure_writable, named_params
+from .tuned import TunedRun
 
 
 @dataclass(frozen=True)
@@ -79,19 +80,11 @@ def check(config: EvalConfig) -> tuple[prompts.Template, data.Bitext]:
     for code in (bitext.src_lang, bitext.tgt_lang):
         prompts.language_name(code)   # fail before any work if the template cannot name the language
     if config.tuned:
-        tuned = Path(config.tuned)
-        if not (tuned / "record.json").exists():
-            raise KSLError(f"{tuned} is not a finished tune or transfer run (no record.json)",
-                           "give a runs/tune-* or runs/transfer-* directory")
-        spec = json.loads((tuned / "record.json").read_text()).get("model", {}).get("spec")
-        if spec not in (None, config.model):
-            raise KSLError(f"{tuned.name} was tuned from {spec!r}, not {config.model!r}",
-                           f"evaluate it with --model {spec}")
+        tuned = TunedRun(config.tuned)
+        if tuned.model_spec not in (None, config.model):
+            raise KSLError(f"{tuned.name} was tuned from {tuned.model_spec!r}, not {config.model!r}",
+                           f"evaluate it with --model {tuned.model_spec}")
     return template, bitext
-
-
-def _tuned_mode(run_path: Path) -> str | None:
-    return json.loads((run_path / "params.json").read_text())["params"].get("mode")
 
 
 def _load_done(path) -> dict[int, generate.Continuation]:
@@ -118,7 +111,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
         # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
         tuned = Path(config.tuned)
         params["tuned"] = tuned.name
-        if config.drop_finished and _tuned_mode(tuned) == "prefix":
+        if config.drop_finished and TunedRun(tuned).mode == "prefix":
             # until generate._start put PEFT's prefix into the decoder's cache, these scores lost the prefix
             # after the first token; a new name keeps such stale runs from being reused
             params["prefix_in_cache"] = True
@@ -131,8 +124,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     if lm is None:
         lm = models.load(config.model, dtype=config.dtype, allow_pickle=config.allow_pickle, progress=progress)
     if config.tuned:
-        from .tuning import load_tuned
-        load_tuned(lm, config.tuned)
+        TunedRun(config.tuned).apply(lm)
     if torch.cuda.is_available():   # the paper profile: generate on the GPU
         lm.model.to("cuda")
     torch.manual_seed(config.seed)

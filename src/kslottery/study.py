@@ -6,7 +6,6 @@ and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,8 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|torch|peft)\.")
 
 from . import baselines, data, evaluate, models, prompts, tuning
-from .discovery import DiscoveryConfig, discover, read_tune_run, topk_ticket
+from .discovery import DiscoveryConfig, discover, topk_ticket
+from .tuned import TunedRun
 from .errors import KSLError
 from .protocol import Protocol, tune_config
 from .tables import load_tables, save_tables   # noqa: F401  (the notebooks call study.save_tables)
@@ -125,7 +125,8 @@ def ks_rows(tune_path: str, template: str = "explicit") -> pd.DataFrame:
     """Every changed row: token, KS statistic and p, L2 shift, training frequency, in the prompt template."""
     from transformers import AutoTokenizer
 
-    rec, rows = read_tune_run(tune_path)
+    run = TunedRun(tune_path)
+    rec, rows = run.record, run.rows()
     tok = AutoTokenizer.from_pretrained(rec["model"]["source"])
     res = ks_from_rows(rows, rec["model"]["vocab_size"])
     ids = rows["ids"].long()
@@ -144,7 +145,8 @@ def ks_rows(tune_path: str, template: str = "explicit") -> pd.DataFrame:
 
 def ticket_sizes(tune_path: str, alphas: list[float]) -> pd.DataFrame:
     """Ticket size for every selection rule at every alpha."""
-    rec, rows = read_tune_run(tune_path)
+    run = TunedRun(tune_path)
+    rec, rows = run.record, run.rows()
     res = ks_from_rows(rows, rec["model"]["vocab_size"])
     out = [{"rule": rule, "alpha": a, "size": len(select(res, rule, alpha=a))}
            for rule in RULES if rule != "topk" for a in alphas]

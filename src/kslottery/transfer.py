@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .discovery import read_tune_run
 from .errors import KSLError
 from .runs import Run, ensure_writable
+from .tuned import TunedRun
 from .tuning import ticket_ids
 
 DELTAS = ("learned", "norm-matched")
@@ -49,8 +49,9 @@ def transferred_rows(rows: dict, ids: list[int], delta: str = "learned", scale: 
 def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     if cfg.delta not in DELTAS:
         raise KSLError(f"unknown delta {cfg.delta!r}", f"use one of {', '.join(DELTAS)}")
-    tune_rec, rows = read_tune_run(cfg.tuned)
-    ids = ticket_ids(cfg.ticket, tune_rec["model"]["vocab_size"])
+    tuned = TunedRun(cfg.tuned)
+    rows, tune_rec = tuned.rows(), tuned.record
+    ids = ticket_ids(cfg.ticket, tuned.vocab_size)
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name, "ticket": ids}
     run = Run("transfer", params, runs_dir, seed=cfg.seed)
     if run.done:

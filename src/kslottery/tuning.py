@@ -564,32 +564,6 @@ def export_trainable_tokens(lm: models.LoadedModel, ids: torch.Tensor, rows: tor
         pm.save_pretrained(path)
 
 
-def load_tuned(lm: models.LoadedModel, run_path: str | Path) -> dict:
-    """Apply a tune or transfer run directory to a freshly loaded base model, in place."""
-    from safetensors.torch import load_file
-
-    run_path = Path(run_path)
-    rec_file = run_path / "record.json"
-    if not rec_file.exists():
-        raise KSLError(f"{run_path} is not a finished tune or transfer run (no record.json)",
-                       "give a runs/tune-* or runs/transfer-* directory")
-    rec = json.loads(rec_file.read_text())
-    if rec.get("model", {}).get("spec") not in (None, lm.info.spec):
-        raise KSLError(f"{run_path.name} was tuned from {rec['model']['spec']!r}, not {lm.info.spec!r}",
-                       f"evaluate it with --model {rec['model']['spec']}")
-    if (run_path / "rows.safetensors").exists():
-        models.untie(lm.model)
-        rows = load_file(run_path / "rows.safetensors")
-        apply_rows(lm.model, rows["ids"], rows["after"])
-    elif (run_path / "model").exists():
-        fresh = models.load(str(run_path / "model"), progress=False)
-        lm.model = fresh.model
-    elif (run_path / "adapter").exists():
-        import peft
-        lm.model = peft.PeftModel.from_pretrained(lm.model, run_path / "adapter").eval()
-    return rec
-
-
 def is_main_process() -> bool:
     """Rank 0 (or a single process): the one that writes run directories under torchrun/accelerate."""
     import os
