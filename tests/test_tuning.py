@@ -295,3 +295,20 @@ def test_prefix_init_zero_starts_near_the_base_model_and_random_far_from_it(flor
     assert named_params(tuning.TuneConfig(mode="prefix", prefix_init="zero"))["prefix_init"] == "zero"
     with pytest.raises(KSLError, match="unknown prefix init 'ones'; use random or zero"):
         tuning.TuneConfig(prefix_init="ones").resolved()
+
+
+def test_a_ticket_names_its_run_by_its_ids_in_any_form(tmp_path, flores_dir):
+    """Stages hand tickets over as ids, the CLI as text or a file: the same rows are the same run."""
+    from kslottery.runs import Run
+    from kslottery.ticket import Ticket
+
+    Ticket(ids=[263, 13, 278], rule="topk").save(tmp_path / "t.json")
+    names = set()
+    for spec in ((13, 263, 278), [278, 13, 263], "13,263,278", str(tmp_path / "t.json")):
+        cfg = tuning.TuneConfig(model="tiny:smollm2-135m", mode="rows", ticket=spec, limit=4)
+        names.add(Run("tune", tuning.run_params(cfg, tuning.training_bitext(cfg))).name)
+    assert len(names) == 1
+    with pytest.raises(KSLError, match="holds something other than token ids"):
+        tuning.ticket_ids((13, "x"))
+    with pytest.raises(KSLError, match="the ticket is empty"):
+        tuning.ticket_ids(())

@@ -59,15 +59,15 @@ def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int],
     plan += [(f"KS top-{k}", s, p.tune(mode="rows", ticket=ticket_file[s], lr=lr_rows, seed=s), {}) for s in seeds]
     from .models import load_tokenizer
     for name, ids in stop_rows(load_tokenizer(p.model)).items():
-        plan += [(name, s, p.tune(mode="rows", ticket=",".join(map(str, ids)), lr=lr_rows, seed=s), {})
+        plan += [(name, s, p.tune(mode="rows", ticket=tuple(ids), lr=lr_rows, seed=s), {})
                  for s in audit_seeds]
     for d in range(random_draws):
         uniform = baselines.random_ticket(counts, k, seed=d).ids
-        plan.append((f"random-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, uniform)), lr=lr_rows,
+        plan.append((f"random-{k}", d, p.tune(mode="rows", ticket=tuple(uniform), lr=lr_rows,
                                               seed=seeds[0]), {}))
     for d in range(random_draws if matched_draws is None else matched_draws):
         matched = baselines.frequency_matched_ticket(ks_ids, counts, seed=d).ids
-        plan.append((f"frequency-matched-{k}", d, p.tune(mode="rows", ticket=",".join(map(str, matched)),
+        plan.append((f"frequency-matched-{k}", d, p.tune(mode="rows", ticket=tuple(matched),
                                                          lr=lr_rows, seed=seeds[0]), {}))
     for s in seeds:
         plan.append((f"transfer KS top-{k}", s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s])), {}))

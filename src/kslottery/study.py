@@ -251,7 +251,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
         elif arm == f"KS top-{k}":
             plan += [(arm, s, tune(mode="rows", ticket=ticket_file[s], lr=lr_rows, seed=s)) for s in seeds]
         elif arm in extra_tickets:
-            ids = ",".join(map(str, extra_tickets[arm]))
+            ids = tuple(extra_tickets[arm])
             plan += [(arm, s, tune(mode="rows", ticket=ids, lr=lr_rows, seed=s)) for s in seeds]
         elif arm in (f"random-{k}", f"frequency-{k}"):
             counts = proto.token_counts()
@@ -260,7 +260,7 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
             else:
                 tickets_ = [(0, baselines.frequency_ticket(counts, k))]
             for d, t in tickets_:
-                ids = ",".join(map(str, t.ids))
+                ids = tuple(t.ids)
                 plan.append((arm, d, tune(mode="rows", ticket=ids, lr=lr_rows, seed=seeds[0])))
         elif arm == f"transfer KS top-{k}":
             plan += [(arm, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s]))) for s in seeds]

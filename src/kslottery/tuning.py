@@ -60,7 +60,8 @@ class TuneConfig:
     template: str = field(default="explicit", metadata={"help": "prompt template, or sampled-paraphrases "
                           "(one instruction paraphrase drawn per training example)"})
     mode: str = field(default="embed", metadata={"help": f"what trains: {', '.join(MODES)}"})
-    ticket: str | None = field(default=None, metadata={"help": "rows mode: ticket JSON, or comma-separated token ids"})
+    ticket: str | tuple[int, ...] | None = field(default=None, metadata={
+        "help": "rows mode: ticket JSON, or comma-separated token ids (in Python: the ids themselves)"})
     preset: str | None = field(default=None, metadata={"help": "'paper': the paper's lr/epochs/schedule for the mode"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the training pairs"})
@@ -133,10 +134,15 @@ class TuneConfig:
         return replace(self, preset=None, **PAPER_PRESET[self.mode])
 
 
-def ticket_ids(spec: str, vocab: int | None = None) -> list[int]:
-    """Token ids from a ticket JSON or ``"13,263,278"``, checked against ``vocab`` rows when known."""
+def ticket_ids(spec, vocab: int | None = None) -> list[int]:
+    """Sorted token ids from a ticket JSON, ``"13,263,278"`` or a sequence of ids, checked against ``vocab``
+    rows when known. A run is named by these ids, whichever form they came in."""
     from .ticket import Ticket
 
+    if isinstance(spec, (list, tuple)):
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in spec):
+            raise KSLError(f"ticket {spec!r} holds something other than token ids", "give integer ids")
+        spec = ",".join(map(str, spec)) or ","
     if not spec or not str(spec).strip():
         raise KSLError("no ticket given", "pass --ticket TICKET.json (from `kslottery ks`) or ids like 13,263")
     if Path(spec).is_file():
