@@ -108,3 +108,17 @@ def test_refactors_keep_the_smoke_run_names(flores_dir):
     e = evaluate.EvalConfig(model=p["model"], pair=pair, limit=p["eval_limit"], max_new_tokens=p["max_new_tokens"])
     assert Run("eval", evaluate.run_params(e, data.load_flores(pair, "devtest", p["eval_limit"]))).name in \
         set(prov["baseline_and_prompts"]["runs"]) | recorded
+
+
+def test_provenance_page_warns_when_pages_come_from_several_or_dirty_commits():
+    from kslottery.profiles import provenance_page
+
+    def entry(commit):
+        m = {"processor": "x86_64", "cpus": 2, "torch_threads": 2, "cuda": None, "platform": "Linux"}
+        return {"parameters": {}, "finished": "2026-11-30 15:00", "execution_s": 60, "runs": [], "compute_s": 60,
+                "git_commit": commit, "versions": {"torch": "2.13.0"}, "machine": m}
+
+    one = provenance_page("default", {"finetune": entry("a" * 40), "certification": entry("a" * 40)})
+    assert "{warning}" not in one
+    mixed = provenance_page("default", {"finetune": entry("a" * 40), "certification": entry("b" * 40 + "-dirty")})
+    assert "```{warning}" in mixed and "executed at 2 commits" in mixed and "certification from a tree" in mixed

@@ -153,6 +153,20 @@ def _short(commit: str | None) -> str:
     return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
+def commit_warning(prov: dict, order: list[str]) -> list[str]:
+    """A visible warning when the pages were not all executed at one clean commit (empty when they were)."""
+    commits = {nb: prov[nb].get("git_commit") for nb in order}
+    distinct = sorted({_short(c) for c in commits.values()})
+    dirty = [nb for nb, c in commits.items() if not c or c.endswith("-dirty")]
+    if len(distinct) <= 1 and not dirty:
+        return []
+    text = (f"These pages were executed at {len(distinct)} commits ({', '.join(f'`{c}`' for c in distinct)})"
+            + (f"; {', '.join(dirty)} from a tree with uncommitted code changes" if dirty else "")
+            + ". A page shows what the code of its own commit computed; the profile as a whole is not one "
+              "clean execution until it is re-run at a single commit.")
+    return ["```{warning}", text, "```", ""]
+
+
 def provenance_page(profile: str, prov: dict) -> str:
     order = [nb for nb in ORDER if nb in prov]
     lines = [f"# Provenance: profile `{profile}`", "",
@@ -170,6 +184,7 @@ def provenance_page(profile: str, prov: dict) -> str:
         lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
                      f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
     lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
+    lines[2:2] = commit_warning(prov, order)
     last = prov[order[-1]] if order else {}
     if last:
         # the compute above was spent where each run ran, which need not be where the notebook last ran
