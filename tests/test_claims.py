@@ -20,16 +20,21 @@ def test_claims_judge_the_shape_from_saved_tables(tmp_path, monkeypatch):
                            {"arm": "newline row", "seed": 0, "collapse": 1.0, "gain whole": 9.5}])
     study.save_tables("t", "termination_and_templates", term=term, templates=pd.DataFrame())
     table = claims.claims("t").set_index("claim")
-    got = table["reproduced"].to_dict()
-    mine = {c: got[PAPER] for c, (PAPER, _) in claims.PAPER.items()}
-    assert mine["embed_vs_full"] == "yes"          # 40 vs 39: within 10 % of full's gain of 19
-    assert mine["ticket_vs_embed"] == "no"         # 30 vs 40
-    assert mine["eighteen"] == "no"                # recovers half of embedding tuning's gain
+    got = table["verdict"].to_dict()
+    mine = {c: got[claim] for c, (claim, _, _) in claims.PAPER.items()}
+    assert mine["embed_vs_full"] == "reproduced"          # 40 vs 39: within 10 % of full's gain of 19
+    assert mine["ticket_vs_embed"] == "not reproduced"    # 30 vs 40
+    assert mine["eighteen"] == "not reproduced"           # recovers half of embedding tuning's gain
     assert "recovers 50%" in table.loc[claims.PAPER["eighteen"][0], "note"]
-    assert mine["prefix"] == "yes" and mine["random"] == "yes" and mine["frequency"] == "yes"
-    assert mine["stopping"] == "yes" and "0.85 (mean over 2 seeds)" in table.loc[claims.PAPER["stopping"][0], "this study"]
-    assert mine["single_row"] == "yes"             # 9.5 of 10
+    assert mine["prefix"] == "reproduced" and mine["random"] == "reproduced"
+    assert mine["frequency"] == "not reproduced"          # frequency-18 29.5 vs embedding tuning 40
+    assert "frequency-18 vs embedding tuning" in table.loc[claims.PAPER["frequency"][0], "this study"]
+    assert mine["stopping"] == "reproduced"
+    assert "0.85 (mean over 2 seeds)" in table.loc[claims.PAPER["stopping"][0], "this study"]
+    assert mine["single_row"] == "reproduced"             # 9.5 of 10
     assert table.loc[claims.PAPER["certified"][0], "this study"] == "not measured in this profile"
+    assert mine["certified"] == "not testable as stated: the theorem is unpublished"
+    assert table.loc[claims.PAPER["eighteen"][0], "paper's number from"] == claims.TRANSCRIBED
     assert len(table) == len(claims.PAPER)
 
 
@@ -44,4 +49,13 @@ def test_embed_vs_full_comes_from_finetune_when_the_headline_has_not_run(tmp_pat
     study.save_tables("t", "baseline_and_prompts", grid=grid)
     row = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
     assert row["source"] == "finetune" and "cat: 36.2 vs 37.9 (base 19.3)" in row["this study"]
-    assert row["reproduced"] == "no"       # de: 2.9 apart, more than 10 % of full's 17.6-point gain
+    assert row["verdict"] == "not reproduced"   # de: 2.9 apart, more than 10 % of full's 17.6-point gain
+
+
+def test_the_claims_table_escapes_tokens_that_look_like_html():
+    import pandas as pd
+
+    from kslottery import claims
+
+    html = claims.styled(pd.DataFrame({"claim": ["one row"], "note": ["tuning only '<s>' gains 13.7"]})).to_html()
+    assert "&lt;s&gt;" in html and "<s>" not in html and "overflow-wrap" in html
