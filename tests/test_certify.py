@@ -118,3 +118,19 @@ def test_no_perturbation_at_the_ceiling_is_ever_certified():
     ceiling = certify.max_radius(n, alpha, sigma)
     norms = ceiling * np.array([0.5, 0.999, 1.0, 1.001, 2.0])
     assert certify.certified_agreement(cert, norms).tolist() == [True, True, False, False, False]
+
+
+def test_partial_tuning_is_certified_as_the_papers_object(tmp_path, monkeypatch):
+    """With partial_lr each ticket is also trained alone; its perturbation covers the ticket rows too, so it
+    is never smaller than partial transfer's on the same contexts, and never certified past the ceiling."""
+    from kslottery import certification, study
+
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    tuned = study.tune_embed("tiny:smollm2-135m", "eng_Latn-cat_Latn", 16, 0.01, 1.0, 4, progress=False)
+    table = certification.measure(tuned["path"], sizes=[4], random_draws=1, sigmas=[0.01], n0=4, n=8, alpha=0.01,
+                                  sentences=2, partial_lr=0.01, progress=False)
+    assert {"KS tuned", "random tuned"} <= set(table["kind"])
+    by = table.set_index("ticket")
+    assert by.loc["KS top-4 tuned", "median_perturbation"] >= by.loc["KS top-4", "median_perturbation"]
+    assert (table["certified_agreement"] <= table["below_ceiling"]).all()
+    assert len(list(tmp_path.glob("tune-*"))) == 3   # the embedding run and one rows run per ticket

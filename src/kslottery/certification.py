@@ -21,14 +21,18 @@ CERT_TABLE_VERSION = 2
 
 def measure(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[float], n0: int, n: int,
                   alpha: float, sentences: int, gen_sentences: int = 0, gen_tokens: int = 64,
-                  template: str = "explicit", split: str = "devtest", progress: bool = True) -> pd.DataFrame:
+                  template: str = "explicit", split: str = "devtest", partial_lr: float | None = None,
+                  progress: bool = True) -> pd.DataFrame:
     """Certified and empirical agreement between the embedding-tuned model and partial transfers of
     KS top-k tickets and random tickets of the same sizes, at every noise level in ``sigmas``.
 
     Contexts are the target positions of ``sentences`` FLORES sentences (teacher-forced prompt +
     reference). With ``gen_sentences`` > 0 each ticket also generates greedily for that many prompts:
     the share of generations identical to the tuned model's, and the chrF++ recovery
-    (partial - base) / (tuned - base). The table is stored in a hash-named ``cert-*`` run and reused."""
+    (partial - base) / (tuned - base). With ``partial_lr``, every ticket is also *partially tuned* (its rows
+    alone trained from the base model, same data and steps as the embedding run, at ``partial_lr``): the
+    paper's object, whose perturbation E' - E_PT covers the ticket rows too (kind "... tuned").
+    The table is stored in a hash-named ``cert-*`` run and reused."""
 
     from .runs import Run, write_json
 
@@ -36,6 +40,8 @@ def measure(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[fl
     params = dict(tuned=rec["run"], sizes=sizes, random_draws=random_draws, sigmas=sigmas, n0=n0, n=n, alpha=alpha,
                   sentences=sentences, gen_sentences=gen_sentences, gen_tokens=gen_tokens, template=template,
                   split=split)
+    if partial_lr is not None:   # joins the name only when set: tables made before it keep theirs
+        params["partial_lr"] = partial_lr
     # The table's layout names the run too: version 2 added below_ceiling, so older tables are not reused.
     run = Run("cert", {**params, "table_version": CERT_TABLE_VERSION})
     if not run.done:
@@ -48,7 +54,7 @@ def measure(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[fl
 
 
 def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, sentences, gen_sentences, gen_tokens,
-                         template, split, progress, work: Path | None = None) -> pd.DataFrame:
+                         template, split, progress, partial_lr=None, work: Path | None = None) -> pd.DataFrame:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -114,8 +120,13 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
         tuned_gen = greedy(lm.model)
         tuned_chrf = chrf(tuned_gen)
     out = []
-    for name, kind, ids in tqdm(tickets, desc="tickets", disable=not progress):
-        moved = transferred_rows(rows, ids)
+    objects = [(name, kind, ids, None) for name, kind, ids in tickets]
+    if partial_lr is not None:
+        objects += [(f"{name} tuned", f"{kind} tuned", ids, partial_tuning(rec, ids, partial_lr, progress))
+                    for name, kind, ids in tickets if kind in ("KS", "random")]
+    for name, kind, ids, pt_rows in tqdm(objects, desc="tickets", disable=not progress):
+        # partial transfer pastes the tuned rows of the ticket; partial tuning has its own rows for it
+        moved = transferred_rows(rows, ids) if pt_rows is None else pt_rows
         partial = base.clone()
         partial[moved["ids"]] = moved["after"].to(base.dtype)
         with torch.no_grad():
@@ -144,3 +155,13 @@ def _certification_table(tune_path, sizes, random_draws, sigmas, n0, n, alpha, s
         table["chrf_recovery"] = (table["chrf_first_line"] - base_chrf) / (tuned_chrf - base_chrf or float("nan"))
         table["tuned_chrf_first_line"] = tuned_chrf
     return table
+
+
+def partial_tuning(embed_record: dict, ids: list[int], lr: float, progress: bool = False) -> dict:
+    """The rows of the ticket ``ids`` trained alone from the base model with the embedding run's data,
+    batches and steps (a rows-mode tune run, reused when it exists)."""
+    from dataclasses import replace
+
+    cfg = tuning.TuneConfig(**embed_record["config"])
+    cfg = replace(cfg, mode="rows", ticket=tuple(int(i) for i in ids), lr=lr, snapshots=())
+    return TunedRun(tuning.tune(cfg, progress=progress)["path"]).rows()
