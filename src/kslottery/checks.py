@@ -1,0 +1,36 @@
+"""Independent recomputations the smoke notebooks print under nbval: each takes a saved artifact and
+recomputes a published number by another path than the one that produced it (sacrebleu directly on
+the saved hypotheses; scipy on the saved rows), so a golden can fail on a wrong value, not only on a
+wrong count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def rescore_chrf(run_name: str, rule: str = "whole") -> float:
+    """chrF++ of an eval run, recomputed with sacrebleu from its outputs.jsonl."""
+    import sacrebleu
+
+    from .runs import runs_root
+
+    rows = [json.loads(line) for line in (runs_root() / run_name / "outputs.jsonl").read_text().splitlines()]
+    return sacrebleu.corpus_chrf([r["hyp"][rule] for r in rows], [[r["ref"] for r in rows]], word_order=2).score
+
+
+def scores_match_outputs(table, metric: str = "chrf++", tolerance: float = 1e-6) -> bool:
+    """Every (run, rule) chrF++ of a scores table equals the sacrebleu recomputation from the run's outputs."""
+    cells = table[["run", "rule", metric]].drop_duplicates().to_dict("records")
+    return bool(cells) and all(abs(rescore_chrf(c["run"], c["rule"]) - c[metric]) <= tolerance for c in cells)
+
+
+def ks_matches_scipy(tune_path: str | Path, row_id: int, statistic: float, pvalue: float) -> bool:
+    """A row's KS statistic and p as scipy.stats.ks_2samp computes them from the run's saved rows."""
+    from safetensors.torch import load_file
+    from scipy.stats import ks_2samp
+
+    rows = load_file(Path(tune_path) / "rows.safetensors")
+    i = rows["ids"].tolist().index(row_id)
+    ref = ks_2samp(rows["before"][i].double().numpy(), rows["after"][i].double().numpy())
+    return abs(ref.statistic - statistic) < 1e-12 and abs(ref.pvalue - pvalue) <= 1e-9 * max(ref.pvalue, 1e-300)
