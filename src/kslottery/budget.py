@@ -163,3 +163,19 @@ def band_summary(table: "pd.DataFrame", band: tuple[int, int] = (12, 18),
                          "last below": f"{below[-1][1]} at {below[-1][0]} steps" if below else "-",
                          "first above": f"{above[0][1]} at {above[0][0]} steps" if above else "-"})
     return pd.DataFrame(rows)
+
+
+def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: float = 0.05,
+                    counts: dict | None = None) -> "pd.DataFrame":
+    """The rows a rule selects at one snapshot, in the ticket's order (larger D first): id, token, D, p and,
+    given ``counts``, how often the token occurs in the training inputs."""
+    import pandas as pd
+
+    from .ticket import decode_tokens, ks_from_rows, select
+
+    run = TunedRun(run_path)
+    res = ks_from_rows(snapshot_rows(run_path)[step], run.vocab_size)
+    ids = [int(i) for i in select(res, rule, alpha)]
+    return pd.DataFrame({"id": ids, "token": decode_tokens(run.tokenizer(), ids),
+                         "D": [float(res.statistic[i]) for i in ids], "p": [float(res.pvalue[i]) for i in ids],
+                         **({"train_count": [counts.get(i, 0) for i in ids]} if counts is not None else {})})
