@@ -26,10 +26,9 @@ RULES = ("alpha", "bonferroni", "bh")
 def row_exposure(examples: list[dict], batches: list[list[int]], grad_accum: int = 1) -> tuple[dict, dict]:
     """Per token id: how often it occurs in the training inputs, and the first optimizer step (1-based)
     whose batch contains it (the step at which the row first receives a gradient)."""
-    counts: dict[int, int] = {}
-    for e in examples:
-        for t in e["input_ids"]:
-            counts[t] = counts.get(t, 0) + 1
+    from .baselines import token_counts
+
+    counts = dict(token_counts(examples))
     first: dict[int, int] = {}
     for micro_index, micro in enumerate(batches):
         step = micro_index // grad_accum + 1
@@ -39,14 +38,16 @@ def row_exposure(examples: list[dict], batches: list[list[int]], grad_accum: int
     return counts, first
 
 
-def snapshot_rows(run_path: str | Path) -> dict[int, dict]:
-    """{step: {"ids", "before", "after"}} for every snapshot of an embed run, ``before`` from its rows file
-    (rows that never changed keep a zero delta, so only the rows the run changed can differ)."""
+def snapshot_rows(run_path: str | Path, steps: list[int] | None = None) -> dict[int, dict]:
+    """{step: {"ids", "before", "after"}} for every snapshot of an embed run (or only ``steps``), ``before``
+    from its rows file (rows that never changed keep a zero delta, so only the rows the run changed can
+    differ)."""
     import torch
     from safetensors.torch import load_file
 
     run_path = Path(run_path)
     snaps = sorted((run_path / "snapshots").glob("step-*.safetensors"), key=lambda p: int(p.stem[5:]))
+    snaps = [p for p in snaps if steps is None or int(p.stem[5:]) in steps]
     if not snaps:
         raise KSLError(f"{run_path.name} has no snapshots", "tune with --snapshots 8,16,32,... (embed mode)")
     rows = load_file(run_path / "rows.safetensors")
@@ -69,12 +70,12 @@ def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[lis
 
     from .ticket import ks_from_rows, select
 
-    run_path = Path(run_path)
-    rec = TunedRun(run_path).record
+    run = TunedRun(run_path)
+    rec = run.record
     counts, first = row_exposure(examples, batches, grad_accum)
     table = []
     for step, rows in snapshot_rows(run_path).items():
-        res = ks_from_rows(rows, rec["model"]["vocab_size"])
+        res = ks_from_rows(rows, run.vocab_size)
         changed = np.flatnonzero(res.changed.numpy())
         D = res.statistic.numpy()[changed]
         row = {"lr": rec["config"]["lr"], "optimizer": rec["config"].get("optimizer", "adamw"), "step": step,
@@ -108,19 +109,27 @@ def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[fl
 
     from . import models, tuning
 
-    tables = []
-    tokenizer = None
+    tables, examples = [], None
     for lr in lrs:
         cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
                                 mode="embed", lr=lr, batch_size=batch_size, seed=seed, optimizer=optimizer,
                                 max_steps=None if max(snapshots) * batch_size == train_limit else max(snapshots),
                                 snapshots=tuple(snapshots), checkpoint_every=checkpoint_every)
         rec = tuning.tune(cfg, progress=progress)
-        tokenizer = tokenizer or models.load_tokenizer(model)
-        examples = tuning.encode_all(tokenizer, tuning.training_bitext(cfg), cfg)
-        table = snapshot_table(rec["path"], examples, tuning.batch_order(len(examples), cfg), alpha=alpha)
+        if examples is None:   # the learning rate changes neither the examples nor the batch order
+            examples = tuning.encode_all(models.load_tokenizer(model), tuning.training_bitext(cfg), cfg)
+            batches = tuning.batch_order(len(examples), cfg)
+        table = snapshot_table(rec["path"], examples, batches, alpha=alpha)
         tables.append(table.assign(final_loss=rec["train"]["final_loss"], run=rec["run"], path=rec["path"]))
     return pd.concat(tables, ignore_index=True)
+
+
+def training_counts(model: str, pair: str, train_limit: int, template: str = "explicit") -> dict[int, int]:
+    """How often each token id occurs in the training inputs of a sweep (prompt and target)."""
+    from . import baselines, models, tuning
+
+    cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template)
+    return dict(baselines.token_counts(tuning.encode_all(models.load_tokenizer(model), tuning.training_bitext(cfg), cfg)))
 
 
 def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, template: str = "explicit") -> dict:
@@ -174,7 +183,7 @@ def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: fl
     from .ticket import decode_tokens, ks_from_rows, select
 
     run = TunedRun(run_path)
-    res = ks_from_rows(snapshot_rows(run_path)[step], run.vocab_size)
+    res = ks_from_rows(snapshot_rows(run_path, [step])[step], run.vocab_size)
     ids = [int(i) for i in select(res, rule, alpha)]
     return pd.DataFrame({"id": ids, "token": decode_tokens(run.tokenizer(), ids),
                          "D": [float(res.statistic[i]) for i in ids], "p": [float(res.pvalue[i]) for i in ids],

@@ -28,7 +28,8 @@ class EvalConfig:
                        "local directory, .gguf file or hub id"})
     pair: str = field(default="eng_Latn-cat_Latn", metadata={"help": "FLORES language pair SRC-TGT"})
     template: str = field(default="explicit", metadata={"help": f"prompt template: {', '.join(prompts.TEMPLATES)}"})
-    split: str = field(default="devtest", metadata={"help": "FLORES split to score on (not with a file)"})
+    split: str = field(default="devtest", metadata={"help": "FLORES split to score on (not with a file)",
+                                                    "unnamed_with": ("test_file", "source_file")})
     test_file: str | None = field(default=None, metadata={"help": "your own test set instead of FLORES: a TSV "
                                   "(source<TAB>reference) or a .jsonl of {\"src\", \"tgt\"}; --pair names its "
                                   "languages", "named_when_set": True})
@@ -62,10 +63,7 @@ def load_test_set(config: EvalConfig) -> data.Bitext:
 
 def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:
     """The parameters that name an eval run (before a tuned run's directory is reduced to its name)."""
-    params = {**named_params(config), "data": bitext.name, "data_sha256": bitext.sha256}
-    if config.test_file or config.source_file:
-        del params["split"]   # a file has no FLORES split: the same data must name the same run
-    return params
+    return {**named_params(config), "data": bitext.name, "data_sha256": bitext.sha256}
 
 
 def check(config: EvalConfig) -> tuple[prompts.Template, data.Bitext]:

@@ -345,33 +345,35 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
     return LoadedModel(model, tokenizer, describe(model, tokenizer, spec, source, tied, sha))
 
 
+def _preset_dir(spec: str, progress: bool = False) -> Path | None:
+    """The cached safetensors folder behind a preset or tiny:<preset> spec (None for any other spec)."""
+    if spec not in PRESETS and not spec.startswith("tiny:"):
+        return None
+    name = spec[5:] if spec.startswith("tiny:") else spec
+    if name not in PRESETS:
+        raise KSLError(f"unknown preset {name!r} in {spec}", f"use one of {', '.join(PRESETS)}")
+    return _cached_preset(PRESETS[name], progress)[0]
+
+
 def vocab_rows(spec: str, progress: bool = False) -> int | None:
     """Rows of the spec's input embedding, read from its config without loading weights (None for a
     hub id or a .gguf file, whose size is known only once loaded)."""
     from transformers import AutoConfig
 
-    path = Path(spec).expanduser()
-    if spec in PRESETS or spec.startswith("tiny:"):
-        name = spec[5:] if spec.startswith("tiny:") else spec
-        if name not in PRESETS:
-            raise KSLError(f"unknown preset {name!r} in {spec}", f"use one of {', '.join(PRESETS)}")
-        path = _cached_preset(PRESETS[name], progress)[0]
-    elif not (path / "config.json").is_file():
+    path = _preset_dir(spec, progress) or Path(spec).expanduser()
+    if not (path / "config.json").is_file():
         return None
-    config = AutoConfig.from_pretrained(path)
-    return int(config.get_text_config().vocab_size)
+    return int(AutoConfig.from_pretrained(path).get_text_config().vocab_size)
 
 
 def load_tokenizer(spec: str = DEFAULT_MODEL, progress: bool = False):
     """Only the tokenizer of a model spec (no weights read: cheap even for LLaMA-7B)."""
     from transformers import AutoTokenizer
 
+    cached = _preset_dir(spec, progress)
+    if cached is not None:
+        return AutoTokenizer.from_pretrained(cached)
     path = Path(spec).expanduser()
-    if spec in PRESETS or spec.startswith("tiny:"):
-        name = spec[5:] if spec.startswith("tiny:") else spec
-        if name not in PRESETS:
-            raise KSLError(f"unknown preset {name!r} in {spec}", f"use one of {', '.join(PRESETS)}")
-        return AutoTokenizer.from_pretrained(_cached_preset(PRESETS[name], progress)[0])
     if path.is_dir():
         return AutoTokenizer.from_pretrained(path)
     if path.is_file() and path.suffix == ".gguf":

@@ -33,12 +33,16 @@ def named_params(config) -> dict:
     """A config dataclass as the parameters that name its run. Options added after runs existed
     (``named_when_set`` in their field metadata) join only when set, so the runs made before them,
     which behaved like the default, keep their names; options that cannot change a result
-    (``named: False``, e.g. permission to read pickle weights) never join."""
+    (``named: False``, e.g. permission to read pickle weights) never join, and an option that another one
+    overrides (``unnamed_with``: the FLORES split when a data file is given) leaves when that one is set."""
     from dataclasses import asdict, fields
 
-    params = asdict(config)
+    values = asdict(config)
+    params = dict(values)
     for f in fields(config):
-        if f.metadata.get("named") is False or (f.metadata.get("named_when_set") and params[f.name] == f.default):
+        if (f.metadata.get("named") is False
+                or (f.metadata.get("named_when_set") and values[f.name] == f.default)
+                or any(values[other] for other in f.metadata.get("unnamed_with", ()))):
             del params[f.name]
     return params
 

@@ -48,7 +48,8 @@ PAPER_PRESET = {
 class TuneConfig:
     model: str = field(default=models.DEFAULT_MODEL, metadata={"help": "model spec"})
     pair: str = field(default="eng_Latn-cat_Latn", metadata={"help": "FLORES language pair SRC-TGT"})
-    split: str = field(default="dev", metadata={"help": "FLORES split to train on (not with a file)"})
+    split: str = field(default="dev", metadata={"help": "FLORES split to train on (not with a file)",
+                                                "unnamed_with": ("train_file", "source_file")})
     limit: int | None = field(default=None, metadata={"help": "first N training pairs (none: all)"})
     train_file: str | None = field(default=None, metadata={"help": "your own training pairs instead of FLORES: "
                                    "a TSV (source<TAB>target) or a .jsonl of {\"src\", \"tgt\"}; --pair names "
@@ -252,11 +253,8 @@ def training_bitext(cfg: TuneConfig) -> data.Bitext:
 def run_params(cfg: TuneConfig, bitext: data.Bitext) -> dict:
     """The parameters that name a tune run. The ticket enters by its ids, not by the path it was read from;
     a file has no FLORES split, so the split leaves the name when one is given."""
-    params = {**named_params(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
-              "data": bitext.name, "data_sha256": bitext.sha256}
-    if cfg.train_file or cfg.source_file:
-        del params["split"]
-    return params
+    return {**named_params(cfg), "ticket": ticket_ids(cfg.ticket) if cfg.ticket else None,
+            "data": bitext.name, "data_sha256": bitext.sha256}
 
 
 def check(cfg: TuneConfig) -> tuple[TuneConfig, data.Bitext]:
