@@ -262,3 +262,47 @@ def certifiable_radius(sigmas, alpha: float, n_used: int, norms: dict | None = N
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
+
+
+def arm_scores(scores, rules=("whole", "first_line")):
+    """chrF++ of every arm, one dot per seed, under the whole-continuation and first-line rules; the base
+    model as a line."""
+    import pandas as pd
+
+    df = pd.concat([scores.assign(rule=r, chrf=scores[f"chrf++ {r}"]) for r in rules], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    arms = [a for a in dict.fromkeys(df["arm"]) if a != "base"]
+    sns.stripplot(data=df[df["arm"] != "base"], x="arm", y="chrf", hue="rule", order=arms, dodge=True, ax=ax)
+    base = df[df["arm"] == "base"]
+    for i, r in enumerate(rules):
+        if len(base[base["rule"] == r]):
+            ax.axhline(float(base[base["rule"] == r]["chrf"].iloc[0]), color=f"C{i}", ls="--", lw=1,
+                       label=f"base ({r})")
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_xlabel("")
+    ax.set_ylabel("chrF++ (devtest)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_forest(comparisons, margin: float | None = None):
+    """Paired differences b - a with their 95 % intervals, one line per comparison and rule; the shaded band
+    is the equivalence margin stated before scoring."""
+    df = comparisons.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(df) + 1.4))
+    for i, row in df.iterrows():
+        color = "C0" if row["rule"] == "whole" else "C1"
+        d = row["b - a"]
+        ax.errorbar(d, i, xerr=[[d - row["ci95 low"]], [row["ci95 high"] - d]], fmt="o", color=color)
+    ax.set_yticks(range(len(df)), [f"{r['b']} - {r['a']} [{r['rule']}]" for _, r in df.iterrows()], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=1)
+    if margin:
+        ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"equivalence margin +-{margin:g}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("chrF++ difference, b - a (95 % CI, seeds and sentences resampled)")
+    fig.tight_layout()
+    return fig

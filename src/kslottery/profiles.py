@@ -18,7 +18,8 @@ import yaml
 
 from .errors import KSLError
 
-ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "certification",
+ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "significance_ticket",
+         "certification",
          "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
          "paper_vs_study"]
 

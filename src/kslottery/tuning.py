@@ -135,6 +135,13 @@ class TuneConfig:
         return replace(self, preset=None, **PAPER_PRESET[self.mode])
 
 
+def _is_file(spec: str) -> bool:
+    try:
+        return Path(spec).is_file()
+    except OSError:   # a few hundred comma-joined ids are longer than a file name may be
+        return False
+
+
 def ticket_ids(spec, vocab: int | None = None) -> list[int]:
     """Sorted token ids from a ticket JSON, ``"13,263,278"`` or a sequence of ids, checked against ``vocab``
     rows when known. A run is named by these ids, whichever form they came in."""
@@ -143,10 +150,10 @@ def ticket_ids(spec, vocab: int | None = None) -> list[int]:
     if isinstance(spec, (list, tuple)):
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in spec):
             raise KSLError(f"ticket {spec!r} holds something other than token ids", "give integer ids")
-        spec = ",".join(map(str, spec)) or ","
-    if not spec or not str(spec).strip():
+        ids = sorted(set(spec))
+    elif not spec or not str(spec).strip():
         raise KSLError("no ticket given", "pass --ticket TICKET.json (from `kslottery ks`) or ids like 13,263")
-    if Path(spec).is_file():
+    elif _is_file(spec):
         ids = sorted(set(Ticket.load(spec).ids))
     else:
         try:

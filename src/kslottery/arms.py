@@ -1,0 +1,193 @@
+"""Arms: the named recipes of an experiment, as branches of one trunk (open_lth's layout).
+
+The trunk is what every arm of one seed shares: that seed's embedding tuning, the KS discovery on it and
+the seed's own ticket under the experiment's selection rule. An :class:`Arm` is a recipe on top of it:
+what is trained (a tuning mode) or pasted (partial transfer), from which ticket source, with which
+learning rate and over which list of seeds. :func:`plan` turns a list of arms into runs (trained, or
+reused by their hash-named directories) and :func:`score` scores them, so adding an arm to a chapter is
+one entry in its list.
+
+    >>> trunk = Trunk(protocol, lrs={"embed": 1e-2, "rows": 1e-2}, seeds={"seeds": [0, 1, 2]},
+    ...               rule="bh", alpha=0.05, options={"max_steps": 8})                   # doctest: +SKIP
+    >>> runs = plan(trunk, [Arm("embed", mode="embed", lr="embed"),
+    ...                     Arm("KS ticket", mode="rows", ticket="ks", lr="rows")])      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from . import baselines, tuning
+from .discovery import DiscoveryConfig, discover
+from .errors import KSLError
+from .protocol import Protocol
+from .transfer import TransferConfig, transfer
+
+KINDS = ("base", "tune", "transfer")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str = field(metadata={"help": "the label every table and figure shows"})
+    kind: str = field(default="tune", metadata={"help": "base (no training), tune, or transfer (paste rows)"})
+    mode: str | None = field(default=None, metadata={"help": "the tuning mode of a tune arm (embed, rows, full...)"})
+    ticket: str | None = field(default=None, metadata={
+        "help": "where the rows come from (rows mode and transfer): a source in TICKETS, 'topk:K', or "
+                "'fixed:NAME' for a ticket given to the trunk"})
+    lr: str | None = field(default=None, metadata={"help": "the key of the trunk's learning rate this arm uses"})
+    seeds: str = field(default="seeds", metadata={"help": "the key of the trunk's seed list this arm runs over"})
+    trunk: str = field(default="main", metadata={"help": "which trunk's discovery the ticket comes from"})
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise KSLError(f"arm {self.name!r}: unknown kind {self.kind!r}", f"use one of {', '.join(KINDS)}")
+        if self.kind == "tune" and (self.mode is None or self.lr is None):
+            raise KSLError(f"arm {self.name!r} trains but names no mode or learning rate", "give mode= and lr=")
+        if (self.kind == "transfer" or self.mode == "rows") and self.ticket is None:
+            raise KSLError(f"arm {self.name!r} needs a ticket source", f"give ticket= one of {', '.join(TICKETS)}")
+
+
+@dataclass
+class Trunk:
+    """One embedding tuning per seed under ``protocol``, its KS discovery, and the seed's ticket: the ``rule`` ticket at ``alpha`` (bh, bonferroni,
+    alpha) or the top ``k`` rows by D (rule topk). ``options`` (TuneConfig fields such as max_steps) apply to
+    every run of the trunk, ``embed_options`` (such as optimizer="sgd") only to the discovery's embedding
+    tuning."""
+    protocol: Protocol
+    lrs: dict[str, float]
+    seeds: dict[str, list[int]]
+    rule: str = "bh"
+    alpha: float = 0.05
+    k: int = 18
+    options: dict = field(default_factory=dict)
+    embed_options: dict = field(default_factory=dict)
+    fixed: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._embed, self._found, self._counts = {}, {}, {}
+
+    def embed(self, seed: int) -> dict:
+        if seed not in self._embed:
+            self._embed[seed] = self.protocol.tune(mode="embed", lr=self.lrs["embed"], seed=seed,
+                                                   **self.options, **self.embed_options)
+        return self._embed[seed]
+
+    def discovery(self, seed: int) -> dict:
+        if seed not in self._found:
+            self._found[seed] = discover(DiscoveryConfig(tuned=self.embed(seed)["path"], alpha=self.alpha, k=self.k))
+        return self._found[seed]
+
+    def ticket_name(self) -> str:
+        return f"topk-{self.k}" if self.rule == "topk" else f"{self.rule}-{self.alpha}"
+
+    def ticket(self, seed: int) -> list[int]:
+        """The seed's own ticket, in the discovery's order (larger D first)."""
+        return list(self.discovery(seed)["tickets"][self.ticket_name()]["ids"])
+
+    def topk(self, seed: int, k: int) -> list[int]:
+        """The k rows of largest D in this seed's discovery (ties: smaller p, then smaller id)."""
+        from .ticket import select, ks_from_rows
+        from .tuned import TunedRun
+
+        run = TunedRun(self.embed(seed)["path"])
+        return [int(i) for i in select(ks_from_rows(run.rows(), run.vocab_size), "topk", k=k)]
+
+    def counts(self, seed: int) -> Counter:
+        """Token counts of the training examples this seed's embedding tuning actually sees (its batches up
+        to max_steps): the rows it can move, and so the pool of the random and frequency controls."""
+        if seed not in self._counts:
+            from .models import load_tokenizer
+
+            cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
+                                       **self.embed_options)
+            examples = tuning.encode_all(load_tokenizer(self.protocol.model), tuning.training_bitext(cfg), cfg)
+            seen = {i for batch in tuning.batch_order(len(examples), cfg) for i in batch}
+            self._counts[seed] = baselines.token_counts([examples[i] for i in sorted(seen)])
+        return self._counts[seed]
+
+    def bos(self) -> int:
+        from .models import load_tokenizer
+
+        bos = load_tokenizer(self.protocol.model).bos_token_id
+        if bos is None:
+            raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
+        return int(bos)
+
+
+def _ks(t: Trunk, s: int) -> list[int]:
+    return t.ticket(s)
+
+
+# Ticket sources: (trunk, seed) -> ids. Controls take the size of the seed's own ticket.
+TICKETS = {
+    "ks": _ks,
+    "frequency": lambda t, s: baselines.frequency_ticket(t.counts(s), len(_ks(t, s))).ids,
+    "frequency-matched": lambda t, s: baselines.frequency_matched_ticket(_ks(t, s), t.counts(s), seed=s).ids,
+    "random": lambda t, s: baselines.random_ticket(t.counts(s), len(_ks(t, s)), seed=s).ids,
+    "without-bos": lambda t, s: [i for i in _ks(t, s) if i != t.bos()],
+    "bos": lambda t, s: [t.bos()],
+}
+
+
+def ticket_for(arm: Arm, trunk: Trunk, seed: int) -> list[int]:
+    src = arm.ticket
+    if src.startswith("topk:"):
+        return trunk.topk(seed, int(src[5:]))
+    if src.startswith("fixed:"):
+        if src[6:] not in trunk.fixed:
+            raise KSLError(f"arm {arm.name!r}: no fixed ticket {src[6:]!r}", "pass it in the trunk's fixed tickets")
+        return list(trunk.fixed[src[6:]])
+    if src not in TICKETS:
+        raise KSLError(f"arm {arm.name!r}: unknown ticket source {src!r}",
+                       f"use one of {', '.join(TICKETS)}, topk:K or fixed:NAME")
+    ids = TICKETS[src](trunk, seed)
+    if not ids:
+        raise KSLError(f"arm {arm.name!r}: the {src} ticket of seed {seed} is empty",
+                       "raise the training budget (see the budget sweep) or drop the arm")
+    return [int(i) for i in ids]
+
+
+@dataclass
+class Branch:
+    """One arm at one seed: its run (None for the base model) and the ticket it trained or pasted."""
+    arm: str
+    seed: int | None
+    run: dict | None
+    ticket: list[int] | None = None
+
+    @property
+    def path(self) -> str | None:
+        return self.run["path"] if self.run else None
+
+
+def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
+    """Train (or reuse) every arm at every seed of its list; returns one branch per (arm, seed)."""
+    trunks = {"main": trunks} if isinstance(trunks, Trunk) else trunks
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise KSLError(f"arm names repeat: {names}", "give every arm its own name")
+    out = []
+    for arm in arms:
+        if arm.trunk not in trunks:
+            raise KSLError(f"arm {arm.name!r} names trunk {arm.trunk!r}", f"use one of {', '.join(trunks)}")
+        t = trunks[arm.trunk]
+        if arm.kind == "base":
+            out.append(Branch(arm.name, None, None))
+            continue
+        if arm.seeds not in t.seeds:
+            raise KSLError(f"arm {arm.name!r} runs over seed list {arm.seeds!r}", f"give the trunk seeds[{arm.seeds!r}]")
+        for s in t.seeds[arm.seeds]:
+            if arm.kind == "transfer":
+                ids = ticket_for(arm, t, s)
+                out.append(Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(s)["path"], ticket=tuple(ids))), ids))
+            elif arm.mode == "embed" and arm.lr == "embed":
+                out.append(Branch(arm.name, s, t.embed(s)))
+            else:
+                if arm.lr not in t.lrs:
+                    raise KSLError(f"arm {arm.name!r} needs learning rate {arm.lr!r}", f"give the trunk lrs[{arm.lr!r}]")
+                ids = ticket_for(arm, t, s) if arm.mode == "rows" else None
+                run = t.protocol.tune(mode=arm.mode, lr=t.lrs[arm.lr], seed=s,
+                                      **({"ticket": tuple(ids)} if ids is not None else {}), **t.options)
+                out.append(Branch(arm.name, s, run, ids))
+    return out

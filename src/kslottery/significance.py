@@ -1,0 +1,158 @@
+"""The 18-token experiment with the paper's ticket: significance-defined, one per seed, at the budget the
+budget sweep chose, against controls of the same size, compared arm to arm.
+
+Every seed tunes the embedding at the chosen budget, runs KS discovery on its own rows and keeps its own
+significance-defined ticket (``rule`` at ``alpha``, whatever size that is). The arms (:data:`ARMS`) are
+branches of that trunk; :func:`compare_arms` turns their hypotheses into paired differences pooled over
+seeds, with an equivalence test (TOST, margin stated in advance) for every "matches" claim.
+
+    >>> r = experiment("gemma3-270m", "eng_Latn-cat_Latn", train_limit=512, batch_size=8, lr=1e-2, steps=8,
+    ...                lr_full=2e-5, seeds=[0, 1, 2], eval_limit=100)                       # doctest: +SKIP
+    >>> compare_arms(r, margin=1.0)                                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import data, evaluate
+from .arms import Arm, Trunk, plan
+from .comparison import compare
+from .errors import KSLError
+from .models import load_tokenizer
+from .protocol import Protocol
+from .ticket import decode_tokens
+
+PAPER_K = 18   # the paper's en->ca ticket size, the book's earlier top-k
+
+# The chapter's arms. Controls take the size of the seed's own ticket. A top-k ticket of the same size is
+# not an arm: with every row's KS test on the same d values, p is a decreasing function of D, so the
+# significance ticket *is* the top-|ticket| rows by D (the notebook checks it on every seed).
+ARMS = [
+    Arm("base", kind="base"),
+    Arm("embed", mode="embed", lr="embed"),
+    Arm("full", mode="full", lr="full", seeds="method_seeds"),
+    Arm("KS ticket", mode="rows", ticket="ks", lr="rows"),
+    Arm(f"top-{PAPER_K} by D", mode="rows", ticket=f"topk:{PAPER_K}", lr="rows"),
+    Arm("most frequent", mode="rows", ticket="frequency", lr="rows"),
+    Arm("frequency-matched", mode="rows", ticket="frequency-matched", lr="rows"),
+    Arm("KS ticket without <bos>", mode="rows", ticket="without-bos", lr="rows"),
+    Arm("<bos> alone", mode="rows", ticket="bos", lr="rows"),
+    Arm("transfer of KS ticket", kind="transfer", ticket="ks"),
+]
+# Stated before any score: which differences the chapter tests, and which are equivalence claims.
+# (a, b, equivalence?): the difference is score(b) - score(a).
+COMPARISONS = [
+    ("embed", "KS ticket", True),
+    ("most frequent", "KS ticket", False),
+    ("frequency-matched", "KS ticket", False),
+    (f"top-{PAPER_K} by D", "KS ticket", False),
+    ("KS ticket", "KS ticket without <bos>", True),
+    ("KS ticket", "transfer of KS ticket", False),
+    ("embed", "full", False),
+]
+SGD_ARM = Arm("KS ticket, SGD discovery", mode="rows", ticket="ks", lr="rows", trunk="sgd")
+SGD_COMPARISONS = [("embed", SGD_ARM.name, True), ("KS ticket", SGD_ARM.name, False)]
+
+
+def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: float, steps: int,
+               lr_full: float, seeds: list[int], eval_limit: int, method_seeds: list[int] | None = None,
+               template: str = "explicit", rule: str = "bh", alpha: float = 0.05, sgd_lr: float | None = None,
+               max_new_tokens: int = 96, eval_batch_size: int = 32, drop_finished: bool = False,
+               progress: bool = True) -> dict:
+    """Every arm at every seed, trained for ``steps`` optimizer steps of ``batch_size`` pairs from FLORES dev
+    [:train_limit] (partial tuning at the embedding's ``lr``: the same budget) and scored on devtest
+    [:eval_limit]. With ``sgd_lr``, one more arm tunes the ticket a plain-SGD embedding tuning finds.
+
+    Returns {"scores": one row per arm x seed, "tickets": one row per seed x ticket arm (its tokens),
+    "hyps": {(arm, seed): {rule: hypotheses}}, "refs", "tgt"}."""
+    proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
+                     batch_size=batch_size, max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size,
+                     drop_finished=drop_finished, progress=progress)
+    lrs = {"embed": lr, "rows": lr, "full": lr_full}
+    seed_lists = {"seeds": seeds, "method_seeds": method_seeds or seeds}
+    trunks = {"main": Trunk(proto, lrs, seed_lists, rule=rule, alpha=alpha, options={"max_steps": steps})}
+    arms = list(ARMS)
+    if sgd_lr is not None:
+        trunks["sgd"] = Trunk(proto, {**lrs, "embed": sgd_lr}, seed_lists, rule=rule, alpha=alpha,
+                              options={"max_steps": steps}, embed_options={"optimizer": "sgd"})
+        arms.append(SGD_ARM)
+    for s in seeds:   # an empty ticket means the budget is too small for this rule: say so before training arms
+        if not trunks["main"].ticket(s):
+            raise KSLError(f"seed {s}: no row is significant under {rule} at {alpha} after {steps} steps of lr {lr:g}",
+                           "take the budget the budget sweep chose (its smallest budget with a ticket)")
+    branches = plan(trunks, arms)
+    tok = load_tokenizer(model)
+    rows, tickets, hyps = [], [], {}
+    for b in branches:
+        rec = proto.score(b.path)
+        hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
+        row = {"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None}
+        for rule_ in ("whole", "first_line"):
+            row[f"chrf++ {rule_}"] = rec["scores"][rule_]["chrf++"]["score"]
+        row.update(bleu=rec["scores"]["whole"]["bleu"]["score"], eos_rate=rec["termination"]["eos_rate"],
+                   mean_words=rec["scores"]["whole"]["mean_words"],
+                   trainable_params=(b.run or {}).get("train", {}).get("n_trainable", 0), run=rec["run"],
+                   trained=b.run["run"] if b.run else None)
+        rows.append(row)
+        if b.ticket is not None and b.arm != "transfer of KS ticket":
+            tickets.append({"arm": b.arm, "seed": b.seed, "rows": len(b.ticket), "has <bos>": tok.bos_token_id in b.ticket,
+                            "ids": list(b.ticket), "tokens": " ".join(decode_tokens(tok, b.ticket[:24]))
+                            + (" ..." if len(b.ticket) > 24 else "")})
+    bitext = data.load_flores(pair, "devtest", limit=eval_limit)
+    return {"scores": pd.DataFrame(rows), "tickets": pd.DataFrame(tickets), "hyps": hyps, "refs": bitext.tgt,
+            "tgt": bitext.tgt_lang, "trunks": trunks}
+
+
+def compare_arms(result: dict, comparisons: list[tuple[str, str, bool]] | None = None, margin: float = 1.0,
+                 rules: tuple[str, ...] = ("whole", "first_line"), n: int = 1000) -> pd.DataFrame:
+    """Paired differences score(b) - score(a) in chrF++ over the seeds both arms ran (the base model and
+    single-seed arms pair with every seed of the other arm), resampling seeds and sentences; equivalence
+    rows carry the TOST verdict at ``margin``."""
+    hyps = result["hyps"]
+    arms_run = {a for a, _ in hyps}
+    if comparisons is None:
+        comparisons = COMPARISONS + (SGD_COMPARISONS if SGD_ARM.name in arms_run else [])
+    seeds_of = {}
+    for arm, seed in hyps:
+        seeds_of.setdefault(arm, []).append(seed)
+    out = []
+    for a, b, equiv in comparisons:
+        if a not in arms_run or b not in arms_run:
+            raise KSLError(f"comparison {a} vs {b}: arm not run", f"run both arms (ran: {', '.join(sorted(arms_run, key=str))})")
+        sa, sb = sorted(seeds_of[a], key=str), sorted(seeds_of[b], key=str)
+        if len(sa) == 1:     # the base model or a single-seed arm: paired with every seed of the other arm
+            matched = [(sa[0], s) for s in sb]
+        elif len(sb) == 1:
+            matched = [(s, sb[0]) for s in sa]
+        else:
+            matched = [(s, s) for s in sa if s in sb]
+        for rule in rules:
+            r = compare([(hyps[(a, x)][rule], hyps[(b, y)][rule]) for x, y in matched], result["refs"],
+                        result["tgt"], margin=margin if equiv else None, n=n)
+            out.append({"a": a, "b": b, "rule": rule, "seeds": len(matched), "b - a": r["delta"],
+                        "ci95 low": r["ci95"][0], "ci95 high": r["ci95"][1], "ci95 width": r["ci95_width"],
+                        "differs (95 %)": r["superior"], "equivalence margin": margin if equiv else None,
+                        "equivalent (TOST 5 %)": r.get("equivalent") if equiv else None, "per seed": r["per_seed"]})
+    return pd.DataFrame(out)
+
+
+def ticket_rules(result: dict, alphas: tuple[float, ...] = (0.05,)) -> pd.DataFrame:
+    """Per trunk and seed: the ticket size under every rule, the largest D, and whether the significance
+    ticket equals the top rows by D of the same size (it must, when every row has the same d)."""
+    from .ticket import ks_from_rows, select
+    from .tuned import TunedRun
+
+    rows = []
+    for name, t in result["trunks"].items():
+        for s in t.seeds["seeds"]:
+            run = TunedRun(t.embed(s)["path"])
+            res = ks_from_rows(run.rows(), run.vocab_size)
+            ticket = t.ticket(s)
+            row = {"trunk": name, "seed": s, "rows changed": int(res.changed.sum()), "max D": float(res.statistic.max())}
+            for a in alphas:
+                for rule in ("alpha", "bh", "bonferroni"):
+                    row[f"{rule} {a:g}"] = len(select(res, rule, a))
+            row["ticket = top rows by D"] = set(ticket) == set(select(res, "topk", k=len(ticket)).tolist()) if ticket else None
+            rows.append(row)
+    return pd.DataFrame(rows)
