@@ -87,8 +87,8 @@ def test_each_seed_tunes_and_transfers_its_own_ticket(tmp_path, monkeypatch):
     plan = audit.arms(p, lr_embed=1e-2, lr_rows=1e-2, k=4, seeds=[0, 1], audit_seeds=[], random_draws=0)
     own = {s: topk_ticket(p.tune(mode="embed", lr=1e-2, seed=s)["path"], 4)[1] for s in (0, 1)}
     assert own[0] != own[1]   # else the test could not tell the tickets apart
-    for arm, seed, run, _ in plan:
-        if arm == "KS top-4":
-            assert json.loads((Path(run["path"]) / "params.json").read_text())["params"]["ticket"] == sorted(own[seed])
-        if arm == "transfer KS top-4":
-            assert run["ticket_ids"] == sorted(own[seed])
+    for b in plan:
+        if b.arm == "KS top-4":
+            assert json.loads((Path(b.path) / "params.json").read_text())["params"]["ticket"] == sorted(own[b.seed])
+        if b.arm == "transfer KS top-4":
+            assert b.run["ticket_ids"] == sorted(own[b.seed])

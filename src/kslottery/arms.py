@@ -25,6 +25,7 @@ from .protocol import Protocol
 from .transfer import TransferConfig, transfer
 
 KINDS = ("base", "tune", "transfer")
+SEED = "<seed>"   # in Arm.options: replaced by the branch's seed
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class Arm:
     lr: str | None = field(default=None, metadata={"help": "the key of the trunk's learning rate this arm uses"})
     seeds: str = field(default="seeds", metadata={"help": "the key of the trunk's seed list this arm runs over"})
     trunk: str = field(default="main", metadata={"help": "which trunk's discovery the ticket comes from"})
+    draws: bool = field(default=False, metadata={
+        "help": "the seed list holds draws of a random ticket: every draw trains at the trunk's first seed"})
+    options: tuple = field(default=(), metadata={
+        "help": "(field, value) pairs added to the run's TuneConfig or TransferConfig; the value SEED stands "
+                "for the branch's seed"})
+    score: tuple = field(default=(), metadata={"help": "(option, value) pairs for scoring, e.g. stop_on_newline"})
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -115,22 +122,23 @@ class Trunk:
         return int(bos)
 
 
-def _ks(t: Trunk, s: int) -> list[int]:
+def _ks(t: Trunk, s: int, draw: int) -> list[int]:
     return t.ticket(s)
 
 
-# Ticket sources: (trunk, seed) -> ids. Controls take the size of the seed's own ticket.
+# Ticket sources: (trunk, seed, draw) -> ids; ``draw`` seeds the random ones (the seed itself unless the arm
+# holds draws). Controls take the size of the seed's own ticket.
 TICKETS = {
     "ks": _ks,
-    "frequency": lambda t, s: baselines.frequency_ticket(t.counts(s), len(_ks(t, s))).ids,
-    "frequency-matched": lambda t, s: baselines.frequency_matched_ticket(_ks(t, s), t.counts(s), seed=s).ids,
-    "random": lambda t, s: baselines.random_ticket(t.counts(s), len(_ks(t, s)), seed=s).ids,
-    "without-bos": lambda t, s: [i for i in _ks(t, s) if i != t.bos()],
-    "bos": lambda t, s: [t.bos()],
+    "frequency": lambda t, s, d: baselines.frequency_ticket(t.counts(s), len(t.ticket(s))).ids,
+    "frequency-matched": lambda t, s, d: baselines.frequency_matched_ticket(t.ticket(s), t.counts(s), seed=d).ids,
+    "random": lambda t, s, d: baselines.random_ticket(t.counts(s), len(t.ticket(s)), seed=d).ids,
+    "without-bos": lambda t, s, d: [i for i in t.ticket(s) if i != t.bos()],
+    "bos": lambda t, s, d: [t.bos()],
 }
 
 
-def ticket_for(arm: Arm, trunk: Trunk, seed: int) -> list[int]:
+def ticket_for(arm: Arm, trunk: Trunk, seed: int, draw: int | None = None) -> list[int]:
     src = arm.ticket
     if src.startswith("topk:"):
         return trunk.topk(seed, int(src[5:]))
@@ -141,7 +149,7 @@ def ticket_for(arm: Arm, trunk: Trunk, seed: int) -> list[int]:
     if src not in TICKETS:
         raise KSLError(f"arm {arm.name!r}: unknown ticket source {src!r}",
                        f"use one of {', '.join(TICKETS)}, topk:K or fixed:NAME")
-    ids = TICKETS[src](trunk, seed)
+    ids = TICKETS[src](trunk, seed, seed if draw is None else draw)
     if not ids:
         raise KSLError(f"arm {arm.name!r}: the {src} ticket of seed {seed} is empty",
                        "raise the training budget (see the budget sweep) or drop the arm")
@@ -150,15 +158,36 @@ def ticket_for(arm: Arm, trunk: Trunk, seed: int) -> list[int]:
 
 @dataclass
 class Branch:
-    """One arm at one seed: its run (None for the base model) and the ticket it trained or pasted."""
+    """One arm at one seed (or draw): its run (None for the base model), the ticket it trained or pasted, and
+    how it is scored."""
     arm: str
     seed: int | None
     run: dict | None
     ticket: list[int] | None = None
+    score: dict = field(default_factory=dict)
 
     @property
     def path(self) -> str | None:
         return self.run["path"] if self.run else None
+
+
+def _branch(arm: Arm, t: Trunk, s: int) -> Branch:
+    """Train (or reuse) ``arm`` at seed (or draw) ``s``."""
+    seed, draw = (t.seeds["seeds"][0], s) if arm.draws else (s, None)
+    opts = {k: (s if v == SEED else v) for k, v in arm.options}
+    score = dict(arm.score)
+    if arm.kind == "transfer":
+        ids = ticket_for(arm, t, seed, draw)
+        return Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(seed)["path"], ticket=tuple(ids), **opts)),
+                      ids, score)
+    if arm.mode == "embed" and arm.lr == "embed" and not opts:
+        return Branch(arm.name, s, t.embed(seed), None, score)
+    if t.lrs.get(arm.lr) is None:
+        raise KSLError(f"arm {arm.name} needs its learning rate", f"pass lr_{arm.lr}")
+    ids = ticket_for(arm, t, seed, draw) if arm.mode == "rows" else None
+    run = t.protocol.tune(mode=arm.mode, lr=t.lrs[arm.lr], seed=seed,
+                          **({"ticket": tuple(ids)} if ids is not None else {}), **t.options, **opts)
+    return Branch(arm.name, s, run, ids, score)
 
 
 def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
@@ -173,21 +202,37 @@ def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
             raise KSLError(f"arm {arm.name!r} names trunk {arm.trunk!r}", f"use one of {', '.join(trunks)}")
         t = trunks[arm.trunk]
         if arm.kind == "base":
-            out.append(Branch(arm.name, None, None))
+            out.append(Branch(arm.name, None, None, None, dict(arm.score)))
             continue
         if arm.seeds not in t.seeds:
             raise KSLError(f"arm {arm.name!r} runs over seed list {arm.seeds!r}", f"give the trunk seeds[{arm.seeds!r}]")
-        for s in t.seeds[arm.seeds]:
-            if arm.kind == "transfer":
-                ids = ticket_for(arm, t, s)
-                out.append(Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(s)["path"], ticket=tuple(ids))), ids))
-            elif arm.mode == "embed" and arm.lr == "embed":
-                out.append(Branch(arm.name, s, t.embed(s)))
-            else:
-                if arm.lr not in t.lrs:
-                    raise KSLError(f"arm {arm.name!r} needs learning rate {arm.lr!r}", f"give the trunk lrs[{arm.lr!r}]")
-                ids = ticket_for(arm, t, s) if arm.mode == "rows" else None
-                run = t.protocol.tune(mode=arm.mode, lr=t.lrs[arm.lr], seed=s,
-                                      **({"ticket": tuple(ids)} if ids is not None else {}), **t.options)
-                out.append(Branch(arm.name, s, run, ids))
+        out += [_branch(arm, t, s) for s in t.seeds[arm.seeds]]
     return out
+
+
+def catalogue(k: int, prefix_init: str = "random", fixed: tuple[str, ...] = ()) -> dict[str, Arm]:
+    """The arms the headline and its audit share, by name; a chapter lists the names it runs. Seed lists:
+    ``seeds`` (the trunk and its tickets), ``method_seeds`` (full / LoRA / prefix), ``audit_seeds`` (the
+    stopping rows and transfer controls), ``draws`` / ``matched_draws`` / ``frequency_draws`` (random
+    tickets, trained at the first seed). ``fixed`` names tickets given to the trunk (the paper's, the
+    stopping rows), each tuned at every seed of ``seeds``."""
+    arms = [
+        Arm("base", kind="base"),
+        Arm("base + newline stop", kind="base", score=(("stop_on_newline", True),)),
+        Arm("embed", mode="embed", lr="embed"),
+        Arm("full", mode="full", lr="full", seeds="method_seeds"),
+        Arm("lora", mode="lora", lr="lora", seeds="method_seeds"),
+        Arm("prefix", mode="prefix", lr="prefix", seeds="method_seeds", options=(("prefix_init", prefix_init),)),
+        Arm(f"KS top-{k}", mode="rows", ticket="ks", lr="rows"),
+        *[Arm(name, mode="rows", ticket=f"fixed:{name}", lr="rows") for name in fixed],
+        Arm(f"random-{k}", mode="rows", ticket="random", lr="rows", seeds="draws", draws=True),
+        Arm(f"frequency-{k}", mode="rows", ticket="frequency", lr="rows", seeds="frequency_draws", draws=True),
+        Arm(f"frequency-matched-{k}", mode="rows", ticket="frequency-matched", lr="rows", seeds="matched_draws",
+            draws=True),
+        Arm(f"transfer KS top-{k}", kind="transfer", ticket="ks"),
+        Arm("transfer, norm-matched random delta", kind="transfer", ticket="ks", seeds="audit_seeds",
+            options=(("delta", "norm-matched"), ("seed", SEED))),
+        Arm("transfer, delta x 0.5", kind="transfer", ticket="ks", seeds="audit_seeds", options=(("scale", 0.5),)),
+        Arm("transfer, delta x 2", kind="transfer", ticket="ks", seeds="audit_seeds", options=(("scale", 2.0),)),
+    ]
+    return {a.name: a for a in arms}

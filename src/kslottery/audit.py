@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import baselines, data, evaluate, metrics
-from .discovery import DiscoveryConfig, discover, topk_ticket
+from dataclasses import replace
+
+from . import data, evaluate, metrics
+from .arms import Branch, Trunk, catalogue, plan
+from .discovery import DiscoveryConfig, discover
 from .errors import KSLError
 from .protocol import Protocol
-from .transfer import TransferConfig, transfer
 
 RULES = ("whole", "first_line", "field_restart")
 
@@ -40,42 +42,26 @@ def stop_rows(tokenizer) -> dict[str, list[int]]:
 
 
 def arms(p: Protocol, lr_embed: float, lr_rows: float, k: int, seeds: list[int], audit_seeds: list[int],
-         random_draws: int, matched_draws: int | None = None) -> list[tuple[str, int | None, dict | None, dict]]:
-    """Train (or reuse) every audited arm: (arm, seed, tune/transfer record or None, score options).
+         random_draws: int, matched_draws: int | None = None) -> list[Branch]:
+    """Train (or reuse) every audited arm: one :class:`~kslottery.arms.Branch` per arm and seed (or draw).
 
     ``seeds``: the headline arms (embedding tuning, the KS ticket and its transfer, shared with the
     headline notebook); ``audit_seeds``: the stopping rows and the transfer controls; ``random_draws``
     uniform random tickets (shared with the headline) and ``matched_draws`` (default: as many)
-    frequency-matched ones."""
-    embed = {s: p.tune(mode="embed", lr=lr_embed, seed=s) for s in sorted(set(seeds) | set(audit_seeds))}
-    # Every seed's KS arm and transfer use the ticket of that seed's own embedding tuning; the frequency-matched
-    # controls match the first seed's ticket.
-    found = {s: topk_ticket(run["path"], k) for s, run in embed.items()}
-    ticket_file = {s: file for s, (file, _) in found.items()}
-    ks_ids = found[seeds[0]][1]
-    counts = p.token_counts()
-    plan = [("base", None, None, {}), ("base + newline stop", None, None, {"stop_on_newline": True})]
-    plan += [("embed", s, embed[s], {}) for s in seeds]
-    plan += [(f"KS top-{k}", s, p.tune(mode="rows", ticket=ticket_file[s], lr=lr_rows, seed=s), {}) for s in seeds]
+    frequency-matched ones, matched to the first seed's ticket."""
     from .models import load_tokenizer
-    for name, ids in stop_rows(load_tokenizer(p.model)).items():
-        plan += [(name, s, p.tune(mode="rows", ticket=tuple(ids), lr=lr_rows, seed=s), {})
-                 for s in audit_seeds]
-    for d in range(random_draws):
-        uniform = baselines.random_ticket(counts, k, seed=d).ids
-        plan.append((f"random-{k}", d, p.tune(mode="rows", ticket=tuple(uniform), lr=lr_rows,
-                                              seed=seeds[0]), {}))
-    for d in range(random_draws if matched_draws is None else matched_draws):
-        matched = baselines.frequency_matched_ticket(ks_ids, counts, seed=d).ids
-        plan.append((f"frequency-matched-{k}", d, p.tune(mode="rows", ticket=tuple(matched),
-                                                         lr=lr_rows, seed=seeds[0]), {}))
-    for s in seeds:
-        plan.append((f"transfer KS top-{k}", s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s])), {}))
-    for s in audit_seeds:
-        for label, kw in (("transfer, norm-matched random delta", dict(delta="norm-matched", seed=s)),
-                          ("transfer, delta x 0.5", dict(scale=0.5)), ("transfer, delta x 2", dict(scale=2.0))):
-            plan.append((label, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s], **kw)), {}))
-    return plan
+
+    stops = stop_rows(load_tokenizer(p.model))
+    known = catalogue(k, fixed=tuple(stops))
+    names = ["base", "base + newline stop", "embed", f"KS top-{k}", *stops, f"random-{k}",
+             f"frequency-matched-{k}", f"transfer KS top-{k}", "transfer, norm-matched random delta",
+             "transfer, delta x 0.5", "transfer, delta x 2"]
+    chosen = [replace(known[n], seeds="audit_seeds") if n in stops else known[n] for n in names]
+    trunk = Trunk(p, {"embed": lr_embed, "rows": lr_rows},
+                  {"seeds": seeds, "audit_seeds": audit_seeds, "draws": list(range(random_draws)),
+                   "matched_draws": list(range(random_draws if matched_draws is None else matched_draws))},
+                  rule="topk", k=k, fixed=stops)
+    return plan(trunk, chosen)
 
 
 def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
@@ -84,8 +70,9 @@ def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
     tgt = data.parse_pair(p.pair)[1]
     base = evaluate.hypotheses(p.score())
     rows = []
-    for arm, seed, run, opts in plan:
-        rec = p.score(run["path"] if run else None, **opts)
+    for b in plan:
+        arm, seed = b.arm, b.seed
+        rec = p.score(b.path, **b.score)
         term = rec["termination"]
         row = {"arm": arm, "seed": seed, "eos_rate": term["eos_rate"], "cap_rate": term["cap_rate"],
                "mean_words": rec["scores"]["whole"]["mean_words"], "run": rec["run"]}

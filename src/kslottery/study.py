@@ -18,7 +18,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|torch|peft)\.")
 
 from . import baselines, data, evaluate, models, prompts, tuning
-from .discovery import DiscoveryConfig, discover, topk_ticket
+from .discovery import DiscoveryConfig, discover
 from .tuned import TunedRun
 from .errors import KSLError
 from .protocol import Protocol, tune_config
@@ -217,70 +217,40 @@ def headline(model: str, pair: str, *, template: str, train_limit: int, epochs: 
     ``seeds`` drive the headline arms (embedding tuning, the KS ticket, its transfer); ``method_seeds``
     (default: the same) the comparison methods full / LoRA / prefix, which cost most on a CPU.
     ``extra_tickets`` (name -> token ids) adds partial-tuning arms for given tickets (the paper's).
+    Each seed's KS arm and transfer use the ticket of that seed's own embedding tuning.
 
     Returns (scores: one row per arm x seed x extraction rule, intervals: paired-bootstrap 95 % CIs of
     each arm's chrF++ gain over the base model under the whole-continuation and first-line rules)."""
-    from . import baselines, metrics
-    from .transfer import TransferConfig, transfer
+    from . import metrics
+    from .arms import Trunk, catalogue, plan
 
     extra_tickets = extra_tickets or {}
-    arms = arms or ["base", "embed", "full", "lora", "prefix", f"KS top-{k}", *extra_tickets, f"random-{k}",
-                    f"frequency-{k}", f"transfer KS top-{k}"]
+    names = arms or ["base", "embed", "full", "lora", "prefix", f"KS top-{k}", *extra_tickets, f"random-{k}",
+                     f"frequency-{k}", f"transfer KS top-{k}"]
+    known = catalogue(k, prefix_init, fixed=tuple(extra_tickets))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KSLError(f"unknown arm {unknown[0]!r}", f"use some of {', '.join(known)}")
     proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
                      epochs=epochs, batch_size=batch_size, max_new_tokens=max_new_tokens,
                      eval_batch_size=eval_batch_size, num_beams=num_beams, preset=preset,
                      mixed_precision=mixed_precision, drop_finished=drop_finished, progress=progress)
-    tune, score = proto.tune, proto.score
-
-    embed = {s: tune(mode="embed", lr=lr_embed, seed=s) for s in seeds}
-    # Each seed discovers its own ticket from its own embedding tuning: the seeds of the KS arm vary the
-    # ticket, not only the data order.
-    ticket_file = {s: topk_ticket(embed[s]["path"], k)[0] for s in seeds}
-    plan = []   # (arm, seed, tune-or-transfer record or None)
-    for arm in arms:
-        if arm == "base":
-            plan.append((arm, None, None))
-        elif arm == "embed":
-            plan += [(arm, s, embed[s]) for s in seeds]
-        elif arm in ("full", "lora", "prefix"):
-            lr = {"full": lr_full, "lora": lr_lora, "prefix": lr_prefix}[arm]
-            if lr is None:
-                raise KSLError(f"arm {arm} needs its learning rate", f"pass lr_{arm}")
-            extra = {"prefix_init": prefix_init} if arm == "prefix" else {}
-            plan += [(arm, s, tune(mode=arm, lr=lr, seed=s, **extra)) for s in (method_seeds or seeds)]
-        elif arm == f"KS top-{k}":
-            plan += [(arm, s, tune(mode="rows", ticket=ticket_file[s], lr=lr_rows, seed=s)) for s in seeds]
-        elif arm in extra_tickets:
-            ids = tuple(extra_tickets[arm])
-            plan += [(arm, s, tune(mode="rows", ticket=ids, lr=lr_rows, seed=s)) for s in seeds]
-        elif arm in (f"random-{k}", f"frequency-{k}"):
-            counts = proto.token_counts()
-            if arm.startswith("random"):
-                tickets_ = [(d, baselines.random_ticket(counts, k, seed=d)) for d in range(random_draws)]
-            else:
-                tickets_ = [(0, baselines.frequency_ticket(counts, k))]
-            for d, t in tickets_:
-                ids = tuple(t.ids)
-                plan.append((arm, d, tune(mode="rows", ticket=ids, lr=lr_rows, seed=seeds[0])))
-        elif arm == f"transfer KS top-{k}":
-            plan += [(arm, s, transfer(TransferConfig(tuned=embed[s]["path"], ticket=ticket_file[s]))) for s in seeds]
-        else:
-            raise KSLError(f"unknown arm {arm!r}", f"use some of {', '.join(arms)}")
+    lrs = {"embed": lr_embed, "rows": lr_rows, "full": lr_full, "lora": lr_lora, "prefix": lr_prefix}
+    trunk = Trunk(proto, lrs, {"seeds": seeds, "method_seeds": method_seeds or seeds,
+                               "draws": list(range(random_draws)), "frequency_draws": [0]},
+                  rule="topk", k=k, fixed={n: list(ids) for n, ids in extra_tickets.items()})
     rows, evals = [], {}
-    for arm, seed, run in plan:
-        rec = score(run["path"] if run else None)
-        evals[(arm, seed)] = rec
-        trainable = run.get("train", {}).get("n_trainable") if run else 0
-        if run and "rows_pasted" in run:
-            trainable = 0
-        rows += [{**r, "seed": seed, "trainable_params": trainable} for r in _eval_rows(rec, arm=arm)]
+    for b in plan(trunk, [known[n] for n in names]):
+        rec = proto.score(b.path)
+        evals[(b.arm, b.seed)] = rec
+        trainable = 0 if b.run is None or "rows_pasted" in b.run else b.run.get("train", {}).get("n_trainable")
+        rows += [{**r, "seed": b.seed, "trainable_params": trainable} for r in _eval_rows(rec, arm=b.arm)]
     scores = pd.DataFrame(rows)
-    base = evals[("base", None)] if ("base", None) in evals else None
     intervals = []
-    if base is not None:
+    if ("base", None) in evals:
         refs = data.load_flores(pair, "devtest", limit=eval_limit).tgt
         rules = ("whole", "first_line")
-        base_hyps = {r: h for r, h in evaluate.hypotheses(base).items() if r in rules}
+        base_hyps = {r: h for r, h in evaluate.hypotheses(evals[("base", None)]).items() if r in rules}
         for (arm, seed), rec in evals.items():
             if arm == "base":
                 continue
