@@ -188,3 +188,21 @@ def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: fl
     return pd.DataFrame({"id": ids, "token": decode_tokens(run.tokenizer(), ids),
                          "D": [float(res.statistic[i]) for i in ids], "p": [float(res.pvalue[i]) for i in ids],
                          **({"train_count": [counts.get(i, 0) for i in ids]} if counts is not None else {})})
+
+
+def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12) -> dict:
+    """The budget the profile's budget sweep chose (its saved table, Adam snapshots, :func:`smallest_budget`):
+    {"lr", "steps", "rule", "alpha"}, for the chapters that train at it."""
+    from .tables import load_tables
+
+    tables = load_tables(profile, "budget_sweep")
+    if tables is None:
+        raise KSLError(f"profile {profile} has no budget sweep table",
+                       f"run `kslottery run --profile {profile} --only budget_sweep` first")
+    sweep = tables["sweep"]
+    choice = smallest_budget(sweep[sweep["optimizer"] == "adamw"], rule, at_least)
+    if choice is None:
+        raise KSLError(f"no budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows",
+                       "extend the sweep's learning rates or snapshots")
+    name, alpha = rule.rsplit("_", 1)
+    return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": name, "alpha": float(alpha)}

@@ -306,3 +306,16 @@ def comparison_forest(comparisons, margin: float | None = None):
     ax.set_xlabel("chrF++ difference, b - a (95 % CI, seeds and sentences resampled)")
     fig.tight_layout()
     return fig
+
+
+def pair_overlap(full, beyond, ceiling: float | None = None):
+    """Two Jaccard heatmaps of the language pairs' tickets: every row, and without the rows that occur in
+    every training example (shared by construction); the seed-to-seed ceiling in the title."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, m, title in ((axes[0], full, "all ticket rows"), (axes[1], beyond, "without rows in every example")):
+        sns.heatmap(m, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis", cbar=ax is axes[1], ax=ax)
+        ax.set_title(title)
+    if ceiling is not None and ceiling == ceiling:
+        fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds: {ceiling:.2f}")
+    fig.tight_layout()
+    return fig

@@ -18,7 +18,7 @@ import yaml
 
 from .errors import KSLError
 
-ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "significance_ticket",
+ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "significance_ticket", "six_pairs",
          "certification",
          "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
          "paper_vs_study"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import data, evaluate
+from . import data, evaluate, tuning
 from .arms import Arm, Trunk, plan
 from .comparison import compare
 from .errors import KSLError
@@ -156,3 +156,59 @@ def ticket_rules(result: dict, alphas: tuple[float, ...] = (0.05,)) -> pd.DataFr
             row["ticket = top rows by D"] = set(ticket) == set(select(res, "topk", k=len(ticket)).tolist()) if ticket else None
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+PAIR_ARMS = [Arm("base", kind="base"), Arm("embed", mode="embed", lr="embed"),
+             Arm("KS ticket", mode="rows", ticket="ks", lr="rows")]
+
+
+def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int, lr: float, steps: int,
+              eval_limit: int, seed: int = 0, template: str = "explicit", rule: str = "bh", alpha: float = 0.05,
+              max_new_tokens: int = 96, eval_batch_size: int = 32, drop_finished: bool = False,
+              progress: bool = True) -> dict:
+    """Per language pair, at one budget and seed: the ticket size under every rule beside the paper's, the
+    base, embedding-tuned and ticket-tuned scores, and each ticket's rows (with which of them occur in every
+    training example, i.e. the template's rows, shared by every pair by construction).
+
+    Returns {"pairs": one row per pair, "tickets": {pair: ids}, "in_every_example": {pair: ids},
+    "embed_runs": {pair: path}, "tokens": {id: token}}."""
+    from .ticket import PAPER_TICKET_SIZES, ks_from_rows, select
+    from .tuned import TunedRun
+
+    tok = load_tokenizer(model)
+    rows, tickets, shared, embed_runs = [], {}, {}, {}
+    for pair in pairs:
+        proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
+                         batch_size=batch_size, max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size,
+                         drop_finished=drop_finished, progress=progress)
+        trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": [seed]}, rule=rule, alpha=alpha,
+                      options={"max_steps": steps})
+        embed_runs[pair] = trunk.embed(seed)["path"]
+        run = TunedRun(embed_runs[pair])
+        res = ks_from_rows(run.rows(), run.vocab_size)
+        tgt = data.parse_pair(pair)[1]
+        row = {"pair": pair, "paper size": PAPER_TICKET_SIZES.get(tgt), "rows changed": int(res.changed.sum())}
+        for r in ("alpha", "bh", "bonferroni"):
+            row[f"{r} {alpha:g}"] = len(select(res, r, alpha))
+        ticket = trunk.ticket(seed)
+        if ticket:
+            branches = plan(trunk, PAIR_ARMS)
+        else:   # nothing significant: no ticket to tune, the pair still shows its sizes and base score
+            branches = plan(trunk, PAIR_ARMS[:2])
+        for b in branches:
+            rec = proto.score(b.path)
+            row[f"chrf++ {b.arm}"] = rec["scores"]["whole"]["chrf++"]["score"]
+            row[f"chrf++ first line, {b.arm}"] = rec["scores"]["first_line"]["chrf++"]["score"]
+        counts = trunk.counts(seed)
+        cfg = proto.config(mode="embed", lr=lr, seed=seed, max_steps=steps)
+        examples = tuning.encode_all(tok, tuning.training_bitext(cfg), cfg)
+        seen = sorted({i for batch in tuning.batch_order(len(examples), cfg) for i in batch})
+        every = set.intersection(*(set(examples[i]["input_ids"]) for i in seen))
+        tickets[pair], shared[pair] = ticket, sorted(every & set(ticket))
+        row.update({"ticket rows in every example": len(shared[pair]), "has <bos>": tok.bos_token_id in ticket,
+                    "ticket tokens": " ".join(decode_tokens(tok, ticket[:12])) + (" ..." if len(ticket) > 12 else ""),
+                    "seen tokens": len(counts)})
+        rows.append(row)
+    ids = sorted({i for t in tickets.values() for i in t})
+    return {"pairs": pd.DataFrame(rows), "tickets": tickets, "in_every_example": shared, "embed_runs": embed_runs,
+            "tokens": dict(zip(ids, decode_tokens(tok, ids)))}
