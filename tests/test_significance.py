@@ -1,0 +1,130 @@
+"""The arm registry and the significance-defined ticket experiment (kslottery.arms, kslottery.significance)."""
+
+import pandas as pd
+import pytest
+import sacrebleu
+
+from kslottery import budget, tuning
+from kslottery.arms import Arm, Trunk, plan
+from kslottery.errors import KSLError
+from kslottery.protocol import Protocol
+from kslottery.significance import compare_arms
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(name="x", mode="rows", lr="rows"), "needs a ticket source"),
+    (dict(name="x", mode="rows"), "names no mode or learning rate"),
+    (dict(name="x", kind="paste"), "unknown kind"),
+    (dict(name="x", kind="transfer"), "needs a ticket source"),
+])
+def test_an_arm_that_cannot_run_is_refused_when_declared(kw, message):
+    with pytest.raises(KSLError, match=message):
+        Arm(**kw)
+
+
+@pytest.fixture(scope="module")
+def trunk(tmp_path_factory, flores_dir):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KSL_RUNS", str(tmp_path_factory.mktemp("runs")))
+    # The smoke profile's chosen budget: on the tiny random model Bonferroni keeps 12 of 283 rows.
+    p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=2, batch_size=4,
+                 max_new_tokens=2, progress=False)
+    yield Trunk(p, {"embed": 0.02, "rows": 0.02}, {"seeds": [0, 1]}, rule="bonferroni", alpha=0.05,
+                options={"max_steps": 2})
+    mp.undo()
+
+
+def test_each_seed_has_its_own_significance_ticket_and_it_is_the_top_rows_by_d(trunk):
+    from kslottery.ticket import ks_from_rows, select
+    from kslottery.tuned import TunedRun
+
+    t0, t1 = trunk.ticket(0), trunk.ticket(1)
+    assert len(t0) == 12 and t0 != t1
+    run = TunedRun(trunk.embed(0)["path"])
+    assert run.record["config"]["max_steps"] == 2 and run.record["train"]["steps"] == 2
+    res = ks_from_rows(run.rows(), run.vocab_size)
+    assert set(t0) == set(select(res, "topk", k=len(t0)).tolist())
+
+
+def test_controls_take_the_tickets_size_and_the_rows_the_seed_saw(trunk):
+    from kslottery.arms import ticket_for
+    from kslottery.models import load_tokenizer
+
+    ks = trunk.ticket(0)
+    freq = ticket_for(Arm("f", mode="rows", ticket="frequency", lr="rows"), trunk, 0)
+    matched = ticket_for(Arm("m", mode="rows", ticket="frequency-matched", lr="rows"), trunk, 0)
+    assert len(freq) == len(matched) == len(ks) and not set(matched) & set(ks)
+    counts = trunk.counts(0)
+    # two steps of 4 pairs: only those 8 examples are the pool, not all 16 training pairs
+    cfg = trunk.protocol.config(mode="embed", lr=0.02, seed=0, max_steps=2)
+    examples = tuning.encode_all(load_tokenizer("tiny:smollm2-135m"), tuning.training_bitext(cfg), cfg)
+    seen = [i for b in tuning.batch_order(len(examples), cfg) for i in b]
+    assert len(seen) == 8
+    assert set(counts) == {t for i in seen for t in examples[i]["input_ids"]}
+    assert set(freq) <= set(counts) and set(matched) <= set(counts)
+    bos = load_tokenizer("tiny:smollm2-135m").bos_token_id
+    assert ticket_for(Arm("b", mode="rows", ticket="bos", lr="rows"), trunk, 0) == [bos]
+
+
+def test_plan_trains_each_arm_at_each_seed_and_refuses_what_it_cannot_run(trunk):
+    import json
+    from pathlib import Path
+
+    branches = plan(trunk, [Arm("base", kind="base"), Arm("KS", mode="rows", ticket="ks", lr="rows"),
+                            Arm("paste", kind="transfer", ticket="ks")])
+    assert [(b.arm, b.seed) for b in branches] == [("base", None), ("KS", 0), ("KS", 1), ("paste", 0), ("paste", 1)]
+    for b in branches[1:3]:
+        params = json.loads((Path(b.path) / "params.json").read_text())["params"]
+        assert params["ticket"] == sorted(trunk.ticket(b.seed)) and params["max_steps"] == 2
+    assert branches[3].run["ticket_ids"] == sorted(trunk.ticket(0))
+    with pytest.raises(KSLError, match="arm names repeat"):
+        plan(trunk, [Arm("base", kind="base"), Arm("base", kind="base")])
+    with pytest.raises(KSLError, match="seed list 'audit_seeds'"):
+        plan(trunk, [Arm("stop", mode="rows", ticket="bos", lr="rows", seeds="audit_seeds")])
+    with pytest.raises(KSLError, match="arm full needs its learning rate"):
+        plan(trunk, [Arm("full", mode="full", lr="full")])
+
+
+REFS = ["El gat dorm al sol.", "Avui plou molt a Barcelona.", "La reunió comença a les nou."]
+GOOD = ["El gat dorm al sol.", "Avui plou a Barcelona.", "La reunió comença a les nou."]
+BAD = ["Un gos corre.", "Fa sol.", "Demà."]
+
+
+def test_comparisons_pair_seeds_and_the_base_model_and_equal_a_direct_recomputation():
+    def chrf(h):
+        return sacrebleu.corpus_chrf(h, [REFS], word_order=2).score
+
+    hyps = {("base", None): {"whole": BAD}, ("embed", 0): {"whole": GOOD}, ("embed", 1): {"whole": BAD},
+            ("KS ticket", 0): {"whole": GOOD}, ("KS ticket", 1): {"whole": GOOD}}
+    result = {"hyps": hyps, "refs": REFS, "tgt": "cat_Latn"}
+    out = compare_arms(result, [("embed", "KS ticket", True), ("base", "KS ticket", False)], margin=1.0,
+                       rules=("whole",), n=200).set_index("a")
+    e = out.loc["embed"]
+    assert e["seeds"] == 2 and e["b - a"] == pytest.approx((chrf(GOOD) - chrf(BAD)) / 2, abs=1e-3)
+    assert e["per seed"] == [0.0, pytest.approx(chrf(GOOD) - chrf(BAD), abs=1e-3)]
+    assert not e["equivalent (TOST 5 %)"]          # one seed differs by tens of points
+    b = out.loc["base"]
+    assert b["seeds"] == 2 and b["b - a"] == pytest.approx(chrf(GOOD) - chrf(BAD), abs=1e-3)
+    assert pd.isna(b["equivalence margin"])
+    with pytest.raises(KSLError, match="arm not run"):
+        compare_arms(result, [("embed", "full", False)], rules=("whole",), n=10)
+
+
+def test_the_chosen_budget_comes_from_the_sweeps_table(tmp_path, monkeypatch):
+    from kslottery.tables import save_tables
+
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    sweep = pd.DataFrame({"optimizer": ["adamw"] * 4 + ["sgd"], "lr": [1e-3, 1e-3, 1e-2, 1e-2, 0.2],
+                          "step": [8, 16, 8, 16, 8], "bh_0.05": [0, 3, 472, 900, 14]})
+    save_tables("trial", "budget_sweep", sweep=sweep)
+    assert budget.chosen("trial", "bh_0.05", 12) == {"lr": 0.01, "steps": 8, "rule": "bh", "alpha": 0.05}
+    with pytest.raises(KSLError, match="reaches a bh_0.05 ticket of 1000 rows"):
+        budget.chosen("trial", "bh_0.05", 1000)
+    with pytest.raises(KSLError, match="has no budget sweep table"):
+        budget.chosen("no-such-profile")
+
+
+def test_a_ticket_of_hundreds_of_ids_passes_as_ids_or_as_text():
+    ids = list(range(1000, 1400))
+    assert tuning.ticket_ids(tuple(reversed(ids)), 49152) == ids
+    assert tuning.ticket_ids(",".join(map(str, ids)), 49152) == ids     # once tried as a file name: OSError
