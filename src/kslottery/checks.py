@@ -35,3 +35,32 @@ def ks_matches_scipy(tune_path: str | Path, row_id: int, statistic: float, pvalu
     i = rows["ids"].tolist().index(row_id)
     ref = ks_2samp(rows["before"][i].double().numpy(), rows["after"][i].double().numpy())
     return abs(ref.statistic - statistic) < 1e-12 and abs(ref.pvalue - pvalue) <= 1e-9 * max(ref.pvalue, 1e-300)
+
+
+def changed_rows(tune_path: str | Path) -> int:
+    """How many embedding rows an embed run's saved rows file says moved (after != before)."""
+    from safetensors.torch import load_file
+
+    rows = load_file(Path(tune_path) / "rows.safetensors")
+    return int((rows["after"] != rows["before"]).any(dim=1).sum())
+
+
+def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs_full") -> bool | None:
+    """The first two numbers of a claim's "this study" cell (arm a vs arm b, whole continuation, mean over
+    seeds) against the same means recomputed with sacrebleu from the eval runs of its source table; None
+    when the claim was not measured."""
+    import re
+
+    from .claims import PAPER
+    from .tables import load_tables
+
+    row = claims_table[claims_table["claim"] == PAPER[claim_key][0]]
+    if not len(row) or row.iloc[0]["source"] != "partial_tuning_18_tokens":
+        return None
+    shown = [float(x) for x in re.findall(r"-?\d+\.\d", row.iloc[0]["this study"])[:2]]
+    scores = load_tables(profile, "partial_tuning_18_tokens")["scores"]
+    means = []
+    for arm in {"embed_vs_full": ("embed", "full")}[claim_key]:
+        runs = scores[(scores["arm"] == arm) & (scores["rule"] == "whole")]["run"]
+        means.append(sum(rescore_chrf(r) for r in runs) / len(runs))
+    return [round(m, 1) for m in means] == shown

@@ -44,6 +44,7 @@ ARMS = [
 # (a, b, equivalence?): the difference is score(b) - score(a).
 COMPARISONS = [
     ("embed", "KS ticket", True),
+    ("embed", "most frequent", True),
     ("most frequent", "KS ticket", False),
     ("frequency-matched", "KS ticket", False),
     (f"top-{PAPER_K} by D", "KS ticket", False),

@@ -113,6 +113,7 @@ def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit:
                 for rule in ("whole", "first_line"):
                     row[f"chrf++ ({rule})"] = ev["scores"][rule]["chrf++"]["score"]
                 row["eos_rate"] = ev["termination"]["eos_rate"]
+                row["eval_run"] = ev["run"]
             rows.append(row)
     return pd.DataFrame(rows), curves
 
