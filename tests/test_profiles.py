@@ -122,3 +122,15 @@ def test_provenance_page_warns_when_pages_come_from_several_or_dirty_commits():
     assert "{warning}" not in one
     mixed = provenance_page("default", {"finetune": entry("a" * 40), "certification": entry("b" * 40 + "-dirty")})
     assert "```{warning}" in mixed and "executed at 2 commits" in mixed and "certification from a tree" in mixed
+
+
+def test_revision_markers_join_a_run_name_only_when_given(tmp_path):
+    from kslottery.runs import Run
+
+    params = {"tuned": "tune-0123", "n": 64}
+    plain, revised = Run("cert", params, tmp_path), Run("cert", params, tmp_path, revisions={"table_version": 2})
+    assert plain.name == Run("cert", dict(params), tmp_path, revisions={}).name
+    # the marker names the run exactly as the hand-patched parameters once did (cached runs keep their names)
+    assert revised.name == Run("cert", {**params, "table_version": 2}, tmp_path).name != plain.name
+    with pytest.raises(ValueError, match="clash"):
+        Run("cert", params, tmp_path, revisions={"n": 128})

@@ -42,8 +42,8 @@ def measure(tune_path: str, sizes: list[int], random_draws: int, sigmas: list[fl
                   split=split)
     if partial_lr is not None:   # joins the name only when set: tables made before it keep theirs
         params["partial_lr"] = partial_lr
-    # The table's layout names the run too: version 2 added below_ceiling, so older tables are not reused.
-    run = Run("cert", {**params, "table_version": CERT_TABLE_VERSION})
+    # version 2 of the table added below_ceiling: tables of version 1 are not reused
+    run = Run("cert", params, revisions={"table_version": CERT_TABLE_VERSION})
     if not run.done:
         work = run.start()
         table = _certification_table(tune_path, **{k: v for k, v in params.items() if k != "tuned"},

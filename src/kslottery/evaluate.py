@@ -105,15 +105,16 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     when the run has to be computed."""
     template, bitext = check(config)
     params = run_params(config, bitext)
+    revisions = {}
     if config.tuned:
         # Tuned runs are named by the hash of their own parameters: the name identifies the weights.
         tuned = Path(config.tuned)
         params["tuned"] = tuned.name
         if config.drop_finished and TunedRun(tuned).mode == "prefix":
             # until generate._start put PEFT's prefix into the decoder's cache, these scores lost the prefix
-            # after the first token; a new name keeps such stale runs from being reused
-            params["prefix_in_cache"] = True
-    run = Run("eval", params, runs_dir, seed=config.seed)
+            # after the first token
+            revisions["prefix_in_cache"] = True
+    run = Run("eval", params, runs_dir, seed=config.seed, revisions=revisions)
     if run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}
     ensure_writable(run.root)

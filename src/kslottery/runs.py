@@ -124,7 +124,14 @@ class Run:
 
     Work writes into ``run.work`` (the ``.partial`` folder); ``finish()`` stamps ``DONE`` and renames it."""
 
-    def __init__(self, kind: str, params: dict, root: str | os.PathLike | None = None, seed: int | None = None):
+    def __init__(self, kind: str, params: dict, root: str | os.PathLike | None = None, seed: int | None = None,
+                 revisions: dict | None = None):
+        """``revisions``: markers of code changes that changed what a run with these parameters computes (a
+        fixed bug, a new table layout). They join the parameters, and so the name, only when given, so the
+        runs a change does not affect keep their names and the stale ones are never reused."""
+        if revisions and set(revisions) & set(params):
+            raise ValueError(f"revision markers {sorted(set(revisions) & set(params))} clash with parameters")
+        params = {**params, **(revisions or {})}
         self.kind, self.params, self.seed = kind, params, seed
         self.root = runs_root(root)
         self.name = f"{kind}-{param_hash(params)}"
