@@ -79,6 +79,28 @@ def test_every_results_page_renders_with_its_figures(html, browser):
         assert "Traceback (most recent call last)" not in text and "Error:" not in text, f"{page.name} shows an error"
 
 
+def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
+    """No table or figure is wider than the content column, and no text from the data (a token such as
+    '<s>' or '<bos>') was parsed as an HTML element."""
+    wide, leaks = [], []
+    for nb in RESULT_PAGES:
+        page = page_of(html, nb)
+        browser.get(page.as_uri())
+        column, items = browser.execute_script("""
+            const article = document.querySelector('main article') || document.querySelector('main');
+            const col = article.getBoundingClientRect().width;
+            const items = Array.from(article.querySelectorAll('table, img')).map(
+                e => [e.tagName, Math.round(e.getBoundingClientRect().width)]);
+            return [col, items];""")
+        wide += [f"{page.name}: {tag} {w}px in a {column:.0f}px column" for tag, w in items if w > column + 1]
+        unknown = browser.execute_script("""
+            return Array.from(document.querySelectorAll('main *')).filter(
+                e => e instanceof HTMLUnknownElement || ['S', 'STRIKE'].includes(e.tagName)).map(e => e.outerHTML.slice(0, 80));""")
+        leaks += [f"{page.name}: {u}" for u in unknown]
+    assert not wide, "\n".join(wide)
+    assert not leaks, "\n".join(leaks)
+
+
 def test_no_internal_link_is_broken(html, browser):
     broken = []
     for page in sorted(html.rglob("*.html")):

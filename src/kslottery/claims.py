@@ -210,6 +210,8 @@ def _significance_claims(add, sig: dict | None, pairs: dict | None) -> None:
 def styled(table: pd.DataFrame):
     """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
     index, and cells that wrap so every column fits the content width."""
-    return (table.style.hide(axis="index").format(escape="html")
+    from .tables import readable
+
+    return (readable(table)
             .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: anywhere; "
                                                             "max-width: 16em; font-size: 0.85em; text-align: left"}]))

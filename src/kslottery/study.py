@@ -22,7 +22,7 @@ from .discovery import DiscoveryConfig, discover
 from .tuned import TunedRun
 from .errors import KSLError
 from .protocol import Protocol, tune_config
-from .tables import load_tables, save_tables   # noqa: F401  (the notebooks call study.save_tables)
+from .tables import load_tables, readable, save_tables   # noqa: F401  (the notebooks call them through study)
 from .ticket import RULES, ks_from_rows, select
 
 

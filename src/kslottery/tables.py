@@ -75,3 +75,10 @@ def load_tables(profile: str, notebook: str, root: Path | None = None) -> dict[s
     if not files:
         return None
     return {p.stem: pd.read_csv(p).map(_parse) for p in files}
+
+
+def readable(df: pd.DataFrame, precision: int = 2):
+    """A table for a page: no index column, numbers rounded, and text from the data escaped in cells and
+    headers (a token such as ``<bos>`` is text, not an HTML tag)."""
+    return (df.style.hide(axis="index").format(precision=precision, na_rep="", escape="html")
+            .format_index(escape="html", axis=1))
