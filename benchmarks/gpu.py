@@ -14,7 +14,9 @@ implementation): embedding tuning 15.0 k tokens/s, KS 21 ms, generation 1,444 to
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -111,14 +113,56 @@ def generation(model, device, b, new=64):
                        device, 1)
 
 
+BOOK_TABLES = Path(__file__).resolve().parents[1] / "book" / "results" / "benchmarks"
+LABELS = [  # result key, the row's label in the book, the baseline it is compared with
+    ("embedding_tuning", "embedding tuning (float32 delta on every row, logits at target positions)",
+     "embedding_tuning_all_logits_baseline"),
+    ("rows18_tuning", "18-row tuning", "embedding_tuning"),
+    ("full_finetuning", "full fine-tuning (bf16 AdamW, gradient checkpointing)", "embedding_tuning"),
+    ("ks_full_vocab", "KS over the whole embedding", "ks_scipy_baseline"),
+    ("generate_batch1", "greedy generation, 64 new tokens, batch 1", None),
+    ("generate_batch32", "greedy generation, 64 new tokens, batch 32", "generate_batch1"),
+]
+
+
+def book_table(saved: Path) -> Path:
+    """The book's table of a saved GPU benchmark (a CSV the reproducibility chapter includes), so no number
+    of it is typed into the chapter: time, throughput and peak GPU memory of each step, and its time
+    against the baseline measured in the same process (its speed divided by the baseline's)."""
+    import csv
+
+    res = json.loads(Path(saved).read_text())["results"]
+    BOOK_TABLES.mkdir(parents=True, exist_ok=True)
+    out = BOOK_TABLES / (Path(saved).stem + ".csv")
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "seconds", "tokens/s", "peak GPU memory (GiB)", "baseline", "speed against the baseline (x)"])
+        for key, label, base in LABELS:
+            if key not in res:
+                continue
+            r = res[key]
+            ratio = ""
+            if base and base in res:   # same work: time ratio; generation batches differ: throughput ratio
+                b = res[base]
+                ratio = round(r["tokens_per_s"] / b["tokens_per_s"] if "tokens_per_s" in r and "tokens_per_s" in b
+                              else b["seconds"] / r["seconds"], 2)
+            w.writerow([label, r["seconds"], r.get("tokens_per_s", ""), r.get("peak_cuda_gib", ""),
+                        base or "", ratio])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true", help="a 2-layer model of the same vocabulary (CPU smoke)")
     ap.add_argument("--steps", type=int, default=5, help="timed training steps per mode")
     ap.add_argument("--skip", action="append", default=[], help="skip a part: embed, rows, full, ks, generate")
-    ap.add_argument("--save", action="store_true", help="write benchmarks/results/gpu-<device>.json")
+    ap.add_argument("--save", action="store_true", help="write benchmarks/results/gpu-<device>.json and its book table")
+    ap.add_argument("--table", metavar="JSON", help="only write the book's table of a saved result (no GPU needed)")
     args = ap.parse_args()
+    if args.table:
+        print("wrote", book_table(Path(args.table)))
+        return None
     device = torch.device(args.device)
     shape = TINY if args.tiny else LLAMA_7B
     mixed = device.type == "cuda"
@@ -171,7 +215,8 @@ def main():
         record("full_finetuning", *train_full(model, device, data, args.steps))
     print("ratios", out["ratios"], flush=True)
     if args.save:
-        print("saved", save("gpu", out))
+        saved = save("gpu", out)
+        print("saved", saved, "and", book_table(saved))
     return out
 
 
