@@ -50,7 +50,7 @@ def snapshot_rows(run_path: str | Path, steps: list[int] | None = None) -> dict[
     snaps = [p for p in snaps if steps is None or int(p.stem[5:]) in steps]
     if not snaps:
         raise KSLError(f"{run_path.name} has no snapshots", "tune with --snapshots 8,16,32,... (embed mode)")
-    rows = load_file(run_path / "rows.safetensors")
+    rows = TunedRun(run_path).rows()
     out = {}
     for path in snaps:
         snap = load_file(path)

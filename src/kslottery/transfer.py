@@ -16,7 +16,7 @@ import torch
 
 from .errors import KSLError
 from .runs import Run, ensure_writable
-from .tuned import TunedRun
+from .tuned import TunedRun, write_rows
 from .tuning import ticket_ids
 
 DELTAS = ("learned", "norm-matched")
@@ -59,8 +59,7 @@ def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     out = transferred_rows(rows, ids, cfg.delta, cfg.scale, cfg.seed)
     ensure_writable(run.root)
     work = run.start()
-    from safetensors.torch import save_file
-    save_file({k: v.contiguous() for k, v in out.items()}, work / "rows.safetensors")
+    write_rows(work, out["ids"], out["before"], out["after"])
     record = {"config": asdict(cfg), "tune_run": Path(cfg.tuned).name, "model": tune_rec["model"],
               "ticket_ids": ids, "rows_pasted": len(out["ids"]),
               "rows_not_changed_by_tuning": sorted(set(ids) - set(out["ids"].tolist()))}

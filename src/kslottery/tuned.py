@@ -1,7 +1,7 @@
 """A finished tune or transfer run as every later stage reads it: the record, the mode, the changed rows,
-the tokenizer, and applying it to a freshly loaded base model. The one reader of that layout, which
-``tuning.export`` and ``transfer`` write: ``record.json``, and ``rows.safetensors`` (ids, before, after:
-embed, rows, transfer), ``model/`` (full) or ``adapter/`` (lora, prefix; rows also exports one).
+the tokenizer, and applying it to a freshly loaded base model. The one reader and writer of that layout:
+``record.json``, and ``rows.safetensors`` (ids, before, after: embed, rows, transfer; :func:`write_rows`),
+``model/`` (full) or ``adapter/`` (lora, prefix; rows also exports one, :func:`write_rows_adapter`).
 
     >>> run = TunedRun("runs/tune-1a2b3c4d5e6f")                  # doctest: +SKIP
     >>> run.mode, run.model_spec, run.rows()["ids"][:5]          # doctest: +SKIP
@@ -16,6 +16,37 @@ from pathlib import Path
 
 from . import models
 from .errors import KSLError
+
+
+ROWS = "rows.safetensors"
+
+
+def write_rows(work: Path, ids, before, after) -> Path:
+    """The changed rows of a tune or transfer run: their ids, and their values before and after."""
+    from safetensors.torch import save_file
+
+    save_file({"ids": ids.contiguous(), "before": before.contiguous(), "after": after.contiguous()}, work / ROWS)
+    return work / ROWS
+
+
+def write_rows_adapter(lm: models.LoadedModel, ids, rows, path: Path) -> None:
+    """A PEFT TrainableTokens adapter holding ``rows`` at ``ids`` on the base (untuned) model, so a rows run
+    loads in any PEFT-aware code without this package."""
+    import copy
+    import warnings
+
+    import peft
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers API deprecated in 5.x
+        pm = peft.get_peft_model(copy.deepcopy(lm.model), peft.TrainableTokensConfig(
+            token_indices=ids.tolist(), target_modules=["embed_tokens"]))
+        for module in pm.modules():
+            if hasattr(module, "trainable_tokens_delta") and "default" in module.trainable_tokens_delta:
+                with torch.no_grad():
+                    module.trainable_tokens_delta["default"].copy_(rows)
+        pm.save_pretrained(path)
 
 
 class TunedRun:
@@ -52,10 +83,10 @@ class TunedRun:
         """ids, before, after of every row the run changed."""
         from safetensors.torch import load_file
 
-        if not (self.path / "rows.safetensors").exists():
-            raise KSLError(f"{self.path} is not a finished embed or rows tune run (no rows.safetensors)",
+        if not (self.path / ROWS).exists():
+            raise KSLError(f"{self.path} is not a finished embed or rows tune run (no {ROWS})",
                            "run `kslottery tune --mode embed` first and pass its run directory")
-        return load_file(self.path / "rows.safetensors")
+        return load_file(self.path / ROWS)
 
     def tokenizer(self):
         return models.load_tokenizer(self.model_spec)
@@ -65,7 +96,7 @@ class TunedRun:
         if self.model_spec not in (None, lm.info.spec):
             raise KSLError(f"{self.name} was tuned from {self.model_spec!r}, not {lm.info.spec!r}",
                            f"evaluate it with --model {self.model_spec}")
-        if (self.path / "rows.safetensors").exists():
+        if (self.path / ROWS).exists():
             from .tuning import apply_rows
 
             models.untie(lm.model)

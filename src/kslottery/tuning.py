@@ -527,7 +527,7 @@ def _resume(work: Path, params, opt, sched, main: bool) -> int:
 
 def export(lm: models.LoadedModel, cfg: TuneConfig, before: torch.Tensor | None, work: Path) -> dict:
     """Write what changed: rows (embed/rows), a PEFT adapter (rows/lora/prefix), or the full weights."""
-    from safetensors.torch import save_file
+    from .tuned import write_rows, write_rows_adapter
 
     model = lm.model
     out = {}
@@ -543,36 +543,16 @@ def export(lm: models.LoadedModel, cfg: TuneConfig, before: torch.Tensor | None,
             after = after_all[ids].float()
         apply_rows(model, ids, after)
         changed = (after != before[ids]).any(1)
-        save_file({"ids": ids[changed].contiguous(), "before": before[ids][changed].contiguous(),
-                   "after": after[changed].contiguous()}, work / "rows.safetensors")
+        write_rows(work, ids[changed], before[ids][changed], after[changed])
         out.update(rows_trained=len(ids), rows_changed=int(changed.sum()))
         if cfg.mode == "rows":
-            export_trainable_tokens(lm, ids, after, work / "adapter")
+            write_rows_adapter(lm, ids, after, work / "adapter")
     elif cfg.mode == "full":
         model.save_pretrained(work / "model")
         lm.tokenizer.save_pretrained(work / "model")
     else:
         model.save_pretrained(work / "adapter")
     return out
-
-
-def export_trainable_tokens(lm: models.LoadedModel, ids: torch.Tensor, rows: torch.Tensor, path: Path) -> None:
-    """A PEFT TrainableTokens adapter holding ``rows`` at ``ids`` on the base (untuned) model."""
-    import copy
-
-    import peft
-
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers API deprecated in 5.x
-        pm = peft.get_peft_model(copy.deepcopy(lm.model), peft.TrainableTokensConfig(
-            token_indices=ids.tolist(), target_modules=["embed_tokens"]))
-        for module in pm.modules():
-            if hasattr(module, "trainable_tokens_delta") and "default" in module.trainable_tokens_delta:
-                with torch.no_grad():
-                    module.trainable_tokens_delta["default"].copy_(rows)
-        pm.save_pretrained(path)
 
 
 def is_main_process() -> bool:
