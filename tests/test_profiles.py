@@ -46,11 +46,11 @@ def test_run_help():
 
 
 def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, monkeypatch):
-    from kslottery.runs import Run
+    from kslottery.runs import Run, record_runs_to
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
     log = tmp_path / "used.runs"
-    monkeypatch.setenv("KSL_RUN_LOG", str(log))
+    record_runs_to(log)
     names = []
     for i, wall in enumerate([90.0, 30.0]):
         run = Run("eval", {"i": i})
@@ -59,6 +59,8 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
         rec = path / "record.json"
         rec.write_text(rec.read_text().replace(f'"wall_s": {json.loads(rec.read_text())["wall_s"]}', f'"wall_s": {wall}'))
         names.append(run.name)
+    record_runs_to(None)
+    Run("eval", {"i": 99})                  # named after recording stopped: not in the log
     used = log.read_text().split()
     assert used == names
     out = tmp_path / "book"
@@ -84,6 +86,27 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert "16 CPUs, " in runs_line and "GPU: NVIDIA H200" in runs_line and runs_line.count("(1 run)") == 2
     executed = next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))
     assert f"{os.cpu_count()} CPUs" in executed
+
+
+def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(tmp_path):
+    import nbformat
+
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), src)
+    staged, log = tmp_path / "staged.ipynb", tmp_path / "nb.runs"
+    profiles.with_recorder(src, staged, log)
+    first = nbformat.read(staged, as_version=4).cells[0]
+    assert f"record_runs_to({str(log)!r})" in first.source and "remove-cell" in first.metadata["tags"]
+    exec(first.source, {})                 # what the kernel runs first
+    from kslottery.runs import Run, record_runs_to
+    try:
+        name = Run("eval", {"probe": 1}, tmp_path / "runs").name
+    finally:
+        record_runs_to(None)
+    assert log.read_text().split() == [name]
+    published = tmp_path / "published.ipynb"
+    profiles.without_recorder(staged, published)
+    assert [c.source for c in nbformat.read(published, as_version=4).cells] == ["x = 1"]
 
 
 def test_refactors_keep_the_smoke_run_names(flores_dir):

@@ -49,6 +49,32 @@ def notebook_parameters(prof: dict, notebook: str, profile: str) -> dict:
     return {"profile": profile, **prof.get("common", {}), **(prof["notebooks"].get(notebook) or {})}
 
 
+RECORDER_TAG = "ksl-run-recorder"
+
+
+def with_recorder(src: Path, dst: Path, log: Path) -> None:
+    """A copy of the notebook whose first cell tells the kernel where to record the runs it uses (an argument
+    of :func:`kslottery.runs.record_runs_to`, not an environment variable)."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    cell = nbformat.v4.new_code_cell(f"from kslottery.runs import record_runs_to\nrecord_runs_to({str(log)!r})")
+    cell.metadata["tags"] = [RECORDER_TAG, "remove-cell"]
+    nb.cells.insert(0, cell)
+    nbformat.write(nb, dst)
+
+
+def without_recorder(executed: Path, dst: Path) -> None:
+    """The executed notebook as published: the runner's own first cell removed."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if RECORDER_TAG not in c.metadata.get("tags", [])]
+    tmp = dst.with_name(dst.name + ".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(dst)
+
+
 def run_profile(profile: str, only: list[str] | None = None, root: Path | None = None,
                 progress: bool = True) -> list[Path]:
     import papermill as pm
@@ -78,14 +104,14 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         print(f"[{profile}] {nb} ...", flush=True)
         log = tmp.with_suffix(".runs")
         log.unlink(missing_ok=True)
-        os.environ["KSL_RUN_LOG"] = str(log)
-        try:
-            pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(root / "notebooks"),
-                                progress_bar=progress, kernel_name="python3")
-        finally:
-            os.environ.pop("KSL_RUN_LOG", None)
+        staged = tmp.with_suffix(".in.ipynb")
+        with_recorder(src, staged, log)
+        pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
+                            progress_bar=progress, kernel_name="python3")
+        staged.unlink(missing_ok=True)
         final = out_dir / f"{nb}.ipynb"
-        tmp.replace(final)
+        without_recorder(tmp, final)
+        tmp.unlink(missing_ok=True)
         used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
         log.unlink(missing_ok=True)
         import resource

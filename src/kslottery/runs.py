@@ -119,6 +119,17 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+_run_log: Path | None = None
+
+
+def record_runs_to(path: str | os.PathLike | None) -> None:
+    """Append the name of every run this process names (computed or reused) to ``path``: how ``kslottery
+    run`` learns which runs a notebook used, for its provenance page (it calls this in the notebook's kernel
+    before the notebook's own cells). None stops recording."""
+    global _run_log
+    _run_log = Path(path) if path is not None else None
+
+
 class Run:
     """One run: ``Run(kind, params, root)``; ``done`` says whether it can be reused.
 
@@ -137,9 +148,8 @@ class Run:
         self.name = f"{kind}-{param_hash(params)}"
         self.path = self.root / self.name
         self.work = self.root / f"{self.name}.partial"
-        # A profile run sets KSL_RUN_LOG to learn which runs each notebook used (its provenance page).
-        if os.environ.get("KSL_RUN_LOG"):
-            with open(os.environ["KSL_RUN_LOG"], "a") as f:
+        if _run_log is not None:
+            with open(_run_log, "a") as f:
                 f.write(self.name + "\n")
 
     @property
