@@ -128,3 +128,13 @@ def test_a_ticket_of_hundreds_of_ids_passes_as_ids_or_as_text():
     ids = list(range(1000, 1400))
     assert tuning.ticket_ids(tuple(reversed(ids)), 49152) == ids
     assert tuning.ticket_ids(",".join(map(str, ids)), 49152) == ids     # once tried as a file name: OSError
+
+
+def test_precision_says_how_many_sentences_a_width_needs():
+    from kslottery.significance import precision
+
+    table = pd.DataFrame([{"a": "embed", "b": "KS ticket", "rule": "whole", "ci95 width": 6.0}])
+    assert precision(table, ("embed", "KS ticket"), 100, 3.0)["sentences for the width"] == 400
+    assert precision(table, ("embed", "KS ticket"), 100, 6.0)["within"]
+    with pytest.raises(KSLError, match="no comparison"):
+        precision(table, ("embed", "full"), 100, 3.0)

@@ -213,3 +213,18 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
     ids = sorted({i for t in tickets.values() for i in t})
     return {"pairs": pd.DataFrame(rows), "tickets": tickets, "in_every_example": shared, "embed_runs": embed_runs,
             "tokens": dict(zip(ids, decode_tokens(tok, ids)))}
+
+
+def precision(comparisons: pd.DataFrame, arms: tuple[str, str], sentences: int, max_width: float,
+              rule: str = "whole") -> dict:
+    """The width of one comparison's 95 % interval against the design's ``max_width``, and the number of
+    sentences that would bring it there if the width shrinks as 1/sqrt(sentences) (seeds held fixed)."""
+    import math
+
+    r = comparisons[(comparisons["a"] == arms[0]) & (comparisons["b"] == arms[1]) & (comparisons["rule"] == rule)]
+    if r.empty:
+        raise KSLError(f"no comparison {arms[1]} vs {arms[0]} under rule {rule}", "compare those arms first")
+    width = float(r["ci95 width"].iloc[0])
+    need = sentences if width <= max_width else math.ceil(sentences * (width / max_width) ** 2)
+    return {"comparison": f"{arms[1]} - {arms[0]} ({rule})", "sentences": sentences, "ci95 width": width,
+            "max width": max_width, "within": width <= max_width, "sentences for the width": need}
