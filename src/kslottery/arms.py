@@ -114,12 +114,14 @@ class Trunk:
         return self._counts[seed]
 
     def bos(self) -> int:
-        from .models import load_tokenizer
+        if not hasattr(self, "_bos"):   # loading a 262k-token tokenizer costs about a second: once per trunk
+            from .models import load_tokenizer
 
-        bos = load_tokenizer(self.protocol.model).bos_token_id
-        if bos is None:
-            raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
-        return int(bos)
+            bos = load_tokenizer(self.protocol.model).bos_token_id
+            if bos is None:
+                raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
+            self._bos = int(bos)
+        return self._bos
 
 
 def _ks(t: Trunk, s: int, draw: int) -> list[int]:
@@ -133,7 +135,7 @@ TICKETS = {
     "frequency": lambda t, s, d: baselines.frequency_ticket(t.counts(s), len(t.ticket(s))).ids,
     "frequency-matched": lambda t, s, d: baselines.frequency_matched_ticket(t.ticket(s), t.counts(s), seed=d).ids,
     "random": lambda t, s, d: baselines.random_ticket(t.counts(s), len(t.ticket(s)), seed=d).ids,
-    "without-bos": lambda t, s, d: [i for i in t.ticket(s) if i != t.bos()],
+    "without-bos": lambda t, s, d: [i for i in t.ticket(s) if i != t.bos()],   # bos() is cached
     "bos": lambda t, s, d: [t.bos()],
 }
 
