@@ -79,6 +79,8 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
                 progress: bool = True) -> list[Path]:
     import papermill as pm
 
+    from .runs import git_commit
+
     root = root or repo_root()
     prof = load_profile(profile, root)
     todo = [nb for nb in ORDER if nb in prof["notebooks"] and (not only or nb in only)]
@@ -101,6 +103,7 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         tmp = root / ".ksl-partial" / f"{profile}-{nb}.ipynb"
         tmp.parent.mkdir(exist_ok=True)
         t0 = time.time()
+        commit = git_commit()   # the code the notebook runs: a commit made while it runs is not its commit
         print(f"[{profile}] {nb} ...", flush=True)
         log = tmp.with_suffix(".runs")
         log.unlink(missing_ok=True)
@@ -117,7 +120,7 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         import resource
         # The kernel is a child of this process: its peak resident memory, once it has exited.
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak)
+        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit)
         from .tables import publish
         publish(profile, nb, root)   # the notebook's tables into the book, so a clean clone rebuilds it
         print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
@@ -126,9 +129,10 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
 
 
 def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
-                      used: list[str], peak_rss_gib: float | None = None) -> None:
+                      used: list[str], peak_rss_gib: float | None = None, commit: str | None = None) -> None:
     """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
-    its parameters, when it ran, its own wall-clock, and the runs it used with the compute they cost."""
+    its parameters, when it ran, its own wall-clock, the runs it used with the compute they cost, and the
+    commit it was executed at (``commit``, read when it started; default: now)."""
     from .runs import git_commit, machine, runs_root, versions, write_json
 
     path = out_dir / "provenance.json"
@@ -148,7 +152,7 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                       "runs": used, "compute_s": round(sum(walls.values())), "run_wall_s": walls,
                       "signatures": sorted(signatures),
                       "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
-                      "git_commit": git_commit(), "versions": versions(),
+                      "git_commit": commit or git_commit(), "versions": versions(),
                       "machine": machine()}
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
         entry["run_machines"] = _run_machines(entry.get("runs", []))
