@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 
 from kslottery import claims, study
@@ -59,3 +60,16 @@ def test_the_claims_table_escapes_tokens_that_look_like_html():
 
     html = claims.styled(pd.DataFrame({"claim": ["one row"], "note": ["tuning only '<s>' gains 13.7"]})).to_html()
     assert "&lt;s&gt;" in html and "<s>" not in html and "overflow-wrap" in html
+
+
+@pytest.mark.parametrize("low, high, equivalent, verdict", [
+    (-0.5, 0.6, True, True),
+    (1.5, 4.0, False, False),
+    (0.97, 4.46, False, "not reproduced: the arms differ (better, 95 % interval [1.0, 4.5]), perhaps by less than ±1"),
+    (-1.9, 2.0, False, "inconclusive: the 95 % interval [-1.9, 2.0] is not inside ±1"),
+])
+def test_equivalence_verdicts_separate_a_match_a_difference_and_too_little_data(low, high, equivalent, verdict):
+    from kslottery.claims import _equivalence_verdict
+
+    r = {"equivalent (TOST 5 %)": equivalent, "equivalence margin": 1.0, "ci95 low": low, "ci95 high": high}
+    assert _equivalence_verdict(r) == verdict

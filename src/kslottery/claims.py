@@ -167,10 +167,13 @@ def _equivalence_verdict(r) -> str | bool:
     not reproduced; otherwise the data cannot tell at this precision."""
     if r["equivalent (TOST 5 %)"] is True or r["equivalent (TOST 5 %)"] == "True":
         return True
-    m = r["equivalence margin"]
-    if r["ci95 low"] >= m or r["ci95 high"] <= -m:
+    m, low, high = r["equivalence margin"], r["ci95 low"], r["ci95 high"]
+    if low >= m or high <= -m:
         return False
-    return f"inconclusive: the 95 % interval [{r['ci95 low']:.1f}, {r['ci95 high']:.1f}] is not inside ±{m:g}"
+    if low > 0 or high < 0:
+        return (f"not reproduced: the arms differ ({'better' if low > 0 else 'worse'}, 95 % interval "
+                f"[{low:.1f}, {high:.1f}]), perhaps by less than ±{m:g}")
+    return f"inconclusive: the 95 % interval [{low:.1f}, {high:.1f}] is not inside ±{m:g}"
 
 
 def _significance_claims(add, sig: dict | None, pairs: dict | None) -> None:
