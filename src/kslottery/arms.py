@@ -72,7 +72,7 @@ class Trunk:
     fixed: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self):
-        self._embed, self._found, self._counts = {}, {}, {}
+        self._embed, self._found, self._counts, self._seen = {}, {}, {}, {}
 
     def embed(self, seed: int) -> dict:
         if seed not in self._embed:
@@ -100,17 +100,24 @@ class Trunk:
         run = TunedRun(self.embed(seed)["path"])
         return [int(i) for i in select(ks_from_rows(run.rows(), run.vocab_size), "topk", k=k)]
 
-    def counts(self, seed: int) -> Counter:
-        """Token counts of the training examples this seed's embedding tuning actually sees (its batches up
-        to max_steps): the rows it can move, and so the pool of the random and frequency controls."""
-        if seed not in self._counts:
+    def seen(self, seed: int) -> list[dict]:
+        """The encoded training examples this seed's embedding tuning actually sees (its batches up to
+        max_steps), in index order."""
+        if seed not in self._seen:
             from .models import load_tokenizer
 
             cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
                                        **self.embed_options)
             examples = tuning.encode_all(load_tokenizer(self.protocol.model), tuning.training_bitext(cfg), cfg)
             seen = {i for batch in tuning.batch_order(len(examples), cfg) for i in batch}
-            self._counts[seed] = baselines.token_counts([examples[i] for i in sorted(seen)])
+            self._seen[seed] = [examples[i] for i in sorted(seen)]
+        return self._seen[seed]
+
+    def counts(self, seed: int) -> Counter:
+        """Token counts of the examples the seed saw: the rows it can move, and so the pool of the random
+        and frequency controls."""
+        if seed not in self._counts:
+            self._counts[seed] = baselines.token_counts(self.seen(seed))
         return self._counts[seed]
 
     def bos(self) -> int:

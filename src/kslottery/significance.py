@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import data, evaluate, tuning
+from . import data, evaluate
 from .arms import Arm, Trunk, plan
 from .comparison import compare
 from .errors import KSLError
@@ -201,10 +201,7 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
             row[f"chrf++ {b.arm}"] = rec["scores"]["whole"]["chrf++"]["score"]
             row[f"chrf++ first line, {b.arm}"] = rec["scores"]["first_line"]["chrf++"]["score"]
         counts = trunk.counts(seed)
-        cfg = proto.config(mode="embed", lr=lr, seed=seed, max_steps=steps)
-        examples = tuning.encode_all(tok, tuning.training_bitext(cfg), cfg)
-        seen = sorted({i for batch in tuning.batch_order(len(examples), cfg) for i in batch})
-        every = set.intersection(*(set(examples[i]["input_ids"]) for i in seen))
+        every = set.intersection(*(set(e["input_ids"]) for e in trunk.seen(seed)))
         tickets[pair], shared[pair] = ticket, sorted(every & set(ticket))
         row.update({"ticket rows in every example": len(shared[pair]), "has <bos>": tok.bos_token_id in ticket,
                     "ticket tokens": " ".join(decode_tokens(tok, ticket[:12])) + (" ..." if len(ticket) > 12 else ""),
