@@ -131,10 +131,15 @@ def book_table(saved: Path) -> Path:
     against the baseline measured in the same process (its speed divided by the baseline's)."""
     import csv
 
-    res = json.loads(Path(saved).read_text())["results"]
+    try:
+        res = json.loads(Path(saved).read_text())["results"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"error: cannot read a saved GPU benchmark from {saved} ({type(e).__name__}); "
+                         "pass a benchmarks/results/gpu-*.json written by --save")
     BOOK_TABLES.mkdir(parents=True, exist_ok=True)
     out = BOOK_TABLES / (Path(saved).stem + ".csv")
-    with open(out, "w", newline="") as f:
+    tmp = out.with_name(out.name + ".tmp")   # never a half-written table in the book
+    with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "seconds", "tokens/s", "peak GPU memory (GiB)", "baseline", "speed against the baseline (x)"])
         for key, label, base in LABELS:
@@ -148,6 +153,7 @@ def book_table(saved: Path) -> Path:
                               else b["seconds"] / r["seconds"], 2)
             w.writerow([label, r["seconds"], r.get("tokens_per_s", ""), r.get("peak_cuda_gib", ""),
                         base or "", ratio])
+    tmp.replace(out)
     return out
 
 
