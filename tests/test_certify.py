@@ -61,33 +61,6 @@ def test_agreement_is_total_when_the_ticket_holds_every_changed_row():
     assert gap[0] > 0 and np.all(np.diff(gap) >= 0)
 
 
-def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
-    from kslottery import certification, study
-
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    tuned = study.tune_embed("tiny:smollm2-135m", "eng_Latn-cat_Latn", 16, 0.01, 1.0, 4, progress=False)
-    real, calls = certify.certify_sequence, []
-
-    def interrupted_at_the_second_noise_level(*a, **k):
-        calls.append(a[2])
-        if a[2] == 0.1:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    kw = dict(sizes=[1], random_draws=1, sigmas=[0.01, 0.1], n0=4, n=8, alpha=0.01, sentences=2, progress=False)
-    monkeypatch.setattr(certify, "certify_sequence", interrupted_at_the_second_noise_level)
-    with pytest.raises(KeyboardInterrupt):
-        certification.measure(tuned["path"], **kw)
-    partial = next(tmp_path.glob("cert-*.partial"))
-    assert (partial / "certs-sigma0.01.pt").exists() and not list(tmp_path.glob("cert-*[!l]"))
-    calls.clear()
-    monkeypatch.setattr(certify, "certify_sequence", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
-    table = certification.measure(tuned["path"], **kw)
-    assert set(calls) == {0.1}                       # the first noise level came from the checkpoint
-    assert sorted(table["sigma"].unique()) == [0.01, 0.1]
-    assert (table["certified_agreement"] <= table["below_ceiling"]).all()   # never more than the ceiling allows
-
-
 @pytest.mark.parametrize("n,alpha,sigma", [(64, 0.01, 1.0), (64, 0.01, 0.1), (200, 0.001, 0.5), (1000, 0.01, 0.03)])
 def test_max_radius_is_what_certify_returns_when_every_sample_agrees(n, alpha, sigma):
     """A linear classifier 100 sigma from its boundary: every noisy prediction agrees, and CERTIFY's radius
@@ -120,17 +93,92 @@ def test_no_perturbation_at_the_ceiling_is_ever_certified():
     assert certify.certified_agreement(cert, norms).tolist() == [True, True, False, False, False]
 
 
-def test_partial_tuning_is_certified_as_the_papers_object(tmp_path, monkeypatch):
-    """With partial_lr each ticket is also trained alone; its perturbation covers the ticket rows too, so it
-    is never smaller than partial transfer's on the same contexts, and never certified past the ceiling."""
-    from kslottery import certification, study
+SMOKE = dict(train_limit=16, batch_size=4, lr=0.02, steps=2, seeds=[0, 1], sentences=2, positions=3, sigmas=[0.01],
+             cover=0.5, n0=4, n=16, cert_alpha=0.01, rule="bonferroni", progress=False)
+
+
+def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
+    from kslottery import certification
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    tuned = study.tune_embed("tiny:smollm2-135m", "eng_Latn-cat_Latn", 16, 0.01, 1.0, 4, progress=False)
-    table = certification.measure(tuned["path"], sizes=[4], random_draws=1, sigmas=[0.01], n0=4, n=8, alpha=0.01,
-                                  sentences=2, partial_lr=0.01, progress=False)
-    assert {"KS tuned", "random tuned"} <= set(table["kind"])
-    by = table.set_index("ticket")
-    assert by.loc["KS top-4 tuned", "median_perturbation"] >= by.loc["KS top-4", "median_perturbation"]
-    assert (table["certified_agreement"] <= table["below_ceiling"]).all()
-    assert len(list(tmp_path.glob("tune-*"))) == 3   # the embedding run and one rows run per ticket
+    real, calls = certify.certify_sequence, []
+
+    def interrupted_at_the_second_seed(model, ids, sigma, *a, **k):
+        calls.append(sigma)
+        if len(calls) > 2:          # two sentences of the first (seed, noise level) job, then stop
+            raise KeyboardInterrupt
+        return real(model, ids, sigma, *a, **k)
+
+    monkeypatch.setattr(certify, "certify_sequence", interrupted_at_the_second_seed)
+    with pytest.raises(KeyboardInterrupt):
+        certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
+    partial = next(tmp_path.glob("cert-*.partial"))
+    assert (partial / "contexts.json").exists() and (partial / "certs-seed0-sigma0.01.json").exists()
+    assert not [p for p in tmp_path.glob("cert-*") if not p.name.endswith(".partial")]
+    calls.clear()
+    monkeypatch.setattr(certify, "certify_sequence", lambda m, i, s, *a, **k: (calls.append(s), real(m, i, s, *a, **k))[1])
+    r = certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
+    # 3 jobs left (seed 0 at the covering level, seed 1 at both), 2 sentences each: the first came from its file
+    assert len(calls) == 6 and calls.count(0.01) == 2
+    assert sorted(r["table"]["sigma"].unique()) == r["sigmas"] and len(r["sigmas"]) == 2
+
+
+def test_partial_tuning_leaves_at_least_the_perturbation_of_partial_transfer(tmp_path, monkeypatch):
+    """E' - E_PT covers the rows off the ticket (as transfer's E' - E_T does) plus the ticket rows, trained
+    differently: at every context its norm is at least transfer's, for the KS and the random ticket alike."""
+    from kslottery import certification
+
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    r = certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
+    c = r["contexts"].pivot_table(index=["seed", "sentence", "position"], columns="object", values="norm")
+    for tuned, pasted in (("KS ticket", "transfer of KS ticket"), ("random", "transfer of random")):
+        assert (c[tuned] >= c[pasted] - 1e-6).all()
+    # (two Adam steps move a ticket row almost by lr * sign(gradient) alone or with the rest: equality is allowed)
+    sizes = r["objects"].groupby("seed")["size"].nunique()
+    assert (sizes == 1).all()                      # every control has its seed's ticket size
+    t = r["table"]
+    assert (t["certified"] <= t["below_ceiling"]).all() and (t["radius"] <= t["ceiling"] + 1e-9).all()
+    assert len(list(tmp_path.glob("tune-*"))) == 2 * 5   # per seed: the embedding run and four rows runs
+
+
+@pytest.mark.parametrize("norm_q,n,alpha,expected", [(1.0, 64, 0.01, 0.68), (3.133, 64, 0.01, 2.2),
+                                                     (0.05, 1000, 0.001, 0.021), (10.0, 16, 0.05, 11.0)])
+def test_noise_level_is_the_smallest_two_digit_level_whose_ceiling_covers(norm_q, n, alpha, expected):
+    sigma = certification_noise_level(np.array([norm_q]), 0.5, n, alpha)
+    assert sigma == pytest.approx(expected)
+    assert certify.max_radius(n, alpha, sigma) >= norm_q
+    step = 10 ** (np.floor(np.log10(sigma)) - 1)
+    assert certify.max_radius(n, alpha, sigma - step) < norm_q
+
+
+def certification_noise_level(*a):
+    from kslottery import certification
+    return certification.noise_level(*a)
+
+
+def test_rate_interval_resamples_sentences_not_contexts():
+    """Ten sentences of ten contexts, all-or-nothing per sentence: the interval is as wide as ten coin flips,
+    not a hundred; independent contexts with the same mean give a narrower one."""
+    import pandas as pd
+    from kslottery.certification import rate_interval
+
+    rng = np.random.default_rng(0)
+    fate = np.repeat([1, 0, 1, 1, 0, 0, 1, 0, 1, 0], 10)
+    clustered = pd.DataFrame({"seed": 0, "sentence": np.repeat(range(10), 10), "certified": fate})
+    loose = clustered.assign(certified=rng.permutation(fate))
+    mean, low, high = rate_interval(clustered, "certified")
+    assert mean == 0.5 and low <= 0.2 and high >= 0.8
+    _, llow, lhigh = rate_interval(loose, "certified")
+    assert lhigh - llow < (high - low) / 2
+    assert rate_interval(clustered.assign(certified=1), "certified") == (1.0, 1.0, 1.0)
+
+
+def test_scaled_perturbations_are_certified_less_and_never_past_the_ceiling():
+    import pandas as pd
+    from kslottery.certification import scaled
+
+    t = pd.DataFrame({"object": "x", "sigma": 1.0, "norm": [0.1, 0.5, 1.0, 0.0], "radius": [1.2, 1.2, 0.0, 0.3],
+                      "abstain": [False, False, True, False], "ceiling": 1.48})
+    s = scaled(t, factors=(0.0, 1.0, 3.0, 20.0)).set_index("factor")
+    assert s["certified"].tolist() == [0.75, 0.75, 0.5, 0.25]   # the zero perturbation stays certified
+    assert s["past the ceiling"].tolist() == [0.0, 0.0, 0.5, 0.75]

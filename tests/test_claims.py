@@ -73,3 +73,18 @@ def test_equivalence_verdicts_separate_a_match_a_difference_and_too_little_data(
 
     r = {"equivalent (TOST 5 %)": equivalent, "equivalence margin": 1.0, "ci95 low": low, "ci95 high": high}
     assert _equivalence_verdict(r) == verdict
+
+
+def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    row = lambda obj, sigma, cert, low, high, kept, below: {   # noqa: E731
+        "object": obj, "sigma": sigma, "certified": cert, "certified ci95 low": low, "certified ci95 high": high,
+        "smoothed = model": kept, "below ceiling": below}
+    rates = pd.DataFrame([row("KS ticket", 2.2, 0.41, 0.3, 0.52, 0.02, 0.6), row("KS ticket", 0.03, 0.0, 0.0, 0.0, 0.97, 0.0),
+                          row("random", 2.2, 0.9, 0.8, 1.0, 0.02, 0.9)])
+    study.save_tables("t", "certification", rates=rates)
+    got = claims.claims("t").set_index("claim").loc[claims.PAPER["certified"][0]]
+    assert got["verdict"] == "not testable as stated: the theorem is unpublished" and got["source"] == "certification"
+    assert got["this study"].startswith("partial tuning of the KS ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
+    assert "keeps the model's prediction at 2% of contexts" in got["this study"]
+    assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]

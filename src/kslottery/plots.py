@@ -113,52 +113,25 @@ def gain_intervals(intervals):
     return fig
 
 
-def recovery_vs_size(df):
-    """Sigma-free measures against ticket size: next-token agreement, whole-generation agreement, and
-    chrF++ recovery, KS tickets against random ones."""
-    one = df[df["sigma"] == df["sigma"].min()]
-    cols = [c for c in ("empirical_agreement", "generation_agreement", "chrf_recovery") if c in one]
-    long = one.melt(id_vars=["kind", "size"], value_vars=cols, var_name="measure", value_name="value")
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.5), squeeze=False)
-    for ax, col in zip(axes[0], cols):
-        sns.lineplot(data=long[long["measure"] == col], x="size", y="value", hue="kind", marker="o", ax=ax)
-        ax.set_xscale("log")
-        ax.set_title(col.replace("_", " "))
-        ax.set_ylabel("")
-    fig.tight_layout()
-    return fig
-
-
-def certified_vs_sigma(df):
-    """The noise trade-off: certified agreement, and the certified radius against the perturbation the
-    untransferred rows leave, as sigma grows."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    sns.lineplot(data=df, x="sigma", y="certified_agreement", hue="kind", style="size", marker="o", ax=axes[0],
-                 errorbar=None)
-    axes[0].set_xscale("log")
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[0].set_title("certified agreement")
-    radius = df.groupby("sigma", as_index=False)[["median_radius", "abstain_rate"]].first()
-    axes[1].plot(radius["sigma"], radius["median_radius"], "k-o", label="median certified radius")
-    for kind, grp in df[df["kind"].isin(["KS", "random"])].groupby("kind"):
-        axes[1].axhline(grp["median_perturbation"].median(), ls="--", color="C0" if kind == "KS" else "C1",
-                        label=f"median perturbation, {kind} tickets")
-    axes[1].set_xscale("log")
-    axes[1].set_yscale("symlog", linthresh=1e-3)   # radius 0 (abstained) stays on the plot
-    top = max(radius["median_radius"].max(), df["median_perturbation"].max())
-    axes[1].set_ylim(0, 3 * top if top > 0 else 1)
-    axes[1].set_title("radius against perturbation (L2)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def ks_against_shift(rows, ticket_ids=()):
-    """Each changed row's KS statistic against its L2 shift; ticket rows highlighted."""
-    df = rows.assign(in_ticket=rows["id"].isin(list(ticket_ids)))
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    sns.scatterplot(data=df, x="l2_shift", y="D", hue="in_ticket", s=10, ax=ax)
-    ax.set_title("KS statistic against L2 shift")
+def certified_rates(rates):
+    """Per noise level, each object's certified-agreement rate with its 95 % interval, beside the share of
+    contexts below the ceiling (the most it could be) and how often the smoothed prediction is the model's."""
+    sigmas = sorted(rates["sigma"].unique())
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(4.6 * len(sigmas), 3.6), squeeze=False, sharey=True)
+    for ax, sigma in zip(axes[0], sigmas):
+        d = rates[rates["sigma"] == sigma].reset_index(drop=True)
+        y = range(len(d))
+        ax.errorbar(d["certified"], y, xerr=[d["certified"] - d["certified ci95 low"],
+                                             d["certified ci95 high"] - d["certified"]],
+                    fmt="o", color="C0", label="certified (95 % CI)")
+        ax.scatter(d["below ceiling"], y, marker="|", s=200, color="C3", label="below the ceiling")
+        ax.axvline(float(d["smoothed = model"].iloc[0]), color="0.5", ls=":", label="smoothed = model")
+        ax.set_yticks(list(y), d["object"], fontsize=8)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_title(f"sigma {sigma:g}")
+        ax.set_xlabel("share of contexts")
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 
