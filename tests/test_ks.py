@@ -97,3 +97,14 @@ def test_infinite_values_match_scipy(algorithm, x, y):
     for row, (a, b) in enumerate([(x, y), ([0, 1, 2, 3], [1, 2, 3, 4])]):
         ref = ks_2samp(a, b)
         assert float(res.statistic[row]) == ref.statistic and float(res.pvalue[row]) == pytest.approx(ref.pvalue)
+
+
+@pytest.mark.parametrize("d,alpha,k", [(640, 0.05, 49), (640, 0.1, 44), (64, 0.05, 16)])
+def test_critical_statistic_is_the_first_d_scipy_calls_significant(d, alpha, k):
+    from scipy.stats import ks_2samp
+
+    from kslottery.ks import critical_statistic
+
+    assert critical_statistic(d, alpha) == k / d
+    x = np.arange(d, dtype=float)
+    assert ks_2samp(x, x + k).pvalue < alpha <= ks_2samp(x, x + k - 1).pvalue

@@ -23,8 +23,8 @@ def test_profiles_parse_and_match_notebook_parameters(name):
 def test_unknown_profile_and_notebook(tmp_path):
     with pytest.raises(KSLError, match="unknown profile 'huge'; use one of default, paper, smoke"):
         profiles.load_profile("huge")
-    with pytest.raises(KSLError, match="has no notebook"):
-        profiles.run_profile("smoke", only=["nope"])
+    with pytest.raises(KSLError, match=r"has no notebook \['nope'\]; choose from baseline_and_prompts, finetune"):
+        profiles.run_profile("smoke", only=["finetune,nope"])
 
 
 def test_unknown_parameter_is_refused_before_running(tmp_path):

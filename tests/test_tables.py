@@ -1,3 +1,4 @@
+import pytest
 """Tables travel from a notebook into the book and back, so the summary chapters rebuild from a clean clone."""
 
 import pandas as pd
@@ -18,3 +19,21 @@ def test_tables_round_trip_through_the_book(tmp_path, monkeypatch):
     assert back["ci"].tolist() == [[1.5, 3.0], [-0.5, 2.0]] and back["ids"].tolist() == [[2, 108], [107]]
     assert back["chrf++"].tolist() == [41.25, 38.5] and back["arm"].tolist() == ["embed", "KS top-18"]
     assert tables.load_tables("smoke", "never_ran", root=tmp_path) is None
+
+
+@pytest.mark.parametrize("label,key", [("':' row", "colon_row"), ("BOS+EOS rows", "bos_plus_eos_rows"),
+                                       ("transfer, delta x 0.5", "transfer_delta_x_0_5"), ("KS top-18", "ks_top_18")])
+def test_glue_keys_from_labels_are_distinct_and_readable(label, key):
+    from kslottery.tables import slug
+
+    assert slug(label) == key
+
+
+def test_glued_numbers_are_plain_python_so_a_format_spec_can_read_them():
+    import numpy as np
+
+    from kslottery.tables import glue_numbers
+
+    got = glue_numbers({"a": np.float64(0.25), "b": np.int64(3), "c": "x"})
+    assert got == {"a": 0.25, "b": 3, "c": "x"} and type(got["a"]) is float and type(got["b"]) is int
+    assert f"{got['a']:.1%}" == "25.0%"

@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", required=True, help="smoke, default or paper (profiles/*.yaml)")
     from .profiles import ORDER
     r.add_argument("--only", action="append", metavar="NOTEBOOK",
-                   help=f"run only this notebook (repeatable), in the study's order: {', '.join(ORDER)}")
+                   help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
 

@@ -165,6 +165,15 @@ def pvalue_table(d: int, ks: np.ndarray, method: str = "auto") -> dict[int, floa
     return {int(k): _pvalue(d, int(k), method) for k in np.unique(ks)}
 
 
+def critical_statistic(d: int, alpha: float, method: str = "auto") -> float:
+    """The smallest D = k/d whose two-sample p-value (two rows of d coordinates) is below ``alpha``: a row
+    whose D stays under it is not significant at ``alpha`` even before any multiple-testing correction."""
+    for k in range(1, d + 1):   # p falls with k: the first k below alpha is the critical one
+        if _pvalue(d, k, method) < alpha:
+            return k / d
+    return float("inf")
+
+
 def ks_test(before: torch.Tensor, after: torch.Tensor, method: str = "auto", chunk_rows: int | None = None,
             algorithm: str = "auto") -> KSResult:
     """D and p for every row, identical to ``scipy.stats.ks_2samp(before[j], after[j], method=method)``."""

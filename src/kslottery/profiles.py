@@ -83,10 +83,12 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
 
     root = root or repo_root()
     prof = load_profile(profile, root)
-    todo = [nb for nb in ORDER if nb in prof["notebooks"] and (not only or nb in only)]
+    only = [name.strip() for item in (only or []) for name in item.split(",") if name.strip()]   # a,b or repeated
+    available = [nb for nb in ORDER if nb in prof["notebooks"]]
+    todo = [nb for nb in available if not only or nb in only]
     if only and set(only) - set(todo):
         raise KSLError(f"profile {profile} has no notebook {sorted(set(only) - set(todo))}",
-                       f"choose from {', '.join(todo) or '(none)'}")
+                       f"choose from {', '.join(available)}")
     out_dir = root / "book" / "results" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KSL_RUNS", str(root / "runs"))

@@ -82,3 +82,25 @@ def readable(df: pd.DataFrame, precision: int = 2):
     headers (a token such as ``<bos>`` is text, not an HTML tag)."""
     return (df.style.hide(axis="index").format(precision=precision, na_rep="", escape="html")
             .format_index(escape="html", axis=1))
+
+
+def glue_numbers(values: dict) -> dict:
+    """Glue every value for the book's prose (MyST-NB ``{glue:text}``), nothing displayed on the page; the
+    chapters cite these keys instead of typing the numbers. Values are plain Python numbers or strings."""
+    from myst_nb import glue
+
+    clean = {}
+    for key, value in values.items():
+        if hasattr(value, "item"):    # numpy scalars: glue stores their repr, which a format spec cannot read
+            value = value.item()
+        clean[key] = value
+        glue(key, value, display=False)
+    return clean
+
+
+def slug(name: str) -> str:
+    """A glue key from an arm or table label: "':' row" -> "colon_row", "BOS+EOS rows" -> "bos_plus_eos_rows"."""
+    import re
+
+    name = name.lower().replace(":", " colon ").replace("+", " plus ")
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
