@@ -130,11 +130,36 @@ def test_a_ticket_of_hundreds_of_ids_passes_as_ids_or_as_text():
     assert tuning.ticket_ids(",".join(map(str, ids)), 49152) == ids     # once tried as a file name: OSError
 
 
-def test_precision_says_how_many_sentences_a_width_needs():
-    from kslottery.significance import precision
+def _two_arm_result(copy_rates, sentences=40, seed=0):
+    """Arm a writes nothing useful; arm b at seed s copies the reference for a share copy_rates[s] of the
+    sentences (drawn at random): per-seed differences vary by sentence noise and by the rates' spread."""
+    import numpy as np
 
-    table = pd.DataFrame([{"a": "embed", "b": "KS ticket", "rule": "whole", "ci95 width": 6.0}])
-    assert precision(table, ("embed", "KS ticket"), 100, 3.0)["sentences for the width"] == 400
-    assert precision(table, ("embed", "KS ticket"), 100, 6.0)["within"]
+    rng = np.random.default_rng(seed)
+    refs = [f"la frase numero {i} diu coses diferents {i * 7}" for i in range(sentences)]
+    hyps = {}
+    for s, rate in enumerate(copy_rates):
+        hyps[("a", s)] = {"whole": ["xyz"] * sentences}
+        hyps[("b", s)] = {"whole": [r if rng.random() < rate else "xyz" for r in refs]}
+    return {"hyps": hyps, "refs": refs, "tgt": "cat_Latn"}
+
+
+def test_precision_sends_a_seed_spread_to_more_seeds_and_sentence_noise_to_more_sentences():
+    from kslottery.significance import compare_arms, precision
+
+    for rates, data_seed in (([0.5] * 8, 1), ([0.1, 0.9] * 4, 0)):
+        result = _two_arm_result(rates, sentences=100, seed=data_seed)
+        comp = compare_arms(result, [("a", "b", False)], rules=("whole",), n=200)
+        p = precision(result, comp, ("a", "b"), 3.0, n=200)
+        assert p["ci95 width"] > 3.0 and not p["within"] and p["seeds"] == 8
+        if rates[0] == rates[-1]:   # seeds alike: sentence noise alone, more sentences reach the width
+            assert p["seed sd (beyond sentences)"] == 0.0
+            assert p["sentences for the width"] == pytest.approx(100 * (p["ci95 width"] / 3.0) ** 2, rel=0.01)
+        else:                       # seeds far apart: no number of sentences narrows the seed spread
+            assert p["seed sd (beyond sentences)"] > 3 * p["one seed's sentence-only width"]
+            assert p["sentences for the width"] is None and p["seeds for the width"] > 1000
+        assert p["width with one more seed"] == pytest.approx(p["ci95 width"] * (8 / 9) ** 0.5)
+    wide = precision(result, comp, ("a", "b"), 1000.0, n=200)
+    assert wide["within"] and wide["sentences for the width"] == 100 and wide["seeds for the width"] == 8
     with pytest.raises(KSLError, match="no comparison"):
-        precision(table, ("embed", "full"), 100, 3.0)
+        precision(result, comp, ("b", "a"), 3.0)

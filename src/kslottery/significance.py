@@ -212,16 +212,50 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
             "tokens": dict(zip(ids, decode_tokens(tok, ids)))}
 
 
-def precision(comparisons: pd.DataFrame, arms: tuple[str, str], sentences: int, max_width: float,
-              rule: str = "whole") -> dict:
-    """The width of one comparison's 95 % interval against the design's ``max_width``, and the number of
-    sentences that would bring it there if the width shrinks as 1/sqrt(sentences) (seeds held fixed)."""
+def precision(result: dict, comparisons: pd.DataFrame, arms: tuple[str, str], max_width: float,
+              rule: str = "whole", n: int = 1000) -> dict:
+    """The width of one comparison's 95 % interval against the design's ``max_width``, and what would bring
+    it there: more sentences, or more seeds.
+
+    Each seed's difference is the true one plus a seed effect (variance tau2) plus sentence noise (sigma2 at
+    these sentences, measured by a bootstrap over sentences within each seed); the pooled interval's
+    variance is (tau2 + sigma2) / seeds. More sentences shrink only sigma2, so when the seeds differ by more
+    than their sentences explain, no number of sentences reaches the width: the answer is seeds. Widths for
+    other designs scale the measured one by this model."""
     import math
+
+    import numpy as np
 
     r = comparisons[(comparisons["a"] == arms[0]) & (comparisons["b"] == arms[1]) & (comparisons["rule"] == rule)]
     if r.empty:
         raise KSLError(f"no comparison {arms[1]} vs {arms[0]} under rule {rule}", "compare those arms first")
-    width = float(r["ci95 width"].iloc[0])
-    need = sentences if width <= max_width else math.ceil(sentences * (width / max_width) ** 2)
-    return {"comparison": f"{arms[1]} - {arms[0]} ({rule})", "sentences": sentences, "ci95 width": width,
-            "max width": max_width, "within": width <= max_width, "sentences for the width": need}
+    seeds = sorted({s for a, s in result["hyps"] if a == arms[0]} & {s for a, s in result["hyps"] if a == arms[1]},
+                   key=str)
+    if len(seeds) < 2:
+        raise KSLError(f"{arms[1]} vs {arms[0]}: {len(seeds)} common seed(s)", "a seed spread needs two seeds or more")
+    width, sentences = float(r["ci95 width"].iloc[0]), len(result["refs"])
+    z = 2 * 1.959964
+    single = [compare([(result["hyps"][(arms[0], s)][rule], result["hyps"][(arms[1], s)][rule])], result["refs"],
+                      result["tgt"], n=n) for s in seeds]
+    per_seed = np.array([c["delta"] for c in single])
+    sigma2 = float(np.mean([(c["ci95_width"] / z) ** 2 for c in single]))
+    tau2 = max(float(per_seed.var(ddof=1)) - sigma2, 0.0)
+    k = len(seeds)
+
+    def model(n_seeds: int, n_sentences: int) -> float:   # the interval's variance under the two components
+        return (tau2 + sigma2 * sentences / n_sentences) / n_seeds
+
+    def width_at(n_seeds: int, n_sentences: int) -> float:
+        return width * math.sqrt(model(n_seeds, n_sentences) / model(k, sentences)) if model(k, sentences) else 0.0
+
+    target = model(k, sentences) * (max_width / width) ** 2 if width else float("inf")
+    if width <= max_width:
+        more_sentences, more_seeds = sentences, k
+    else:
+        more_sentences = math.ceil(sigma2 * sentences / (k * target - tau2)) if k * target > tau2 else None
+        more_seeds = math.ceil((tau2 + sigma2) / target)
+    return {"comparison": f"{arms[1]} - {arms[0]} ({rule})", "seeds": k, "sentences": sentences,
+            "ci95 width": width, "max width": max_width, "within": width <= max_width,
+            "seed sd (beyond sentences)": math.sqrt(tau2), "one seed's sentence-only width": z * math.sqrt(sigma2),
+            "sentences for the width": more_sentences, "seeds for the width": more_seeds,
+            "width with one more seed": width_at(k + 1, sentences)}
