@@ -92,6 +92,15 @@ class Trunk:
         """The seed's own ticket, in the discovery's order (larger D first)."""
         return list(self.discovery(seed)["tickets"][self.ticket_name()]["ids"])
 
+    def require_tickets(self) -> None:
+        """Refuse, before any arm trains, a budget too small for the rule: a seed with an empty ticket."""
+        for s in self.seeds["seeds"]:
+            if not self.ticket(s):
+                lr, steps = self.lrs["embed"], self.options.get("max_steps")
+                raise KSLError(f"seed {s}: no row is significant under {self.rule} at {self.alpha} after {steps} "
+                               f"steps of lr {lr:g}", "take the budget the budget sweep chose (its smallest budget "
+                               "with a ticket)")
+
     def topk(self, seed: int, k: int) -> list[int]:
         """The k rows of largest D in this seed's discovery (ties: smaller p, then smaller id)."""
         from .ticket import select, ks_from_rows

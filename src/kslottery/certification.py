@@ -184,10 +184,7 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
                      batch_size=batch_size, progress=progress)
     trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": seeds}, rule=rule, alpha=alpha,
                   options={"max_steps": steps})
-    for s in seeds:
-        if not trunk.ticket(s):
-            raise KSLError(f"seed {s}: no row is significant under {rule} at {alpha} after {steps} steps of lr {lr:g}",
-                           "take the budget the budget sweep chose (its smallest budget with a ticket)")
+    trunk.require_tickets()
     branches = plan(trunk, OBJECTS)
     objects = pd.DataFrame([{"seed": b.seed, "object": b.arm, "size": len(b.ticket), "run": b.run["run"],
                              "embedding run": trunk.embed(b.seed)["run"]} for b in branches])

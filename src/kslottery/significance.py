@@ -78,10 +78,7 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
         trunks["sgd"] = Trunk(proto, {**lrs, "embed": sgd_lr}, seed_lists, rule=rule, alpha=alpha,
                               options={"max_steps": steps}, embed_options={"optimizer": "sgd"})
         arms.append(SGD_ARM)
-    for s in seeds:   # an empty ticket means the budget is too small for this rule: say so before training arms
-        if not trunks["main"].ticket(s):
-            raise KSLError(f"seed {s}: no row is significant under {rule} at {alpha} after {steps} steps of lr {lr:g}",
-                           "take the budget the budget sweep chose (its smallest budget with a ticket)")
+    trunks["main"].require_tickets()
     branches = plan(trunks, arms)
     tok = load_tokenizer(model)
     rows, tickets, hyps = [], [], {}
