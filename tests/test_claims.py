@@ -88,3 +88,18 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
     assert got["this study"].startswith("partial tuning of the KS ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
     assert "keeps the model's prediction at 2% of contexts" in got["this study"]
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]
+
+
+def test_embed_vs_full_is_judged_paired_from_the_significance_chapter_when_it_exists(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    row = lambda a, b, d, low, high, margin, eq: {   # noqa: E731
+        "a": a, "b": b, "rule": "whole", "seeds": 4, "b - a": d, "ci95 low": low, "ci95 high": high,
+        "equivalence margin": margin, "equivalent (TOST 5 %)": eq}
+    comparisons = pd.DataFrame([row("embed", "KS ticket", 2.7, 1.4, 4.1, 1.0, False),
+                                row("embed", "full", 9.4, 8.1, 10.8, float("nan"), float("nan"))])
+    tickets = pd.DataFrame([{"arm": "KS ticket", "seed": 0, "rows": 472}])
+    study.save_tables("t", "significance_ticket", comparisons=comparisons, tickets=tickets)
+    got = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
+    assert got["source"] == "significance_ticket" and got["verdict"] == "not reproduced"
+    assert got["this study"] == "full − embed: +9.4 chrF++, 95 % CI [8.1, 10.8], 4 seeds"
+    assert "±1 chrF++" in got["note"]
