@@ -28,6 +28,33 @@ def figures_in(page: Path) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def captions_in(page: Path) -> list[str]:
+    """The figure captions the executed notebook declares (cell metadata mystnb.figure)."""
+    if page.suffix != ".ipynb":
+        return []
+    import nbformat
+    nb = nbformat.read(page, as_version=4)
+    return [c.metadata["mystnb"]["figure"]["caption"] for c in nb.cells
+            if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})]
+
+
+def test_every_figure_of_the_study_is_named_and_captioned():
+    """Figures are numbered and say what to look at: every notebook cell that draws with kslottery.plots
+    declares a MyST-NB figure with a unique name and a caption."""
+    import nbformat
+
+    names, missing = [], []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type == "code" and "plots." in cell.source:
+                figure = cell.metadata.get("mystnb", {}).get("figure", {})
+                if not figure.get("caption") or not figure.get("name"):
+                    missing.append(f"{path.name} cell {i}")
+                names.append(figure.get("name"))
+    assert not missing, f"figure cells without a caption and name: {missing}"
+    assert len(names) == len(set(names)), "figure names repeat"
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book")
@@ -73,6 +100,12 @@ def test_every_results_page_renders_with_its_figures(html, browser):
         images = browser.execute_script(
             "return Array.from(document.querySelectorAll('main img')).map(i => [i.src, i.complete && i.naturalWidth > 0])")
         assert len(images) >= figures_in(nb), f"{page.name} shows {len(images)} of its {figures_in(nb)} figures"
+        shown = browser.execute_script(
+            "return Array.from(document.querySelectorAll('main figure figcaption')).map(f => f.innerText)")
+        shown = [c.translate(str.maketrans("\u2018\u2019\u201c\u201d", "''\"\"")) for c in shown]   # smart quotes
+        for caption in captions_in(nb):   # numbered ("Fig. 3 ...") and carrying the notebook's caption
+            assert any(c.startswith("Fig.") and caption.split(". ")[0] in c for c in shown), \
+                f"{page.name}: figure caption missing: {caption[:60]}"
         broken = [src for src, ok in images if not ok]
         assert not broken, f"{page.name}: images that did not load: {broken}"
         text = browser.execute_script("return document.querySelector('main').innerText")

@@ -37,3 +37,33 @@ def test_glued_numbers_are_plain_python_so_a_format_spec_can_read_them():
     got = glue_numbers({"a": np.float64(0.25), "b": np.int64(3), "c": "x"})
     assert got == {"a": 0.25, "b": 3, "c": "x"} and type(got["a"]) is float and type(got["b"]) is int
     assert f"{got['a']:.1%}" == "25.0%"
+
+
+def test_readable_keeps_a_named_index_as_columns_joins_levels_and_formats_p_values():
+    import pandas as pd
+
+    from kslottery.tables import readable
+
+    scores = pd.DataFrame({"pair": ["ca", "ca"], "rule": ["whole", "first_line"], "chrf++": [19.324, 19.2],
+                           "p": [3e-9, 0.5]})
+    pivot = scores.pivot_table(index="pair", columns="rule", values="chrf++")
+    shown = readable(pivot)
+    assert list(shown.data.columns) == ["pair", "first_line", "whole"]
+    html = readable(scores.pivot_table(index="pair", columns="rule", values=["chrf++", "p"]),
+                    formats={"p whole": "{:.1e}"}).to_html()
+    assert "chrf++ whole" in html and "19.32" in html and "3.0e-09" in html
+    filtered = readable(scores[scores["rule"] == "whole"].assign(token="<bos>"))   # unnamed index: hidden
+    assert "pair" in filtered.data.columns and "index" not in filtered.data.columns
+    assert "&lt;bos&gt;" in filtered.to_html()
+
+
+def test_readable_shows_whole_floats_without_decimals_and_intervals_as_brackets():
+    import pandas as pd
+
+    from kslottery.tables import readable
+
+    df = pd.DataFrame({"arm": ["base", "embed"], "seed": [float("nan"), 1.0], "gain": [float("nan"), 2.1429],
+                       "collapse ci": [(float("nan"), float("nan")), (0.0, 0.51)]})
+    cells = [c["display_value"] for row in readable(df, precision=3)._translate(False, False)["body"]
+             for c in row if c.get("type") == "td"]
+    assert cells == ["base", "", "", "", "embed", "1", "2.143", "[0.000, 0.510]"]

@@ -49,6 +49,7 @@ def ks_distributions(rows):
 
 
 def ticket_size_curve(sizes):
+    """Significant ticket size against alpha (log scale), a line per correction."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sns.lineplot(data=sizes, x="alpha", y="size", hue="rule", marker="o", ax=ax)
     ax.set_xscale("log")
@@ -58,6 +59,7 @@ def ticket_size_curve(sizes):
 
 
 def frequency_relation(rows):
+    """D against a row's training-token count (log scale), template tokens in their own colour."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sns.scatterplot(data=rows, x="train_count", y="D", hue="in_template", s=10, ax=ax)
     ax.set_xscale("log")
@@ -67,22 +69,10 @@ def frequency_relation(rows):
 
 
 def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
+    """A square matrix of Jaccard overlaps, annotated, on a fixed 0-1 scale so heatmaps compare."""
     fig, ax = plt.subplots(figsize=(1.2 * len(matrix) + 2, 1.0 * len(matrix) + 1.5))
     sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax)
     ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def agreement_vs_size(df):
-    """Certified and empirical agreement against ticket size, KS tickets against random ones."""
-    long = df.melt(id_vars=["kind", "size"], value_vars=["certified_agreement", "empirical_agreement"],
-                   var_name="agreement", value_name="rate")
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    sns.lineplot(data=long, x="size", y="rate", hue="kind", style="agreement", marker="o", ax=ax)
-    ax.set_xscale("log")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("agreement with the embedding-tuned model")
     fig.tight_layout()
     return fig
 

@@ -77,11 +77,42 @@ def load_tables(profile: str, notebook: str, root: Path | None = None) -> dict[s
     return {p.stem: pd.read_csv(p).map(_parse) for p in files}
 
 
-def readable(df: pd.DataFrame, precision: int = 2):
-    """A table for a page: no index column, numbers rounded, and text from the data escaped in cells and
-    headers (a token such as ``<bos>`` is text, not an HTML tag)."""
-    return (df.style.hide(axis="index").format(precision=precision, na_rep="", escape="html")
+def readable(df: pd.DataFrame | pd.Series, precision: int = 2, formats: dict | None = None):
+    """A table for a page: no index column, numbers rounded (``formats`` maps a column to its own format,
+    e.g. ``{"p": "{:.1e}"}`` for p-values that rounding would show as 0), and text from the data escaped in
+    cells and headers (a token such as ``<bos>`` is text, not an HTML tag). A named index (a groupby or
+    pivot key) becomes columns rather than being hidden; multi-level column labels are joined."""
+    df = df.to_frame() if isinstance(df, pd.Series) else df
+    if isinstance(df.columns, pd.MultiIndex):
+        df = df.set_axis([" ".join(str(part) for part in c if str(part)) for c in df.columns], axis=1)
+    if any(name is not None for name in df.index.names):
+        df = df.reset_index()
+    df = df.rename_axis(columns=None)
+    formats = {**_default_formats(df, precision), **(formats or {})}
+    return (df.style.hide(axis="index").format(formats, precision=precision, na_rep="", escape="html")
             .format_index(escape="html", axis=1))
+
+
+def _default_formats(df: pd.DataFrame, precision: int) -> dict:
+    """Whole numbers stored as floats (a seed or a count next to a NaN) without decimals; interval pairs
+    as [low, high], blank when undefined."""
+    import math
+
+    def interval(v):
+        if not isinstance(v, tuple) or any(x != x for x in v):
+            return ""
+        return "[" + ", ".join(f"{x:.{precision}f}" for x in v) + "]"
+
+    out = {}
+    for col in df.columns:
+        values = df[col].dropna()
+        if not len(values):
+            continue
+        if pd.api.types.is_float_dtype(df[col]) and all(math.isfinite(v) and float(v).is_integer() for v in values):
+            out[col] = "{:.0f}"
+        elif df[col].dtype == object and all(isinstance(v, tuple) for v in values):
+            out[col] = interval
+    return out
 
 
 def glue_numbers(values: dict) -> dict:
