@@ -92,7 +92,8 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
     import nbformat
 
     src = tmp_path / "nb.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), src)
+    injected = nbformat.v4.new_code_cell("# Parameters\nlimit = 4", metadata={"tags": ["injected-parameters"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), injected]), src)
     staged, log = tmp_path / "staged.ipynb", tmp_path / "nb.runs"
     profiles.with_recorder(src, staged, log)
     first = nbformat.read(staged, as_version=4).cells[0]
@@ -106,7 +107,9 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
     assert log.read_text().split() == [name]
     published = tmp_path / "published.ipynb"
     profiles.without_recorder(staged, published)
-    assert [c.source for c in nbformat.read(published, as_version=4).cells] == ["x = 1"]
+    cells = nbformat.read(published, as_version=4).cells
+    assert [c.source for c in cells] == ["x = 1", "# Parameters\nlimit = 4"]
+    assert cells[1].metadata["tags"] == ["injected-parameters", "hide-input"]   # collapsed like every input
 
 
 def test_refactors_keep_the_smoke_run_names(flores_dir):

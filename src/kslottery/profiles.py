@@ -65,11 +65,16 @@ def with_recorder(src: Path, dst: Path, log: Path) -> None:
 
 
 def without_recorder(executed: Path, dst: Path) -> None:
-    """The executed notebook as published: the runner's own first cell removed."""
+    """The executed notebook as published: the runner's own first cell removed, and the profile's parameters
+    (papermill's injected cell) collapsed like every other input; the provenance page lists them too."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     nb.cells = [c for c in nb.cells if RECORDER_TAG not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
     tmp = dst.with_name(dst.name + ".tmp")
     nbformat.write(nb, tmp)
     tmp.replace(dst)
