@@ -93,7 +93,8 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
 
     src = tmp_path / "nb.ipynb"
     injected = nbformat.v4.new_code_cell("# Parameters\nlimit = 4", metadata={"tags": ["injected-parameters"]})
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), injected]), src)
+    figure = nbformat.v4.new_code_cell("fig = 1", metadata={"mystnb": {"figure": {"name": "fig-x", "caption": "c"}}})
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), injected, figure]), src)
     staged, log = tmp_path / "staged.ipynb", tmp_path / "nb.runs"
     profiles.with_recorder(src, staged, log)
     first = nbformat.read(staged, as_version=4).cells[0]
@@ -106,10 +107,12 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
         record_runs_to(None)
     assert log.read_text().split() == [name]
     published = tmp_path / "published.ipynb"
-    profiles.without_recorder(staged, published)
+    profiles.without_recorder(staged, published, "smoke")
     cells = nbformat.read(published, as_version=4).cells
-    assert [c.source for c in cells] == ["x = 1", "# Parameters\nlimit = 4"]
+    assert [c.source for c in cells] == ["x = 1", "# Parameters\nlimit = 4", "fig = 1"]
     assert cells[1].metadata["tags"] == ["injected-parameters", "hide-input"]   # collapsed like every input
+    # both profiles publish the same notebook into one book: a figure's label must differ between them
+    assert cells[2].metadata["mystnb"]["figure"]["name"] == "smoke-fig-x"
 
 
 def test_refactors_keep_the_smoke_run_names(flores_dir):

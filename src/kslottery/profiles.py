@@ -64,9 +64,11 @@ def with_recorder(src: Path, dst: Path, log: Path) -> None:
     nbformat.write(nb, dst)
 
 
-def without_recorder(executed: Path, dst: Path) -> None:
-    """The executed notebook as published: the runner's own first cell removed, and the profile's parameters
-    (papermill's injected cell) collapsed like every other input; the provenance page lists them too."""
+def without_recorder(executed: Path, dst: Path, profile: str | None = None) -> None:
+    """The executed notebook as published: the runner's own first cell removed, the profile's parameters
+    (papermill's injected cell) collapsed like every other input (the provenance page lists them too), and
+    figure names prefixed with the profile, since every profile publishes the same notebooks into one book
+    and a figure's name is a label the whole book shares."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
@@ -75,6 +77,9 @@ def without_recorder(executed: Path, dst: Path) -> None:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:
             cell.metadata["tags"] = tags + ["hide-input"]
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        if profile and figure.get("name") and not figure["name"].startswith(f"{profile}-"):
+            figure["name"] = f"{profile}-{figure['name']}"
     tmp = dst.with_name(dst.name + ".tmp")
     nbformat.write(nb, tmp)
     tmp.replace(dst)
@@ -120,7 +125,7 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
                             progress_bar=progress, kernel_name="python3")
         staged.unlink(missing_ok=True)
         final = out_dir / f"{nb}.ipynb"
-        without_recorder(tmp, final)
+        without_recorder(tmp, final, profile)
         tmp.unlink(missing_ok=True)
         used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
         log.unlink(missing_ok=True)
