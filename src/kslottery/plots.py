@@ -72,6 +72,7 @@ def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
     """A square matrix of Jaccard overlaps, annotated, on a fixed 0-1 scale so heatmaps compare."""
     fig, ax = plt.subplots(figsize=(1.2 * len(matrix) + 2, 1.0 * len(matrix) + 1.5))
     sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")   # long run labels stay readable
     ax.set_title(title)
     fig.tight_layout()
     return fig
