@@ -46,21 +46,29 @@ def changed_rows(tune_path: str | Path) -> int:
 
 
 def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs_full") -> bool | None:
-    """The first two numbers of a claim's "this study" cell (arm a vs arm b, whole continuation, mean over
-    seeds) against the same means recomputed with sacrebleu from the eval runs of its source table; None
-    when the claim was not measured."""
+    """The numbers of the embed-vs-full claim's "this study" cell recomputed with sacrebleu from the eval
+    runs of its source table: from the significance chapter, the paired difference full - embed (mean over
+    seeds of each seed's difference); from the headline, the two arms' means over seeds (whole
+    continuation). None when the claim was not measured."""
     import re
 
     from .claims import PAPER
     from .tables import load_tables
 
     row = claims_table[claims_table["claim"] == PAPER[claim_key][0]]
-    if not len(row) or row.iloc[0]["source"] != "partial_tuning_18_tokens":
+    source = row.iloc[0]["source"] if len(row) else ""
+    if source not in ("significance_ticket", "partial_tuning_18_tokens"):
         return None
+    scores = load_tables(profile, source)["scores"]
+    if source == "significance_ticket":
+        shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
+        runs = {arm: scores[scores["arm"] == arm].set_index("seed")["run"] for arm in ("embed", "full")}
+        seeds = list(runs["embed"].index)
+        diff = sum(rescore_chrf(runs["full"][s]) - rescore_chrf(runs["embed"][s]) for s in seeds) / len(seeds)
+        return round(diff, 1) == shown
     shown = [float(x) for x in re.findall(r"-?\d+\.\d", row.iloc[0]["this study"])[:2]]
-    scores = load_tables(profile, "partial_tuning_18_tokens")["scores"]
     means = []
-    for arm in {"embed_vs_full": ("embed", "full")}[claim_key]:
+    for arm in ("embed", "full"):
         runs = scores[(scores["arm"] == arm) & (scores["rule"] == "whole")]["run"]
         means.append(sum(rescore_chrf(r) for r in runs) / len(runs))
     return [round(m, 1) for m in means] == shown
