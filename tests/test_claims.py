@@ -98,8 +98,9 @@ def test_embed_vs_full_is_judged_paired_from_the_significance_chapter_when_it_ex
     comparisons = pd.DataFrame([row("embed", "KS ticket", 2.7, 1.4, 4.1, 1.0, False),
                                 row("embed", "full", 9.4, 8.1, 10.8, float("nan"), float("nan"))])
     tickets = pd.DataFrame([{"arm": "KS ticket", "seed": 0, "rows": 472}])
-    study.save_tables("t", "significance_ticket", comparisons=comparisons, tickets=tickets)
+    scores = pd.DataFrame([{"arm": "embed", "seed": s} for s in range(4)] + [{"arm": "full", "seed": 0}])
+    study.save_tables("t", "significance_ticket", comparisons=comparisons, tickets=tickets, scores=scores)
     got = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
     assert got["source"] == "significance_ticket" and got["verdict"] == "not reproduced"
     assert got["this study"] == "full − embed: +9.4 chrF++, 95 % CI [8.1, 10.8], 4 seeds"
-    assert "±1 chrF++" in got["note"]
+    assert "±1 chrF++" in got["note"] and "full fine-tuning is one run (seed 0)" in got["note"]

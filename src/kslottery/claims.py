@@ -202,9 +202,12 @@ def _significance_claims(add, sig: dict | None, pairs: dict | None) -> None:
             r, text = diff("embed", "full")
             r = r.copy()
             r["equivalence margin"] = c.loc[("embed", "KS ticket"), "equivalence margin"]
+            full_seeds = sorted(sig["scores"].loc[sig["scores"]["arm"] == "full", "seed"]) if "scores" in sig else []
+            one_run = (f"; full fine-tuning is one run (seed {int(full_seeds[0])}), paired with each seed's "
+                       "embedding tuning" if len(full_seeds) == 1 else "")
             add("embed_vs_full", text, _equivalence_verdict(r), "significance_ticket",
                 f"at the significance chapter's budget; equivalence at the chapter's ±{r['equivalence margin']:g} "
-                "chrF++, whole continuation")
+                f"chrF++, whole continuation{one_run}")
         if ("embed", "most frequent") in c.index:
             r, text = diff("embed", "most frequent")
             add("frequency", f"{text} (the most frequent tokens, as many as the ticket)", _equivalence_verdict(r),
