@@ -38,3 +38,15 @@ def tiny():
 @pytest.fixture
 def runs_dir(tmp_path):
     return tmp_path / "runs"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """nbval executes the smoke notebooks in the study's order, as `kslottery run` does: a later notebook (the
+    claims page) recomputes numbers from the runs an earlier one (the significance chapter) makes, so the
+    alphabetical order would send it looking for runs that do not exist yet."""
+    from kslottery.profiles import ORDER
+
+    slots = [i for i, item in enumerate(items) if item.path.parent.name == "notebooks" and item.path.stem in ORDER]
+    ordered = sorted((items[i] for i in slots), key=lambda item: ORDER.index(item.path.stem))   # stable: cells keep order
+    for i, item in zip(slots, ordered):
+        items[i] = item
