@@ -47,3 +47,15 @@ def test_bad_comparisons_are_refused():
         comparison.compare([(REFS[:3], REFS)], REFS, "cat_Latn")
     with pytest.raises(KSLError, match="margin 0 is not positive"):
         comparison.compare([(REFS, REFS)], REFS, "cat_Latn", margin=0)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([0, 1, 2], [0, 1, 2], [(0, 0), (1, 1), (2, 2)]),
+    ([0, 1, 2, 3], [0], [(0, 0), (1, 0), (2, 0), (3, 0)]),     # one full fine-tuning run meets every seed
+    ([None], [1, 0], [(None, 0), (None, 1)]),                  # the base model meets every seed
+    ([0, 1], [1, 2], [(1, 1)]),
+])
+def test_paired_seeds_is_the_one_pairing_rule(a, b, expected):
+    from kslottery.comparison import paired_seeds
+
+    assert paired_seeds(a, b) == expected

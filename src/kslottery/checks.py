@@ -62,10 +62,11 @@ def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs
     scores = load_tables(profile, source)["scores"]
     if source == "significance_ticket":
         shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
+        from .comparison import paired_seeds
+
         embed, full = (scores[scores["arm"] == arm].set_index("seed")["run"] for arm in ("embed", "full"))
-        # a single full fine-tuning run pairs with every seed's embedding tuning, as the chapter pairs it
-        paired = [(embed[s], full.iloc[0] if len(full) == 1 else full[s]) for s in embed.index]
-        diff = sum(rescore_chrf(f) - rescore_chrf(e) for e, f in paired) / len(paired)
+        paired = paired_seeds(list(embed.index), list(full.index))   # the chapter's pairing
+        diff = sum(rescore_chrf(full[f]) - rescore_chrf(embed[e]) for e, f in paired) / len(paired)
         return round(diff, 1) == shown
     shown = [float(x) for x in re.findall(r"-?\d+\.\d", row.iloc[0]["this study"])[:2]]
     means = []

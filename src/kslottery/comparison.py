@@ -22,6 +22,17 @@ from .errors import KSLError
 from .metrics import _metrics
 
 
+def paired_seeds(seeds_a: list, seeds_b: list) -> list[tuple]:
+    """Which run of arm a meets which run of arm b: seed with the same seed; an arm run once (the base model,
+    a single full fine-tuning) meets every seed of the other arm."""
+    sa, sb = sorted(seeds_a, key=str), sorted(seeds_b, key=str)
+    if len(sa) == 1:
+        return [(sa[0], s) for s in sb]
+    if len(sb) == 1:
+        return [(s, sb[0]) for s in sa]
+    return [(s, s) for s in sa if s in sb]
+
+
 def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang: str, metric: str = "chrf++",
             margin: float | None = None, alpha: float = 0.05, n: int = 1000, seed: int = 0) -> dict:
     """score(b) - score(a), averaged over seeds; ``pairs`` holds one (hyps_a, hyps_b) per seed, all on

@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from .ticket import RULE_NAMES
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -195,7 +197,7 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
         ax.set_title(f"{opt}: colour = learning rate")
         handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in palette.items()]
         ax.legend(handles=handles, fontsize=8, loc="upper left")
-    style_handles = [Line2D([], [], color="0.3", ls=ls, label=r.replace("_0.05", "").replace("alpha", "uncorrected"))
+    style_handles = [Line2D([], [], color="0.3", ls=ls, label=RULE_NAMES[r.replace("_0.05", "")])
                      for r, ls in styles.items()]
     style_handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:red", alpha=0.15,
                                        label=f"the paper's tickets ({band[0]}-{band[1]} rows)"))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import data, evaluate
 from .arms import Arm, Trunk, plan
-from .comparison import compare
+from .comparison import compare, paired_seeds
 from .errors import KSLError
 from .models import load_tokenizer
 from .protocol import Protocol
@@ -118,13 +118,7 @@ def compare_arms(result: dict, comparisons: list[tuple[str, str, bool]] | None =
     for a, b, equiv in comparisons:
         if a not in arms_run or b not in arms_run:
             raise KSLError(f"comparison {a} vs {b}: arm not run", f"run both arms (ran: {', '.join(sorted(arms_run, key=str))})")
-        sa, sb = sorted(seeds_of[a], key=str), sorted(seeds_of[b], key=str)
-        if len(sa) == 1:     # the base model or a single-seed arm: paired with every seed of the other arm
-            matched = [(sa[0], s) for s in sb]
-        elif len(sb) == 1:
-            matched = [(s, sb[0]) for s in sa]
-        else:
-            matched = [(s, s) for s in sa if s in sb]
+        matched = paired_seeds(seeds_of[a], seeds_of[b])
         for rule in rules:
             r = compare([(hyps[(a, x)][rule], hyps[(b, y)][rule]) for x, y in matched], result["refs"],
                         result["tgt"], margin=margin if equiv else None, n=n)

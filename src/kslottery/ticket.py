@@ -23,6 +23,8 @@ from .errors import KSLError
 from .ks import KSResult
 
 RULES = ("alpha", "bonferroni", "bh", "topk")
+# How the book names each rule for readers.
+RULE_NAMES = {"alpha": "uncorrected", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "topk": "top-k by D"}
 
 # The paper's published tickets (LLaMA-1/2 vocabulary ids), ../shared/notes/ks-lottery.md section 2.
 PAPER_TICKETS = {
