@@ -48,3 +48,44 @@ def test_no_notebook_narrative_carries_a_hand_typed_result(notebook):
     hits = [(i, hand_typed("".join(c["source"]))) for i, c in enumerate(cells) if c["cell_type"] == "markdown"]
     hits = [(i, h) for i, h in hits if h]
     assert not hits, f"{notebook}: numbers typed by hand in markdown cells (glue them instead): {hits}"
+
+
+GLUE_ROLE = re.compile(r"\{glue:(?:text|figure)\}`([^`:]+\.ipynb)::([\w-]+)(?::([^`]*))?`")
+
+
+def glued_values(page: Path) -> dict[str, str]:
+    out = {}
+    for cell in json.loads(page.read_text(encoding="utf-8"))["cells"]:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                out[name] = next(iter(o["data"].values()), "")
+    return out
+
+
+def test_the_role_pattern_reads_page_key_and_format():
+    assert GLUE_ROLE.findall("a {glue:text}`results/default/x.ipynb::sig_ci:s` b") == [
+        ("results/default/x.ipynb", "sig_ci", "s")]
+
+
+@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("*.md")))
+def test_every_glued_number_in_a_chapter_exists_on_its_page_and_takes_its_format(chapter):
+    # The -W book build finds the same faults, but only after minutes of building; a chapter edited against a
+    # page that was not re-executed yet fails here in a second, naming the missing key.
+    import ast
+    problems, pages = [], {}
+    for path, key, fmt in GLUE_ROLE.findall((BOOK / chapter).read_text(encoding="utf-8")):
+        page = BOOK / path
+        if not page.exists():
+            problems.append(f"{path}: no such page")
+            continue
+        values = pages.setdefault(path, glued_values(page))
+        if key not in values:
+            problems.append(f"{path}::{key} is not glued by that page (re-execute it)")
+            continue
+        if fmt and fmt != "s":
+            try:
+                format(ast.literal_eval(values[key]), fmt)
+            except (ValueError, TypeError, SyntaxError) as e:
+                problems.append(f"{path}::{key} = {values[key]!r} does not take format {fmt!r}: {e}")
+    assert not problems, f"{chapter}: " + "; ".join(problems)
