@@ -3,6 +3,7 @@ mechanically). A decimal number or a percentage typed into a chapter outside a g
 taken for a hand-copied result; the allow-list holds constants (alpha levels, scale factors, the equivalence
 margin) and the paper's own published figures, which no run of this study computes."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -72,7 +73,6 @@ def test_the_role_pattern_reads_page_key_and_format():
 def test_every_glued_number_in_a_chapter_exists_on_its_page_and_takes_its_format(chapter):
     # The -W book build finds the same faults, but only after minutes of building; a chapter edited against a
     # page that was not re-executed yet fails here in a second, naming the missing key.
-    import ast
     problems, pages = [], {}
     for path, key, fmt in GLUE_ROLE.findall((BOOK / chapter).read_text(encoding="utf-8")):
         page = BOOK / path
