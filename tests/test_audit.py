@@ -1,6 +1,7 @@
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kslottery import audit, models, study, tuning
@@ -92,3 +93,19 @@ def test_each_seed_tunes_and_transfers_its_own_ticket(tmp_path, monkeypatch):
             assert json.loads((Path(b.path) / "params.json").read_text())["params"]["ticket"] == sorted(own[b.seed])
         if b.arm == "transfer KS top-4":
             assert b.run["ticket_ids"] == sorted(own[b.seed])
+
+
+def test_collapse_summary_counts_intervals_with_0_and_names_the_gain_of_those_without():
+    term = pd.DataFrame({"arm": ["base", "embed", "random-18", "newline row"],
+                         "gain whole": [None, 14.7, -0.0145, 9.8],
+                         "collapse": [None, -0.008, 1.18, -0.05],
+                         "collapse ci": [None, (-0.15, 0.10), (1.0, 1.2), (-0.28, 0.11)]})
+    assert audit.collapse_summary(term) == {"contains0": 2, "runs": 3, "excludes0_max_gain": 0.0145}
+
+
+def test_template_gains_reads_one_delta_and_names_the_labels_on_a_typo():
+    tt = pd.DataFrame({"trained": ["KS top-18 (explicit)"] * 2 + ["embed (explicit)"] * 2,
+                       "template": ["explicit", "bare"] * 2, "gain first_line": [10.2, -0.1, 14.8, 15.7]})
+    assert audit.template_gains(tt, "KS top-18 (explicit)").to_dict() == {"explicit": 10.2, "bare": -0.1}
+    with pytest.raises(KSLError, match="KS top-18'.*pick one of"):
+        audit.template_gains(tt, "KS top-18")

@@ -89,6 +89,26 @@ def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def collapse_summary(term: pd.DataFrame) -> dict:
+    """How many tuned runs' collapse intervals contain 0 (their gain survives the first-line rule), and the
+    largest |whole-continuation gain| among those whose interval excludes 0: near 0 the ratio is noise, so a
+    reader needs that gain to tell a real collapse from an undefined one."""
+    tuned = term[term["arm"] != "base"].dropna(subset=["collapse"])
+    cis = [(g, ci) for g, ci in zip(tuned["gain whole"], tuned["collapse ci"]) if ci and ci[0] is not None]
+    inside = [lo <= 0 <= hi for _, (lo, hi) in cis]
+    outside = [abs(g) for (g, _), keep in zip(cis, inside) if not keep]
+    return {"contains0": sum(inside), "runs": len(inside), "excludes0_max_gain": max(outside, default=0.0)}
+
+
+def template_gains(tt: pd.DataFrame, trained: str, rule: str = "first_line") -> pd.Series:
+    """One trained delta's gain over the base model under each template (:func:`template_transfer`'s table)."""
+    rows = tt[tt["trained"] == trained]
+    if rows.empty:
+        raise KSLError(f"no delta trained as {trained!r} in the template table",
+                       f"pick one of {sorted(tt['trained'].unique())}")
+    return rows.set_index("template")[f"gain {rule}"]
+
+
 def template_transfer(p: Protocol, lr_embed: float, lr_rows: float, k: int, templates: list[str],
                       seed: int = 0) -> pd.DataFrame:
     """chrF++ (whole and first line) of deltas trained under the protocol's template, and under sampled
