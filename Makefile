@@ -15,12 +15,17 @@ export KSL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/flores200),$(SHARED_DATA),
 export KSL_RUNS ?= $(abspath runs)
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install test test-fast study baseline help book goldens browser
+.PHONY: install test test-fast study baseline help book goldens browser lint
 help:
-	@echo "make study   run the main job: the default profile on gemma3-270m, then build the book"
-	@echo "make test    run the test suite (what CI runs)"
-	@echo "make test-fast  the unit tests only (no notebooks, book, browser or subprocess CLI runs)"
-	@echo "make install create .venv with every dependency"
+	@echo "make study     the main job: the default profile on gemma3-270m, then the book (hours; resumable)"
+	@echo "make test      lint (ruff), the test suite, the smoke notebooks under nbval, the book in a browser (CI)"
+	@echo "make test-fast the unit tests only (no notebooks, book, browser or subprocess CLI runs)"
+	@echo "make baseline  the base model on 200 sentences per pair, en->ca and en->de (a first look)"
+	@echo "make book      build the book from the executed notebooks under book/results/ (offline, -W)"
+	@echo "make goldens   re-execute the smoke profile: book/results/smoke/ is what nbval checks"
+	@echo "make install   create .venv with every dependency"
+	@echo "make browser   install headless Chromium and ChromeDriver for the browser test (Debian packages)"
+	@echo "make lint      ruff over the package, the tests and the benchmarks"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,13 +44,18 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# Unit and CLI tests, the smoke-profile notebooks re-executed and checked by nbval, the book in a browser.
-test: install browser
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg tests/
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+# Lint, unit and CLI tests, the smoke-profile notebooks (book/results/smoke/) re-executed and checked by nbval,
+# the book in a browser; the 15 slowest tests are listed at the end.
+test: install browser lint
+	$(BIN)/python -m pytest -q --durations=15 --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  tests/ book/results/smoke/
 
 # A developer's inner loop: unit tests without the notebooks, the book, the browser and the `slow` marker.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" tests/ --ignore=tests/notebooks --durations=5
+	$(BIN)/python -m pytest -q -m "not slow" tests/ --durations=5
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
 # reuses finished runs), then the book with its results.
@@ -63,8 +73,6 @@ baseline: install
 book: install
 	$(BIN)/jupyter-book build book/ -W -n --keep-going
 
-# Regenerate the nbval golden files from a fresh smoke run.
+# The nbval goldens are the smoke profile's executed notebooks in the book: re-execute them.
 goldens: install
 	$(BIN)/kslottery run --profile smoke --quiet
-	mkdir -p tests/notebooks
-	cp book/results/smoke/*.ipynb tests/notebooks/

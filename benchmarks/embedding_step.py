@@ -3,7 +3,7 @@
     python benchmarks/embedding_step.py [--steps 4] [--model gemma3-270m]
 
 Both loops run in this process on the same batches (8 pairs of FLORES dev en->ca, each cut to 64
-tokens) through ``kslottery.tuning.train``:
+tokens) through ``kslottery.method.tuning.train``:
 - ours: a float32 delta on the rows seen in training, logits only at target positions;
 - naive: the whole embedding as the trainable parameter (dense AdamW over every row) and full logits.
 Reported: median seconds per optimizer step after the first (warm-up), tokens/s, peak RSS of each loop.
@@ -13,7 +13,8 @@ import argparse
 import statistics
 
 from common import machine, peak_gib, reset_peak, save
-from kslottery import data, models, tuning
+
+from kslottery.method import data, models, tuning
 
 
 def main():

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from common import machine, peak_gib, reset_peak, save
-from kslottery import data, generate, models, prompts
-from kslottery.tuned import TunedRun
+
+from kslottery.method import data, generate, models, prompts
+from kslottery.method.tuned import TunedRun
 
 
 def main():

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import machine, peak_gib, reset_peak, save
-from kslottery.ks import ks_counts
-from kslottery.tuning import RowDelta, TargetLoss
+
+from kslottery.method.ks import ks_counts
+from kslottery.method.trainable import RowDelta, TargetLoss
 
 LLAMA_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                 num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048)
@@ -96,7 +96,7 @@ def train_full(model, device, data, steps):
         opt.zero_grad(set_to_none=True)
 
     out = timed_steps(step, device, steps)
-    del opt
+    opt = None   # frees the optimizer state before the next measurement
     model.requires_grad_(False)
     getattr(model, "activation_checkpointing_disable", model.gradient_checkpointing_disable)()
     model.eval()
@@ -135,7 +135,7 @@ def book_table(saved: Path) -> Path:
         res = json.loads(Path(saved).read_text())["results"]
     except (OSError, ValueError, KeyError) as e:
         raise SystemExit(f"error: cannot read a saved GPU benchmark from {saved} ({type(e).__name__}); "
-                         "pass a benchmarks/results/gpu-*.json written by --save")
+                         "pass a benchmarks/results/gpu-*.json written by --save") from None
     BOOK_TABLES.mkdir(parents=True, exist_ok=True)
     out = BOOK_TABLES / (Path(saved).stem + ".csv")
     tmp = out.with_name(out.name + ".tmp")   # never a half-written table in the book

@@ -1,4 +1,4 @@
-"""KS discovery over a whole embedding matrix: kslottery.ks against scipy.stats.ks_2samp row by row.
+"""KS discovery over a whole embedding matrix: kslottery.method.ks against scipy.stats.ks_2samp row by row.
 
     python benchmarks/ks_discovery.py [--scipy-rows 1000]
 
@@ -13,10 +13,10 @@ import warnings
 
 import numpy as np
 import torch
+from common import machine, peak_gib, reset_peak, save
 from scipy.stats import ks_2samp
 
-from common import machine, peak_gib, reset_peak, save
-from kslottery.ks import ks_test
+from kslottery.method.ks import ks_test
 
 SHAPES = {"gemma3-270m": (262144, 640), "llama-7b": (32000, 4096)}
 

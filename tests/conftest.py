@@ -30,7 +30,7 @@ def flores_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny():
     """A 2-layer random LLaMA with the real SmolLM2 tokenizer (49,152 rows)."""
-    from kslottery import models
+    from kslottery.method import models
 
     return models.load("tiny:smollm2-135m", progress=False)
 
@@ -44,9 +44,9 @@ def pytest_collection_modifyitems(session, config, items):
     """nbval executes the smoke notebooks in the study's order, as `kslottery run` does: a later notebook (the
     claims page) recomputes numbers from the runs an earlier one (the significance chapter) makes, so the
     alphabetical order would send it looking for runs that do not exist yet."""
-    from kslottery.profiles import ORDER
+    from kslottery.report.profiles import ORDER
 
-    slots = [i for i, item in enumerate(items) if item.path.parent.name == "notebooks" and item.path.stem in ORDER]
+    slots = [i for i, item in enumerate(items) if item.path.suffix == ".ipynb" and item.path.stem in ORDER]
     ordered = sorted((items[i] for i in slots), key=lambda item: ORDER.index(item.path.stem))   # stable: cells keep order
     for i, item in zip(slots, ordered):
         items[i] = item

@@ -4,9 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kslottery import audit, models, study, tuning
-from kslottery.errors import KSLError
-from kslottery.protocol import Protocol
+from kslottery.method import models, tuning
+from kslottery.method.errors import KSLError
+from kslottery.study import audit, experiments
+from kslottery.study.protocol import Protocol
 
 
 def test_protocol_trains_the_same_configs_as_the_other_notebooks():
@@ -48,7 +49,7 @@ def test_load_tokenizer_matches_the_full_load(tiny):
 def test_headline_refuses_a_method_arm_without_its_learning_rate(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     with pytest.raises(KSLError, match="arm lora needs its learning rate"):
-        study.headline("tiny:smollm2-135m", "eng_Latn-cat_Latn", template="explicit", train_limit=8, epochs=1.0,
+        experiments.headline("tiny:smollm2-135m", "eng_Latn-cat_Latn", template="explicit", train_limit=8, epochs=1.0,
                        batch_size=4, lr_embed=1e-2, lr_rows=1e-2, k=4, seeds=[0], random_draws=1, eval_limit=2,
                        max_new_tokens=4, arms=["lora"], progress=False)
 
@@ -59,8 +60,8 @@ def test_every_notebook_scores_an_arm_in_the_same_eval_run(tmp_path, monkeypatch
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     pair, model = "eng_Latn-cat_Latn", "tiny:smollm2-135m"
     score = dict(max_new_tokens=4, drop_finished=True)
-    study.baseline_grid(model, [pair], ["explicit"], limit=2, batch_size=3, progress=False, **score)
-    table, _ = study.finetune(model, [pair], {"embed": 1e-2}, train_limit=8, epochs=1.0, batch_size=4, eval_limit=2,
+    experiments.baseline_grid(model, [pair], ["explicit"], limit=2, batch_size=3, progress=False, **score)
+    table, _ = experiments.finetune(model, [pair], {"embed": 1e-2}, train_limit=8, epochs=1.0, batch_size=4, eval_limit=2,
                               eval_batch_size=3, progress=False, **score)
     evals = sorted(p.name for p in tmp_path.glob("eval-*"))
     assert len(evals) == 2
@@ -79,8 +80,8 @@ def test_each_seed_tunes_and_transfers_its_own_ticket(tmp_path, monkeypatch):
     (they once all used seed 0's), in the headline and in the audit."""
     import json
 
-    from kslottery import audit
-    from kslottery.discovery import topk_ticket
+    from kslottery.method.discovery import topk_ticket
+    from kslottery.study import audit
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=8, eval_limit=2, batch_size=4,

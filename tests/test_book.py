@@ -39,7 +39,7 @@ def captions_in(page: Path) -> list[str]:
 
 
 def test_every_figure_of_the_study_is_named_and_captioned():
-    """Figures are numbered and say what to look at: every notebook cell that draws with kslottery.plots
+    """Figures are numbered and say what to look at: every notebook cell that draws with kslottery.report.plots
     declares a MyST-NB figure with a unique name and a caption."""
     import nbformat
 
@@ -128,7 +128,8 @@ def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
         wide += [f"{page.name}: {tag} {w}px in a {column:.0f}px column" for tag, w in items if w > column + 1]
         unknown = browser.execute_script("""
             return Array.from(document.querySelectorAll('main *')).filter(
-                e => e instanceof HTMLUnknownElement || ['S', 'STRIKE'].includes(e.tagName)).map(e => e.outerHTML.slice(0, 80));""")
+                e => e instanceof HTMLUnknownElement || ['S', 'STRIKE'].includes(e.tagName)).map(
+                    e => e.outerHTML.slice(0, 80));""")
         leaks += [f"{page.name}: {u}" for u in unknown]
     assert not wide, "\n".join(wide)
     assert not leaks, "\n".join(leaks)

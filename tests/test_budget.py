@@ -7,8 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kslottery import budget, discovery, tuning
-from kslottery.errors import KSLError
+from kslottery.method import discovery, models, tuning
+from kslottery.method.errors import KSLError
+from kslottery.study import budget
 
 TINY = "tiny:smollm2-135m"
 
@@ -47,7 +48,7 @@ def test_a_snapshot_is_the_shorter_run(sweep):
 def test_snapshot_table_counts_the_tickets_discovery_writes(sweep, tmp_path):
     root, long, _, _ = sweep
     cfg = tuning.TuneConfig(model=TINY, limit=16, batch_size=4, mode="embed", lr=0.05, snapshots=(1, 2, 4))
-    tok = __import__("kslottery").models.load_tokenizer(TINY)
+    tok = models.load_tokenizer(TINY)
     examples = tuning.encode_all(tok, tuning.training_bitext(cfg), cfg)
     table = budget.snapshot_table(long["path"], examples, tuning.batch_order(len(examples), cfg))
     assert table["step"].tolist() == [1, 2, 4]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.stats import binomtest, norm
 
-from kslottery import certify, models
+from kslottery.method import certify, models
 
 
 @pytest.mark.parametrize("k,n,alpha", [(0, 10, 0.05), (3, 10, 0.05), (10, 10, 0.01), (480, 500, 0.001), (250, 500, 0.1)])
@@ -98,7 +98,7 @@ SMOKE = dict(train_limit=16, batch_size=4, lr=0.02, steps=2, seeds=[0, 1], sente
 
 
 def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
-    from kslottery import certification
+    from kslottery.study import certification
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     real, calls = certify.certify_sequence, []
@@ -126,7 +126,7 @@ def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
 def test_partial_tuning_leaves_at_least_the_perturbation_of_partial_transfer(tmp_path, monkeypatch):
     """E' - E_PT covers the rows off the ticket (as transfer's E' - E_T does) plus the ticket rows, trained
     differently: at every context its norm is at least transfer's, for the KS and the random ticket alike."""
-    from kslottery import certification
+    from kslottery.study import certification
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     r = certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
@@ -152,7 +152,7 @@ def test_noise_level_is_the_smallest_two_digit_level_whose_ceiling_covers(norm_q
 
 
 def certification_noise_level(*a):
-    from kslottery import certification
+    from kslottery.study import certification
     return certification.noise_level(*a)
 
 
@@ -160,7 +160,8 @@ def test_rate_interval_resamples_sentences_not_contexts():
     """Ten sentences of ten contexts, all-or-nothing per sentence: the interval is as wide as ten coin flips,
     not a hundred; independent contexts with the same mean give a narrower one."""
     import pandas as pd
-    from kslottery.certification import rate_interval
+
+    from kslottery.study.certification import rate_interval
 
     rng = np.random.default_rng(0)
     fate = np.repeat([1, 0, 1, 1, 0, 0, 1, 0, 1, 0], 10)
@@ -175,7 +176,8 @@ def test_rate_interval_resamples_sentences_not_contexts():
 
 def test_scaled_perturbations_are_certified_less_and_never_past_the_ceiling():
     import pandas as pd
-    from kslottery.certification import scaled
+
+    from kslottery.study.certification import scaled
 
     t = pd.DataFrame({"object": "x", "sigma": 1.0, "norm": [0.1, 0.5, 1.0, 0.0], "radius": [1.2, 1.2, 0.0, 0.3],
                       "abstain": [False, False, True, False], "ceiling": 1.48})

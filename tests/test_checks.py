@@ -2,7 +2,9 @@
 
 import pandas as pd
 
-from kslottery import checks, evaluate
+from kslottery.method import evaluate
+from kslottery.report import checks
+from kslottery.study import results
 
 
 def test_scores_match_outputs_catches_a_wrong_score(tmp_path, monkeypatch, flores_dir):
@@ -16,13 +18,13 @@ def test_scores_match_outputs_catches_a_wrong_score(tmp_path, monkeypatch, flore
 
 
 def test_the_claims_invariant_recomputes_the_paired_difference_it_shows(tmp_path, monkeypatch, flores_dir):
-    from kslottery import claims, study
+    from kslottery.study import claims
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     embed, full = (evaluate.evaluate(evaluate.EvalConfig(model="tiny:smollm2-135m", limit=n, max_new_tokens=4),
                                      progress=False)["run"] for n in (3, 4))
     diff = checks.rescore_chrf(full) - checks.rescore_chrf(embed)
-    study.save_tables("t", "significance_ticket", scores=pd.DataFrame(   # one full run paired with two seeds
+    results.save_tables("t", "significance_ticket", scores=pd.DataFrame(   # one full run paired with two seeds
         [{"arm": "embed", "seed": 0, "run": embed}, {"arm": "embed", "seed": 1, "run": embed},
          {"arm": "full", "seed": 0, "run": full}]))
     row = lambda shown: pd.DataFrame([{"claim": claims.PAPER["embed_vs_full"][0], "source": "significance_ticket",   # noqa: E731

@@ -1,7 +1,8 @@
-import pytest
 import pandas as pd
+import pytest
 
-from kslottery import claims, study
+from kslottery.report import tables
+from kslottery.study import claims, results
 
 
 def _scores(values):
@@ -15,11 +16,11 @@ def test_claims_judge_the_shape_from_saved_tables(tmp_path, monkeypatch):
                       "full": {"whole": 39.0, "first_line": 35.0}, "KS top-18": {"whole": 30.0, "first_line": 31.0},
                       "prefix": {"whole": 25.0, "first_line": 30.0}, "random-18": {"whole": 21.0, "first_line": 30.0},
                       "frequency-18": {"whole": 29.5, "first_line": 30.5}})
-    study.save_tables("t", "partial_tuning_18_tokens", scores=scores, intervals=pd.DataFrame())
+    results.save_tables("t", "partial_tuning_18_tokens", scores=scores, intervals=pd.DataFrame())
     term = pd.DataFrame([{"arm": "KS top-18", "seed": s, "collapse": c, "gain whole": 10.0} for s, c in [(0, 0.8), (1, 0.9)]]
                         + [{"arm": "embed", "seed": 0, "collapse": 0.3, "gain whole": 20.0},
                            {"arm": "newline row", "seed": 0, "collapse": 1.0, "gain whole": 9.5}])
-    study.save_tables("t", "termination_and_templates", term=term, templates=pd.DataFrame())
+    results.save_tables("t", "termination_and_templates", term=term, templates=pd.DataFrame())
     table = claims.claims("t").set_index("claim")
     got = table["verdict"].to_dict()
     mine = {c: got[claim] for c, (claim, _, _) in claims.PAPER.items()}
@@ -46,8 +47,8 @@ def test_embed_vs_full_comes_from_finetune_when_the_headline_has_not_run(tmp_pat
         ("eng_Latn-deu_Latn", "embed", 36.1), ("eng_Latn-deu_Latn", "full", 39.0)]])
     grid = pd.DataFrame([{"pair": p, "template": "explicit", "rule": "whole", "chrf++": b}
                          for p, b in [("eng_Latn-cat_Latn", 19.3), ("eng_Latn-deu_Latn", 21.4)]])
-    study.save_tables("t", "finetune", table=table)
-    study.save_tables("t", "baseline_and_prompts", grid=grid)
+    results.save_tables("t", "finetune", table=table)
+    results.save_tables("t", "baseline_and_prompts", grid=grid)
     row = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
     assert row["source"] == "finetune" and "cat: 36.2 vs 37.9 (base 19.3)" in row["this study"]
     assert row["verdict"] == "not reproduced"   # de: 2.9 apart, more than 10 % of full's 17.6-point gain
@@ -56,9 +57,8 @@ def test_embed_vs_full_comes_from_finetune_when_the_headline_has_not_run(tmp_pat
 def test_the_claims_table_escapes_tokens_that_look_like_html():
     import pandas as pd
 
-    from kslottery import claims
 
-    html = claims.styled(pd.DataFrame({"claim": ["one row"], "note": ["tuning only '<s>' gains 13.7"]})).to_html()
+    html = tables.claims_table(pd.DataFrame({"claim": ["one row"], "note": ["tuning only '<s>' gains 13.7"]})).to_html()
     assert "&lt;s&gt;" in html and "<s>" not in html and "overflow-wrap" in html
 
 
@@ -69,7 +69,7 @@ def test_the_claims_table_escapes_tokens_that_look_like_html():
     (-1.9, 2.0, False, "inconclusive: the 95 % interval [-1.9, 2.0] is not inside ±1"),
 ])
 def test_equivalence_verdicts_separate_a_match_a_difference_and_too_little_data(low, high, equivalent, verdict):
-    from kslottery.claims import _equivalence_verdict
+    from kslottery.study.claims import _equivalence_verdict
 
     r = {"equivalent (TOST 5 %)": equivalent, "equivalence margin": 1.0, "ci95 low": low, "ci95 high": high}
     assert _equivalence_verdict(r) == verdict
@@ -82,7 +82,7 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
         "smoothed = model": kept, "below ceiling": below}
     rates = pd.DataFrame([row("KS ticket", 2.2, 0.41, 0.3, 0.52, 0.02, 0.6), row("KS ticket", 0.03, 0.0, 0.0, 0.0, 0.97, 0.0),
                           row("random", 2.2, 0.9, 0.8, 1.0, 0.02, 0.9)])
-    study.save_tables("t", "certification", rates=rates)
+    results.save_tables("t", "certification", rates=rates)
     got = claims.claims("t").set_index("claim").loc[claims.PAPER["certified"][0]]
     assert got["verdict"] == "not testable as stated: the theorem is unpublished" and got["source"] == "certification"
     assert got["this study"].startswith("partial tuning of the KS ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
@@ -99,7 +99,7 @@ def test_embed_vs_full_is_judged_paired_from_the_significance_chapter_when_it_ex
                                 row("embed", "full", 9.4, 8.1, 10.8, float("nan"), float("nan"))])
     tickets = pd.DataFrame([{"arm": "KS ticket", "seed": 0, "rows": 472}])
     scores = pd.DataFrame([{"arm": "embed", "seed": s} for s in range(4)] + [{"arm": "full", "seed": 0}])
-    study.save_tables("t", "significance_ticket", comparisons=comparisons, tickets=tickets, scores=scores)
+    results.save_tables("t", "significance_ticket", comparisons=comparisons, tickets=tickets, scores=scores)
     got = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
     assert got["source"] == "significance_ticket" and got["verdict"] == "not reproduced"
     assert got["this study"] == "full − embed: +9.4 chrF++, 95 % CI [8.1, 10.8], 4 seeds"

@@ -45,14 +45,14 @@ def test_evaluate_writes_a_run_and_reuses_it(runs_dir, flores_dir):
 
 
 def test_interrupted_evaluation_resumes(runs_dir, flores_dir):
-    from kslottery.evaluate import EvalConfig, evaluate
-    from kslottery.runs import Run
+    from kslottery.method.evaluate import EvalConfig, evaluate
+    from kslottery.method.runs import Run
 
     cfg = EvalConfig(model="tiny:smollm2-135m", limit=4, max_new_tokens=4, batch_size=2)
     full = evaluate(cfg, runs_dir=runs_dir / "a", progress=False)
     # Fake an interruption after one batch: keep the first two checkpointed rows in a .partial folder.
-    from kslottery.data import load_flores
-    from kslottery.evaluate import run_params
+    from kslottery.method.data import load_flores
+    from kslottery.method.evaluate import run_params
     run = Run("eval", run_params(cfg, load_flores(cfg.pair, cfg.split, limit=cfg.limit)), runs_dir / "b")
     run.work.mkdir(parents=True)
     with open(f"{full['path']}/outputs.jsonl") as f:
@@ -97,8 +97,8 @@ def test_models_lists_presets():
 def test_drop_finished_is_its_own_run_with_the_same_scores(runs_dir, flores_dir):
     from dataclasses import replace
 
-    from kslottery.data import load_flores
-    from kslottery.evaluate import EvalConfig, evaluate, run_params
+    from kslottery.method.data import load_flores
+    from kslottery.method.evaluate import EvalConfig, evaluate, run_params
 
     # The real SmolLM2 stops at its first newline after a different number of tokens per sentence, so rows
     # really leave the batch at different steps (a tiny random model only ever hits the cap).

@@ -27,7 +27,7 @@ def listing(root: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def embed_run(tmp_path_factory, flores_dir):
     """A finished embed-mode tune run of the tiny model (the donor for ks / transfer cases)."""
-    from kslottery.tuning import TuneConfig, tune
+    from kslottery.method.tuning import TuneConfig, tune
 
     root = tmp_path_factory.mktemp("donor")
     rec = tune(TuneConfig(model=TINY, limit=8, batch_size=4, lr=1e-2), runs_dir=root, progress=False)
@@ -37,7 +37,7 @@ def embed_run(tmp_path_factory, flores_dir):
 @pytest.fixture(scope="module")
 def own_files(tmp_path_factory, flores_dir):
     """Six FLORES dev pairs written the three ways a user brings data: TSV, JSONL, two text files."""
-    from kslottery.data import load_flores
+    from kslottery.method.data import load_flores
 
     b = load_flores("eng_Latn-cat_Latn", "dev", limit=6)
     d = tmp_path_factory.mktemp("own")
@@ -114,7 +114,7 @@ def test_allow_pickle_is_offered_where_a_model_loads(verb):
 def test_quiet_silences_the_gguf_dequantization_bar():
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
-    from kslottery import models
+    from kslottery.method import models
 
     with models._gguf_progress(False):
         assert gguf_utils.tqdm(range(3)).disable
@@ -124,7 +124,7 @@ def test_quiet_silences_the_gguf_dequantization_bar():
 @pytest.mark.slow
 def test_evaluate_your_own_test_set(runs_dir, own_files):
     """The same six pairs as TSV, JSONL and two text files score identically; the split does not name the run."""
-    from kslottery.data import load_flores
+    from kslottery.method.data import load_flores
 
     common = [*FAST, "--max-new-tokens", "3", "--runs-dir", str(runs_dir)]
     tsv = kslottery("evaluate", "--test-file", str(own_files / "news.tsv"), *common)
@@ -160,7 +160,7 @@ def test_tune_on_your_own_files_then_evaluate_the_tuned_model(runs_dir, own_file
 
 
 def test_split_leaves_the_name_only_when_a_file_is_given(own_files):
-    from kslottery import data, evaluate, tuning
+    from kslottery.method import data, evaluate, tuning
 
     file_cfg = tuning.TuneConfig(model=TINY, train_file=str(own_files / "news.tsv"))
     b = tuning.training_bitext(file_cfg)

@@ -2,8 +2,9 @@
 
 import pytest
 
-from kslottery import comparison, metrics
-from kslottery.errors import KSLError
+from kslottery.method import metrics
+from kslottery.method.errors import KSLError
+from kslottery.study import comparison
 
 REFS = ["El gat dorm al sofà.", "La casa és blava i gran.", "Avui plou molt a Barcelona.",
         "Els nens juguen al parc.", "M'agrada el cafè amb llet.", "On és l'estació de tren?",
@@ -56,6 +57,6 @@ def test_bad_comparisons_are_refused():
     ([0, 1], [1, 2], [(1, 1)]),
 ])
 def test_paired_seeds_is_the_one_pairing_rule(a, b, expected):
-    from kslottery.comparison import paired_seeds
+    from kslottery.study.comparison import paired_seeds
 
     assert paired_seeds(a, b) == expected

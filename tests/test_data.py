@@ -4,8 +4,8 @@ import tarfile
 
 import pytest
 
-from kslottery import data
-from kslottery.errors import KSLError
+from kslottery.method import data
+from kslottery.method.errors import KSLError
 
 
 def test_flores_real_lines(flores_dir):

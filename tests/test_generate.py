@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kslottery import generate, models
+from kslottery.method import generate, models
 
 
 def forced(token_id: int):

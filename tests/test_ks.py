@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from kslottery import ks
-from kslottery.errors import KSLError
+from kslottery.method import ks
+from kslottery.method.errors import KSLError
 
 
 def scipy_rows(before, after, method="auto"):
@@ -41,7 +41,7 @@ def test_matches_scipy_row_by_row(rows, d, method):
 
 
 def test_matches_scipy_on_real_embedding_rows(tiny):
-    from kslottery import models
+    from kslottery.method import models
     real = models.load("smollm2-135m", progress=False).model.get_input_embeddings().weight.detach()
     before = real[1000:1100]
     g = torch.Generator().manual_seed(0)
@@ -103,7 +103,7 @@ def test_infinite_values_match_scipy(algorithm, x, y):
 def test_critical_statistic_is_the_first_d_scipy_calls_significant(d, alpha, k):
     from scipy.stats import ks_2samp
 
-    from kslottery.ks import critical_statistic
+    from kslottery.method.ks import critical_statistic
 
     assert critical_statistic(d, alpha) == k / d
     x = np.arange(d, dtype=float)

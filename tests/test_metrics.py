@@ -1,7 +1,7 @@
 import pytest
 import sacrebleu
 
-from kslottery import metrics
+from kslottery.method import metrics
 
 CONT = " La casa és blava.\nEnglish: The cat sleeps.\nCatalan: El gat dorm."
 

@@ -3,8 +3,8 @@ import shutil
 import pytest
 import torch
 
-from kslottery import models
-from kslottery.errors import KSLError
+from kslottery.method import models
+from kslottery.method.errors import KSLError
 
 
 @pytest.fixture(scope="module")

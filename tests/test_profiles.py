@@ -6,8 +6,9 @@ import sys
 import pytest
 import yaml
 
-from kslottery import profiles
-from kslottery.errors import KSLError
+from kslottery.method.errors import KSLError
+from kslottery.report import profiles
+from kslottery.study import results
 
 
 @pytest.mark.parametrize("name", ["smoke", "default", "paper"])
@@ -16,7 +17,7 @@ def test_profiles_parse_and_match_notebook_parameters(name):
 
     prof = profiles.load_profile(name)
     for nb in prof["notebooks"]:
-        declared = pm.inspect_notebook(str(profiles.repo_root() / "notebooks" / f"{nb}.ipynb"))
+        declared = pm.inspect_notebook(str(results.repo_root() / "notebooks" / f"{nb}.ipynb"))
         assert set(profiles.notebook_parameters(prof, nb, name)) <= set(declared), nb
 
 
@@ -31,7 +32,7 @@ def test_unknown_parameter_is_refused_before_running(tmp_path):
     root = tmp_path
     (root / "profiles").mkdir()
     (root / "notebooks").mkdir()
-    src = profiles.repo_root() / "notebooks" / "baseline_and_prompts.ipynb"
+    src = results.repo_root() / "notebooks" / "baseline_and_prompts.ipynb"
     (root / "notebooks" / src.name).write_bytes(src.read_bytes())
     (root / "profiles" / "bad.yaml").write_text(yaml.safe_dump(
         {"common": {"model": "tiny:smollm2-135m"}, "notebooks": {"baseline_and_prompts": {"temperature": 0.7}}}))
@@ -46,7 +47,7 @@ def test_run_help():
 
 
 def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, monkeypatch):
-    from kslottery.runs import Run, record_runs_to
+    from kslottery.method.runs import Run, record_runs_to
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
     log = tmp_path / "used.runs"
@@ -100,7 +101,7 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
     first = nbformat.read(staged, as_version=4).cells[0]
     assert f"record_runs_to({str(log)!r})" in first.source and "remove-cell" in first.metadata["tags"]
     exec(first.source, {})                 # what the kernel runs first
-    from kslottery.runs import Run, record_runs_to
+    from kslottery.method.runs import Run, record_runs_to
     try:
         name = Run("eval", {"probe": 1}, tmp_path / "runs").name
     finally:
@@ -120,9 +121,9 @@ def test_refactors_keep_the_smoke_run_names(flores_dir):
     the names its provenance recorded are recomputed from the finetune notebook's parameters."""
     from pathlib import Path
 
-    from kslottery import data, evaluate, tuning
-    from kslottery.protocol import tune_config
-    from kslottery.runs import Run
+    from kslottery.method import data, evaluate, tuning
+    from kslottery.method.runs import Run
+    from kslottery.study.protocol import tune_config
 
     prov = json.loads((Path(__file__).resolve().parents[1] / "book/results/smoke/provenance.json").read_text())
     p = prov["finetune"]["parameters"]
@@ -140,7 +141,7 @@ def test_refactors_keep_the_smoke_run_names(flores_dir):
 
 
 def test_provenance_page_warns_when_pages_come_from_several_or_dirty_commits():
-    from kslottery.profiles import provenance_page
+    from kslottery.report.profiles import provenance_page
 
     def entry(commit):
         m = {"processor": "x86_64", "cpus": 2, "torch_threads": 2, "cuda": None, "platform": "Linux"}
@@ -154,7 +155,7 @@ def test_provenance_page_warns_when_pages_come_from_several_or_dirty_commits():
 
 
 def test_revision_markers_join_a_run_name_only_when_given(tmp_path):
-    from kslottery.runs import Run
+    from kslottery.method.runs import Run
 
     params = {"tuned": "tune-0123", "n": 64}
     plain, revised = Run("cert", params, tmp_path), Run("cert", params, tmp_path, revisions={"table_version": 2})

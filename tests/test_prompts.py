@@ -1,7 +1,7 @@
 import pytest
 
-from kslottery import prompts
-from kslottery.errors import KSLError
+from kslottery.method import prompts
+from kslottery.method.errors import KSLError
 
 
 @pytest.mark.parametrize("name,expected", [

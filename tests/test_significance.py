@@ -1,14 +1,15 @@
-"""The arm registry and the significance-defined ticket experiment (kslottery.arms, kslottery.significance)."""
+"""The arm registry and the significance-defined ticket experiment (kslottery.study.arms, kslottery.study.significance)."""
 
 import pandas as pd
 import pytest
 import sacrebleu
 
-from kslottery import budget, tuning
-from kslottery.arms import Arm, Trunk, plan
-from kslottery.errors import KSLError
-from kslottery.protocol import Protocol
-from kslottery.significance import compare_arms
+from kslottery.method import ticket, tuning
+from kslottery.method.errors import KSLError
+from kslottery.study import budget
+from kslottery.study.arms import Arm, Trunk, plan
+from kslottery.study.protocol import Protocol
+from kslottery.study.significance import compare_arms
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -35,8 +36,8 @@ def trunk(tmp_path_factory, flores_dir):
 
 
 def test_each_seed_has_its_own_significance_ticket_and_it_is_the_top_rows_by_d(trunk):
-    from kslottery.ticket import ks_from_rows, select
-    from kslottery.tuned import TunedRun
+    from kslottery.method.ticket import ks_from_rows, select
+    from kslottery.method.tuned import TunedRun
 
     t0, t1 = trunk.ticket(0), trunk.ticket(1)
     assert len(t0) == 12 and t0 != t1
@@ -47,8 +48,8 @@ def test_each_seed_has_its_own_significance_ticket_and_it_is_the_top_rows_by_d(t
 
 
 def test_controls_take_the_tickets_size_and_the_rows_the_seed_saw(trunk):
-    from kslottery.arms import ticket_for
-    from kslottery.models import load_tokenizer
+    from kslottery.method.models import load_tokenizer
+    from kslottery.study.arms import ticket_for
 
     ks = trunk.ticket(0)
     freq = ticket_for(Arm("f", mode="rows", ticket="frequency", lr="rows"), trunk, 0)
@@ -111,7 +112,7 @@ def test_comparisons_pair_seeds_and_the_base_model_and_equal_a_direct_recomputat
 
 
 def test_the_chosen_budget_comes_from_the_sweeps_table(tmp_path, monkeypatch):
-    from kslottery.tables import save_tables
+    from kslottery.study.results import save_tables
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     sweep = pd.DataFrame({"optimizer": ["adamw"] * 4 + ["sgd"], "lr": [1e-3, 1e-3, 1e-2, 1e-2, 0.2],
@@ -126,8 +127,8 @@ def test_the_chosen_budget_comes_from_the_sweeps_table(tmp_path, monkeypatch):
 
 def test_a_ticket_of_hundreds_of_ids_passes_as_ids_or_as_text():
     ids = list(range(1000, 1400))
-    assert tuning.ticket_ids(tuple(reversed(ids)), 49152) == ids
-    assert tuning.ticket_ids(",".join(map(str, ids)), 49152) == ids     # once tried as a file name: OSError
+    assert ticket.ticket_ids(tuple(reversed(ids)), 49152) == ids
+    assert ticket.ticket_ids(",".join(map(str, ids)), 49152) == ids     # once tried as a file name: OSError
 
 
 def _two_arm_result(copy_rates, sentences=40, seed=0):
@@ -145,7 +146,7 @@ def _two_arm_result(copy_rates, sentences=40, seed=0):
 
 
 def test_precision_sends_a_seed_spread_to_more_seeds_and_sentence_noise_to_more_sentences():
-    from kslottery.significance import compare_arms, precision
+    from kslottery.study.significance import compare_arms, precision
 
     for rates, data_seed in (([0.5] * 8, 1), ([0.1, 0.9] * 4, 0)):
         result = _two_arm_result(rates, sentences=100, seed=data_seed)
@@ -166,8 +167,8 @@ def test_precision_sends_a_seed_spread_to_more_seeds_and_sentence_noise_to_more_
 
 
 def test_a_budget_without_a_ticket_is_refused_before_any_arm_trains():
-    from kslottery.arms import Trunk
-    from kslottery.protocol import Protocol
+    from kslottery.study.arms import Trunk
+    from kslottery.study.protocol import Protocol
 
     trunk = Trunk(Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4),
                   {"embed": 0.001, "rows": 0.001}, {"seeds": [0, 1]}, options={"max_steps": 2})

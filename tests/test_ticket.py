@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from kslottery import ks, ticket
-from kslottery.errors import KSLError
+from kslottery.method import ks, ticket
+from kslottery.method.errors import KSLError
 
 
 def result(D, p, changed=None):
@@ -78,7 +78,7 @@ def test_bad_selection_inputs(tmp_path, tiny):
 
 
 def test_paper_ticket_carried_into_smollm2_by_text():
-    from kslottery import models
+    from kslottery.method import models
 
     tok = models.load_tokenizer("smollm2-135m")
     t, mapping = ticket.paper_ticket_mapped("cat_Latn", tok)

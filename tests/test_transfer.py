@@ -1,13 +1,12 @@
 from collections import Counter
 
 import pytest
-
-from kslottery.tuned import TunedRun
 import torch
 from safetensors.torch import load_file
 
-from kslottery import baselines, discovery, models, transfer, tuning
-from kslottery.errors import KSLError
+from kslottery.method import baselines, discovery, models, transfer, tuning
+from kslottery.method.errors import KSLError
+from kslottery.method.tuned import TunedRun
 
 
 @pytest.fixture(scope="module")

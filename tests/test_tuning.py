@@ -4,12 +4,11 @@ import subprocess
 import sys
 
 import pytest
-
-from kslottery.tuned import TunedRun
 import torch
 
-from kslottery import data, models, tuning
-from kslottery.errors import KSLError
+from kslottery.method import checkpoints, data, models, ticket, trainable, tuning
+from kslottery.method.errors import KSLError
+from kslottery.method.tuned import TunedRun
 
 BASE = dict(model="tiny:smollm2-135m", limit=16, batch_size=4, lr=1e-2, max_steps=3)
 
@@ -28,7 +27,7 @@ def examples_for(lm, c):
 
 def embedding_after(lm):
     emb = lm.model.get_input_embeddings()
-    if isinstance(emb, tuning.RowDelta):
+    if isinstance(emb, trainable.RowDelta):
         w = emb.base.weight.detach().clone()
         w[emb.ids] = emb.rows_after()
         return w
@@ -126,18 +125,18 @@ def one_thread():
 def test_interrupted_tuning_resumes_to_the_same_rows(flores_dir, tmp_path, monkeypatch, one_thread):
     c = cfg(max_steps=4, checkpoint_every=2)
     ref = tuning.tune(c, runs_dir=tmp_path / "a", progress=False)
-    real = tuning._checkpoint
+    real = checkpoints.save
 
     def crash(*args):
         real(*args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tuning, "_checkpoint", crash)
+    monkeypatch.setattr(checkpoints, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         tuning.tune(c, runs_dir=tmp_path / "b", progress=False)
     (partial,) = (tmp_path / "b").glob("*.partial")
     assert (partial / "ckpt" / "state.pt").exists()
-    monkeypatch.setattr(tuning, "_checkpoint", real)
+    monkeypatch.setattr(checkpoints, "save", real)
     got = tuning.tune(c, runs_dir=tmp_path / "b", progress=False)
     assert got["train"]["resumed_at"] == 2 and got["run"] == ref["run"]
     from safetensors.torch import load_file
@@ -159,7 +158,7 @@ def test_paper_preset_and_bad_configs():
     with pytest.raises(KSLError, match="not a multiple of grad_accum"):
         cfg(batch_size=6, grad_accum=4).resolved()
     with pytest.raises(KSLError, match="neither a file nor comma-separated ids"):
-        tuning.ticket_ids("a,b")
+        ticket.ticket_ids("a,b")
 
 
 @pytest.mark.parametrize("mode", ["lora", "prefix", "full"])
@@ -175,7 +174,7 @@ def test_other_modes_train_and_export(flores_dir, tmp_path, mode):
     if mode == "prefix":
         # the saved prefix decodes through the finished-row loop, under a name that no score made before
         # that loop kept the prefix (it lost it after the first token) can take
-        from kslottery.evaluate import EvalConfig, evaluate
+        from kslottery.method.evaluate import EvalConfig, evaluate
         ev = evaluate(EvalConfig(model="tiny:smollm2-135m", limit=2, max_new_tokens=3, drop_finished=True,
                                  tuned=rec["path"]), runs_dir=tmp_path, progress=False)
         assert json.loads((tmp_path / ev["run"] / "params.json").read_text())["params"]["prefix_in_cache"] is True
@@ -220,8 +219,9 @@ def test_gpu_benchmark_code_paths_run_on_a_tiny_cpu_model():
 def test_fsdp_config_shards_full_finetuning_over_two_cpu_processes(flores_dir, tmp_path):
     """The repository's FSDP configuration, run by `accelerate launch` with 2 CPU processes (gloo), gives
     the weights of a one-process run: full fine-tuning of a LLaMA-architecture model, sharded per layer."""
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/accelerate/fsdp.yaml").read_text())
     cfg.update(num_processes=2, use_cpu=True, mixed_precision="no")
@@ -273,13 +273,13 @@ def test_prefix_init_zero_starts_near_the_base_model_and_random_far_from_it(flor
     # The reason the profiles choose zero: PEFT's random prefix is far from anything the model attends to.
     # A zero prefix is not the base model either (its zero keys still take attention mass), only much nearer:
     # golden values on the real SmolLM2, 4 FLORES dev pairs.
-    from kslottery.runs import named_params
+    from kslottery.method.runs import named_params
 
     def loss(**kw):
         c = tuning.TuneConfig(model="smollm2-135m", pair="eng_Latn-cat_Latn", limit=4, batch_size=4, **kw)
         lm = models.load(c.model, progress=False)
         examples = tuning.encode_all(lm.tokenizer, tuning.training_bitext(c), c)
-        loss_fn, _ = tuning.prepare_model(lm, c, examples)
+        loss_fn, _ = trainable.prepare_model(lm, c, examples)
         b = tuning.collate(examples, lm.tokenizer.pad_token_id or 0)
         torch.manual_seed(0)
         with torch.no_grad():
@@ -299,8 +299,8 @@ def test_prefix_init_zero_starts_near_the_base_model_and_random_far_from_it(flor
 
 def test_a_ticket_names_its_run_by_its_ids_in_any_form(tmp_path, flores_dir):
     """Stages hand tickets over as ids, the CLI as text or a file: the same rows are the same run."""
-    from kslottery.runs import Run
-    from kslottery.ticket import Ticket
+    from kslottery.method.runs import Run
+    from kslottery.method.ticket import Ticket
 
     Ticket(ids=[263, 13, 278], rule="topk").save(tmp_path / "t.json")
     names = set()
@@ -309,6 +309,6 @@ def test_a_ticket_names_its_run_by_its_ids_in_any_form(tmp_path, flores_dir):
         names.add(Run("tune", tuning.run_params(cfg, tuning.training_bitext(cfg))).name)
     assert len(names) == 1
     with pytest.raises(KSLError, match="holds something other than token ids"):
-        tuning.ticket_ids((13, "x"))
+        ticket.ticket_ids((13, "x"))
     with pytest.raises(KSLError, match="the ticket is empty"):
-        tuning.ticket_ids(())
+        ticket.ticket_ids(())

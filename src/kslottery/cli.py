@@ -8,7 +8,7 @@ import json
 import sys
 import typing
 
-from .errors import Interrupted, KSLError
+from .method.errors import Interrupted, KSLError
 
 
 def _none_or(kind):
@@ -49,7 +49,7 @@ def config_from_args(cls, ns: argparse.Namespace):
 
 
 def cmd_evaluate(ns) -> int:
-    from .evaluate import EvalConfig, evaluate, format_table
+    from .method.evaluate import EvalConfig, evaluate, format_table
 
     record = evaluate(config_from_args(EvalConfig, ns), runs_dir=ns.runs_dir, progress=not ns.quiet)
     print(format_table(record))
@@ -58,7 +58,7 @@ def cmd_evaluate(ns) -> int:
 
 
 def cmd_tune(ns) -> int:
-    from .tuning import TuneConfig, is_main_process, tune
+    from .method.tuning import TuneConfig, is_main_process, tune
 
     rec = tune(config_from_args(TuneConfig, ns), runs_dir=ns.runs_dir, progress=not ns.quiet)
     if not is_main_process():   # under torchrun / accelerate launch, rank 0 reports for all
@@ -72,7 +72,7 @@ def cmd_tune(ns) -> int:
 
 
 def cmd_ks(ns) -> int:
-    from .discovery import DiscoveryConfig, discover
+    from .method.discovery import DiscoveryConfig, discover
 
     rec = discover(config_from_args(DiscoveryConfig, ns), runs_dir=ns.runs_dir)
     print(f"{rec['run']}{'  (reused)' if rec.get('reused') else ''}: {rec['n_changed']:,} of {rec['n_rows']:,} rows "
@@ -85,7 +85,7 @@ def cmd_ks(ns) -> int:
 
 
 def cmd_transfer(ns) -> int:
-    from .transfer import TransferConfig, transfer
+    from .method.transfer import TransferConfig, transfer
 
     rec = transfer(config_from_args(TransferConfig, ns), runs_dir=ns.runs_dir)
     print(f"{rec['run']}{'  (reused)' if rec.get('reused') else ''}: pasted {rec['rows_pasted']} rows "
@@ -96,14 +96,14 @@ def cmd_transfer(ns) -> int:
 
 
 def cmd_run(ns) -> int:
-    from .profiles import run_profile
+    from .report.profiles import run_profile
 
     run_profile(ns.profile, only=ns.only or None, progress=not ns.quiet)
     return 0
 
 
 def cmd_models(ns) -> int:
-    from . import models
+    from .method import models
 
     if ns.spec is None:
         for p in models.PRESETS.values():
@@ -115,7 +115,7 @@ def cmd_models(ns) -> int:
 
 
 def cmd_download_flores(ns) -> int:
-    from .data import download_flores
+    from .method.data import download_flores
 
     path = download_flores(ns.dest, url=ns.url)
     print(f"FLORES-200 is in {path}/flores200; set KSL_DATA_DIR={path}")
@@ -123,8 +123,8 @@ def cmd_download_flores(ns) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import FLORES_URL
-    from .evaluate import EvalConfig
+    from .method.data import FLORES_URL
+    from .method.evaluate import EvalConfig
 
     p = argparse.ArgumentParser(prog="kslottery", description="Reproduce and audit KS-Lottery "
                                 "(certified lottery tickets for multilingual LMs).")
@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "command again is answered from it.")
     add_config_args(e, EvalConfig)
 
-    from .discovery import DiscoveryConfig
-    from .transfer import TransferConfig
-    from .tuning import TuneConfig
+    from .method.discovery import DiscoveryConfig
+    from .method.transfer import TransferConfig
+    from .method.tuning import TuneConfig
 
     t = sub.add_parser("tune", help="tune a model: embed, full, lora, prefix or rows (partial tuning)",
                        description="Train on FLORES (or a TSV) with one Accelerate loop; checkpoints resume an "
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
                        "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
     r.add_argument("--profile", required=True, help="smoke, default or paper (profiles/*.yaml)")
-    from .profiles import ORDER
+    from .report.profiles import ORDER
     r.add_argument("--only", action="append", metavar="NOTEBOOK",
                    help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

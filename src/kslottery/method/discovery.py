@@ -1,0 +1,79 @@
+"""KS ticket discovery as a run: tuned rows in, KS statistics and tickets out.
+
+    >>> rec = discover(DiscoveryConfig(tuned="runs/tune-1a2b3c4d5e6f", k=18))   # doctest: +SKIP
+    >>> rec["tickets"]["topk-18"]["tokens"]                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from .errors import KSLError
+from .ks import METHODS
+from .runs import Run, ensure_writable
+from .ticket import ks_from_rows, make_ticket
+from .tuned import TunedRun
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    tuned: str = field(default="", metadata={"help": "an embed-mode tune run directory"})
+    alpha: float = field(default=0.05, metadata={"help": "significance level for the alpha, bonferroni and bh rules"})
+    k: int = field(default=18, metadata={"help": "ticket size for the topk rule (the paper's en->ca ticket has 18)"})
+    method: str = field(default="auto", metadata={"help": "p-values: auto (scipy's choice), exact or asymp"})
+
+
+def check(cfg: DiscoveryConfig) -> None:
+    """The arguments, before any work."""
+
+    if not 0 < cfg.alpha < 1:
+        raise KSLError(f"alpha {cfg.alpha} is not a significance level in (0, 1)", "pass e.g. --alpha 0.05")
+    if cfg.k < 1:
+        raise KSLError(f"k {cfg.k} is not a ticket size", "pass --k 1 or more (the paper's en->ca ticket: 18)")
+    if cfg.method not in METHODS:
+        raise KSLError(f"unknown KS p-value method {cfg.method!r}", f"use one of {', '.join(METHODS)}")
+
+
+def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
+    check(cfg)
+    tuned = TunedRun(cfg.tuned)
+    rows = tuned.rows()
+    tune_rec = tuned.record
+    if tuned.mode != "embed":
+        raise KSLError(f"{Path(cfg.tuned).name} is a {tune_rec['config']['mode']}-mode run",
+                       "KS discovery reads an embed-mode run (every row free to move)")
+    params = {**asdict(cfg), "tuned": Path(cfg.tuned).name}
+    run = Run("ks", params, runs_dir)
+    if run.done:
+        return {**run.record(), "reused": True, "path": str(run.path)}
+    ensure_writable(run.root)
+    if tokenizer is None:
+        tokenizer = tuned.tokenizer()
+    res = ks_from_rows(rows, tune_rec["model"]["vocab_size"], cfg.method)
+    work = run.start()
+    prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],
+                code_version=__version__)
+    tickets = {f"{rule}-{cfg.alpha}": make_ticket(res, rule, alpha=cfg.alpha, **prov)
+               for rule in ("alpha", "bonferroni", "bh")}
+    tickets[f"topk-{cfg.k}"] = make_ticket(res, "topk", k=cfg.k, **prov)
+    for name, t in tickets.items():
+        t.save(work / f"ticket-{name}.json")
+    from safetensors.torch import save_file
+    ids = rows["ids"].long()
+    save_file({"ids": ids, "statistic": res.statistic[ids].contiguous(), "pvalue": res.pvalue[ids].contiguous()},
+              work / "ks.safetensors")
+    record = {"config": asdict(cfg), "tune_run": Path(cfg.tuned).name, "model": tune_rec["model"],
+              "n_rows": int(len(res.changed)), "n_changed": int(res.changed.sum()), "d": res.d,
+              "max_statistic": float(res.statistic.max()), "min_pvalue": float(res.pvalue.min()),
+              "tickets": {n: {"size": len(t), "ids": t.ids, "tokens": t.tokens, "file": f"ticket-{n}.json"}
+                          for n, t in tickets.items()}}
+    path = run.finish(record)
+    return {**record, "run": run.name, "reused": False, "path": str(path)}
+
+
+def topk_ticket(tune_path: str, k: int) -> tuple[str, list[int]]:
+    """The top-k ticket of one embedding-tuning run (discovered, or reused): its file and its ids."""
+    found = discover(DiscoveryConfig(tuned=tune_path, k=k))
+    return str(Path(found["path"]) / f"ticket-topk-{k}.json"), found["tickets"][f"topk-{k}"]["ids"]

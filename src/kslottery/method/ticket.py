@@ -1,0 +1,221 @@
+"""Tickets: which embedding rows a selection rule keeps, and the record that says how.
+
+Selection happens over the *candidate* rows, those that changed in tuning (an untouched row has
+D = 0 and p = 1 and can never be significant; counting it would only loosen Bonferroni and BH).
+
+Rules (the paper does not publish its own, so each is a parameter):
+- ``alpha``: p < alpha, uncorrected;
+- ``bonferroni``: p < alpha / n_candidates;
+- ``bh``: Benjamini-Hochberg at false-discovery rate alpha;
+- ``topk``: the k largest D.
+Ties are broken deterministically: larger D first, then smaller p, then smaller id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KSLError
+from .ks import KSResult, ks_test
+
+RULES = ("alpha", "bonferroni", "bh", "topk")
+# How the book names each rule for readers.
+RULE_NAMES = {"alpha": "uncorrected", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "topk": "top-k by D"}
+
+# The paper's published tickets (LLaMA-1/2 vocabulary ids), ../shared/notes/ks-lottery.md section 2.
+PAPER_TICKETS = {
+    "cat_Latn": [13, 263, 278, 297, 304, 310, 322, 338, 376, 393, 411, 29871, 29889, 29892, 29896, 29900, 29901, 29949],
+    "spa_Latn": [13, 262, 263, 278, 297, 304, 310, 313, 322, 363, 393, 411, 29871, 29889, 29892, 29896, 29897, 29901],
+    "ron_Latn": [13, 278, 297, 304, 310, 322, 338, 366, 393, 29871, 29889, 29892, 29896, 29900, 29901],
+    "dan_Latn": [13, 263, 278, 297, 304, 310, 322, 29871, 29889, 29892, 29896, 29900],
+    "deu_Latn": [13, 263, 278, 297, 304, 310, 322, 338, 363, 29871, 29889, 29892, 29896, 29901, 29915],
+    "por_Latn": [13, 263, 278, 297, 304, 310, 322, 338, 363, 411, 29871, 29889, 29892, 29896, 29900, 29901, 29915],
+}
+# The en->ca ticket decoded (the notes, section 2): surface text of each LLaMA piece ("▁" is a space).
+PAPER_TICKET_TEXT = {
+    "cat_Latn": {13: "\n", 263: " a", 278: " the", 297: " in", 304: " to", 310: " of", 322: " and", 338: " is",
+                 376: ' "', 393: " that", 411: " with", 29871: " ", 29889: ".", 29892: ",", 29896: "1",
+                 29900: "0", 29901: ":", 29949: "O"},
+}
+PAPER_TICKET_SIZES = {"cat_Latn": 18, "spa_Latn": 18, "ron_Latn": 15, "dan_Latn": 12, "deu_Latn": 15, "por_Latn": 17}
+
+
+@dataclass
+class Ticket:
+    ids: list[int]
+    rule: str
+    alpha: float | None = None
+    k: int | None = None
+    tokens: list[str] = field(default_factory=list)
+    statistic: list[float] = field(default_factory=list)
+    pvalue: list[float] = field(default_factory=list)
+    n_candidates: int | None = None
+    n_unchanged: int | None = None
+    n_rows: int | None = None
+    d: int | None = None
+    method: str | None = None
+    model: str | None = None
+    data_sha256: str | None = None
+    code_version: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Ticket":
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError) as e:
+            raise KSLError(f"cannot read a ticket from {path} ({type(e).__name__})",
+                           "give a ticket JSON written by `kslottery ks`") from None
+
+    def to_peft_config(self, target_modules: str | list[str] = "embed_tokens"):
+        """A PEFT ``TrainableTokensConfig`` that trains exactly these rows."""
+        from peft import TrainableTokensConfig
+
+        return TrainableTokensConfig(token_indices=list(self.ids), target_modules=target_modules)
+
+
+def decode_tokens(tokenizer, ids) -> list[str]:
+    return [tokenizer.convert_ids_to_tokens(int(i)) for i in ids] if tokenizer is not None else []
+
+
+def _order(statistic: np.ndarray, pvalue: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Indices into ``ids``: larger D, then smaller p, then smaller id first."""
+    return np.lexsort((ids, pvalue, -statistic))
+
+
+def select(ks: KSResult, rule: str, alpha: float = 0.05, k: int | None = None) -> np.ndarray:
+    """Selected row ids (in the tie-break order) among the rows that changed."""
+    if rule not in RULES:
+        raise KSLError(f"unknown selection rule {rule!r}", f"use one of {', '.join(RULES)}")
+    if rule == "topk" and (k is None or k < 1):
+        raise KSLError("rule topk needs k >= 1", "pass --k N")
+    if rule != "topk" and not 0 < alpha < 1:
+        raise KSLError(f"alpha must be in (0, 1), got {alpha}", "pass e.g. --alpha 0.05")
+    cand = np.flatnonzero(ks.changed.numpy())
+    D = ks.statistic.numpy()[cand]
+    p = ks.pvalue.numpy()[cand]
+    order = _order(D, p, cand)
+    cand, D, p = cand[order], D[order], p[order]
+    m = len(cand)
+    if rule == "topk":
+        return cand[:k]
+    if rule == "alpha":
+        keep = p < alpha
+    elif rule == "bonferroni":
+        keep = p < alpha / max(m, 1)
+    else:  # Benjamini-Hochberg: the largest i with p_(i) <= i alpha / m, and every p at or below it
+        ranked = np.sort(p)
+        ok = np.flatnonzero(ranked <= alpha * np.arange(1, m + 1) / max(m, 1))
+        keep = p <= ranked[ok[-1]] if len(ok) else np.zeros(m, bool)
+    return cand[keep]
+
+
+def make_ticket(ks: KSResult, rule: str, alpha: float = 0.05, k: int | None = None, tokenizer=None,
+                **provenance) -> Ticket:
+    ids = select(ks, rule, alpha, k)
+    n_cand = int(ks.changed.sum())
+    return Ticket(ids=[int(i) for i in ids], rule=rule, alpha=None if rule == "topk" else alpha,
+                  k=k if rule == "topk" else None, tokens=decode_tokens(tokenizer, ids),
+                  statistic=[float(ks.statistic[i]) for i in ids], pvalue=[float(ks.pvalue[i]) for i in ids],
+                  n_candidates=n_cand, n_unchanged=len(ks.changed) - n_cand, n_rows=len(ks.changed),
+                  d=ks.d, method=ks.method, **provenance)
+
+
+def paper_ticket(lang: str, tokenizer=None) -> Ticket:
+    """The published LLaMA ticket for en->``lang`` (ids of the LLaMA-1/2 32,000-token vocabulary)."""
+    if lang not in PAPER_TICKETS:
+        raise KSLError(f"the paper published no ticket for {lang!r}", f"use one of {', '.join(PAPER_TICKETS)}")
+    if tokenizer is not None and len(tokenizer) < 32000:
+        raise KSLError("the paper's tickets are LLaMA vocabulary ids; this tokenizer has "
+                       f"{len(tokenizer)} tokens", "use them with a LLaMA-1/2 tokenizer (the paper profile)")
+    ids = PAPER_TICKETS[lang]
+    return Ticket(ids=list(ids), rule="published", tokens=decode_tokens(tokenizer, ids), model="LLaMA-7B")
+
+
+def paper_ticket_mapped(lang: str, tokenizer) -> tuple[Ticket, dict[str, str | None]]:
+    """The published ticket carried into another vocabulary by the tokens' text: each piece's surface
+    string is encoded with ``tokenizer`` and kept where it is one token. Returns the ticket and, per
+    surface string, the token it became (None where it splits into several)."""
+    if lang not in PAPER_TICKET_TEXT:
+        raise KSLError(f"no decoded paper ticket for {lang!r}",
+                       f"use {', '.join(PAPER_TICKET_TEXT)} or the LLaMA ids (paper profile)")
+    ids, mapping = [], {}
+    for text in PAPER_TICKET_TEXT[lang].values():
+        enc = tokenizer(text, add_special_tokens=False)["input_ids"]
+        mapping[text] = tokenizer.convert_ids_to_tokens(enc[0]) if len(enc) == 1 else None
+        if len(enc) == 1 and enc[0] not in ids:
+            ids.append(enc[0])
+    if not ids:
+        raise KSLError("no token of the paper's ticket is a single token in this vocabulary",
+                       "use the LLaMA ids with a LLaMA tokenizer (the paper profile)")
+    return Ticket(ids=sorted(ids), rule="published, mapped by text", tokens=decode_tokens(tokenizer, sorted(ids)),
+                  model="LLaMA-7B"), mapping
+
+
+def ks_from_rows(rows: dict, vocab_size: int, method: str = "auto") -> KSResult:
+    """KS over the whole vocabulary from a tune run's changed rows; every other row has D = 0, p = 1."""
+    import torch
+
+
+    # On a GPU machine (the paper profile) the rows go to CUDA, where ks_counts uses its sort-based kernel.
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    part = ks_test(rows["before"].to(dev), rows["after"].to(dev), method=method)
+    d = rows["before"].shape[1]
+    D = torch.zeros(vocab_size, dtype=torch.float64)
+    p = torch.ones(vocab_size, dtype=torch.float64)
+    k = torch.zeros(vocab_size, dtype=torch.int32)
+    changed = torch.zeros(vocab_size, dtype=torch.bool)
+    ids = rows["ids"].long()
+    D[ids], p[ids], k[ids], changed[ids] = part.statistic, part.pvalue, part.k, part.changed
+    return KSResult(statistic=D, pvalue=p, k=k, changed=changed, d=d, method=method)
+
+
+def _is_file(spec: str) -> bool:
+    try:
+        return Path(spec).is_file()
+    except OSError:   # a few hundred comma-joined ids are longer than a file name may be
+        return False
+
+
+def ticket_ids(spec, vocab: int | None = None) -> list[int]:
+    """Sorted token ids from a ticket JSON, ``"13,263,278"`` or a sequence of ids, checked against ``vocab``
+    rows when known. A run is named by these ids, whichever form they came in."""
+
+    if isinstance(spec, (list, tuple)):
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in spec):
+            raise KSLError(f"ticket {spec!r} holds something other than token ids", "give integer ids")
+        ids = sorted(set(spec))
+    elif not spec or not str(spec).strip():
+        raise KSLError("no ticket given", "pass --ticket TICKET.json (from `kslottery ks`) or ids like 13,263")
+    elif _is_file(spec):
+        ids = sorted(set(Ticket.load(spec).ids))
+    else:
+        try:
+            ids = sorted({int(t) for t in spec.split(",") if t.strip()})
+        except ValueError:
+            raise KSLError(f"ticket {spec!r} is neither a file nor comma-separated ids",
+                           "pass a ticket JSON written by `kslottery ks` or ids like 13,263") from None
+    if not ids:
+        raise KSLError("the ticket is empty", "give at least one token id")
+    if ids[0] < 0:
+        raise KSLError(f"ticket id {ids[0]} is negative", "token ids are row numbers 0, 1, 2, ...")
+    if vocab is not None and ids[-1] >= vocab:
+        raise KSLError(f"ticket id {ids[-1]} is outside the vocabulary ({vocab:,} rows)",
+                       "use a ticket made for this model's tokenizer")
+    return ids

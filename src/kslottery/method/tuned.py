@@ -1,0 +1,115 @@
+"""A finished tune or transfer run as every later stage reads it: the record, the mode, the changed rows,
+the tokenizer, and applying it to a freshly loaded base model. The one reader and writer of that layout:
+``record.json``, and ``rows.safetensors`` (ids, before, after: embed, rows, transfer; :func:`write_rows`),
+``model/`` (full) or ``adapter/`` (lora, prefix; rows also exports one, :func:`write_rows_adapter`).
+
+    >>> run = TunedRun("runs/tune-1a2b3c4d5e6f")                  # doctest: +SKIP
+    >>> run.mode, run.model_spec, run.rows()["ids"][:5]          # doctest: +SKIP
+    >>> run.apply(models.load(run.model_spec))                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from . import models
+from .errors import KSLError
+
+ROWS = "rows.safetensors"
+
+
+def write_rows(work: Path, ids, before, after) -> Path:
+    """The changed rows of a tune or transfer run: their ids, and their values before and after."""
+    from safetensors.torch import save_file
+
+    save_file({"ids": ids.contiguous(), "before": before.contiguous(), "after": after.contiguous()}, work / ROWS)
+    return work / ROWS
+
+
+def write_rows_adapter(lm: models.LoadedModel, ids, rows, path: Path) -> None:
+    """A PEFT TrainableTokens adapter holding ``rows`` at ``ids`` on the base (untuned) model, so a rows run
+    loads in any PEFT-aware code without this package."""
+
+    import peft
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers API deprecated in 5.x
+        pm = peft.get_peft_model(copy.deepcopy(lm.model), peft.TrainableTokensConfig(
+            token_indices=ids.tolist(), target_modules=["embed_tokens"]))
+        for module in pm.modules():
+            if hasattr(module, "trainable_tokens_delta") and "default" in module.trainable_tokens_delta:
+                with torch.no_grad():
+                    module.trainable_tokens_delta["default"].copy_(rows)
+        pm.save_pretrained(path)
+
+
+def apply_rows(model, ids: torch.Tensor, rows: torch.Tensor) -> None:
+    """Paste ``rows`` into the model's input embedding at ``ids`` (partial transfer, tuned rows)."""
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        weight.index_copy_(0, ids.long().to(weight.device), rows.to(weight.dtype).to(weight.device))
+
+
+class TunedRun:
+    def __init__(self, path: str | Path):
+        if not str(path).strip():
+            raise KSLError("no tune run given", "pass --tuned runs/tune-<hash> (from `kslottery tune`)")
+        self.path = Path(path)
+        if not (self.path / "record.json").is_file():
+            raise KSLError(f"{self.path} is not a finished tune or transfer run (no record.json)",
+                           "give a runs/tune-* or runs/transfer-* directory")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @cached_property
+    def record(self) -> dict:
+        return json.loads((self.path / "record.json").read_text())
+
+    @property
+    def mode(self) -> str | None:
+        """embed, full, lora, prefix or rows for a tune run; None for a transfer run."""
+        return self.record.get("config", {}).get("mode")
+
+    @property
+    def model_spec(self) -> str | None:
+        return self.record.get("model", {}).get("spec")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.record["model"]["vocab_size"]
+
+    def rows(self) -> dict:
+        """ids, before, after of every row the run changed."""
+        from safetensors.torch import load_file
+
+        if not (self.path / ROWS).exists():
+            raise KSLError(f"{self.path} is not a finished embed or rows tune run (no {ROWS})",
+                           "run `kslottery tune --mode embed` first and pass its run directory")
+        return load_file(self.path / ROWS)
+
+    def tokenizer(self):
+        return models.load_tokenizer(self.model_spec)
+
+    def apply(self, lm: models.LoadedModel) -> dict:
+        """Apply the run to ``lm``, a freshly loaded base model, in place; return the run's record."""
+        if self.model_spec not in (None, lm.info.spec):
+            raise KSLError(f"{self.name} was tuned from {self.model_spec!r}, not {lm.info.spec!r}",
+                           f"evaluate it with --model {self.model_spec}")
+        if (self.path / ROWS).exists():
+
+            models.untie(lm.model)
+            rows = self.rows()
+            apply_rows(lm.model, rows["ids"], rows["after"])
+        elif (self.path / "model").exists():
+            lm.model = models.load(str(self.path / "model"), progress=False).model
+        elif (self.path / "adapter").exists():
+            import peft
+            lm.model = peft.PeftModel.from_pretrained(lm.model, self.path / "adapter").eval()
+        return self.record

@@ -1,0 +1,77 @@
+"""Independent recomputations the smoke notebooks print under nbval: each takes a saved artifact and
+recomputes a published number by another path than the one that produced it (sacrebleu directly on
+the saved hypotheses; scipy on the saved rows), so a golden can fail on a wrong value, not only on a
+wrong count."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ..method.runs import runs_root
+from ..study.claims import PAPER
+from ..study.comparison import paired_seeds
+from ..study.results import load_tables
+
+
+def rescore_chrf(run_name: str, rule: str = "whole") -> float:
+    """chrF++ of an eval run, recomputed with sacrebleu from its outputs.jsonl."""
+    import sacrebleu
+
+
+    rows = [json.loads(line) for line in (runs_root() / run_name / "outputs.jsonl").read_text().splitlines()]
+    return sacrebleu.corpus_chrf([r["hyp"][rule] for r in rows], [[r["ref"] for r in rows]], word_order=2).score
+
+
+def scores_match_outputs(table, metric: str = "chrf++") -> bool:
+    """Every (run, rule) chrF++ of a scores table equals the sacrebleu recomputation from the run's outputs
+    (records keep 4 decimals)."""
+    cells = table[["run", "rule", metric]].drop_duplicates().to_dict("records")
+    return bool(cells) and all(round(rescore_chrf(c["run"], c["rule"]), 4) == round(c[metric], 4) for c in cells)
+
+
+def ks_matches_scipy(tune_path: str | Path, row_id: int, statistic: float, pvalue: float) -> bool:
+    """A row's KS statistic and p as scipy.stats.ks_2samp computes them from the run's saved rows."""
+    from safetensors.torch import load_file
+    from scipy.stats import ks_2samp
+
+    rows = load_file(Path(tune_path) / "rows.safetensors")
+    i = rows["ids"].tolist().index(row_id)
+    ref = ks_2samp(rows["before"][i].double().numpy(), rows["after"][i].double().numpy())
+    return abs(ref.statistic - statistic) < 1e-12 and abs(ref.pvalue - pvalue) <= 1e-9 * max(ref.pvalue, 1e-300)
+
+
+def changed_rows(tune_path: str | Path) -> int:
+    """How many embedding rows an embed run's saved rows file says moved (after != before)."""
+    from safetensors.torch import load_file
+
+    rows = load_file(Path(tune_path) / "rows.safetensors")
+    return int((rows["after"] != rows["before"]).any(dim=1).sum())
+
+
+def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs_full") -> bool | None:
+    """The numbers of the embed-vs-full claim's "this study" cell recomputed with sacrebleu from the eval
+    runs of its source table: from the significance chapter, the paired difference full - embed (mean over
+    seeds of each seed's difference); from the headline, the two arms' means over seeds (whole
+    continuation). None when the claim was not measured."""
+
+
+    row = claims_table[claims_table["claim"] == PAPER[claim_key][0]]
+    source = row.iloc[0]["source"] if len(row) else ""
+    if source not in ("significance_ticket", "partial_tuning_18_tokens"):
+        return None
+    scores = load_tables(profile, source)["scores"]
+    if source == "significance_ticket":
+        shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
+
+        embed, full = (scores[scores["arm"] == arm].set_index("seed")["run"] for arm in ("embed", "full"))
+        paired = paired_seeds(list(embed.index), list(full.index))   # the chapter's pairing
+        diff = sum(rescore_chrf(full[f]) - rescore_chrf(embed[e]) for e, f in paired) / len(paired)
+        return round(diff, 1) == shown
+    shown = [float(x) for x in re.findall(r"-?\d+\.\d", row.iloc[0]["this study"])[:2]]
+    means = []
+    for arm in ("embed", "full"):
+        runs = scores[(scores["arm"] == arm) & (scores["rule"] == "whole")]["run"]
+        means.append(sum(rescore_chrf(r) for r in runs) / len(runs))
+    return [round(m, 1) for m in means] == shown

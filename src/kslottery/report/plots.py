@@ -1,0 +1,287 @@
+"""Seaborn figures for the notebooks: one function per figure, each returning the matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from ..method.certify import max_radius
+from ..method.ticket import RULE_NAMES
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def baseline_heatmap(df, metric: str = "chrf++"):
+    """Score of the base model per template (rows) and extraction rule (columns), one panel per pair."""
+    pairs = list(dict.fromkeys(df["pair"]))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        grid = df[df["pair"] == pair].pivot(index="template", columns="rule", values=metric)
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar=False)
+        ax.set_title(f"{pair}: {metric}")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves: dict):
+    """Training loss per step for each labelled run."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, df in curves.items():
+        ax.plot(df["step"], df["loss"], label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss per target token")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def ks_distributions(rows):
+    """Distribution of D and of -log10 p over the changed rows, and D against the L2 shift."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    sns.histplot(rows["D"], bins=40, ax=axes[0])
+    axes[0].set_title("KS statistic D (changed rows)")
+    sns.histplot(-np.log10(rows["p"].clip(lower=1e-300)), bins=40, ax=axes[1])
+    axes[1].set_xlabel("-log10 p")
+    axes[1].set_title("p-values")
+    sns.scatterplot(data=rows, x="l2_shift", y="D", hue="in_template", s=10, ax=axes[2])
+    axes[2].set_title("D against the row's L2 shift")
+    fig.tight_layout()
+    return fig
+
+
+def ticket_size_curve(sizes):
+    """Significant ticket size against alpha (log scale), a line per correction."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.lineplot(data=sizes, x="alpha", y="size", hue="rule", marker="o", ax=ax)
+    ax.set_xscale("log")
+    ax.set_title("ticket size against alpha and correction")
+    fig.tight_layout()
+    return fig
+
+
+def frequency_relation(rows):
+    """D against a row's training-token count (log scale), template tokens in their own colour."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.scatterplot(data=rows, x="train_count", y="D", hue="in_template", s=10, ax=ax)
+    ax.set_xscale("log")
+    ax.set_title("D against training-token frequency")
+    fig.tight_layout()
+    return fig
+
+
+def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
+    """A square matrix of Jaccard overlaps, annotated, on a fixed 0-1 scale so heatmaps compare."""
+    fig, ax = plt.subplots(figsize=(1.2 * len(matrix) + 2, 1.0 * len(matrix) + 1.5))
+    sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")   # long run labels stay readable
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def headline_bars(scores, metric: str = "chrf++", rules=("whole", "first_line")):
+    """Each arm's score under the whole-continuation and first-line rules (bars: mean over seeds)."""
+    df = scores[scores["rule"].isin(rules)]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    sns.barplot(data=df, x="arm", y=metric, hue="rule", errorbar=("pi", 100), ax=ax)
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+def gain_intervals(intervals):
+    """chrF++ gain over the base model with paired-bootstrap 95 % intervals, per arm, seed and rule."""
+    df = intervals.copy()
+    df["label"] = df["arm"] + df["seed"].map(lambda s: "" if s is None or s != s else f" (seed {int(s)})")
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(df) + 1.5))
+    for i, row in enumerate(df.itertuples()):
+        color = "C0" if row.rule == "whole" else "C1"
+        ax.errorbar(row.gain, i, xerr=[[row.gain - row.ci_low], [row.ci_high - row.gain]], fmt="o", color=color)
+    ax.set_yticks(range(len(df)), [f"{r.label} [{r.rule}]" for r in df.itertuples()])
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
+    fig.tight_layout()
+    return fig
+
+
+def certified_rates(rates):
+    """Per noise level, each object's certified-agreement rate with its 95 % interval, beside the share of
+    contexts below the ceiling (the most it could be) and how often the smoothed prediction is the model's."""
+    sigmas = sorted(rates["sigma"].unique())
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(4.6 * len(sigmas), 3.6), squeeze=False, sharey=True)
+    for ax, sigma in zip(axes[0], sigmas):
+        d = rates[rates["sigma"] == sigma].reset_index(drop=True)
+        y = range(len(d))
+        ax.errorbar(d["certified"], y, xerr=[d["certified"] - d["certified ci95 low"],
+                                             d["certified ci95 high"] - d["certified"]],
+                    fmt="o", color="C0", label="certified (95 % CI)")
+        ax.scatter(d["below ceiling"], y, marker="|", s=200, color="C3", label="below the ceiling")
+        ax.axvline(float(d["smoothed = model"].iloc[0]), color="0.5", ls=":", label="smoothed = model")
+        ax.set_yticks(list(y), d["object"], fontsize=8)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_title(f"sigma {sigma:g}")
+        ax.set_xlabel("share of contexts")
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def gain_decomposition(df):
+    """Each arm's chrF++ gain over the base model under each extraction rule (points: seeds or draws,
+    bars: 95 % intervals), so a gain that exists only under the whole-continuation rule stands out."""
+    rules = [c[len("gain "):] for c in df.columns if c.startswith("gain ") and not c.endswith(" ci")]
+    d = df[df["arm"] != "base"].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) * len(rules) / 1.5 + 1.6))
+    labels = [f"{r.arm}" + ("" if r.seed is None or r.seed != r.seed else f" #{int(r.seed)}") for r in d.itertuples()]
+    for j, rule in enumerate(rules):
+        y = [i + (j - (len(rules) - 1) / 2) * 0.25 for i in range(len(d))]
+        gain, ci = d[f"gain {rule}"], d[f"gain {rule} ci"]
+        err = [[g - c[0] for g, c in zip(gain, ci)], [c[1] - g for g, c in zip(gain, ci)]]
+        ax.errorbar(gain, y, xerr=err, fmt="o", ms=4, color=f"C{j}", label=rule.replace("_", " "))
+    ax.set_yticks(range(len(d)), labels)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
+    ax.legend(title="extraction rule", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def stopping_vs_gain(df):
+    """EOS rate against the whole-continuation gain: do arms gain by stopping?"""
+    d = df[df["arm"] != "base"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.scatterplot(data=d, x="eos_rate", y="gain whole", hue="arm", ax=ax, s=40)
+    ax.set_xlabel("EOS rate")
+    ax.set_ylabel("chrF++ gain (whole continuation)")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def template_transfer_heatmap(df):
+    """Gain over the base model (same template) of each trained delta under each evaluation template."""
+    d = df[df["trained"] != "base"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * d["trained"].nunique() + 1.8))
+    for ax, rule in zip(axes, ("whole", "first_line")):
+        grid = d.pivot(index="trained", columns="template", values=f"gain {rule}")
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, ax=ax, cbar=False)
+        ax.set_title(f"chrF++ gain, {rule.replace('_', ' ')}")
+        ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", "bonferroni_0.05")):
+    """Ticket size against optimizer steps, one panel per optimizer, a colour per learning rate and a line
+    style per rule; log scale (a size of 0 drawn at 0.5), the paper's published sizes as a band."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    optimizers = list(dict.fromkeys(table["optimizer"]))
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.2), squeeze=False, sharey=True)
+    styles = dict(zip(rules, ["-", "--", ":"]))
+    for ax, opt in zip(axes[0], optimizers):
+        part = table[table["optimizer"] == opt]
+        palette = dict(zip(sorted(part["lr"].unique()), sns.color_palette("viridis", part["lr"].nunique())))
+        for lr, g in part.groupby("lr"):
+            for rule in rules:
+                ax.plot(g["step"], np.maximum(g[rule], 0.5), styles[rule], marker="o", ms=3, color=palette[lr])
+        ax.axhspan(*band, color="tab:red", alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimizer steps")
+        ax.set_title(f"{opt}: colour = learning rate")
+        handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in palette.items()]
+        ax.legend(handles=handles, fontsize=8, loc="upper left")
+    style_handles = [Line2D([], [], color="0.3", ls=ls, label=RULE_NAMES[r.replace("_0.05", "")])
+                     for r, ls in styles.items()]
+    style_handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:red", alpha=0.15,
+                                       label=f"the paper's tickets ({band[0]}-{band[1]} rows)"))
+    fig.legend(handles=style_handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    axes[0][0].set_ylabel("rows significant at 0.05 (0 drawn at 0.5)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def certifiable_radius(sigmas, alpha: float, n_used: int, norms: dict | None = None, n_max: int = 10**7):
+    """The largest radius CERTIFY can return against the number of samples n, per noise level, with the
+    n the study used marked and the measured perturbation norms (label -> norm) as horizontal lines."""
+    import numpy as np
+
+
+    ns = np.unique(np.logspace(1, np.log10(n_max), 60).astype(int))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s, c in zip(sigmas, sns.color_palette("viridis", len(sigmas))):
+        ax.plot(ns, [max_radius(int(m), alpha, s) for m in ns], color=c, label=f"sigma {s:g}")
+    ax.axvline(n_used, color="0.4", ls=":", label=f"n used ({n_used})")
+    for (label, norm), c in zip((norms or {}).items(), sns.color_palette("rocket", len(norms or {}))):
+        ax.axhline(norm, color=c, ls="--", lw=1, label=f"{label}: {norm:.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("estimation samples n")
+    ax.set_ylabel(f"largest certifiable radius (alpha {alpha:g})")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def arm_scores(scores, rules=("whole", "first_line")):
+    """chrF++ of every arm, one dot per seed, under the whole-continuation and first-line rules; the base
+    model as a line."""
+    import pandas as pd
+
+    df = pd.concat([scores.assign(rule=r, chrf=scores[f"chrf++ {r}"]) for r in rules], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    arms = [a for a in dict.fromkeys(df["arm"]) if a != "base"]
+    sns.stripplot(data=df[df["arm"] != "base"], x="arm", y="chrf", hue="rule", order=arms, dodge=True, ax=ax)
+    base = df[df["arm"] == "base"]
+    for i, r in enumerate(rules):
+        if len(base[base["rule"] == r]):
+            ax.axhline(float(base[base["rule"] == r]["chrf"].iloc[0]), color=f"C{i}", ls="--", lw=1,
+                       label=f"base ({r})")
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_xlabel("")
+    ax.set_ylabel("chrF++ (devtest)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_forest(comparisons, margin: float | None = None):
+    """Paired differences b - a with their 95 % intervals, one line per comparison and rule; the shaded band
+    is the equivalence margin stated before scoring."""
+    df = comparisons.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(df) + 1.4))
+    for i, row in df.iterrows():
+        color = "C0" if row["rule"] == "whole" else "C1"
+        d = row["b - a"]
+        ax.errorbar(d, i, xerr=[[d - row["ci95 low"]], [row["ci95 high"] - d]], fmt="o", color=color)
+    ax.set_yticks(range(len(df)), [f"{r['b']} - {r['a']} [{r['rule']}]" for _, r in df.iterrows()], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=1)
+    if margin:
+        ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"equivalence margin +-{margin:g}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("chrF++ difference, b - a (95 % CI, seeds and sentences resampled)")
+    fig.tight_layout()
+    return fig
+
+
+def pair_overlap(full, beyond, ceiling: float | None = None):
+    """Two Jaccard heatmaps of the language pairs' tickets: every row, and without the rows that occur in
+    every training example (shared by construction); the seed-to-seed ceiling in the title."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, m, title in ((axes[0], full, "all ticket rows"), (axes[1], beyond, "without rows in every example")):
+        sns.heatmap(m, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis", cbar=ax is axes[1], ax=ax)
+        ax.set_title(title)
+    if ceiling is not None and ceiling == ceiling:
+        fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds: {ceiling:.2f}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,242 @@
+"""Run profiles: execute the study's notebooks with papermill, parameters from ``profiles/NAME.yaml``.
+
+    kslottery run --profile smoke [--only baseline_and_prompts]
+
+Executed notebooks land in ``book/results/<profile>/`` (written to a temporary name, renamed when the
+notebook finished). The experiments inside reuse hash-named run directories, so a rerun after an
+interruption redoes only what had not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import yaml
+
+from ..method.errors import KSLError
+from ..method.runs import git_commit, machine, runs_root, versions, write_json
+from ..study.results import repo_root
+from .tables import publish
+
+ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "significance_ticket", "six_pairs",
+         "certification",
+         "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
+         "paper_vs_study"]
+
+
+def load_profile(name: str, root: Path | None = None) -> dict:
+    root = root or repo_root()
+    path = root / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise KSLError(f"unknown profile {name!r}", f"use one of {', '.join(have)}")
+    prof = yaml.safe_load(path.read_text())
+    unknown = set(prof.get("notebooks", {})) - set(ORDER)
+    if unknown:
+        raise KSLError(f"profile {name} names unknown notebooks {sorted(unknown)}", f"use {', '.join(ORDER)}")
+    return prof
+
+
+def notebook_parameters(prof: dict, notebook: str, profile: str) -> dict:
+    return {"profile": profile, **prof.get("common", {}), **(prof["notebooks"].get(notebook) or {})}
+
+
+RECORDER_TAG = "ksl-run-recorder"
+
+
+def with_recorder(src: Path, dst: Path, log: Path) -> None:
+    """A copy of the notebook whose first cell tells the kernel where to record the runs it uses (an argument
+    of :func:`kslottery.method.runs.record_runs_to`, not an environment variable)."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    cell = nbformat.v4.new_code_cell(f"from kslottery.method.runs import record_runs_to\nrecord_runs_to({str(log)!r})")
+    cell.metadata["tags"] = [RECORDER_TAG, "remove-cell"]
+    nb.cells.insert(0, cell)
+    nbformat.write(nb, dst)
+
+
+def without_recorder(executed: Path, dst: Path, profile: str | None = None) -> None:
+    """The executed notebook as published: the runner's own first cell removed, the profile's parameters
+    (papermill's injected cell) collapsed like every other input (the provenance page lists them too), and
+    figure names prefixed with the profile, since every profile publishes the same notebooks into one book
+    and a figure's name is a label the whole book shares."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if RECORDER_TAG not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        if profile and figure.get("name") and not figure["name"].startswith(f"{profile}-"):
+            figure["name"] = f"{profile}-{figure['name']}"
+    tmp = dst.with_name(dst.name + ".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(dst)
+
+
+def run_profile(profile: str, only: list[str] | None = None, root: Path | None = None,
+                progress: bool = True) -> list[Path]:
+    import papermill as pm
+
+
+    root = root or repo_root()
+    prof = load_profile(profile, root)
+    only = [name.strip() for item in (only or []) for name in item.split(",") if name.strip()]   # a,b or repeated
+    available = [nb for nb in ORDER if nb in prof["notebooks"]]
+    todo = [nb for nb in available if not only or nb in only]
+    if only and set(only) - set(todo):
+        raise KSLError(f"profile {profile} has no notebook {sorted(set(only) - set(todo))}",
+                       f"choose from {', '.join(available)}")
+    out_dir = root / "book" / "results" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("KSL_RUNS", str(root / "runs"))
+    done = []
+    for nb in todo:
+        src = root / "notebooks" / f"{nb}.ipynb"
+        params = notebook_parameters(prof, nb, profile)
+        declared = pm.inspect_notebook(str(src))
+        unknown = set(params) - set(declared)
+        if unknown:
+            raise KSLError(f"profile {profile} passes {sorted(unknown)} to {nb}, which has no such parameter",
+                           f"use the notebook's parameters: {', '.join(declared)}")
+        # Executed outside the book's source tree until finished, so a book build never sees a half notebook.
+        tmp = root / ".ksl-partial" / f"{profile}-{nb}.ipynb"
+        tmp.parent.mkdir(exist_ok=True)
+        t0 = time.time()
+        commit = git_commit()   # the code the notebook runs: a commit made while it runs is not its commit
+        print(f"[{profile}] {nb} ...", flush=True)
+        log = tmp.with_suffix(".runs")
+        log.unlink(missing_ok=True)
+        staged = tmp.with_suffix(".in.ipynb")
+        with_recorder(src, staged, log)
+        pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
+                            progress_bar=progress, kernel_name="python3")
+        staged.unlink(missing_ok=True)
+        final = out_dir / f"{nb}.ipynb"
+        without_recorder(tmp, final, profile)
+        tmp.unlink(missing_ok=True)
+        used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
+        log.unlink(missing_ok=True)
+        # The kernel is a child of this process: its peak resident memory, once it has exited.
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit)
+        publish(profile, nb, root)   # the notebook's tables into the book, so a clean clone rebuilds it
+        print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
+        done.append(final)
+    return done
+
+
+def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
+                      used: list[str], peak_rss_gib: float | None = None, commit: str | None = None) -> None:
+    """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
+    its parameters, when it ran, its own wall-clock, the runs it used with the compute they cost, and the
+    commit it was executed at (``commit``, read when it started; default: now)."""
+
+    path = out_dir / "provenance.json"
+    prov = json.loads(path.read_text()) if path.exists() else {}
+    walls, signatures = {}, set()
+    for name in used:
+        rec = runs_root() / name / "record.json"
+        if rec.exists():
+            r = json.loads(rec.read_text())
+            walls[name] = r.get("wall_s", 0.0)
+            if r.get("peak_rss_gib") is not None:
+                peak_rss_gib = max(peak_rss_gib or 0.0, r["peak_rss_gib"])
+            for per_rule in r.get("scores", {}).values():
+                signatures |= {f"{m}: {v['signature']}" for m, v in per_rule.items()
+                               if isinstance(v, dict) and v.get("signature")}
+    prov[notebook] = {"parameters": params, "finished": time.strftime("%Y-%m-%d %H:%M"), "execution_s": round(seconds),
+                      "runs": used, "compute_s": round(sum(walls.values())), "run_wall_s": walls,
+                      "signatures": sorted(signatures),
+                      "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
+                      "git_commit": commit or git_commit(), "versions": versions(),
+                      "machine": machine()}
+    for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
+        entry["run_machines"] = _run_machines(entry.get("runs", []))
+    write_json(path, prov)
+    (out_dir / "provenance.md").write_text(provenance_page(profile, prov))
+
+
+def _describe(m: dict) -> str:
+    return (f"{m['processor']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, GPU: {m['cuda'] or 'none'} "
+            f"({m['platform']})")
+
+
+def _run_machines(used: list[str]) -> dict[str, list[str]]:
+    """The runs computed on each machine (a run records its own in params.json)."""
+
+    out: dict[str, list[str]] = {}
+    for name in used:
+        params = runs_root() / name / "params.json"
+        m = json.loads(params.read_text()).get("machine") if params.exists() else None
+        if m:
+            out.setdefault(_describe(m), []).append(name)
+    return out
+
+
+def _short(commit: str | None) -> str:
+    if not commit:
+        return "unknown"
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def commit_warning(prov: dict, order: list[str]) -> list[str]:
+    """A visible warning when the pages were not all executed at one clean commit (empty when they were)."""
+    commits = {nb: prov[nb].get("git_commit") for nb in order}
+    distinct = sorted({_short(c) for c in commits.values()})
+    dirty = [nb for nb, c in commits.items() if not c or c.endswith("-dirty")]
+    if len(distinct) <= 1 and not dirty:
+        return []
+    text = (f"These pages were executed at {len(distinct)} commits ({', '.join(f'`{c}`' for c in distinct)})"
+            + (f"; {', '.join(dirty)} from a tree with uncommitted code changes" if dirty else "")
+            + ". A page shows what the code of its own commit computed; the profile as a whole is not one "
+              "clean execution until it is re-run at a single commit.")
+    return ["```{warning}", text, "```", ""]
+
+
+def provenance_page(profile: str, prov: dict) -> str:
+    order = [nb for nb in ORDER if nb in prov]
+    lines = [f"# Provenance: profile `{profile}`", "",
+             f"Written by `kslottery run --profile {profile}` after each notebook. *Execution* is the wall-clock",
+             "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
+             "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
+             "*Peak RSS* is the largest resident memory recorded by the runs it used and by its last execution.", "",
+             "| notebook | finished | execution | peak RSS | runs used | compute | git commit |",
+             "|---|---|---|---|---|---|---|"]
+    # Notebooks share runs (the headline's arms are the audit's): the total counts each run once.
+    total = sum({name: w for nb in order for name, w in prov[nb].get("run_wall_s", {}).items()}.values())
+    for nb in order:
+        e = prov[nb]
+        rss = "—" if e.get("peak_rss_gib") is None else f"{e['peak_rss_gib']:.1f} GiB"
+        lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
+                     f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
+    lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
+    lines[2:2] = commit_warning(prov, order)
+    last = prov[order[-1]] if order else {}
+    if last:
+        # the compute above was spent where each run ran, which need not be where the notebook last ran
+        runs_on: dict[str, set] = {}
+        for nb in order:
+            for desc, names in prov[nb].get("run_machines", {}).items():
+                runs_on.setdefault(desc, set()).update(names)
+        executed = sorted({_describe(prov[nb]["machine"]) for nb in order})
+        lines += ["", "Notebooks executed on: " + "; ".join(executed) + "."]
+        if runs_on:
+            counted = [f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())]
+            lines += ["", "Runs computed on: " + "; ".join(counted) + "."]
+        lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
+    sigs = sorted({sig for nb in order for sig in prov[nb].get("signatures", [])})
+    if sigs:
+        lines += ["", "sacrebleu signatures of every score:", ""] + [f"- `{sig}`" for sig in sigs]
+    for nb in order:
+        params = "\n".join(f"{k}: {json.dumps(v)}" for k, v in prov[nb]["parameters"].items())
+        lines += ["", f"## {nb}", "", "```yaml", params, "```", "", "Runs: " +
+                  (", ".join(f"`{r}`" for r in prov[nb]["runs"]) or "none")]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,255 @@
+"""Arms: the named recipes of an experiment, as branches of one trunk (open_lth's layout).
+
+The trunk is what every arm of one seed shares: that seed's embedding tuning, the KS discovery on it and
+the seed's own ticket under the experiment's selection rule. An :class:`Arm` is a recipe on top of it:
+what is trained (a tuning mode) or pasted (partial transfer), from which ticket source, with which
+learning rate and over which list of seeds. :func:`plan` turns a list of arms into runs (trained, or
+reused by their hash-named directories) and :func:`score` scores them, so adding an arm to a chapter is
+one entry in its list.
+
+    >>> trunk = Trunk(protocol, lrs={"embed": 1e-2, "rows": 1e-2}, seeds={"seeds": [0, 1, 2]},
+    ...               rule="bh", alpha=0.05, options={"max_steps": 8})                   # doctest: +SKIP
+    >>> runs = plan(trunk, [Arm("embed", mode="embed", lr="embed"),
+    ...                     Arm("KS ticket", mode="rows", ticket="ks", lr="rows")])      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..method import baselines, tuning
+from ..method.discovery import DiscoveryConfig, discover
+from ..method.errors import KSLError
+from ..method.models import load_tokenizer
+from ..method.ticket import ks_from_rows, select
+from ..method.transfer import TransferConfig, transfer
+from ..method.tuned import TunedRun
+from .protocol import Protocol
+
+KINDS = ("base", "tune", "transfer")
+SEED = "<seed>"   # in Arm.options: replaced by the branch's seed
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str = field(metadata={"help": "the label every table and figure shows"})
+    kind: str = field(default="tune", metadata={"help": "base (no training), tune, or transfer (paste rows)"})
+    mode: str | None = field(default=None, metadata={"help": "the tuning mode of a tune arm (embed, rows, full...)"})
+    ticket: str | None = field(default=None, metadata={
+        "help": "where the rows come from (rows mode and transfer): a source in TICKETS, 'topk:K', or "
+                "'fixed:NAME' for a ticket given to the trunk"})
+    lr: str | None = field(default=None, metadata={"help": "the key of the trunk's learning rate this arm uses"})
+    seeds: str = field(default="seeds", metadata={"help": "the key of the trunk's seed list this arm runs over"})
+    trunk: str = field(default="main", metadata={"help": "which trunk's discovery the ticket comes from"})
+    draws: bool = field(default=False, metadata={
+        "help": "the seed list holds draws of a random ticket: every draw trains at the trunk's first seed"})
+    options: tuple = field(default=(), metadata={
+        "help": "(field, value) pairs added to the run's TuneConfig or TransferConfig; the value SEED stands "
+                "for the branch's seed"})
+    score: tuple = field(default=(), metadata={"help": "(option, value) pairs for scoring, e.g. stop_on_newline"})
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise KSLError(f"arm {self.name!r}: unknown kind {self.kind!r}", f"use one of {', '.join(KINDS)}")
+        if self.kind == "tune" and (self.mode is None or self.lr is None):
+            raise KSLError(f"arm {self.name!r} trains but names no mode or learning rate", "give mode= and lr=")
+        if (self.kind == "transfer" or self.mode == "rows") and self.ticket is None:
+            raise KSLError(f"arm {self.name!r} needs a ticket source", f"give ticket= one of {', '.join(TICKETS)}")
+
+
+@dataclass
+class Trunk:
+    """One embedding tuning per seed under ``protocol``, its KS discovery, and the seed's ticket: the ``rule``
+    ticket at ``alpha`` (bh, bonferroni, alpha) or the top ``k`` rows by D (rule topk). ``options`` (TuneConfig
+    fields such as max_steps) apply to every run of the trunk, ``embed_options`` (such as optimizer="sgd") only
+    to the discovery's embedding tuning."""
+    protocol: Protocol
+    lrs: dict[str, float]
+    seeds: dict[str, list[int]]
+    rule: str = "bh"
+    alpha: float = 0.05
+    k: int = 18
+    options: dict = field(default_factory=dict)
+    embed_options: dict = field(default_factory=dict)
+    fixed: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._embed, self._found, self._counts, self._seen = {}, {}, {}, {}
+
+    def embed(self, seed: int) -> dict:
+        if seed not in self._embed:
+            self._embed[seed] = self.protocol.tune(mode="embed", lr=self.lrs["embed"], seed=seed,
+                                                   **self.options, **self.embed_options)
+        return self._embed[seed]
+
+    def discovery(self, seed: int) -> dict:
+        if seed not in self._found:
+            self._found[seed] = discover(DiscoveryConfig(tuned=self.embed(seed)["path"], alpha=self.alpha, k=self.k))
+        return self._found[seed]
+
+    def ticket_name(self) -> str:
+        return f"topk-{self.k}" if self.rule == "topk" else f"{self.rule}-{self.alpha}"
+
+    def ticket(self, seed: int) -> list[int]:
+        """The seed's own ticket, in the discovery's order (larger D first)."""
+        return list(self.discovery(seed)["tickets"][self.ticket_name()]["ids"])
+
+    def require_tickets(self) -> None:
+        """Refuse, before any arm trains, a budget too small for the rule: a seed with an empty ticket."""
+        for s in self.seeds["seeds"]:
+            if not self.ticket(s):
+                lr, steps = self.lrs["embed"], self.options.get("max_steps")
+                raise KSLError(f"seed {s}: no row is significant under {self.rule} at {self.alpha} after {steps} "
+                               f"steps of lr {lr:g}", "take the budget the budget sweep chose (its smallest budget "
+                               "with a ticket)")
+
+    def topk(self, seed: int, k: int) -> list[int]:
+        """The k rows of largest D in this seed's discovery (ties: smaller p, then smaller id)."""
+
+        run = TunedRun(self.embed(seed)["path"])
+        return [int(i) for i in select(ks_from_rows(run.rows(), run.vocab_size), "topk", k=k)]
+
+    def seen(self, seed: int) -> list[dict]:
+        """The encoded training examples this seed's embedding tuning actually sees (its batches up to
+        max_steps), in index order."""
+        if seed not in self._seen:
+
+            cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
+                                       **self.embed_options)
+            examples = tuning.encode_all(load_tokenizer(self.protocol.model), tuning.training_bitext(cfg), cfg)
+            seen = {i for batch in tuning.batch_order(len(examples), cfg) for i in batch}
+            self._seen[seed] = [examples[i] for i in sorted(seen)]
+        return self._seen[seed]
+
+    def counts(self, seed: int) -> Counter:
+        """Token counts of the examples the seed saw: the rows it can move, and so the pool of the random
+        and frequency controls."""
+        if seed not in self._counts:
+            self._counts[seed] = baselines.token_counts(self.seen(seed))
+        return self._counts[seed]
+
+    def bos(self) -> int:
+        if not hasattr(self, "_bos"):   # loading a 262k-token tokenizer costs about a second: once per trunk
+
+            bos = load_tokenizer(self.protocol.model).bos_token_id
+            if bos is None:
+                raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
+            self._bos = int(bos)
+        return self._bos
+
+
+def _ks(t: Trunk, s: int, draw: int) -> list[int]:
+    return t.ticket(s)
+
+
+# Ticket sources: (trunk, seed, draw) -> ids; ``draw`` seeds the random ones (the seed itself unless the arm
+# holds draws). Controls take the size of the seed's own ticket.
+TICKETS = {
+    "ks": _ks,
+    "frequency": lambda t, s, d: baselines.frequency_ticket(t.counts(s), len(t.ticket(s))).ids,
+    "frequency-matched": lambda t, s, d: baselines.frequency_matched_ticket(t.ticket(s), t.counts(s), seed=d).ids,
+    "random": lambda t, s, d: baselines.random_ticket(t.counts(s), len(t.ticket(s)), seed=d).ids,
+    "without-bos": lambda t, s, d: [i for i in t.ticket(s) if i != t.bos()],   # bos() is cached
+    "bos": lambda t, s, d: [t.bos()],
+}
+
+
+def ticket_for(arm: Arm, trunk: Trunk, seed: int, draw: int | None = None) -> list[int]:
+    src = arm.ticket
+    if src.startswith("topk:"):
+        return trunk.topk(seed, int(src[5:]))
+    if src.startswith("fixed:"):
+        if src[6:] not in trunk.fixed:
+            raise KSLError(f"arm {arm.name!r}: no fixed ticket {src[6:]!r}", "pass it in the trunk's fixed tickets")
+        return list(trunk.fixed[src[6:]])
+    if src not in TICKETS:
+        raise KSLError(f"arm {arm.name!r}: unknown ticket source {src!r}",
+                       f"use one of {', '.join(TICKETS)}, topk:K or fixed:NAME")
+    ids = TICKETS[src](trunk, seed, seed if draw is None else draw)
+    if not ids:
+        raise KSLError(f"arm {arm.name!r}: the {src} ticket of seed {seed} is empty",
+                       "raise the training budget (see the budget sweep) or drop the arm")
+    return [int(i) for i in ids]
+
+
+@dataclass
+class Branch:
+    """One arm at one seed (or draw): its run (None for the base model), the ticket it trained or pasted, and
+    how it is scored."""
+    arm: str
+    seed: int | None
+    run: dict | None
+    ticket: list[int] | None = None
+    score: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> str | None:
+        return self.run["path"] if self.run else None
+
+
+def _branch(arm: Arm, t: Trunk, s: int) -> Branch:
+    """Train (or reuse) ``arm`` at seed (or draw) ``s``."""
+    seed, draw = (t.seeds["seeds"][0], s) if arm.draws else (s, None)
+    opts = {k: (s if v == SEED else v) for k, v in arm.options}
+    score = dict(arm.score)
+    if arm.kind == "transfer":
+        ids = ticket_for(arm, t, seed, draw)
+        return Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(seed)["path"], ticket=tuple(ids), **opts)),
+                      ids, score)
+    if arm.mode == "embed" and arm.lr == "embed" and not opts:
+        return Branch(arm.name, s, t.embed(seed), None, score)
+    if t.lrs.get(arm.lr) is None:
+        raise KSLError(f"arm {arm.name} needs its learning rate", f"pass lr_{arm.lr}")
+    ids = ticket_for(arm, t, seed, draw) if arm.mode == "rows" else None
+    run = t.protocol.tune(mode=arm.mode, lr=t.lrs[arm.lr], seed=seed,
+                          **({"ticket": tuple(ids)} if ids is not None else {}), **t.options, **opts)
+    return Branch(arm.name, s, run, ids, score)
+
+
+def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
+    """Train (or reuse) every arm at every seed of its list; returns one branch per (arm, seed)."""
+    trunks = {"main": trunks} if isinstance(trunks, Trunk) else trunks
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise KSLError(f"arm names repeat: {names}", "give every arm its own name")
+    out = []
+    for arm in arms:
+        if arm.trunk not in trunks:
+            raise KSLError(f"arm {arm.name!r} names trunk {arm.trunk!r}", f"use one of {', '.join(trunks)}")
+        t = trunks[arm.trunk]
+        if arm.kind == "base":
+            out.append(Branch(arm.name, None, None, None, dict(arm.score)))
+            continue
+        if arm.seeds not in t.seeds:
+            raise KSLError(f"arm {arm.name!r} runs over seed list {arm.seeds!r}", f"give the trunk seeds[{arm.seeds!r}]")
+        out += [_branch(arm, t, s) for s in t.seeds[arm.seeds]]
+    return out
+
+
+def catalogue(k: int, prefix_init: str = "random", fixed: tuple[str, ...] = ()) -> dict[str, Arm]:
+    """The arms the headline and its audit share, by name; a chapter lists the names it runs. Seed lists:
+    ``seeds`` (the trunk and its tickets), ``method_seeds`` (full / LoRA / prefix), ``audit_seeds`` (the
+    stopping rows and transfer controls), ``draws`` / ``matched_draws`` / ``frequency_draws`` (random
+    tickets, trained at the first seed). ``fixed`` names tickets given to the trunk (the paper's, the
+    stopping rows), each tuned at every seed of ``seeds``."""
+    arms = [
+        Arm("base", kind="base"),
+        Arm("base + newline stop", kind="base", score=(("stop_on_newline", True),)),
+        Arm("embed", mode="embed", lr="embed"),
+        Arm("full", mode="full", lr="full", seeds="method_seeds"),
+        Arm("lora", mode="lora", lr="lora", seeds="method_seeds"),
+        Arm("prefix", mode="prefix", lr="prefix", seeds="method_seeds", options=(("prefix_init", prefix_init),)),
+        Arm(f"KS top-{k}", mode="rows", ticket="ks", lr="rows"),
+        *[Arm(name, mode="rows", ticket=f"fixed:{name}", lr="rows") for name in fixed],
+        Arm(f"random-{k}", mode="rows", ticket="random", lr="rows", seeds="draws", draws=True),
+        Arm(f"frequency-{k}", mode="rows", ticket="frequency", lr="rows", seeds="frequency_draws", draws=True),
+        Arm(f"frequency-matched-{k}", mode="rows", ticket="frequency-matched", lr="rows", seeds="matched_draws",
+            draws=True),
+        Arm(f"transfer KS top-{k}", kind="transfer", ticket="ks"),
+        Arm("transfer, norm-matched random delta", kind="transfer", ticket="ks", seeds="audit_seeds",
+            options=(("delta", "norm-matched"), ("seed", SEED))),
+        Arm("transfer, delta x 0.5", kind="transfer", ticket="ks", seeds="audit_seeds", options=(("scale", 0.5),)),
+        Arm("transfer, delta x 2", kind="transfer", ticket="ks", seeds="audit_seeds", options=(("scale", 2.0),)),
+    ]
+    return {a.name: a for a in arms}

@@ -1,0 +1,199 @@
+"""The budget sweep: how large a significance-defined ticket is as a function of the training budget.
+
+The paper's ticket is the set of rows whose KS test is significant, and whether any row is significant
+depends on how far tuning moved it: on the default model no row is at 32 AdamW steps of lr 1e-3, and
+nearly every touched row is at lr 1e-2. One embed run per learning rate with ``snapshots`` gives every
+shorter budget for free; this module turns each snapshot into ticket sizes under each rule and into
+what explains D: how often the row occurs in the training text and how early it first gets a gradient.
+
+    >>> table = sweep("gemma3-270m", "eng_Latn-cat_Latn", train_limit=512, batch_size=8,
+    ...               lrs=[1e-3, 5e-3], snapshots=[8, 16, 32, 64])                # doctest: +SKIP
+    >>> smallest_budget(table, "bh_0.05", at_least=12)                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..method import baselines, models, trainable, tuning
+from ..method.baselines import token_counts
+from ..method.errors import KSLError
+from ..method.ticket import decode_tokens, ks_from_rows, select
+from ..method.tuned import TunedRun
+from .results import load_tables
+
+RULES = ("alpha", "bonferroni", "bh")
+
+
+def row_exposure(examples: list[dict], batches: list[list[int]], grad_accum: int = 1) -> tuple[dict, dict]:
+    """Per token id: how often it occurs in the training inputs, and the first optimizer step (1-based)
+    whose batch contains it (the step at which the row first receives a gradient)."""
+
+    counts = dict(token_counts(examples))
+    first: dict[int, int] = {}
+    for micro_index, micro in enumerate(batches):
+        step = micro_index // grad_accum + 1
+        for i in micro:
+            for t in examples[i]["input_ids"]:
+                first.setdefault(t, step)
+    return counts, first
+
+
+def snapshot_rows(run_path: str | Path, steps: list[int] | None = None) -> dict[int, dict]:
+    """{step: {"ids", "before", "after"}} for every snapshot of an embed run (or only ``steps``), ``before``
+    from its rows file (rows that never changed keep a zero delta, so only the rows the run changed can
+    differ)."""
+    import torch
+    from safetensors.torch import load_file
+
+    run_path = Path(run_path)
+    snaps = sorted((run_path / "snapshots").glob("step-*.safetensors"), key=lambda p: int(p.stem[5:]))
+    snaps = [p for p in snaps if steps is None or int(p.stem[5:]) in steps]
+    if not snaps:
+        raise KSLError(f"{run_path.name} has no snapshots", "tune with --snapshots 8,16,32,... (embed mode)")
+    rows = TunedRun(run_path).rows()
+    out = {}
+    for path in snaps:
+        snap = load_file(path)
+        slot = {int(i): n for n, i in enumerate(snap["ids"].tolist())}
+        idx = torch.tensor([slot[int(i)] for i in rows["ids"].tolist()], dtype=torch.long)
+        out[int(path.stem[5:])] = {"ids": rows["ids"], "before": rows["before"],
+                                   "after": rows["before"] + snap["delta"][idx]}
+    return out
+
+
+def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[list[int]], grad_accum: int = 1,
+                   alpha: float = 0.05) -> "pd.DataFrame":
+    """One row per snapshot: rows changed, ticket size under each rule at ``alpha``, the largest D, and the
+    Spearman correlation of D (over changed rows) with training-token count and with first-gradient step."""
+    from scipy.stats import spearmanr
+
+
+    run = TunedRun(run_path)
+    rec = run.record
+    counts, first = row_exposure(examples, batches, grad_accum)
+    table = []
+    for step, rows in snapshot_rows(run_path).items():
+        res = ks_from_rows(rows, run.vocab_size)
+        changed = np.flatnonzero(res.changed.numpy())
+        D = res.statistic.numpy()[changed]
+        row = {"lr": rec["config"]["lr"], "optimizer": rec["config"].get("optimizer", "adamw"), "step": step,
+               "rows_changed": len(changed), "max_D": float(D.max()) if len(D) else 0.0,
+               "min_p": float(res.pvalue.min())}
+        for rule in RULES:
+            row[f"{rule}_{alpha:g}"] = len(select(res, rule, alpha))
+        for name, source in (("count", counts), ("first_step", first)):
+            x = [source.get(int(i), 0) for i in changed]
+            defined = len(changed) > 2 and len(set(x)) > 1 and len(set(D.tolist())) > 1   # else rho is undefined
+            row[f"spearman_D_{name}"] = float(spearmanr(D, x).statistic) if defined else float("nan")
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def smallest_budget(table: "pd.DataFrame", rule: str = "bh_0.05", at_least: int = 12) -> dict | None:
+    """The choice stated before any score is seen: the smallest budget lr x steps (for Adam, a bound on how
+    far any coordinate can move; ties: fewer steps) whose ``rule`` ticket has at least ``at_least`` rows;
+    None when no snapshot reaches it."""
+    ok = table[table[rule] >= at_least].assign(budget=lambda t: t["lr"] * t["step"])
+    ok = ok.sort_values(["budget", "step"])
+    return None if ok.empty else ok.iloc[0].to_dict()
+
+
+def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[float], snapshots: list[int],
+          optimizer: str = "adamw", template: str = "explicit", seed: int = 0, checkpoint_every: int = 25,
+          alpha: float = 0.05, progress: bool = True) -> "pd.DataFrame":
+    """One embed run per learning rate over ``train_limit`` FLORES dev pairs for max(snapshots) steps (one
+    epoch when that is train_limit / batch_size), and the snapshot table of each, stacked."""
+
+    tables, examples = [], None
+    for lr in lrs:
+        cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
+                                mode="embed", lr=lr, batch_size=batch_size, seed=seed, optimizer=optimizer,
+                                max_steps=None if max(snapshots) * batch_size == train_limit else max(snapshots),
+                                snapshots=tuple(snapshots), checkpoint_every=checkpoint_every)
+        rec = tuning.tune(cfg, progress=progress)
+        if examples is None:   # the learning rate changes neither the examples nor the batch order
+            examples = tuning.encode_all(models.load_tokenizer(model), tuning.training_bitext(cfg), cfg)
+            batches = tuning.batch_order(len(examples), cfg)
+        table = snapshot_table(rec["path"], examples, batches, alpha=alpha)
+        tables.append(table.assign(final_loss=rec["train"]["final_loss"], run=rec["run"], path=rec["path"]))
+    return pd.concat(tables, ignore_index=True)
+
+
+def training_counts(model: str, pair: str, train_limit: int, template: str = "explicit") -> dict[int, int]:
+    """How often each token id occurs in the training inputs of a sweep (prompt and target)."""
+
+    cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template)
+    return dict(baselines.token_counts(tuning.encode_all(models.load_tokenizer(model), tuning.training_bitext(cfg), cfg)))
+
+
+def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, template: str = "explicit") -> dict:
+    """The size of the first batch's gradient on the touched embedding rows (per coordinate): what plain SGD
+    multiplies by its learning rate, where Adam moves every touched coordinate by about lr."""
+
+
+    cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
+                            mode="embed", batch_size=batch_size)
+    lm = models.load(model, progress=False)
+    examples = tuning.encode_all(lm.tokenizer, tuning.training_bitext(cfg), cfg)
+    loss_mod, params = trainable.prepare_model(lm, cfg, examples)
+    first = tuning.batch_order(len(examples), cfg)[0]
+    batch = tuning.collate([examples[i] for i in first], lm.tokenizer.pad_token_id)
+    targets = int((batch["labels"][:, 1:] != -100).sum())
+    (loss_mod(**batch) / targets).backward()
+    g = params[0].grad
+    g = g[g.abs().sum(1) > 0].abs()
+    row_median = g.median(1).values
+    return {"rows_touched": len(g), "median_abs_grad": float(g.median()), "mean_abs_grad": float(g.mean()),
+            "row_median_p10": float(row_median.quantile(0.1)), "row_median_p90": float(row_median.quantile(0.9))}
+
+
+def band_summary(table: "pd.DataFrame", band: tuple[int, int] = (12, 18),
+                 rules: tuple[str, ...] = ("alpha_0.05", "bh_0.05", "bonferroni_0.05")) -> "pd.DataFrame":
+    """Per optimizer, learning rate and rule: whether some snapshot's ticket lands in the paper's size band,
+    and where the size crosses it (the last snapshot below the band and the first one above it)."""
+    rows = []
+    for (opt, lr), g in table.sort_values("step").groupby(["optimizer", "lr"], sort=False):
+        for rule in rules:
+            sizes = list(zip(g["step"].astype(int), g[rule].astype(int)))
+            inside = [f"{s} steps: {n}" for s, n in sizes if band[0] <= n <= band[1]]
+            below = [(s, n) for s, n in sizes if n < band[0]]
+            above = [(s, n) for s, n in sizes if n > band[1]]
+            rows.append({"optimizer": opt, "lr": lr, "rule": rule.replace("_0.05", ""),
+                         "in band": "; ".join(inside) or "none",
+                         "last below": f"{below[-1][1]} at {below[-1][0]} steps" if below else "-",
+                         "first above": f"{above[0][1]} at {above[0][0]} steps" if above else "-"})
+    return pd.DataFrame(rows)
+
+
+def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: float = 0.05,
+                    counts: dict | None = None) -> "pd.DataFrame":
+    """The rows a rule selects at one snapshot, in the ticket's order (larger D first): id, token, D, p and,
+    given ``counts``, how often the token occurs in the training inputs."""
+
+    run = TunedRun(run_path)
+    res = ks_from_rows(snapshot_rows(run_path, [step])[step], run.vocab_size)
+    ids = [int(i) for i in select(res, rule, alpha)]
+    return pd.DataFrame({"id": ids, "token": decode_tokens(run.tokenizer(), ids),
+                         "D": [float(res.statistic[i]) for i in ids], "p": [float(res.pvalue[i]) for i in ids],
+                         **({"train_count": [counts.get(i, 0) for i in ids]} if counts is not None else {})})
+
+
+def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12) -> dict:
+    """The budget the profile's budget sweep chose (its saved table, Adam snapshots, :func:`smallest_budget`):
+    {"lr", "steps", "rule", "alpha"}, for the chapters that train at it."""
+
+    tables = load_tables(profile, "budget_sweep")
+    if tables is None:
+        raise KSLError(f"profile {profile} has no budget sweep table",
+                       f"run `kslottery run --profile {profile} --only budget_sweep` first")
+    sweep = tables["sweep"]
+    choice = smallest_budget(sweep[sweep["optimizer"] == "adamw"], rule, at_least)
+    if choice is None:
+        raise KSLError(f"no budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows",
+                       "extend the sweep's learning rates or snapshots")
+    name, alpha = rule.rsplit("_", 1)
+    return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": name, "alpha": float(alpha)}

