@@ -1,4 +1,5 @@
-"""Control tickets: random rows, frequency-matched random rows, the most frequent tokens, single rows.
+"""Control tickets: random rows, frequency-matched random rows, the most frequent tokens, the earliest-seen
+rows, single rows.
 
 Each returns a :class:`~kslottery.method.ticket.Ticket`, so every control goes through the same partial tuning
 and transfer code as a KS ticket. Candidates are the rows seen in training (the only rows embedding
@@ -60,3 +61,28 @@ def frequency_matched_ticket(reference: list[int], counts: Counter, seed: int = 
 
 def single_row_ticket(token_id: int, tokenizer=None) -> Ticket:
     return Ticket(ids=[int(token_id)], rule="single", tokens=decode_tokens(tokenizer, [token_id]))
+
+
+def first_gradient_step(examples: list[dict], batches: list[list[int]], grad_accum: int = 1) -> dict[int, int]:
+    """Per token id: the first optimizer step (1-based) whose batch contains it, i.e. the step at which its row
+    first receives a gradient. ``batches`` are the micro-batches in training order (``tuning.batch_order``)."""
+    first: dict[int, int] = {}
+    for micro_index, micro in enumerate(batches):
+        step = micro_index // grad_accum + 1
+        for i in micro:
+            for t in examples[i]["input_ids"]:
+                first.setdefault(t, step)
+    return first
+
+
+def earliest_ticket(examples: list[dict], batches: list[list[int]], k: int, grad_accum: int = 1,
+                    tokenizer=None) -> Ticket:
+    """The exposure control: the k rows whose first gradient came first. Under Adam a row's first update has
+    the same size whatever its gradient, so the rows seen earliest have moved longest; if a KS ticket is no
+    more than this list, it measures exposure, not importance. Ties (rows first seen in the same step) go to
+    the more frequent training token, then the smaller id."""
+    counts = token_counts(examples)
+    _check(k, counts)
+    first = first_gradient_step(examples, batches, grad_accum)
+    ids = sorted(first, key=lambda i: (first[i], -counts[i], i))[:k]
+    return Ticket(ids=ids, rule="earliest-seen", tokens=decode_tokens(tokenizer, ids))

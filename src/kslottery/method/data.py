@@ -50,6 +50,17 @@ class Bitext:
             return self
         return Bitext(self.src_lang, self.tgt_lang, self.src[:n], self.tgt[:n], f"{self.name}[:{n}]")
 
+    def skip(self, n: int) -> "Bitext":
+        """Everything after the first ``n`` pairs: held-out pairs beside the ones a run trains on."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise KSLError(f"offset {n!r} is not a number of sentences >= 0", "pass --offset N with N >= 0")
+        if n >= len(self):
+            raise KSLError(f"offset {n} leaves no sentence of {self.name} ({len(self)} pairs)",
+                           f"pass an offset below {len(self)}")
+        if n == 0:
+            return self
+        return Bitext(self.src_lang, self.tgt_lang, self.src[n:], self.tgt[n:], f"{self.name}[{n}:]")
+
 
 def parse_pair(pair: str) -> tuple[str, str]:
     """``"eng_Latn-cat_Latn"`` -> ``("eng_Latn", "cat_Latn")``."""
@@ -112,8 +123,8 @@ def _validate(src: list[str], tgt: list[str], name: str) -> None:
 
 
 def load_flores(pair: str, split: str = "devtest", limit: int | None = None,
-                root: str | os.PathLike | None = None) -> Bitext:
-    """FLORES-200 sentences for ``pair`` (``SRC-TGT`` codes), first ``limit`` lines."""
+                root: str | os.PathLike | None = None, offset: int = 0) -> Bitext:
+    """FLORES-200 sentences for ``pair`` (``SRC-TGT`` codes): ``limit`` lines after the first ``offset``."""
     if split not in FLORES_SPLITS:
         raise KSLError(f"unknown FLORES split {split!r}", f"use one of {', '.join(FLORES_SPLITS)}")
     src_lang, tgt_lang = parse_pair(pair)
@@ -127,7 +138,7 @@ def load_flores(pair: str, split: str = "devtest", limit: int | None = None,
                            f"use one of: {', '.join(have) or '(none found)'}")
         sides.append(_read_lines(path))
     _validate(sides[0], sides[1], f"flores200/{split}/{pair}")
-    return Bitext(src_lang, tgt_lang, sides[0], sides[1], f"flores200-{split}-{pair}").head(limit)
+    return Bitext(src_lang, tgt_lang, sides[0], sides[1], f"flores200-{split}-{pair}").skip(offset).head(limit)
 
 
 def read_tsv(path: str | os.PathLike, src_lang: str, tgt_lang: str) -> Bitext:
@@ -192,16 +203,16 @@ def check_file_args(file: str | None, source_file: str | None, target_file: str 
 
 def load_bitext(pair: str, split: str = "devtest", limit: int | None = None, file: str | None = None,
                 source_file: str | None = None, target_file: str | None = None,
-                flag: str = "--test-file") -> Bitext:
+                flag: str = "--test-file", offset: int = 0) -> Bitext:
     """FLORES ``pair`` / ``split``, or your own data: one TSV/JSONL ``file`` or two aligned text files.
     ``pair`` names the languages either way (the prompt says them)."""
     check_file_args(file, source_file, target_file, flag)
     if not (file or source_file):
-        return load_flores(pair, split, limit=limit)
+        return load_flores(pair, split, limit=limit, offset=offset)
     src_lang, tgt_lang = parse_pair(pair)
     if file:
-        return read_file(file, src_lang, tgt_lang).head(limit)
-    return read_parallel(source_file, target_file, src_lang, tgt_lang).head(limit)
+        return read_file(file, src_lang, tgt_lang).skip(offset).head(limit)
+    return read_parallel(source_file, target_file, src_lang, tgt_lang).skip(offset).head(limit)
 
 
 def download_flores(dest: str | os.PathLike, url: str = FLORES_URL, timeout: float = 60) -> Path:

@@ -38,6 +38,9 @@ class EvalConfig:
     target_file: str | None = field(default=None, metadata={"help": "the reference side (with --source-file)",
                                     "named_when_set": True})
     limit: int | None = field(default=200, metadata={"help": "first N sentences (none: all)"})
+    offset: int = field(default=0, metadata={"help": "skip the first N sentences: e.g. score FLORES dev pairs "
+                                             "after the ones a run trained on (held-out dev for choosing a "
+                                             "learning rate)", "named_when_set": True})
     batch_size: int = field(default=32, metadata={"help": "sentences per generation batch (larger amortises "
                             "reading the weights per step: on 2 CPU cores 32 gives ~2x the tokens/s of 8)"})
     max_new_tokens: int = field(default=128, metadata={"help": "cap on generated tokens"})
@@ -58,7 +61,7 @@ class EvalConfig:
 def load_test_set(config: EvalConfig) -> data.Bitext:
     """FLORES, or the user's own test set when a file is given."""
     return data.load_bitext(config.pair, config.split, config.limit, config.test_file, config.source_file,
-                            config.target_file)
+                            config.target_file, offset=config.offset)
 
 
 def run_params(config: EvalConfig, bitext: data.Bitext) -> dict:

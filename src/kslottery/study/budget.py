@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..method import baselines, models, trainable, tuning
-from ..method.baselines import token_counts
+from ..method.baselines import first_gradient_step, token_counts
 from ..method.errors import KSLError
 from ..method.ticket import decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
@@ -31,15 +31,7 @@ RULES = ("alpha", "bonferroni", "bh")
 def row_exposure(examples: list[dict], batches: list[list[int]], grad_accum: int = 1) -> tuple[dict, dict]:
     """Per token id: how often it occurs in the training inputs, and the first optimizer step (1-based)
     whose batch contains it (the step at which the row first receives a gradient)."""
-
-    counts = dict(token_counts(examples))
-    first: dict[int, int] = {}
-    for micro_index, micro in enumerate(batches):
-        step = micro_index // grad_accum + 1
-        for i in micro:
-            for t in examples[i]["input_ids"]:
-                first.setdefault(t, step)
-    return counts, first
+    return dict(token_counts(examples)), first_gradient_step(examples, batches, grad_accum)
 
 
 def snapshot_rows(run_path: str | Path, steps: list[int] | None = None) -> dict[int, dict]:

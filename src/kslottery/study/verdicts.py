@@ -1,0 +1,95 @@
+"""From paired differences to a verdict, by rules stated before any score they govern.
+
+A comparison of two arms gives one difference per seed (each seed's two arms scored on the same sentences).
+Two intervals describe it: the two-level bootstrap over seeds and sentences (:mod:`kslottery.study.comparison`)
+and a t interval over the per-seed differences, which is the honest width when there are few seeds (a
+bootstrap over four seeds cannot see beyond the four values it was given). A verdict takes the more
+conservative of the two, the union of the intervals.
+
+- An **equivalence** claim ("partial tuning matches embedding tuning") is *reproduced* when the 90 % interval
+  lies inside (-margin, +margin) (two one-sided tests at 5 %, TOST), *not reproduced* when the 95 % interval
+  lies wholly outside [-margin, +margin], and *inconclusive* otherwise.
+- A **superiority** claim ("the ticket beats random rows") is *reproduced* when the 95 % interval lies above
+  0 and, for a secondary comparison, its Holm-adjusted seed-level p-value is below 0.05; *not reproduced*
+  when the interval lies below 0 or inside the margin (no difference worth the name); *inconclusive*
+  otherwise.
+- *Not testable*: the claim has no test in this study (e.g. a theorem whose statement could not be retrieved).
+
+    >>> t_interval([1.2, 0.4, 2.0, 1.1])                        # doctest: +ELLIPSIS
+    (1.175, 0.13..., 2.21...)
+    >>> holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    {'a': 0.03, 'b': 0.06, 'c': 0.06}
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+from ..method.errors import KSLError
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable")
+
+
+def t_interval(per_seed: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the per-seed differences and its t interval at ``level`` (n - 1 degrees of freedom)."""
+    n = len(per_seed)
+    if n < 2:
+        raise KSLError(f"a t interval needs two seeds or more, got {n}", "run the comparison on more seeds")
+    mean = sum(per_seed) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in per_seed) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def t_p_value(per_seed: list[float]) -> float:
+    """Two-sided one-sample t test of mean difference 0 over the seeds (1.0 when every seed agrees on 0)."""
+    if len(per_seed) < 2:
+        raise KSLError(f"a t test needs two seeds or more, got {len(per_seed)}", "run the comparison on more seeds")
+    if all(d == per_seed[0] for d in per_seed):
+        return 0.0 if per_seed[0] != 0 else 1.0
+    return float(stats.ttest_1samp(per_seed, 0.0).pvalue)
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input's order."""
+    order = sorted(p_values, key=lambda k: p_values[k])
+    m, running, out = len(order), 0.0, {}
+    for rank, key in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[key]))
+        out[key] = round(running, 12)
+    return {k: out[k] for k in p_values}
+
+
+def union(*intervals: tuple[float, float]) -> tuple[float, float]:
+    """The more conservative reading of several intervals for one quantity: the smallest that holds them all."""
+    return min(i[0] for i in intervals), max(i[1] for i in intervals)
+
+
+def equivalence(ci90: tuple[float, float], ci95: tuple[float, float], margin: float) -> str:
+    if margin <= 0:
+        raise KSLError(f"equivalence margin {margin} is not positive", "state a margin such as 2.0 chrF++")
+    if -margin < ci90[0] and ci90[1] < margin:
+        return "reproduced"
+    if ci95[0] >= margin or ci95[1] <= -margin:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def superiority(ci95: tuple[float, float], margin: float, p_adjusted: float | None = None) -> str:
+    if ci95[0] > 0 and (p_adjusted is None or p_adjusted < 0.05):
+        return "reproduced"
+    if ci95[1] < 0 or (-margin < ci95[0] and ci95[1] < margin):
+        return "not reproduced"
+    return "inconclusive"
+
+
+def seeds_needed(sd: float, margin: float, delta: float = 0.0, alpha: float = 0.05, most: int = 50) -> int | None:
+    """The fewest seeds whose t-based TOST can pass when the true difference is ``delta`` and the per-seed
+    differences spread with standard deviation ``sd``: t(1 - alpha, n - 1) sd / sqrt(n) + |delta| < margin.
+    None when no number up to ``most`` does (the margin is too tight for this spread)."""
+    for n in range(2, most + 1):
+        if float(stats.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n) + abs(delta) < margin:
+            return n
+    return None

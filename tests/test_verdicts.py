@@ -1,0 +1,98 @@
+"""The fair test's statistics: the seed-level t interval, Holm's correction, the verdict rules, the seeds a
+margin needs. Golden values are computed by hand or by scipy independently of the module."""
+
+import math
+
+import pytest
+from scipy import stats
+
+from kslottery.method.errors import KSLError
+from kslottery.study import verdicts
+
+# Four illustrative per-seed differences, of the spread the previous design's primary comparison had.
+PER_SEED = [0.65, 2.43, 3.77, 4.10]
+
+
+@pytest.mark.parametrize("per_seed", [PER_SEED, [1.0, 2.0], [-3.1, 0.2, 0.9, 4.4, -1.0]])
+def test_t_interval_equals_scipy(per_seed):
+    mean, low, high = verdicts.t_interval(per_seed)
+    ref = stats.t.interval(0.95, len(per_seed) - 1, loc=sum(per_seed) / len(per_seed), scale=stats.sem(per_seed))
+    assert mean == pytest.approx(sum(per_seed) / len(per_seed))
+    assert (low, high) == pytest.approx(ref, abs=1e-12)
+
+
+def test_t_interval_refuses_one_seed():
+    with pytest.raises(KSLError, match="two seeds"):
+        verdicts.t_interval([1.0])
+
+
+# (p-values, Holm-adjusted by hand: sort ascending, multiply the i-th smallest by m - i, carry the maximum)
+HOLM = [
+    ({"a": 0.01, "b": 0.04, "c": 0.03}, {"a": 0.03, "b": 0.06, "c": 0.06}),
+    ({"x": 0.001, "y": 0.02, "z": 0.5, "w": 0.011}, {"x": 0.004, "y": 0.04, "z": 0.5, "w": 0.033}),
+    ({"only": 0.2}, {"only": 0.2}),
+    ({"p": 0.6, "q": 0.7}, {"p": 1.0, "q": 1.0}),
+]
+
+
+@pytest.mark.parametrize("raw, adjusted", HOLM)
+def test_holm_matches_a_hand_computed_table(raw, adjusted):
+    assert verdicts.holm(raw) == pytest.approx(adjusted)
+    assert list(verdicts.holm(raw)) == list(raw)
+
+
+@pytest.mark.parametrize("ci90, ci95, margin, verdict", [
+    ((-0.5, 0.8), (-0.7, 1.0), 2.0, "reproduced"),
+    ((-0.5, 2.1), (-0.7, 2.4), 2.0, "inconclusive"),        # the upper end leaves the margin
+    ((2.5, 4.0), (2.2, 4.3), 2.0, "not reproduced"),        # the whole interval beyond the margin
+    ((-6.0, -3.0), (-6.3, -2.0), 2.0, "not reproduced"),    # touching -margin counts as outside
+    ((0.67, 4.80), (0.67, 4.80), 1.0, "inconclusive"),
+])
+def test_equivalence_verdicts(ci90, ci95, margin, verdict):
+    assert verdicts.equivalence(ci90, ci95, margin) == verdict
+
+
+@pytest.mark.parametrize("ci95, p, verdict", [
+    ((0.5, 3.0), None, "reproduced"),
+    ((0.5, 3.0), 0.08, "inconclusive"),      # significant alone, not after Holm
+    ((-3.0, -0.2), None, "not reproduced"),
+    ((-1.0, 1.5), None, "not reproduced"),   # inside the margin: no difference worth the name
+    ((-1.0, 4.0), None, "inconclusive"),
+])
+def test_superiority_verdicts(ci95, p, verdict):
+    assert verdicts.superiority(ci95, margin=2.0, p_adjusted=p) == verdict
+
+
+def test_union_is_the_more_conservative_interval():
+    assert verdicts.union((0.67, 4.80), (1.2, 3.96)) == (0.67, 4.80)
+    assert verdicts.union((0.0, 1.0), (-0.5, 0.8)) == (-0.5, 1.0)
+
+
+def test_seeds_needed_follows_the_t_quantile():
+    sd = 1.3
+    n = verdicts.seeds_needed(sd, margin=2.0)
+    assert n == 4
+    t = stats.t.ppf(0.95, n - 1) * sd / math.sqrt(n)
+    assert t < 2.0 <= stats.t.ppf(0.95, n - 2) * sd / math.sqrt(n - 1)
+    assert verdicts.seeds_needed(sd, margin=1.0) == 7
+    assert verdicts.seeds_needed(sd, margin=0.1, most=20) is None
+    assert verdicts.t_p_value([1.0, 1.0]) == 0.0 and verdicts.t_p_value([0.0, 0.0]) == 1.0
+    assert verdicts.t_p_value(PER_SEED) == pytest.approx(stats.ttest_1samp(PER_SEED, 0).pvalue)
+
+
+def test_the_default_profile_states_a_design_and_its_seed_count_follows_from_the_precision_calculation():
+    import yaml
+
+    from kslottery.study.design import ARMS, PRIMARY, SECONDARY, Design
+    from kslottery.study.results import repo_root
+
+    d = Design.from_profile(yaml.safe_load((repo_root() / "profiles" / "default.yaml").read_text()))
+    assert d.name == "fair-v1" and d.dev_offset() == d.train_pairs == 512
+    # the old design's t interval over 4 seeds, [0.67, 4.80], gives the spread the seed count is built on
+    sd = (4.80 - 0.67) / 2 / stats.t.ppf(0.975, 3) * math.sqrt(4)
+    assert round(sd, 2) == 1.30
+    assert len(d.seeds) == verdicts.seeds_needed(1.30, d.margin, delta=0.5) == 5
+    names = {a[0] for a in ARMS}
+    assert {x for a, b, _ in PRIMARY + SECONDARY for x in (a, b)} <= names
+    with pytest.raises(KSLError, match="unknown protocol keys"):
+        Design.from_profile({"protocol": {"seed": [0]}})
