@@ -73,6 +73,9 @@ class Trunk:
     options: dict = field(default_factory=dict)
     embed_options: dict = field(default_factory=dict)
     fixed: dict[str, list[int]] = field(default_factory=dict)
+    # The fair test trains its arms at a budget of their own (a full epoch), not at the discovery's: when
+    # given, trained arms take these options instead of ``options``, and no arm reuses the discovery run.
+    arm_options: dict | None = None
 
     def __post_init__(self):
         self._embed, self._found, self._counts, self._seen = {}, {}, {}, {}
@@ -110,17 +113,32 @@ class Trunk:
         run = TunedRun(self.embed(seed)["path"])
         return [int(i) for i in select(ks_from_rows(run.rows(), run.vocab_size), "topk", k=k)]
 
-    def seen(self, seed: int) -> list[dict]:
-        """The encoded training examples this seed's embedding tuning actually sees (its batches up to
-        max_steps), in index order."""
+    def batches(self, seed: int) -> tuple[list[dict], list[list[int]]]:
+        """The encoded training examples of this seed's discovery tuning and its micro-batches in training
+        order, up to max_steps (a pure function of the config: no run is read)."""
         if seed not in self._seen:
-
             cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
                                        **self.embed_options)
             examples = tuning.encode_all(load_tokenizer(self.protocol.model), tuning.training_bitext(cfg), cfg)
-            seen = {i for batch in tuning.batch_order(len(examples), cfg) for i in batch}
-            self._seen[seed] = [examples[i] for i in sorted(seen)]
+            self._seen[seed] = (examples, tuning.batch_order(len(examples), cfg))
         return self._seen[seed]
+
+    def seen(self, seed: int) -> list[dict]:
+        """The encoded training examples this seed's embedding tuning actually sees, in index order."""
+        examples, batches = self.batches(seed)
+        return [examples[i] for i in sorted({i for batch in batches for i in batch})]
+
+    def earliest(self, seed: int) -> list[int]:
+        """The exposure control: as many rows as the seed's ticket, those whose first gradient came first."""
+        examples, batches = self.batches(seed)
+        return baselines.earliest_ticket(examples, batches, len(self.ticket(seed))).ids
+
+    def token(self, text: str) -> int:
+        """The id of a text that the tokenizer encodes as one token (the ':' row)."""
+        ids = load_tokenizer(self.protocol.model).encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise KSLError(f"{text!r} is {len(ids)} tokens for {self.protocol.model}", "drop the arm built on it")
+        return int(ids[0])
 
     def counts(self, seed: int) -> Counter:
         """Token counts of the examples the seed saw: the rows it can move, and so the pool of the random
@@ -152,6 +170,8 @@ TICKETS = {
     "random": lambda t, s, d: baselines.random_ticket(t.counts(s), len(t.ticket(s)), seed=d).ids,
     "without-bos": lambda t, s, d: [i for i in t.ticket(s) if i != t.bos()],   # bos() is cached
     "bos": lambda t, s, d: [t.bos()],
+    "earliest": lambda t, s, d: t.earliest(s),
+    "colon": lambda t, s, d: [t.token(":")],
 }
 
 
@@ -197,13 +217,14 @@ def _branch(arm: Arm, t: Trunk, s: int) -> Branch:
         ids = ticket_for(arm, t, seed, draw)
         return Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(seed)["path"], ticket=tuple(ids), **opts)),
                       ids, score)
-    if arm.mode == "embed" and arm.lr == "embed" and not opts:
+    if arm.mode == "embed" and arm.lr == "embed" and not opts and t.arm_options is None:
         return Branch(arm.name, s, t.embed(seed), None, score)
     if t.lrs.get(arm.lr) is None:
         raise KSLError(f"arm {arm.name} needs its learning rate", f"pass lr_{arm.lr}")
     ids = ticket_for(arm, t, seed, draw) if arm.mode == "rows" else None
     run = t.protocol.tune(mode=arm.mode, lr=t.lrs[arm.lr], seed=seed,
-                          **({"ticket": tuple(ids)} if ids is not None else {}), **t.options, **opts)
+                          **({"ticket": tuple(ids)} if ids is not None else {}),
+                          **(t.options if t.arm_options is None else t.arm_options), **opts)
     return Branch(arm.name, s, run, ids, score)
 
 

@@ -49,10 +49,12 @@ class Protocol:
         """Train (or reuse) one arm; ``kw`` are TuneConfig fields (mode, lr, ticket, seed, template...)."""
         return tuning.tune(self.config(**kw), progress=self.progress)
 
-    def score(self, tuned: str | None = None, template: str | None = None, stop_on_newline: bool = False) -> dict:
-        """Score the base model or a tune/transfer run on devtest (under ``template``, default the protocol's)."""
+    def score(self, tuned: str | None = None, template: str | None = None, stop_on_newline: bool = False,
+              split: str = "devtest", offset: int = 0, limit: int | None = None) -> dict:
+        """Score the base model or a tune/transfer run on devtest (under ``template``, default the protocol's);
+        ``split="dev"`` with an ``offset`` past the training pairs scores held-out dev pairs instead."""
         cfg = evaluate.EvalConfig(model=self.model, pair=self.pair, template=template or self.template,
-                                  limit=self.eval_limit, max_new_tokens=self.max_new_tokens,
+                                  split=split, offset=offset, limit=limit or self.eval_limit, max_new_tokens=self.max_new_tokens,
                                   batch_size=self.eval_batch_size, num_beams=self.num_beams,
                                   stop_on_newline=stop_on_newline, tuned=tuned,
                                   drop_finished=self.drop_finished)

@@ -1,0 +1,152 @@
+"""The fair test (protocol ``fair-v1``, :mod:`kslottery.study.design`): every arm at its own learning rate
+chosen on held-out dev pairs, tickets discovered at their own budgets, the exposure control, and verdicts by
+rules fixed in advance (:mod:`kslottery.study.verdicts`).
+
+    >>> d = Design.from_profile(profile)                                                   # doctest: +SKIP
+    >>> r = fair_test(d, "gemma3-270m", adam=(1e-2, 8), sgd=(0.23, 8))                     # doctest: +SKIP
+    >>> comparisons(r, d)                                                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from ..method import data, evaluate
+from ..method.errors import KSLError
+from .arms import Arm, Trunk, plan
+from .comparison import compare, paired_seeds
+from .design import ARMS, PRIMARY, SECONDARY, Design
+from .protocol import Protocol
+from .verdicts import equivalence, holm, superiority, t_interval, t_p_value, union
+
+
+def select_lr(train: Callable[[float, int], dict], score: Callable[[str], float], grid, seeds) -> dict:
+    """Train at every (lr, seed) of the grid and keep the lr with the best mean held-out score (ties: the
+    smaller lr). Returns {"table": one row per run, "means": mean score per lr, "chosen": the lr}."""
+    rows = []
+    for lr in grid:
+        for seed in seeds:
+            run = train(lr, seed)
+            rows.append({"lr": lr, "seed": seed, "dev chrf++": score(run["path"]), "run": run["run"]})
+    table = pd.DataFrame(rows)
+    means = table.groupby("lr")["dev chrf++"].mean().sort_index()
+    return {"table": table, "means": means, "chosen": float(means.idxmax())}
+
+
+def dev_score(proto: Protocol, design: Design) -> Callable[[str], float]:
+    """chrF++ (whole continuation) of a run on the held-out dev pairs: dev[train_pairs:][:dev_sentences]."""
+    def score(path: str) -> float:
+        rec = proto.score(path, split="dev", offset=design.dev_offset(), limit=design.dev_sentences)
+        return rec["scores"]["whole"]["chrf++"]["score"]
+    return score
+
+
+def _arms() -> list[Arm]:
+    out = [Arm("base", kind="base")]
+    for name, family, source, primary in ARMS:
+        seeds = "full" if family == "full" else ("seeds" if primary else "secondary")
+        trunk = "sgd" if source == "ks-sgd" else "main"
+        source = "ks" if source == "ks-sgd" else source
+        if family == "transfer":
+            out.append(Arm(name, kind="transfer", ticket=source, seeds=seeds, trunk=trunk))
+        else:
+            out.append(Arm(name, mode=family, lr=f"{family} (chosen)", ticket=source, seeds=seeds, trunk=trunk))
+    return out
+
+
+def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[float, int], *,
+              template: str = "explicit", max_new_tokens: int = 96, eval_batch_size: int = 32,
+              drop_finished: bool = False, progress: bool = True) -> dict:
+    """Discovery at the stated budgets (``adam`` and ``sgd``: (lr, steps) from the budget sweep's rule), the
+    learning rate of every family chosen on held-out dev pairs, then every arm of the design on its seeds,
+    scored on devtest. Returns {"selection": {family: select_lr result}, "lrs", "scores", "hyps", "refs",
+    "tgt", "tickets": {(trunk, seed): ids}, "trunks"}."""
+    proto = Protocol(model=model, pair=design.pair, train_limit=design.train_pairs, eval_limit=design.test_sentences,
+                     template=template, epochs=design.epochs, batch_size=design.batch_size,
+                     max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size, drop_finished=drop_finished,
+                     progress=progress)
+    rule, alpha = design.discovery_rule.rsplit("_", 1)
+    seeds = {"seeds": list(design.seeds), "full": list(design.full_seeds), "secondary": list(design.secondary_seeds)}
+    trunks = {name: Trunk(proto, {"embed": lr}, seeds, rule=rule, alpha=float(alpha), options={"max_steps": steps},
+                          embed_options=extra, arm_options={})
+              for name, (lr, steps), extra in (("main", adam, {}), ("sgd", sgd, {"optimizer": "sgd"}))}
+    for t in trunks.values():
+        t.require_tickets()
+    main, score = trunks["main"], dev_score(proto, design)
+    train = {"embed": lambda lr, s: proto.tune(mode="embed", lr=lr, seed=s),
+             "rows": lambda lr, s: proto.tune(mode="rows", lr=lr, seed=s, ticket=tuple(main.ticket(s))),
+             "full": lambda lr, s: proto.tune(mode="full", lr=lr, seed=s)}
+    selection = {f: select_lr(train[f], score, design.lr_grids[f], design.selection_seeds[f]) for f in train}
+    lrs = {f"{f} (chosen)": sel["chosen"] for f, sel in selection.items()}
+    for t in trunks.values():
+        t.lrs.update(lrs)
+    bitext = data.load_flores(design.pair, "devtest", limit=design.test_sentences)
+    rows, hyps = [], {}
+    for b in plan(trunks, _arms()):
+        rec = proto.score(b.path)
+        hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
+        rows.append({"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None,
+                     "chrf++ whole": rec["scores"]["whole"]["chrf++"]["score"],
+                     "chrf++ first_line": rec["scores"]["first_line"]["chrf++"]["score"],
+                     "eos_rate": rec["termination"]["eos_rate"], "run": rec["run"],
+                     "trained": b.run["run"] if b.run else None,
+                     "lr": (b.run or {}).get("config", {}).get("lr"), "ticket": b.ticket})
+    return {"selection": selection, "lrs": lrs, "scores": pd.DataFrame(rows), "hyps": hyps, "refs": bitext.tgt,
+            "tgt": bitext.tgt_lang, "trunks": trunks}
+
+
+def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFrame:
+    """Every declared comparison: the difference, the two-level bootstrap and seed-level t intervals (95 %
+    and 90 %), the seed-level p (Holm-adjusted within the secondary set) and the verdict."""
+    hyps = result["hyps"]
+    seeds_of: dict[str, list] = {}
+    for arm, seed in hyps:
+        seeds_of.setdefault(arm, []).append(seed)
+    rows = []
+    for role, table in (("primary", PRIMARY), ("secondary", SECONDARY)):
+        for a, b, kind in table:
+            if a not in seeds_of or b not in seeds_of:
+                raise KSLError(f"comparison {b} - {a}: an arm was not run", "run every arm of the design")
+            pairs = [(hyps[(a, x)][rule], hyps[(b, y)][rule]) for x, y in paired_seeds(seeds_of[a], seeds_of[b])]
+            boot95 = compare(pairs, result["refs"], result["tgt"], n=design.n_bootstrap)
+            boot90 = compare(pairs, result["refs"], result["tgt"], margin=design.margin, n=design.n_bootstrap)
+            per_seed = boot95["per_seed"]
+            mean, t_lo, t_hi = t_interval(per_seed, 0.95)
+            _, t90_lo, t90_hi = t_interval(per_seed, 0.90)
+            rows.append({"role": role, "a": a, "b": b, "kind": kind, "seeds": len(per_seed), "b - a": mean,
+                         "bootstrap 95 %": tuple(boot95["ci95"]), "t 95 %": (t_lo, t_hi),
+                         "bootstrap 90 %": tuple(boot90["tost_ci"]), "t 90 %": (t90_lo, t90_hi),
+                         "p (seeds)": t_p_value(per_seed), "per seed": per_seed})
+    out = pd.DataFrame(rows)
+    secondary = out["role"] == "secondary"
+    adjusted = holm({i: p for i, p in out.loc[secondary, "p (seeds)"].items()})
+    out["p (Holm)"] = [adjusted.get(i) for i in out.index]
+    verdicts = []
+    for _, r in out.iterrows():
+        ci95, ci90 = union(r["bootstrap 95 %"], r["t 95 %"]), union(r["bootstrap 90 %"], r["t 90 %"])
+        verdicts.append(equivalence(ci90, ci95, design.margin) if r["kind"] == "equivalence"
+                        else superiority(ci95, design.margin, r["p (Holm)"]))
+    out["verdict"] = verdicts
+    out["protocol"] = design.name
+    return out
+
+
+def exposure(result: dict) -> pd.DataFrame:
+    """Per seed: how much the Adam ticket overlaps the earliest-seen rows and the most frequent rows (Jaccard),
+    and the paired score differences of those arms (whole continuation)."""
+    s = result["scores"]
+    rows = []
+    for seed in sorted(set(s.loc[s["arm"] == "Adam ticket", "seed"])):
+        at = lambda arm, seed=seed: s[(s["arm"] == arm) & (s["seed"] == seed)]   # noqa: E731
+        ticket = set(at("Adam ticket")["ticket"].iloc[0])
+        row = {"seed": seed, "Adam ticket rows": len(ticket)}
+        for arm in ("earliest-seen rows", "most frequent rows"):
+            other = at(arm)
+            if len(other):
+                ids = set(other["ticket"].iloc[0])
+                row[f"Jaccard with {arm}"] = len(ticket & ids) / len(ticket | ids)
+                row[f"Adam ticket - {arm}"] = at("Adam ticket")["chrf++ whole"].iloc[0] - other["chrf++ whole"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)

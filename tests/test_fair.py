@@ -1,0 +1,90 @@
+"""The fair test on the tiny model: held-out learning-rate selection never reads devtest, the earliest-seen
+rows equal a direct computation from the training batches, and every trained arm of a seed used that seed's
+ticket and its family's chosen learning rate."""
+
+import dataclasses
+
+import pytest
+
+from kslottery.method import baselines, data, models, tuning
+from kslottery.study import fair
+from kslottery.study.design import ARMS, Design
+from kslottery.study.protocol import Protocol
+
+TINY = "tiny:smollm2-135m"
+
+
+def test_earliest_seen_rows_equal_a_direct_computation_from_the_batches(flores_dir):
+    cfg = tuning.TuneConfig(model=TINY, limit=16, batch_size=4, max_steps=3, seed=1)
+    examples = tuning.encode_all(models.load_tokenizer(TINY), tuning.training_bitext(cfg), cfg)
+    batches = tuning.batch_order(len(examples), cfg)
+    # directly: walk the steps in order; a row joins when its first batch comes; within a step the more
+    # frequent token first, then the smaller id
+    counts = {}
+    for e in examples:
+        for t in e["input_ids"]:
+            counts[t] = counts.get(t, 0) + 1
+    expected, seen = [], set()
+    for batch in batches:
+        new = {t for i in batch for t in examples[i]["input_ids"]} - seen
+        expected += sorted(new, key=lambda t: (-counts[t], t))
+        seen |= new
+    for k in (1, 7, 25):
+        assert baselines.earliest_ticket(examples, batches, k).ids == expected[:k]
+    assert len(batches) == 3 and len(set(expected)) == len(expected)
+
+
+def test_learning_rate_selection_never_reads_devtest(flores_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "clean"))
+    design = Design(train_pairs=8, dev_sentences=3, batch_size=4)
+    proto = Protocol(model=TINY, pair=design.pair, train_limit=8, eval_limit=3, batch_size=4, max_new_tokens=4,
+                     progress=False)
+
+    def train(lr, seed):
+        return proto.tune(mode="embed", lr=lr, seed=seed, max_steps=2)
+
+    clean = fair.select_lr(train, fair.dev_score(proto, design), (0.01, 1.0), (0,))
+    real = data.load_flores
+
+    def poisoned(pair, split="devtest", limit=None, root=None, offset=0):
+        b = real(pair, split, limit, root, offset)
+        if split != "devtest":
+            return b
+        return dataclasses.replace(b, tgt=["garbage"] * len(b), src=["garbage"] * len(b))
+
+    monkeypatch.setattr(data, "load_flores", poisoned)
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "poisoned"))   # recompute everything under the poison
+    again = fair.select_lr(train, fair.dev_score(proto, design), (0.01, 1.0), (0,))
+    assert again["chosen"] == clean["chosen"]
+    assert again["means"].tolist() == clean["means"].tolist()
+    # and the scores it chose on are the held-out dev pairs, after the 8 training pairs
+    rec = proto.score(train(0.01, 0)["path"], split="dev", offset=8, limit=3)
+    assert rec["config"]["offset"] == 8 and "dev" in rec["data"]["name"] and "[8:]" in rec["data"]["name"]
+
+
+@pytest.mark.slow
+def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flores_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    design = Design(train_pairs=16, batch_size=4, dev_sentences=3, test_sentences=3, seeds=(0, 1), full_seeds=(0,),
+                    secondary_seeds=(0, 1), discovery_rule="bonferroni_0.05",
+                    lr_grids={"embed": (0.01, 0.05), "rows": (0.01, 0.05), "full": (1e-4, 1e-3)},
+                    selection_seeds={"embed": (0,), "rows": (0,), "full": (0,)}, n_bootstrap=50)
+    r = fair.fair_test(design, TINY, adam=(0.02, 2), sgd=(30.0, 4), max_new_tokens=4, progress=False)
+    s = r["scores"]
+    family = {name: f for name, f, _, _ in ARMS}
+    source = {name: src for name, _, src, _ in ARMS}
+    for _, row in s[s["arm"] != "base"].iterrows():
+        f = family[row["arm"]]
+        if f != "transfer":
+            assert row["lr"] == r["lrs"][f"{f} (chosen)"], row["arm"]
+        if source[row["arm"]] in ("ks", "ks-sgd"):
+            trunk = r["trunks"]["sgd" if source[row["arm"]] == "ks-sgd" else "main"]
+            assert row["ticket"] == trunk.ticket(row["seed"]), row["arm"]
+        if row["arm"] == "earliest-seen rows":
+            assert len(row["ticket"]) == len(r["trunks"]["main"].ticket(row["seed"]))
+    assert set(s.loc[s["arm"] == "full fine-tuning", "seed"]) == {0}
+    c = fair.comparisons(r, design)
+    assert set(c["verdict"]) <= {"reproduced", "not reproduced", "inconclusive"}
+    assert c.loc[c["role"] == "secondary", "p (Holm)"].notna().all() and c["protocol"].eq("fair-v1").all()
+    e = fair.exposure(r)
+    assert e["Jaccard with earliest-seen rows"].between(0, 1).all() and list(e["seed"]) == [0, 1]
