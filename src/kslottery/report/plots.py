@@ -285,3 +285,18 @@ def pair_overlap(full, beyond, ceiling: float | None = None):
         fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds: {ceiling:.2f}")
     fig.tight_layout()
     return fig
+
+
+def lr_curves(selection: dict):
+    """The fair test's learning-rate choice: held-out dev chrF++ against the learning rate, one panel per arm
+    family, each seed a dot, the mean a line, the chosen rate marked."""
+    fig, axes = plt.subplots(1, len(selection), figsize=(4 * len(selection), 3.2), squeeze=False)
+    for ax, (family, sel) in zip(axes[0], selection.items()):
+        t = sel["table"]
+        ax.scatter(t["lr"], t["dev chrf++"], s=18, color="0.5", label="one seed")
+        ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0", label="mean")
+        ax.axvline(sel["chosen"], color="C3", linestyle="--", label=f"chosen {sel['chosen']:g}")
+        ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)", title=family)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

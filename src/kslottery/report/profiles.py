@@ -22,7 +22,7 @@ from ..method.runs import git_commit, machine, runs_root, versions, write_json
 from ..study.results import repo_root
 from .tables import publish
 
-ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "significance_ticket", "six_pairs",
+ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket", "six_pairs",
          "certification",
          "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
          "paper_vs_study"]

@@ -174,18 +174,18 @@ def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: fl
                          **({"train_count": [counts.get(i, 0) for i in ids]} if counts is not None else {})})
 
 
-def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12) -> dict:
-    """The budget the profile's budget sweep chose (its saved table, Adam snapshots, :func:`smallest_budget`):
-    {"lr", "steps", "rule", "alpha"}, for the chapters that train at it."""
+def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: str = "adamw") -> dict:
+    """The budget the profile's budget sweep chose (its saved table, the ``optimizer``'s snapshots,
+    :func:`smallest_budget`): {"lr", "steps", "rule", "alpha"}, for the chapters that discover or train at it."""
 
     tables = load_tables(profile, "budget_sweep")
     if tables is None:
         raise KSLError(f"profile {profile} has no budget sweep table",
                        f"run `kslottery run --profile {profile} --only budget_sweep` first")
     sweep = tables["sweep"]
-    choice = smallest_budget(sweep[sweep["optimizer"] == "adamw"], rule, at_least)
+    choice = smallest_budget(sweep[sweep["optimizer"] == optimizer], rule, at_least)
     if choice is None:
-        raise KSLError(f"no budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows",
+        raise KSLError(f"no {optimizer} budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows",
                        "extend the sweep's learning rates or snapshots")
     name, alpha = rule.rsplit("_", 1)
     return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": name, "alpha": float(alpha)}

@@ -150,3 +150,14 @@ def exposure(result: dict) -> pd.DataFrame:
                 row[f"Adam ticket - {arm}"] = at("Adam ticket")["chrf++ whole"].iloc[0] - other["chrf++ whole"].iloc[0]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def selection_table(result: dict) -> pd.DataFrame:
+    """One row per family and grid point: the mean held-out dev score, its seeds, and whether it was chosen."""
+    rows = []
+    for family, sel in result["selection"].items():
+        for lr, mean in sel["means"].items():
+            seeds = sel["table"].loc[sel["table"]["lr"] == lr, "seed"].tolist()
+            rows.append({"family": family, "lr": lr, "dev chrF++ (mean)": mean, "seeds": len(seeds),
+                         "chosen": lr == sel["chosen"]})
+    return pd.DataFrame(rows)
