@@ -80,14 +80,15 @@ def test_each_seed_tunes_and_transfers_its_own_ticket(tmp_path, monkeypatch):
     (they once all used seed 0's), in the headline and in the audit."""
     import json
 
-    from kslottery.method.discovery import topk_ticket
+    from kslottery.method.discovery import DiscoveryConfig, discover
     from kslottery.study import audit
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=8, eval_limit=2, batch_size=4,
                  max_new_tokens=2, progress=False)
     plan = audit.arms(p, lr_embed=1e-2, lr_rows=1e-2, k=4, seeds=[0, 1], audit_seeds=[], random_draws=0)
-    own = {s: topk_ticket(p.tune(mode="embed", lr=1e-2, seed=s)["path"], 4)[1] for s in (0, 1)}
+    own = {s: discover(DiscoveryConfig(tuned=p.tune(mode="embed", lr=1e-2, seed=s)["path"], k=4))["tickets"]["topk-4"]["ids"]
+           for s in (0, 1)}
     assert own[0] != own[1]   # else the test could not tell the tickets apart
     for b in plan:
         if b.arm == "KS top-4":

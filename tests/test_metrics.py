@@ -67,21 +67,23 @@ BOOT_REFS = ["El gat dorm a la catifa.", "Avui fa sol.", "La casa és blava.", "
         "Són les tres.", "Plou molt.", "Tinc gana.", "On és l'estació?"] * 5
 
 
-def test_bootstrap_identical_systems_is_zero():
-    r = metrics.paired_bootstrap(BOOT_REFS, BOOT_REFS, BOOT_REFS, "cat_Latn", n=200)
-    assert r["delta"] == 0 and r["ci95"] == [0, 0]
+def test_gain_of_identical_systems_is_zero():
+    same = {"whole": BOOT_REFS, "first_line": BOOT_REFS}
+    r = metrics.gain_decomposition(same, same, BOOT_REFS, "cat_Latn", n=200)
+    assert r["whole"] == {"gain": 0, "ci95": [0, 0]}
 
 
 @pytest.mark.parametrize("metric", ["chrf++", "bleu"])
-def test_bootstrap_better_system_has_positive_interval(metric):
+def test_a_better_system_has_a_positive_gain_interval_around_sacrebleus_difference(metric):
     bad = ["El gos."] * len(BOOT_REFS)
-    r = metrics.paired_bootstrap(bad, BOOT_REFS, BOOT_REFS, "cat_Latn", metric=metric, n=300, seed=1)
-    assert r["b"] == pytest.approx(100.0)
-    assert r["a"] < 30
-    assert 0 < r["ci95"][0] <= r["delta"] <= r["ci95"][1]
+    r = metrics.gain_decomposition({"whole": bad, "first_line": bad}, {"whole": BOOT_REFS, "first_line": bad},
+                                   BOOT_REFS, "cat_Latn", metric=metric, n=300, seed=1)
     point = sacrebleu.corpus_chrf(bad, [BOOT_REFS], word_order=2).score if metric == "chrf++" else \
         sacrebleu.corpus_bleu(bad, [BOOT_REFS]).score
-    assert r["a"] == pytest.approx(point, abs=1e-4)
+    assert point < 30
+    assert r["whole"]["gain"] == pytest.approx(100.0 - point, abs=1e-4)
+    assert 0 < r["whole"]["ci95"][0] <= r["whole"]["gain"] <= r["whole"]["ci95"][1]
+    assert r["collapse"]["value"] == pytest.approx(1.0)     # the first line gains nothing: all of it is lost
 
 
 REFS = ["El gat dorm al sofà.", "La casa és blava i gran.", "Avui plou molt a Barcelona.",

@@ -13,7 +13,7 @@ from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
 from .runs import Run, ensure_writable
-from .ticket import ks_from_rows, make_ticket
+from .ticket import SIGNIFICANCE_RULES, ks_from_rows, make_ticket
 from .tuned import TunedRun
 
 
@@ -56,7 +56,7 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],
                 code_version=__version__)
     tickets = {f"{rule}-{cfg.alpha}": make_ticket(res, rule, alpha=cfg.alpha, **prov)
-               for rule in ("alpha", "bonferroni", "bh")}
+               for rule in SIGNIFICANCE_RULES}
     tickets[f"topk-{cfg.k}"] = make_ticket(res, "topk", k=cfg.k, **prov)
     for name, t in tickets.items():
         t.save(work / f"ticket-{name}.json")
@@ -71,9 +71,3 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
                           for n, t in tickets.items()}}
     path = run.finish(record)
     return {**record, "run": run.name, "reused": False, "path": str(path)}
-
-
-def topk_ticket(tune_path: str, k: int) -> tuple[str, list[int]]:
-    """The top-k ticket of one embedding-tuning run (discovered, or reused): its file and its ids."""
-    found = discover(DiscoveryConfig(tuned=tune_path, k=k))
-    return str(Path(found["path"]) / f"ticket-topk-{k}.json"), found["tickets"][f"topk-{k}"]["ids"]

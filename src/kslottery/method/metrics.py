@@ -1,4 +1,4 @@
-"""Extraction rules, corpus scores with sacrebleu signatures, termination statistics, paired bootstrap.
+"""Extraction rules, corpus scores with sacrebleu signatures, termination statistics, gain decomposition.
 
 What gets scored is a choice: the same continuations score very differently under the whole
 continuation and its first line. Every rule is a named function, and every score carries the
@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+from .bootstrap import resamples
 
 # --- extraction rules -------------------------------------------------------------------------
 
@@ -109,8 +111,7 @@ def mean_words(hyps: list[str]) -> float:
 
 def _resample_counts(size: int, n: int, seed: int) -> np.ndarray:
     """``n`` bootstrap resamples of ``size`` sentences, as per-sentence counts (one row per resample)."""
-    rng = np.random.default_rng(seed)
-    return np.stack([np.bincount(rng.integers(0, size, size), minlength=size) for _ in range(n)])
+    return np.stack([r[0][1] for r in resamples([size], n, seed)])
 
 
 def _paired_deltas(m, hyps_a: list[str], hyps_b: list[str], refs: list[str], counts: np.ndarray):
@@ -124,16 +125,6 @@ def _paired_deltas(m, hyps_a: list[str], hyps_b: list[str], refs: list[str], cou
     boot = np.array([score(b) - score(a) for a, b in zip(counts @ sa, counts @ sb)])
     a, b = score(sa.sum(0)), score(sb.sum(0))
     return b - a, boot, a, b
-
-
-def paired_bootstrap(hyps_a: list[str], hyps_b: list[str], refs: list[str], tgt_lang: str,
-                     metric: str = "chrf++", n: int = 1000, seed: int = 0) -> dict:
-    """Score(b) - score(a) with a 95 % percentile interval over ``n`` paired resamples of sentences."""
-    delta, deltas, a, b = _paired_deltas(_metrics(tgt_lang)[metric], hyps_a, hyps_b, refs,
-                                         _resample_counts(len(refs), n, seed))
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return {"metric": metric, "a": round(a, 4), "b": round(b, 4), "delta": round(b - a, 4),
-            "ci95": [round(float(low), 4), round(float(high), 4)], "n_resamples": n, "seed": seed}
 
 
 def gain_decomposition(base: dict[str, list[str]], arm: dict[str, list[str]], refs: list[str], tgt_lang: str,

@@ -11,7 +11,7 @@ A *model spec* is one string:
 - a ``.gguf`` file;
 - a hub id (``org/name``), which needs the network.
 
-    >>> lm = load("gemma3-270m", untie=True)          # doctest: +SKIP
+    >>> lm = load("gemma3-270m", untie_head=True)     # doctest: +SKIP
     >>> lm.info.vocab_size, lm.info.hidden_size, lm.info.tied
     (262144, 640, False)
 """

@@ -23,6 +23,7 @@ from .errors import KSLError
 from .ks import KSResult, ks_test
 
 RULES = ("alpha", "bonferroni", "bh", "topk")
+SIGNIFICANCE_RULES = RULES[:3]   # the rules that threshold a p-value (topk ranks D)
 # How the book names each rule for readers.
 RULE_NAMES = {"alpha": "uncorrected", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "topk": "top-k by D"}
 

@@ -22,8 +22,8 @@ from ..method.runs import git_commit, machine, runs_root, versions, write_json
 from ..study.results import repo_root
 from .tables import publish
 
-ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket", "six_pairs",
-         "certification",
+ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket",
+         "six_pairs", "certification",
          "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
          "paper_vs_study"]
 
@@ -50,11 +50,11 @@ RECORDER_TAG = "ksl-run-recorder"
 
 def with_recorder(src: Path, dst: Path, log: Path) -> None:
     """A copy of the notebook whose first cell tells the kernel where to record the runs it uses (an argument
-    of :func:`kslottery.method.runs.record_runs_to`, not an environment variable)."""
+    of :func:`kslottery.report.kernel.setup`, not an environment variable), and which quiets third-party warnings."""
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
-    cell = nbformat.v4.new_code_cell(f"from kslottery.method.runs import record_runs_to\nrecord_runs_to({str(log)!r})")
+    cell = nbformat.v4.new_code_cell(f"from kslottery.report.kernel import setup\nsetup({str(log)!r})")
     cell.metadata["tags"] = [RECORDER_TAG, "remove-cell"]
     nb.cells.insert(0, cell)
     nbformat.write(nb, dst)

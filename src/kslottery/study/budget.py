@@ -21,11 +21,11 @@ import pandas as pd
 from ..method import baselines, models, trainable, tuning
 from ..method.baselines import first_gradient_step, token_counts
 from ..method.errors import KSLError
-from ..method.ticket import decode_tokens, ks_from_rows, select
+from ..method.ticket import SIGNIFICANCE_RULES, decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
 from .results import load_tables
 
-RULES = ("alpha", "bonferroni", "bh")
+RULES = SIGNIFICANCE_RULES
 
 
 def row_exposure(examples: list[dict], batches: list[list[int]], grad_accum: int = 1) -> tuple[dict, dict]:

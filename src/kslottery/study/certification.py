@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..method import certify, data, models, prompts
+from ..method.bootstrap import percentile_interval, resamples
 from ..method.errors import KSLError
 from ..method.runs import Run, write_json
 from ..method.tuned import TunedRun
@@ -220,17 +221,12 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
 def rate_interval(df: pd.DataFrame, column: str, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """The mean of a 0/1 column and its 95 % interval from a two-level bootstrap: seeds, then sentences
     within each drawn seed (contexts of one sentence are correlated and move together)."""
-    by = {s: g.groupby("sentence")[column].agg(["sum", "count"]).to_numpy(float) for s, g in df.groupby("seed")}
-    keys = list(by)
-    rng = np.random.default_rng(seed)
-    boot = np.empty(n)
-    for r in range(n):
-        hits = total = 0.0
-        for k in rng.choice(keys, len(keys)):
-            sents = by[k][rng.integers(0, len(by[k]), len(by[k]))]
-            hits, total = hits + sents[:, 0].sum(), total + sents[:, 1].sum()
-        boot[r] = hits / total
-    low, high = np.percentile(boot, [2.5, 97.5])
+    by = [g.groupby("sentence")[column].agg(["sum", "count"]).to_numpy(float) for _, g in df.groupby("seed")]
+    boot = []
+    for draw in resamples([len(b) for b in by], n, seed):
+        hits, total = np.sum([c @ by[g] for g, c in draw], axis=0)
+        boot.append(hits / total)
+    low, high = percentile_interval(boot, 0.95)
     return float(df[column].mean()), float(low), float(high)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..method.bootstrap import percentile_interval, resamples
 from ..method.errors import KSLError
 from ..method.metrics import _metrics
 
@@ -53,24 +54,16 @@ def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang:
     stats = [(np.asarray(m._extract_corpus_statistics(a, [refs]), dtype=np.float64),
               np.asarray(m._extract_corpus_statistics(b, [refs]), dtype=np.float64)) for a, b in pairs]
     per_seed = [score(sb.sum(0)) - score(sa.sum(0)) for sa, sb in stats]
-    rng = np.random.default_rng(seed)
-    size, seeds = len(refs), len(pairs)
-    boot = np.empty(n)
-    for r in range(n):
-        drawn = rng.integers(0, seeds, seeds)
-        diffs = []
-        for i in drawn:
-            counts = np.bincount(rng.integers(0, size, size), minlength=size).astype(np.float64)
-            sa, sb = stats[i]
-            diffs.append(score(counts @ sb) - score(counts @ sa))
-        boot[r] = np.mean(diffs)
-    low, high = np.percentile(boot, [2.5, 97.5])
+    seeds = len(pairs)
+    boot = np.array([np.mean([score(c @ stats[i][1]) - score(c @ stats[i][0]) for i, c in draw])
+                     for draw in resamples([len(refs)] * seeds, n, seed)])
+    low, high = percentile_interval(boot, 0.95)
     out = {"metric": metric, "delta": round(float(np.mean(per_seed)), 4),
            "per_seed": [round(d, 4) for d in per_seed], "ci95": [round(float(low), 4), round(float(high), 4)],
            "ci95_width": round(float(high - low), 4), "superior": bool(low > 0 or high < 0),
            "seeds": seeds, "n_resamples": n, "seed": seed}
     if margin is not None:
-        tl, th = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)])
+        tl, th = percentile_interval(boot, 1 - 2 * alpha)
         out.update(margin=margin, alpha=alpha, tost_ci=[round(float(tl), 4), round(float(th), 4)],
                    equivalent=bool(-margin < tl and th < margin))
     return out

@@ -6,11 +6,9 @@ and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
-from tqdm import TqdmWarning
 
 from ..method import baselines, data, evaluate, metrics, models, prompts, tuning
 from ..method.discovery import DiscoveryConfig, discover
@@ -27,11 +25,6 @@ from ..method.ticket import (
 from ..method.tuned import TunedRun
 from .arms import Trunk, catalogue, plan
 from .protocol import Protocol, tune_config
-
-# transformers' loading bars import tqdm.auto, which warns inside Jupyter without ipywidgets; and its 5.x
-# deprecation notices (raised inside transformers and PEFT, not by this code) would drown the results.
-warnings.filterwarnings("ignore", category=TqdmWarning)
-warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|torch|peft)\.")
 
 # Notebook parameters that are lists (papermill passes whatever the YAML holds).
 LIST_PARAMS = ("pairs", "templates", "seeds", "method_seeds", "audit_seeds", "alphas", "sizes", "sigmas",

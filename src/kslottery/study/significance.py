@@ -20,7 +20,7 @@ import pandas as pd
 from ..method import data, evaluate
 from ..method.errors import KSLError
 from ..method.models import load_tokenizer
-from ..method.ticket import PAPER_TICKET_SIZES, decode_tokens, ks_from_rows, select
+from ..method.ticket import PAPER_TICKET_SIZES, SIGNIFICANCE_RULES, decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
 from .arms import Arm, Trunk, plan
 from .comparison import compare, paired_seeds
@@ -144,7 +144,7 @@ def ticket_rules(result: dict, alphas: tuple[float, ...] = (0.05,)) -> pd.DataFr
             ticket = t.ticket(s)
             row = {"trunk": name, "seed": s, "rows changed": int(res.changed.sum()), "max D": float(res.statistic.max())}
             for a in alphas:
-                for rule in ("alpha", "bh", "bonferroni"):
+                for rule in SIGNIFICANCE_RULES:
                     row[f"{rule} {a:g}"] = len(select(res, rule, a))
             row["ticket = top rows by D"] = set(ticket) == set(select(res, "topk", k=len(ticket)).tolist()) if ticket else None
             rows.append(row)
@@ -179,7 +179,7 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
         res = ks_from_rows(run.rows(), run.vocab_size)
         tgt = data.parse_pair(pair)[1]
         row = {"pair": pair, "paper size": PAPER_TICKET_SIZES.get(tgt), "rows changed": int(res.changed.sum())}
-        for r in ("alpha", "bh", "bonferroni"):
+        for r in SIGNIFICANCE_RULES:
             row[f"{r} {alpha:g}"] = len(select(res, r, alpha))
         ticket = trunk.ticket(seed)
         if ticket:
