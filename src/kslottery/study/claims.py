@@ -165,7 +165,18 @@ SOURCES = [
     ("termination_and_templates", _audit),
     ("significance_ticket", lambda add, tables, **_: _significance(add, tables["significance_ticket"])),
     ("six_pairs", lambda add, tables, **_: _six_pairs(add, tables["six_pairs"])),
+    ("fair_test", lambda add, tables, **_: _fair(add, tables["fair_test"])),
 ]
+# The budget and learning rates each source chapter judged its claims under; the fair test names its protocol.
+PROTOCOLS = {
+    "partial_tuning_18_tokens": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
+    "finetune": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
+    "ks_ticket_discovery": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
+    "termination_and_templates": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
+    "certification": "KS budget (every arm at the budget sweep's lr and steps)",
+    "significance_ticket": "KS budget (every arm at the budget sweep's lr and steps)",
+    "six_pairs": "KS budget (every arm at the budget sweep's lr and steps)",
+}
 NOTEBOOKS = ["baseline_and_prompts", *dict(SOURCES)]
 
 
@@ -175,10 +186,11 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
     tables = {nb: t for nb in NOTEBOOKS if (t := load_tables(profile, nb)) is not None}
     found = {}
 
-    def add(key, ours, ok, source, note=""):
+    def add(key, ours, ok, source, note="", protocol=None):
         claim, paper, origin = PAPER[key]
         found[key] = {"claim": claim, "paper": paper, "paper's number from": origin, "this study": ours,
-                      "verdict": _verdict(ok), "source": source, "note": note}
+                      "verdict": _verdict(ok), "source": source, "note": note,
+                      "protocol": protocol or PROTOCOLS.get(source, "")}
 
     for notebook, measure in SOURCES:
         if notebook in tables:
@@ -189,7 +201,7 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
             rows.append({"claim": claim, "paper": paper, "paper's number from": origin,
                          "this study": "not measured in this profile",
                          "verdict": "not testable as stated: the theorem is unpublished" if key == "certified"
-                         else "not measured", "source": "", "note": ""})
+                         else "not measured", "source": "", "note": "", "protocol": ""})
     order = {claim: i for i, (claim, _, _) in enumerate(PAPER.values())}
     return pd.DataFrame(rows).sort_values("claim", key=lambda c: c.map(order), ignore_index=True)
 
@@ -253,3 +265,30 @@ def _six_pairs(add, pairs: dict) -> None:
         ours = ", ".join(f"{p.split('-')[1][:3]} {int(n)}" for p, n in zip(t["pair"], t[col]))
         add("sizes", f"Benjamini-Hochberg 0.05 at the chosen budget: {ours}", bool(t[col].between(12, 18).all()),
             "six_pairs", "reproduced = every pair's significance ticket has 12-18 rows")
+
+
+# Claims the fair test judges: (claim, comparison a, comparison b). Its verdicts are the design's own words.
+FAIR_CLAIMS = (("ticket_vs_embed", "embedding tuning", "Adam ticket"),
+               ("embed_vs_full", "full fine-tuning", "embedding tuning"),
+               ("frequency", "embedding tuning", "most frequent rows"),
+               ("random", "frequency-matched rows", "Adam ticket"))
+
+
+def _fair(add, fair: dict) -> None:
+    """The fair test's declared comparisons (:mod:`kslottery.study.fair`), each with both intervals and the
+    verdict its design's rules gave; the SGD ticket and the exposure control ride along in the note."""
+    c = fair["comparisons"].set_index(["a", "b"])
+    for key, a, b in FAIR_CLAIMS:
+        if (a, b) not in c.index:
+            continue
+        r = c.loc[(a, b)]
+        ours = (f"{b} − {a}: {r['b - a']:+.1f} chrF++, bootstrap 95 % [{r['bootstrap 95 %'][0]:.1f}, "
+                f"{r['bootstrap 95 %'][1]:.1f}], t 95 % [{r['t 95 %'][0]:.1f}, {r['t 95 %'][1]:.1f}], "
+                f"{int(r['seeds'])} seeds ({r['role']})")
+        note = f"{r['kind']} at ±{r['margin']:g} chrF++; each arm at its own dev-chosen lr"
+        if key == "ticket_vs_embed":
+            others = [f"{x}: {c.loc[('embedding tuning', x), 'verdict']}" for x in ("SGD ticket", "earliest-seen rows")
+                      if ("embedding tuning", x) in c.index]
+            note += ("; " + "; ".join(others)) if others else ""
+        add(key, ours, r["verdict"], "fair_test", note, protocol=str(r["protocol"]))
+

@@ -129,6 +129,7 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
         verdicts.append(equivalence(ci90, ci95, design.margin) if r["kind"] == "equivalence"
                         else superiority(ci95, design.margin, r["p (Holm)"]))
     out["verdict"] = verdicts
+    out["margin"] = design.margin
     out["protocol"] = design.name
     return out
 
