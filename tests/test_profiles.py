@@ -99,7 +99,7 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
     staged, log = tmp_path / "staged.ipynb", tmp_path / "nb.runs"
     profiles.with_recorder(src, staged, log)
     first = nbformat.read(staged, as_version=4).cells[0]
-    assert f"record_runs_to({str(log)!r})" in first.source and "remove-cell" in first.metadata["tags"]
+    assert f"setup({str(log)!r})" in first.source and "remove-cell" in first.metadata["tags"]
     exec(first.source, {})                 # what the kernel runs first
     from kslottery.method.runs import Run, record_runs_to
     try:

@@ -271,7 +271,8 @@ def _six_pairs(add, pairs: dict) -> None:
 FAIR_CLAIMS = (("ticket_vs_embed", "embedding tuning", "Adam ticket"),
                ("embed_vs_full", "full fine-tuning", "embedding tuning"),
                ("frequency", "embedding tuning", "most frequent rows"),
-               ("random", "frequency-matched rows", "Adam ticket"))
+               ("random", "frequency-matched rows", "Adam ticket"),
+               ("eighteen", "embedding tuning", "top-18 by D"))
 
 
 def _fair(add, fair: dict) -> None:
@@ -291,4 +292,20 @@ def _fair(add, fair: dict) -> None:
                       if ("embedding tuning", x) in c.index]
             note += ("; " + "; ".join(others)) if others else ""
         add(key, ours, r["verdict"], "fair_test", note, protocol=str(r["protocol"]))
+    if "scores" in fair:
+        _fair_stopping(add, fair["scores"], str(c["protocol"].iloc[0]))
+
+
+def _fair_stopping(add, s, protocol: str) -> None:
+    """Descriptive, as the design states: the collapse of the Adam ticket's gain over the base model,
+    1 - gain(first line) / gain(whole), from seed means; reproduced when at least half the gain is stopping."""
+    mean = lambda arm, col: s.loc[s["arm"] == arm, col].mean()   # noqa: E731
+    whole = mean("Adam ticket", "chrf++ whole") - mean("base", "chrf++ whole")
+    first = mean("Adam ticket", "chrf++ first_line") - mean("base", "chrf++ first_line")
+    if whole != whole or not whole:
+        return
+    c = 1 - first / whole
+    add("stopping", f"collapse of the Adam ticket's gain: {c:.2f} (whole-continuation gain {whole:+.1f} chrF++)",
+        bool(c >= 0.5), "fair_test", "descriptive (no interval): collapse = 1 - gain(first line) / gain(whole)",
+        protocol=protocol)
 

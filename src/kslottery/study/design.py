@@ -65,6 +65,7 @@ SECONDARY = (
     ("frequency-matched rows", "Adam ticket", "superiority"),
     ("frequency-matched rows", "SGD ticket", "superiority"),
     ("embedding tuning", "most frequent rows", "equivalence"),
+    ("embedding tuning", "top-18 by D", "equivalence"),     # the paper's headline: 18 rows match the embedding
     ("top-18 by D", "Adam ticket", "superiority"),
     ("<bos> row", "Adam ticket", "superiority"),
     ("':' row", "Adam ticket", "superiority"),

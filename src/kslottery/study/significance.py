@@ -158,9 +158,9 @@ PAIR_ARMS = [Arm("base", kind="base"), Arm("embed", mode="embed", lr="embed"),
 def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int, lr: float, steps: int,
               eval_limit: int, seed: int = 0, template: str = "explicit", rule: str = "bh", alpha: float = 0.05,
               max_new_tokens: int = 96, eval_batch_size: int = 32, drop_finished: bool = False,
-              progress: bool = True) -> dict:
+              progress: bool = True, score: bool = True) -> dict:
     """Per language pair, at one budget and seed: the ticket size under every rule beside the paper's, the
-    base, embedding-tuned and ticket-tuned scores, and each ticket's rows (with which of them occur in every
+    base, embedding-tuned and ticket-tuned scores (not with ``score=False``: discovery only), and each ticket's rows (with which of them occur in every
     training example, i.e. the template's rows, shared by every pair by construction).
 
     Returns {"pairs": one row per pair, "tickets": {pair: ids}, "in_every_example": {pair: ids},
@@ -182,7 +182,9 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
         for r in SIGNIFICANCE_RULES:
             row[f"{r} {alpha:g}"] = len(select(res, r, alpha))
         ticket = trunk.ticket(seed)
-        if ticket:
+        if not score:
+            branches = []
+        elif ticket:
             branches = plan(trunk, PAIR_ARMS)
         else:   # nothing significant: no ticket to tune, the pair still shows its sizes and base score
             branches = plan(trunk, PAIR_ARMS[:2])
