@@ -160,8 +160,9 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
               max_new_tokens: int = 96, eval_batch_size: int = 32, drop_finished: bool = False,
               progress: bool = True, score: bool = True) -> dict:
     """Per language pair, at one budget and seed: the ticket size under every rule beside the paper's, the
-    base, embedding-tuned and ticket-tuned scores (not with ``score=False``: discovery only), and each ticket's rows (with which of them occur in every
-    training example, i.e. the template's rows, shared by every pair by construction).
+    base, embedding-tuned and ticket-tuned scores (not with ``score=False``: discovery only), and each ticket's
+    rows (with which of them occur in every training example, i.e. the template's rows, shared by every pair by
+    construction).
 
     Returns {"pairs": one row per pair, "tickets": {pair: ids}, "in_every_example": {pair: ids},
     "embed_runs": {pair: path}, "tokens": {id: token}}."""
