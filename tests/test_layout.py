@@ -145,3 +145,20 @@ def test_environment_yml_adds_nothing_to_pyproject():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     assert pip == ["torch==2.13.0", "-e .[dev]"] and conda == ["python=3.11", "pip"]
+
+
+def test_run_names_survive_the_layout(flores_dir):
+    """Runs are named by a hash of their parameters, never by where the code lives: three run names the smoke
+    profile recorded before the package was split into layers (provenance at 33d351c) come out unchanged."""
+    from kslottery.method import evaluate, tuning
+    from kslottery.method.runs import Run
+    from kslottery.study.protocol import Protocol
+
+    p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4, batch_size=4,
+                 max_new_tokens=8)
+    names = [Run("tune", tuning.run_params(c, tuning.training_bitext(c))).name
+             for c in (p.config(mode="embed", lr=0.01, seed=0), p.config(mode="full", lr=0.0001, seed=0))]
+    e = evaluate.EvalConfig(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", template="explicit", limit=4,
+                            max_new_tokens=8)
+    names.append(Run("eval", evaluate.run_params(e, evaluate.load_test_set(e))).name)
+    assert names == ["tune-a1115ff8a7f5", "tune-97d3e8c6f6eb", "eval-f7c3289284cf"]
