@@ -9,8 +9,9 @@ import seaborn as sns
 
 from ..method.certify import max_radius
 from ..method.ticket import RULE_NAMES
-from .figstyle import apply_theme, finish, palette
-from .figstyle import caption_context  # noqa: F401  (notebooks: plots.caption_context(globals()))
+
+# caption_context is re-exported: a notebook writes plots.caption_context(globals()) for its captions
+from .figstyle import apply_theme, caption_context, finish, palette  # noqa: F401
 
 apply_theme()
 
