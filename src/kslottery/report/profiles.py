@@ -105,13 +105,12 @@ def label_page(nb, profile: str, prof: dict, notebook: str, entry: dict | None =
         nb.metadata["nosearch"] = True
     added.append((RERUN_TAG, rerun_note(profile, notebook, entry)))
     nb.cells[at].source = head
-    cells = []
+    cells = []   # fixed cell ids: labelling a page again changes nothing
     for tag, text in added:
-        cell = nbformat.v4.new_markdown_cell(text)
-        cell.metadata["tags"] = [tag]
-        cells.append(cell)
+        cells.append(nbformat.v4.new_markdown_cell(text, id=tag, metadata={"tags": [tag]}))
     if rest.strip():
-        cells.append(nbformat.v4.new_markdown_cell(rest.lstrip("\n")))
+        title_id = nb.cells[at].get("id") or "title"
+        cells.append(nbformat.v4.new_markdown_cell(rest.lstrip("\n"), id=f"{title_id[:50]}-text"))
     nb.cells[at + 1:at + 1] = cells
     return nb
 
@@ -157,6 +156,9 @@ def relabel(profile: str, root: Path | None = None) -> list[Path]:
             nb = nbformat.read(path, as_version=4)
             nbformat.write(label_page(nb, profile, prof, nb_name, prov.get(nb_name)), path)
             done.append(path)
+    if prov:
+        (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
+        done.append(out_dir / "provenance.md")
     return done
 
 
@@ -203,7 +205,7 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         log.unlink(missing_ok=True)
         # The kernel is a child of this process: its peak resident memory, once it has exited.
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit)
+        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof)
         entry = json.loads((out_dir / "provenance.json").read_text())[nb]
         without_recorder(tmp, final, profile, prof, entry)   # the page names its own cost (rerun note)
         tmp.unlink(missing_ok=True)
@@ -214,7 +216,8 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
 
 
 def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
-                      used: list[str], peak_rss_gib: float | None = None, commit: str | None = None) -> None:
+                      used: list[str], peak_rss_gib: float | None = None, commit: str | None = None,
+                      prof: dict | None = None) -> None:
     """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
     its parameters, when it ran, its own wall-clock, the runs it used with the compute they cost, and the
     commit it was executed at (``commit``, read when it started; default: now)."""
@@ -241,7 +244,7 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
         entry["run_machines"] = _run_machines(entry.get("runs", []))
     write_json(path, prov)
-    (out_dir / "provenance.md").write_text(provenance_page(profile, prov))
+    (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
 
 
 def _describe(m: dict) -> str:
@@ -281,9 +284,12 @@ def commit_warning(prov: dict, order: list[str]) -> list[str]:
     return ["```{warning}", text, "```", ""]
 
 
-def provenance_page(profile: str, prov: dict) -> str:
+def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
+    """The provenance page; a plumbing profile's (``prof``, its settings) is labelled like its other pages."""
     order = [nb for nb in ORDER if nb in prov]
-    lines = [f"# Provenance: profile `{profile}`", "",
+    plumbing = prof is not None and is_plumbing(prof)
+    banner = ["---", "nosearch: true", "---", ""] if plumbing else []
+    lines = banner + [f"# {PLUMBING_TITLE if plumbing else ''}Provenance: profile `{profile}`", "",
              f"Written by `kslottery run --profile {profile}` after each notebook. *Execution* is the wall-clock",
              "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
              "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
@@ -298,7 +304,10 @@ def provenance_page(profile: str, prov: dict) -> str:
         lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
                      f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
     lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
-    lines[2:2] = commit_warning(prov, order)
+    at = len(banner) + 2
+    lines[at:at] = commit_warning(prov, order)
+    if plumbing:
+        lines[at:at] = [PLUMBING_BANNER.format(profile=profile, description=prof.get("description", "")), ""]
     last = prov[order[-1]] if order else {}
     if last:
         # the compute above was spent where each run ran, which need not be where the notebook last ran
