@@ -104,3 +104,14 @@ def test_number_cells_never_wrap_and_a_table_takes_a_caption():
     assert "198, 216" in html and "\u23ce, \u2423the" in html and "slope: 0.12" in html
     assert "overflow-wrap: anywhere" not in claims_table(df, caption="Table 1. Claims.").to_html()
     assert cell_text((float("nan"), 1.0)) == "\u2014" and cell_text(float("nan")) == "\u2014"
+
+
+def test_a_plumbing_claims_table_carries_no_verdict_words():
+    import pandas as pd
+
+    from kslottery.report.tables import PLUMBING_VERDICT, claims_table
+
+    table = pd.DataFrame({"claim": ["a", "b"], "verdict": ["reproduced", "not reproduced"]})
+    assert "reproduced" in claims_table(table).to_html()
+    html = claims_table(table, plumbing=True).to_html()
+    assert "reproduced" not in html and html.count(PLUMBING_VERDICT) == 2

@@ -149,11 +149,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
 
 
-def claims_table(table: pd.DataFrame, caption: str | None = None):
+PLUMBING_VERDICT = "none: plumbing test"
+
+
+def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False):
     """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
     index; text cells wrap between words (never inside a number or a word), and a table wider than the column
-    scrolls in its container (book/_vendor/tables.css)."""
-
+    scrolls in its container (book/_vendor/tables.css). A plumbing profile's table (``plumbing``, the smoke
+    profile) carries no verdict words: a tiny random model reproduces nothing and refutes nothing."""
+    if plumbing and "verdict" in table.columns:
+        table = table.assign(verdict=PLUMBING_VERDICT)
     return (readable(table, caption=caption)
             .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: normal; "
                                                             "min-width: 6em; max-width: 24em; text-align: left"}],
