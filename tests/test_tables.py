@@ -115,3 +115,13 @@ def test_a_plumbing_claims_table_carries_no_verdict_words():
     assert "reproduced" in claims_table(table).to_html()
     html = claims_table(table, plumbing=True).to_html()
     assert "reproduced" not in html and html.count(PLUMBING_VERDICT) == 2
+
+
+def test_long_text_columns_wrap_between_words_and_short_ones_stay_on_a_line():
+    import pandas as pd
+
+    from kslottery.report.tables import TEXT_STYLE, readable
+
+    df = pd.DataFrame({"arm": ["embed"], "ticket tokens": [["<bos>", " the", ",", " of", " and", " a", "\n", ":"]]})
+    css = " ".join(readable(df).to_html().split())
+    assert f"td.col1 {{ {TEXT_STYLE}; }}" in css and "td.col0" not in css

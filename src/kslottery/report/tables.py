@@ -36,6 +36,7 @@ def publish(profile: str, notebook: str, root: Path | None = None) -> list[Path]
 
 # Cell styles for numbers: on one line, right-aligned, digits of equal width so a column reads as one.
 NUMBER_STYLE = "white-space: nowrap; text-align: right; font-variant-numeric: tabular-nums"
+TEXT_STYLE = "white-space: normal; min-width: 12em"
 # Whitespace tokens shown by a visible name; byte-level BPE markers (GPT-2 style) decoded first.
 VISIBLE = {"\n": "\u23ce", "\t": "\u21e5", "\r": "\u21b5", " ": "\u2423"}
 BYTE_LEVEL = {"\u0120": " ", "\u010a": "\n", "\u0109": "\t", "\u010d": "\r"}   # Ġ Ċ ĉ č
@@ -109,10 +110,14 @@ def readable(df, precision: int = 2, formats: dict | None = None, caption: str |
     formats = {**_default_formats(df, numeric, precision), **(formats or {})}
     styler = (df.style.hide(axis="index").format(formats, precision=precision, na_rep=MISSING, escape="html")
               .format_index(escape="html", axis=1))
-    if numeric:
-        styler = styler.set_table_styles({c: [{"selector": "td", "props": NUMBER_STYLE},
-                                              {"selector": "th", "props": "text-align: right"}] for c in numeric},
-                                         overwrite=False)
+    styles = {c: [{"selector": "td", "props": NUMBER_STYLE}, {"selector": "th", "props": "text-align: right"}]
+              for c in numeric}
+    # Cells stay on one line (book/_vendor/tables.css) except long text (notes, token lists): it wraps between
+    # words, in a column wide enough to read.
+    styles |= {c: [{"selector": "td", "props": TEXT_STYLE}] for c in df.columns
+               if c not in numeric and df[c].map(lambda v: len(str(v))).max() > 24}
+    if styles:
+        styler = styler.set_table_styles(styles, overwrite=False)
     return styler.set_caption(caption) if caption else styler
 
 
