@@ -107,7 +107,25 @@ def finish(fig, tight: bool = True):
     fig.set_dpi(max(MIN_DPI, math.ceil(2.2 * COLUMN_PX / width)))
     if tight:
         fig.tight_layout()
+    if _slant_crowded_ticks(fig) and tight:
+        fig.tight_layout()
     return fig
+
+
+def _slant_crowded_ticks(fig) -> bool:
+    """Slant the x tick labels of every axes where neighbours overlap (category names under a heatmap)."""
+    renderer = fig.canvas.get_renderer()
+    slanted = False
+    for ax in fig.axes:
+        boxes = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text() and t.get_visible()),
+                       key=lambda b: b.x0)
+        if any(a.x1 > b.x0 - 2 for a, b in zip(boxes, boxes[1:])):
+            ax.tick_params(axis="x", labelrotation=30)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
+            slanted = True
+    return slanted
 
 
 def _pairs(params: dict) -> str:

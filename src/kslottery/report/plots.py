@@ -163,12 +163,13 @@ def stopping_vs_gain(df):
 def template_transfer_heatmap(df):
     """Gain over the base model (same template) of each trained delta under each evaluation template."""
     d = df[df["trained"] != "base"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * d["trained"].nunique() + 1.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.7 * d["trained"].nunique() + 2.2), sharey=True)
     for ax, rule in zip(axes, ("whole", "first_line")):
         grid = d.pivot(index="trained", columns="template", values=f"gain {rule}")
         sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, ax=ax, cbar=False)
         ax.set_title(f"chrF++ gain, {rule.replace('_', ' ')}")
         ax.set_ylabel("")
+    axes[1].tick_params(labelleft=False)   # the rows are the same trained deltas
     return finish(fig)
 
 
@@ -179,7 +180,7 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
     from matplotlib.lines import Line2D
 
     optimizers = list(dict.fromkeys(table["optimizer"]))
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.8), squeeze=False, sharey=True)
     styles = dict(zip(rules, ["-", "--", ":"]))
     for ax, opt in zip(axes[0], optimizers):
         part = table[table["optimizer"] == opt]
@@ -189,19 +190,23 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
                 ax.plot(g["step"], np.maximum(g[rule], 0.5), styles[rule], marker="o", ms=3, color=colours[lr])
         ax.axhspan(*band, color="tab:red", alpha=0.15)
         ax.set_xscale("log", base=2)
+        steps = sorted(part["step"].unique())
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("optimizer steps")
         ax.set_title(f"{opt}: colour = learning rate")
         handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in colours.items()]
-        ax.legend(handles=handles, fontsize=8, loc="upper left")
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles),
+                  frameon=False, handlelength=1.2, columnspacing=1.0)
     style_handles = [Line2D([], [], color="0.3", ls=ls, label=RULE_NAMES[r.replace("_0.05", "")])
                      for r, ls in styles.items()]
     style_handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:red", alpha=0.15,
                                        label=f"the paper's tickets ({band[0]}-{band[1]} rows)"))
-    fig.legend(handles=style_handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    axes[0][0].set_ylabel("rows significant at 0.05 (0 drawn at 0.5)")
+    fig.legend(handles=style_handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    axes[0][0].set_ylabel("significant rows (0 at 0.5)")
     finish(fig, tight=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 
