@@ -15,7 +15,7 @@ from .results import load_tables
 # (claim, the number claimed, where that number comes from) in the paper's order. The paper's numbers
 # reach this study through an independent replication's transcription (the notes, section 2, mark them
 # "reported"); the replication's own findings are its claims, not the paper's.
-TRANSCRIBED = "the paper, as quoted by the replication"
+TRANSCRIBED = "the paper, as quoted by the independent replication (introduction, reference 2)"
 # The paper states its theorem; this study could not retrieve the paper's text, so cannot test it as stated.
 NOT_RETRIEVED = "not testable as stated: this study could not retrieve the theorem's text"
 PAPER = {
@@ -31,9 +31,9 @@ PAPER = {
     "frequency": ("Tuning the most frequent tokens is comparable to embedding tuning", "28.8 vs 27.9", TRANSCRIBED),
     "random": ("The KS ticket beats random tokens (implied by the method)", "not reported", "implied by the method"),
     "stopping": ("(replication) the gain is mostly learning to stop", "collapse ≈ 0.94 on LLaMA-7B en→ca",
-                 "the independent replication"),
+                 "the independent replication (introduction, reference 2)"),
     "single_row": ("(replication) one row (`\\n`, `<s>` or `:`) does as well as 18", "96–103 % of the 18-row gain",
-                   "the independent replication"),
+                   "the independent replication (introduction, reference 2)"),
 }
 
 
