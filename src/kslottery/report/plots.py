@@ -275,11 +275,13 @@ def comparison_forest(comparisons, margin: float | None = None):
 
 def pair_overlap(full, beyond, ceiling: float | None = None):
     """Two Jaccard heatmaps of the language pairs' tickets: every row, and without the rows that occur in
-    every training example (shared by construction); the seed-to-seed ceiling in the title."""
+    every training example (shared by construction); the seed-to-seed overlap, a reference the pairs can
+    exceed, in the title."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, m, title in ((axes[0], full, "all ticket rows"), (axes[1], beyond, "without rows in every example")):
         sns.heatmap(m, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="cividis", cbar=ax is axes[1], ax=ax)
         ax.set_title(title)
     if ceiling is not None and ceiling == ceiling:
-        fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds: {ceiling:.2f}")
+        fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds (reference): "
+                     f"{ceiling:.2f}")
     return finish(fig)
