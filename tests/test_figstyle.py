@@ -76,3 +76,20 @@ def test_the_caption_context_names_profile_model_pair_budget_seeds_and_sentences
         assert part in line, (part, line)
     sweep = figstyle.caption_context(notebook_parameters(load_profile("default"), "budget_sweep", "default"))
     assert "Adam lr 0.001/0.002/0.005/0.01" in sweep and "snapshots at 8/16/32/64 steps" in sweep
+
+
+def test_every_figure_caption_names_the_run_behind_it():
+    """Each notebook that draws figures glues its caption context, and every figure caption cites it."""
+    from pathlib import Path
+
+    import nbformat
+
+    missing = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        figures = [c for c in nb.cells if "figure" in c.metadata.get("mystnb", {})]
+        if figures and not any('glue("figure_context", caption_context(globals())' in c.source for c in nb.cells):
+            missing.append(f"{path.name}: no figure_context glue")
+        missing += [f"{path.name}: {c.metadata['mystnb']['figure']['name']}" for c in figures
+                    if "{glue:text}`figure_context`" not in c.metadata["mystnb"]["figure"]["caption"]]
+    assert not missing, missing
