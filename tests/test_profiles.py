@@ -207,3 +207,28 @@ def test_every_published_smoke_page_carries_its_banner():
         nb = nbformat.read(page, as_version=4)
         tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
         assert profiles.BANNER_TAG in tags and nb.metadata.get("nosearch"), page.name
+
+
+def test_the_runner_publishes_a_labelled_page_that_names_its_cost(tmp_path, monkeypatch):
+    """run_profile end to end with papermill stubbed: provenance first, then the page with its banner and
+    rerun note (the page cites the cost provenance just recorded)."""
+    import nbformat
+    import papermill
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "profiles" / "tiny.yaml").write_text(
+        "description: a test\nplumbing: true\nnotebooks:\n  finetune:\n    limit: 2\n")
+    params = nbformat.v4.new_code_cell("limit = 1", metadata={"tags": ["parameters"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Fine-tuning\n\nText."), params]),
+                   tmp_path / "notebooks" / "finetune.ipynb")
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(papermill, "inspect_notebook", lambda path: {"limit": {}, "profile": {}})
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda src, dst, **kw: nbformat.write(nbformat.read(src, as_version=4), dst))
+    [page] = profiles.run_profile("tiny", root=tmp_path, progress=False)
+    cells = nbformat.read(page, as_version=4).cells
+    assert cells[0].source == "# [Plumbing test] Fine-tuning"
+    assert profiles.BANNER_TAG in cells[1].metadata["tags"] and "a test" in cells[1].source
+    assert "kslottery run --profile tiny --only finetune" in cells[2].source and "min of compute" in cells[2].source
+    assert "[Plumbing test] Provenance" in (page.parent / "provenance.md").read_text()
