@@ -57,6 +57,10 @@ def test_every_figure_of_the_study_is_named_and_captioned():
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
+    import os
+
+    if os.environ.get("KSL_BOOK_HTML"):   # a book already built (`jupyter-book build book/`): its _build/html
+        return Path(os.environ["KSL_BOOK_HTML"])
     out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).with_name("jupyter-book")
     r = subprocess.run([str(jb), "build", str(ROOT / "book"), "--path-output", str(out), "-W", "-n", "--keep-going"],
@@ -112,20 +116,73 @@ def test_every_results_page_renders_with_its_figures(html, browser):
         assert "Traceback (most recent call last)" not in text and "Error:" not in text, f"{page.name} shows an error"
 
 
+# Checks run in the page (article = the content column). Each returns a list of problems; the tests below run
+# them on every results page, and on small synthetic pages that show each of them can fail.
+ARTICLE = "const article = document.querySelector('main article') || document.querySelector('main');"
+NUMBER = r"[-\u2212+]?(?:\d[\d,]*\.?\d*(?:e[-+]?\d+)?%?|\u221e)"   # JavaScript regex: 19.32, -1.2e-05, 95%, inf
+NUMBER_CELLS_THAT_WRAP = ARTICLE + f"""
+    const number = /^[\\[(]?{NUMBER}(?:[,;]\\s*{NUMBER})*[\\])]?$/i;   // a number, or an interval of numbers
+""" + """    const out = [];
+    for (const td of article.querySelectorAll('td')) {
+        const text = td.innerText.trim();
+        if (!number.test(text)) continue;
+        const tops = [], walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);   // the line boxes of its text
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            for (const r of range.getClientRects())
+                if (r.width > 0 && !tops.some(t => Math.abs(t - r.top) < 3)) tops.push(r.top);
+        }
+        if (tops.length > 1) out.push(`number cell wraps over ${tops.length} lines: "${text}"`);
+    }
+    return out;"""
+TABLES_WIDER_THAN_THE_COLUMN = ARTICLE + """
+    const col = article.getBoundingClientRect().width, out = [];
+    for (const t of article.querySelectorAll('table')) {
+        const w = t.getBoundingClientRect().width;
+        if (w <= col + 1) continue;
+        let scrolls = false;
+        for (let e = t.parentElement; e && e !== article; e = e.parentElement) {
+            const o = getComputedStyle(e).overflowX;
+            if ((o === 'auto' || o === 'scroll') && e.getBoundingClientRect().width <= col + 1) { scrolls = true; break; }
+        }
+        if (!scrolls) out.push(`table ${Math.round(w)}px in a ${Math.round(col)}px column without a scroll container`);
+    }
+    for (const i of article.querySelectorAll('img')) {
+        const w = i.getBoundingClientRect().width;
+        if (w > col + 1) out.push(`image ${Math.round(w)}px in a ${Math.round(col)}px column`);
+    }
+    return out;"""
+SOFT_FIGURES = ARTICLE + """
+    const out = [];
+    for (const i of article.querySelectorAll('img')) {
+        const shown = i.getBoundingClientRect().width;
+        if (/\\.svg($|[?#])/i.test(i.src) || i.src.startsWith('data:image/svg') || !shown) continue;
+        if (i.naturalWidth < 2 * shown - 1)
+            out.push(`${i.src.split('/').pop()}: ${i.naturalWidth}px stored, ${Math.round(shown)}px shown (< 2x)`);
+    }
+    return out;"""
+PLUMBING_BANNER = """
+    const out = [], h1 = document.querySelector('main h1');
+    const banner = document.querySelector('main .admonition.plumbing');
+    if (!banner || !/plumbing test on a tiny random model: not results/i.test(banner.innerText))
+        out.push('no plumbing banner');
+    if (!h1 || !h1.textContent.trim().startsWith('[Plumbing test]')) out.push('title without the [Plumbing test] prefix');
+    return out;"""
+
+
+def problems(browser, check: str, page: Path) -> list[str]:
+    browser.get(page.as_uri())
+    return [f"{page.name}: {p}" for p in browser.execute_script(check)]
+
+
 def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
-    """No table or figure is wider than the content column, and no text from the data (a token such as
-    '<s>' or '<bos>') was parsed as an HTML element."""
+    """No table is wider than the content column unless it scrolls in its own container, no figure is wider
+    than the column, and no text from the data (a token such as '<s>' or '<bos>') was parsed as an HTML element."""
     wide, leaks = [], []
     for nb in RESULT_PAGES:
         page = page_of(html, nb)
-        browser.get(page.as_uri())
-        column, items = browser.execute_script("""
-            const article = document.querySelector('main article') || document.querySelector('main');
-            const col = article.getBoundingClientRect().width;
-            const items = Array.from(article.querySelectorAll('table, img')).map(
-                e => [e.tagName, Math.round(e.getBoundingClientRect().width)]);
-            return [col, items];""")
-        wide += [f"{page.name}: {tag} {w}px in a {column:.0f}px column" for tag, w in items if w > column + 1]
+        wide += problems(browser, TABLES_WIDER_THAN_THE_COLUMN, page)
         unknown = browser.execute_script("""
             return Array.from(document.querySelectorAll('main *')).filter(
                 e => e instanceof HTMLUnknownElement || ['S', 'STRIKE'].includes(e.tagName)).map(
@@ -133,6 +190,78 @@ def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
         leaks += [f"{page.name}: {u}" for u in unknown]
     assert not wide, "\n".join(wide)
     assert not leaks, "\n".join(leaks)
+
+
+def test_no_number_cell_wraps(html, browser):
+    """A number (or an interval of numbers) in a table cell sits on one line at a 1280 px window."""
+    wrapped = [p for nb in RESULT_PAGES for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page_of(html, nb))]
+    assert not wrapped, "\n".join(wrapped)
+
+
+def test_figures_are_stored_at_twice_their_shown_size(html, browser):
+    """Every PNG figure holds at least twice the pixels it is shown at (sharp on a high-density screen, and
+    its text as large as kslottery.report.figstyle made it); SVG figures pass as they are."""
+    soft = [p for nb in RESULT_PAGES for p in problems(browser, SOFT_FIGURES, page_of(html, nb))]
+    assert not soft, "\n".join(soft)
+
+
+def test_every_smoke_page_is_quarantined(html, browser):
+    """Each smoke page carries the plumbing banner and the title prefix, and none reaches the search index."""
+    import json
+    import re
+
+    smoke = [nb for nb in RESULT_PAGES if "smoke" in nb.parts]
+    assert smoke
+    missing = [p for nb in smoke for p in problems(browser, PLUMBING_BANNER, page_of(html, nb))]
+    assert not missing, "\n".join(missing)
+    index = json.loads(re.search(r"Search\.setIndex\((.*)\)\s*$", (html / "searchindex.js").read_text(), re.S)[1])
+    hidden = {i for i, name in enumerate(index["docnames"]) if name.startswith("results/smoke/")}
+    assert hidden and all(not index["titles"][i] for i in hidden)
+    hits = {w for w, docs in index["terms"].items() if hidden & set(docs if isinstance(docs, list) else [docs])}
+    assert not hits, f"search terms that lead to smoke pages: {sorted(hits)[:20]}"
+
+
+SYNTHETIC = """<!doctype html><html><head><meta charset="utf-8"><style>
+  article {{ width: 690px; font: 16px sans-serif; }} td {{ padding: 2px 6px; }}
+</style></head><body><main><article><h1>{title}</h1>{body}</article></main></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """Small pages, each with one defect and its repaired twin: the checks must flag the first only."""
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("synthetic")
+    Image.new("RGB", (300, 100), "white").save(d / "soft.png")
+    Image.new("RGB", (1400, 466), "white").save(d / "sharp.png")
+    (d / "fig.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="100"/>')
+    cells = "".join(f"<td>{'word ' * 30}</td>" for _ in range(2))
+    wide = f"<table><tr>{''.join(f'<td>{chr(97 + i) * 40}</td>' for i in range(6))}</tr></table>"
+    pages = {
+        "wrap": ("t", f"<table><tr>{cells}<td>[0.12, 0.51]</td></tr></table>"),
+        "nowrap": ("t", f"<table><tr>{cells}<td style='white-space: nowrap'>[0.12, 0.51]</td></tr></table>"),
+        "wide": ("t", wide),
+        "scrolls": ("t", f"<div style='overflow-x: auto'>{wide}</div>"),
+        "soft": ("t", "<img src='soft.png' style='width: 300px'>"),
+        "sharp": ("t", "<img src='sharp.png' style='max-width: 100%'><img src='fig.svg' style='width: 600px'>"),
+        "unlabelled": ("The budget sweep", "<p>results</p>"),
+        "labelled": ("[Plumbing test] The budget sweep", "<div class='admonition warning plumbing'><p>Plumbing test "
+                     "on a tiny random model: not results</p></div>"),
+    }
+    for name, (title, body) in pages.items():
+        (d / f"{name}.html").write_text(SYNTHETIC.format(title=title, body=body), encoding="utf-8")
+    return d
+
+
+@pytest.mark.parametrize("check, bad, good", [
+    (NUMBER_CELLS_THAT_WRAP, "wrap", "nowrap"),
+    (TABLES_WIDER_THAN_THE_COLUMN, "wide", "scrolls"),
+    (SOFT_FIGURES, "soft", "sharp"),
+    (PLUMBING_BANNER, "unlabelled", "labelled"),
+])
+def test_each_page_check_fails_on_its_defect(synthetic, browser, check, bad, good):
+    assert problems(browser, check, synthetic / f"{bad}.html")
+    assert problems(browser, check, synthetic / f"{good}.html") == []
 
 
 def test_no_internal_link_is_broken(html, browser):

@@ -35,7 +35,7 @@ def test_claims_judge_the_shape_from_saved_tables(tmp_path, monkeypatch):
     assert "0.85 (mean over 2 seeds)" in table.loc[claims.PAPER["stopping"][0], "this study"]
     assert mine["single_row"] == "reproduced"             # 9.5 of 10
     assert table.loc[claims.PAPER["certified"][0], "this study"] == "not measured in this profile"
-    assert mine["certified"] == "not testable as stated: the theorem is unpublished"
+    assert mine["certified"] == claims.NOT_RETRIEVED
     assert table.loc[claims.PAPER["eighteen"][0], "paper's number from"] == claims.TRANSCRIBED
     assert len(table) == len(claims.PAPER)
 
@@ -84,7 +84,7 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
                           row("random", 2.2, 0.9, 0.8, 1.0, 0.02, 0.9)])
     results.save_tables("t", "certification", rates=rates)
     got = claims.claims("t").set_index("claim").loc[claims.PAPER["certified"][0]]
-    assert got["verdict"] == "not testable as stated: the theorem is unpublished" and got["source"] == "certification"
+    assert got["verdict"] == claims.NOT_RETRIEVED and got["source"] == "certification"
     assert got["this study"].startswith("partial tuning of the KS ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
     assert "keeps the model's prediction at 2% of contexts" in got["this study"]
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]

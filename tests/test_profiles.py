@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -164,3 +165,70 @@ def test_revision_markers_join_a_run_name_only_when_given(tmp_path):
     assert revised.name == Run("cert", {**params, "table_version": 2}, tmp_path).name != plain.name
     with pytest.raises(ValueError, match="clash"):
         Run("cert", params, tmp_path, revisions={"n": 128})
+
+
+def _page(title_cell: str):
+    import nbformat
+
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell(title_cell),
+                                           nbformat.v4.new_code_cell("y = 2")])
+
+
+def test_a_plumbing_profile_labels_its_pages_and_a_results_profile_does_not():
+    from kslottery.report import profiles
+
+    smoke = profiles.load_profile("smoke")
+    assert profiles.is_plumbing(smoke) and not profiles.is_plumbing(profiles.load_profile("default"))
+    entry = {"execution_s": 90, "compute_s": 600, "git_commit": "0123456789abcdef", "machine": None}
+    nb = profiles.label_page(_page("# The budget sweep\n\nIntro text."), "smoke", smoke, "budget_sweep", entry)
+    sources = [c.source for c in nb.cells]
+    assert sources[1] == "# [Plumbing test] The budget sweep"
+    assert "Plumbing test on a tiny random model: not results" in sources[2] and ":class: warning plumbing" in sources[2]
+    assert "kslottery run --profile smoke --only budget_sweep" in sources[3] and "10.0 min of compute" in sources[3]
+    assert sources[4] == "Intro text." and sources[5] == "y = 2" and nb.metadata["nosearch"] is True
+    again = profiles.label_page(nb, "smoke", smoke, "budget_sweep", entry)   # idempotent
+    assert [c.source for c in again.cells] == sources
+    plain = profiles.label_page(_page("# The budget sweep\n\nIntro text."), "default", profiles.load_profile("default"),
+                                "budget_sweep", None)
+    assert plain.cells[1].source == "# The budget sweep" and "nosearch" not in plain.metadata
+    assert not any("Plumbing" in c.source for c in plain.cells)
+    assert "kslottery run --profile default --only budget_sweep" in plain.cells[2].source
+
+
+def test_every_published_smoke_page_carries_its_banner():
+    """The executed smoke pages in the book (relabelled by profiles.relabel, or written by the runner)."""
+    import nbformat
+
+    from kslottery.report import profiles
+
+    pages = sorted((Path(__file__).resolve().parents[1] / "book/results/smoke").glob("*.ipynb"))
+    assert pages
+    for page in pages:
+        nb = nbformat.read(page, as_version=4)
+        tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+        assert profiles.BANNER_TAG in tags and nb.metadata.get("nosearch"), page.name
+
+
+def test_the_runner_publishes_a_labelled_page_that_names_its_cost(tmp_path, monkeypatch):
+    """run_profile end to end with papermill stubbed: provenance first, then the page with its banner and
+    rerun note (the page cites the cost provenance just recorded)."""
+    import nbformat
+    import papermill
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "profiles" / "tiny.yaml").write_text(
+        "description: a test\nplumbing: true\nnotebooks:\n  finetune:\n    limit: 2\n")
+    params = nbformat.v4.new_code_cell("limit = 1", metadata={"tags": ["parameters"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Fine-tuning\n\nText."), params]),
+                   tmp_path / "notebooks" / "finetune.ipynb")
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(papermill, "inspect_notebook", lambda path: {"limit": {}, "profile": {}})
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda src, dst, **kw: nbformat.write(nbformat.read(src, as_version=4), dst))
+    [page] = profiles.run_profile("tiny", root=tmp_path, progress=False)
+    cells = nbformat.read(page, as_version=4).cells
+    assert cells[0].source == "# [Plumbing test] Fine-tuning"
+    assert profiles.BANNER_TAG in cells[1].metadata["tags"] and "a test" in cells[1].source
+    assert "kslottery run --profile tiny --only finetune" in cells[2].source and "min of compute" in cells[2].source
+    assert "[Plumbing test] Provenance" in (page.parent / "provenance.md").read_text()

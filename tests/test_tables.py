@@ -67,4 +67,61 @@ def test_readable_shows_whole_floats_without_decimals_and_intervals_as_brackets(
                        "collapse ci": [(float("nan"), float("nan")), (0.0, 0.51)]})
     cells = [c["display_value"] for row in readable(df, precision=3)._translate(False, False)["body"]
              for c in row if c.get("type") == "td"]
-    assert cells == ["base", "", "", "", "embed", "1", "2.143", "[0.000, 0.510]"]
+    assert cells == ["base", "\u2014", "\u2014", "\u2014", "embed", "1", "2.143", "[0.000, 0.510]"]   # em dash, never nan
+
+
+def test_readable_counts_are_integers_even_beside_infinity_and_nothing_reads_nan():
+    import pandas as pd
+
+    from kslottery.report.tables import readable
+
+    df = pd.DataFrame({"sigma": [0.003, 2.1], "n to certify": [float("inf"), 15.0], "note": [None, "x"]})
+    cells = [c["display_value"] for row in readable(df, precision=4)._translate(False, False)["body"]
+             for c in row if c.get("type") == "td"]
+    assert cells == ["0.0030", "\u221e", "\u2014", "2.1000", "15", "x"]
+    assert "nan" not in readable(df).to_html().lower()
+
+
+@pytest.mark.parametrize("token, shown", [("\u0120the", "\u2423the"), ("\u010a", "\u23ce"), ("\n", "\u23ce"),
+                                          (" ", "\u2423"), (" a", "\u2423a"), ("<bos>", "<bos>"),
+                                          ("KS top-18 (seed 0)", "KS top-18 (seed 0)"), ("\u0120\"", "\u2423\"")])
+def test_tokens_show_their_whitespace_and_byte_level_markers_are_decoded(token, shown):
+    from kslottery.report.tables import visible_token
+
+    assert visible_token(token) == shown
+
+
+def test_number_cells_never_wrap_and_a_table_takes_a_caption():
+    import pandas as pd
+
+    from kslottery.report.tables import NUMBER_STYLE, cell_text, claims_table, readable
+
+    df = pd.DataFrame({"pair": ["eng_Latn-cat_Latn"], "chrf++": [19.324], "ids": [[198, 216]],
+                       "tokens": [["\n", " the"]], "fit": [{"slope": 0.12345678901234567}]})
+    html = readable(df, caption="Table 3. Scores per pair.").to_html()
+    assert "<caption>Table 3. Scores per pair.</caption>" in html
+    assert f"td.col1 {{ {NUMBER_STYLE.replace('; ', '; ')}; }}" in " ".join(html.split())
+    assert "198, 216" in html and "\u23ce, \u2423the" in html and "slope: 0.12" in html
+    assert "overflow-wrap: anywhere" not in claims_table(df, caption="Table 1. Claims.").to_html()
+    assert cell_text((float("nan"), 1.0)) == "\u2014" and cell_text(float("nan")) == "\u2014"
+
+
+def test_a_plumbing_claims_table_carries_no_verdict_words():
+    import pandas as pd
+
+    from kslottery.report.tables import PLUMBING_VERDICT, claims_table
+
+    table = pd.DataFrame({"claim": ["a", "b"], "verdict": ["reproduced", "not reproduced"]})
+    assert "reproduced" in claims_table(table).to_html()
+    html = claims_table(table, plumbing=True).to_html()
+    assert "reproduced" not in html and html.count(PLUMBING_VERDICT) == 2
+
+
+def test_long_text_columns_wrap_between_words_and_short_ones_stay_on_a_line():
+    import pandas as pd
+
+    from kslottery.report.tables import TEXT_STYLE, readable
+
+    df = pd.DataFrame({"arm": ["embed"], "ticket tokens": [["<bos>", " the", ",", " of", " and", " a", "\n", ":"]]})
+    css = " ".join(readable(df).to_html().split())
+    assert f"td.col1 {{ {TEXT_STYLE}; }}" in css and "td.col0" not in css

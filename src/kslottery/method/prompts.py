@@ -1,7 +1,7 @@
 """Prompt templates, language names, and training examples with the prompt masked out of the loss.
 
 A template renders the prompt for one source sentence; the target follows after ``sep`` and ends
-with EOS. The paper's prompt is unpublished, so the template is a parameter of every run.
+with EOS. This study could not retrieve the paper's prompt, so the template is a parameter of every run.
 """
 
 from __future__ import annotations

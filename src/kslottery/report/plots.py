@@ -1,4 +1,6 @@
-"""Seaborn figures for the notebooks: one function per figure, each returning the matplotlib Figure."""
+"""Seaborn figures for the notebooks: one function per figure, each returning the matplotlib Figure, finished
+for reading by :func:`kslottery.report.figstyle.finish` (text size, resolution, legends, colour-blind-safe
+colours)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import seaborn as sns
 from ..method.certify import max_radius
 from ..method.ticket import RULE_NAMES
 
-sns.set_theme(style="whitegrid", context="notebook")
+# caption_context is re-exported: a notebook writes plots.caption_context(globals()) for its captions
+from .figstyle import apply_theme, caption_context, finish, palette  # noqa: F401
+
+apply_theme()
 
 
 def baseline_heatmap(df, metric: str = "chrf++"):
@@ -17,10 +22,9 @@ def baseline_heatmap(df, metric: str = "chrf++"):
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
     for ax, pair in zip(axes[0], pairs):
         grid = df[df["pair"] == pair].pivot(index="template", columns="rule", values=metric)
-        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar=False)
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="cividis", ax=ax, cbar=False)
         ax.set_title(f"{pair}: {metric}")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def loss_curves(curves: dict):
@@ -31,15 +35,16 @@ def loss_curves(curves: dict):
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss per target token")
     ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def ks_distributions(rows):
     """Distribution of D and of -log10 p over the changed rows, and D against the L2 shift."""
     import numpy as np
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    fig, grid = plt.subplots(2, 2, figsize=(9, 6.5))
+    axes = [grid[0][0], grid[0][1], grid[1][0]]
+    grid[1][1].set_visible(False)
     sns.histplot(rows["D"], bins=40, ax=axes[0])
     axes[0].set_title("KS statistic D (changed rows)")
     sns.histplot(-np.log10(rows["p"].clip(lower=1e-300)), bins=40, ax=axes[1])
@@ -47,8 +52,7 @@ def ks_distributions(rows):
     axes[1].set_title("p-values")
     sns.scatterplot(data=rows, x="l2_shift", y="D", hue="in_template", s=10, ax=axes[2])
     axes[2].set_title("D against the row's L2 shift")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def ticket_size_curve(sizes):
@@ -57,8 +61,7 @@ def ticket_size_curve(sizes):
     sns.lineplot(data=sizes, x="alpha", y="size", hue="rule", marker="o", ax=ax)
     ax.set_xscale("log")
     ax.set_title("ticket size against alpha and correction")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def frequency_relation(rows):
@@ -67,8 +70,7 @@ def frequency_relation(rows):
     sns.scatterplot(data=rows, x="train_count", y="D", hue="in_template", s=10, ax=ax)
     ax.set_xscale("log")
     ax.set_title("D against training-token frequency")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
@@ -77,8 +79,7 @@ def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
     sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax)
     ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")   # long run labels stay readable
     ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def headline_bars(scores, metric: str = "chrf++", rules=("whole", "first_line")):
@@ -88,8 +89,7 @@ def headline_bars(scores, metric: str = "chrf++", rules=("whole", "first_line"))
     sns.barplot(data=df, x="arm", y=metric, hue="rule", errorbar=("pi", 100), ax=ax)
     ax.tick_params(axis="x", rotation=30)
     ax.set_xlabel("")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def gain_intervals(intervals):
@@ -103,16 +103,16 @@ def gain_intervals(intervals):
     ax.set_yticks(range(len(df)), [f"{r.label} [{r.rule}]" for r in df.itertuples()])
     ax.axvline(0, color="grey", lw=1)
     ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def certified_rates(rates):
     """Per noise level, each object's certified-agreement rate with its 95 % interval, beside the share of
     contexts below the ceiling (the most it could be) and how often the smoothed prediction is the model's."""
     sigmas = sorted(rates["sigma"].unique())
-    fig, axes = plt.subplots(1, len(sigmas), figsize=(4.6 * len(sigmas), 3.6), squeeze=False, sharey=True)
-    for ax, sigma in zip(axes[0], sigmas):
+    # one panel per noise level, stacked: side by side they would shrink to a third of the column each
+    fig, axes = plt.subplots(len(sigmas), 1, figsize=(7.5, 2.4 * len(sigmas) + 0.6), squeeze=False, sharex=True)
+    for ax, sigma in zip(axes[:, 0], sigmas):
         d = rates[rates["sigma"] == sigma].reset_index(drop=True)
         y = range(len(d))
         ax.errorbar(d["certified"], y, xerr=[d["certified"] - d["certified ci95 low"],
@@ -123,11 +123,10 @@ def certified_rates(rates):
         ax.set_yticks(list(y), d["object"], fontsize=8)
         ax.set_xlim(-0.03, 1.03)
         ax.set_title(f"sigma {sigma:g}")
-        ax.set_xlabel("share of contexts")
-    axes[0][0].invert_yaxis()
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+        ax.invert_yaxis()
+    axes[-1][0].set_xlabel("share of contexts")
+    axes[0][0].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    return finish(fig)
 
 
 def gain_decomposition(df):
@@ -147,8 +146,7 @@ def gain_decomposition(df):
     ax.axvline(0, color="grey", lw=1)
     ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
     ax.legend(title="extraction rule", fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def stopping_vs_gain(df):
@@ -159,21 +157,20 @@ def stopping_vs_gain(df):
     ax.set_xlabel("EOS rate")
     ax.set_ylabel("chrF++ gain (whole continuation)")
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def template_transfer_heatmap(df):
     """Gain over the base model (same template) of each trained delta under each evaluation template."""
     d = df[df["trained"] != "base"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * d["trained"].nunique() + 1.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.7 * d["trained"].nunique() + 2.2), sharey=True)
     for ax, rule in zip(axes, ("whole", "first_line")):
         grid = d.pivot(index="trained", columns="template", values=f"gain {rule}")
         sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, ax=ax, cbar=False)
         ax.set_title(f"chrF++ gain, {rule.replace('_', ' ')}")
         ax.set_ylabel("")
-    fig.tight_layout()
-    return fig
+    axes[1].tick_params(labelleft=False)   # the rows are the same trained deltas
+    return finish(fig)
 
 
 def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", "bonferroni_0.05")):
@@ -183,28 +180,33 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
     from matplotlib.lines import Line2D
 
     optimizers = list(dict.fromkeys(table["optimizer"]))
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.8), squeeze=False, sharey=True)
     styles = dict(zip(rules, ["-", "--", ":"]))
     for ax, opt in zip(axes[0], optimizers):
         part = table[table["optimizer"] == opt]
-        palette = dict(zip(sorted(part["lr"].unique()), sns.color_palette("viridis", part["lr"].nunique())))
+        colours = dict(zip(sorted(part["lr"].unique()), palette(part["lr"].nunique())))
         for lr, g in part.groupby("lr"):
             for rule in rules:
-                ax.plot(g["step"], np.maximum(g[rule], 0.5), styles[rule], marker="o", ms=3, color=palette[lr])
+                ax.plot(g["step"], np.maximum(g[rule], 0.5), styles[rule], marker="o", ms=3, color=colours[lr])
         ax.axhspan(*band, color="tab:red", alpha=0.15)
         ax.set_xscale("log", base=2)
+        steps = sorted(part["step"].unique())
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("optimizer steps")
         ax.set_title(f"{opt}: colour = learning rate")
-        handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in palette.items()]
-        ax.legend(handles=handles, fontsize=8, loc="upper left")
+        handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in colours.items()]
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles),
+                  frameon=False, handlelength=1.2, columnspacing=1.0)
     style_handles = [Line2D([], [], color="0.3", ls=ls, label=RULE_NAMES[r.replace("_0.05", "")])
                      for r, ls in styles.items()]
     style_handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:red", alpha=0.15,
                                        label=f"the paper's tickets ({band[0]}-{band[1]} rows)"))
-    fig.legend(handles=style_handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    axes[0][0].set_ylabel("rows significant at 0.05 (0 drawn at 0.5)")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles=style_handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    axes[0][0].set_ylabel("significant rows (0 at 0.5)")
+    finish(fig, tight=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 
@@ -216,18 +218,17 @@ def certifiable_radius(sigmas, alpha: float, n_used: int, norms: dict | None = N
 
     ns = np.unique(np.logspace(1, np.log10(n_max), 60).astype(int))
     fig, ax = plt.subplots(figsize=(7, 4))
-    for s, c in zip(sigmas, sns.color_palette("viridis", len(sigmas))):
+    for s, c in zip(sigmas, palette(len(sigmas))):
         ax.plot(ns, [max_radius(int(m), alpha, s) for m in ns], color=c, label=f"sigma {s:g}")
     ax.axvline(n_used, color="0.4", ls=":", label=f"n used ({n_used})")
-    for (label, norm), c in zip((norms or {}).items(), sns.color_palette("rocket", len(norms or {}))):
+    for (label, norm), c in zip((norms or {}).items(), palette(len(sigmas) + len(norms or {}))[len(sigmas):]):
         ax.axhline(norm, color=c, ls="--", lw=1, label=f"{label}: {norm:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("estimation samples n")
     ax.set_ylabel(f"largest certifiable radius (alpha {alpha:g})")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def arm_scores(scores, rules=("whole", "first_line")):
@@ -250,8 +251,7 @@ def arm_scores(scores, rules=("whole", "first_line")):
     ax.set_xlabel("")
     ax.set_ylabel("chrF++ (devtest)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def comparison_forest(comparisons, margin: float | None = None):
@@ -270,21 +270,21 @@ def comparison_forest(comparisons, margin: float | None = None):
         ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"equivalence margin +-{margin:g}")
         ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("chrF++ difference, b - a (95 % CI, seeds and sentences resampled)")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def pair_overlap(full, beyond, ceiling: float | None = None):
     """Two Jaccard heatmaps of the language pairs' tickets: every row, and without the rows that occur in
-    every training example (shared by construction); the seed-to-seed ceiling in the title."""
+    every training example (shared by construction); the seed-to-seed overlap, a reference the pairs can
+    exceed, in the title."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, m, title in ((axes[0], full, "all ticket rows"), (axes[1], beyond, "without rows in every example")):
-        sns.heatmap(m, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis", cbar=ax is axes[1], ax=ax)
+        sns.heatmap(m, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="cividis", cbar=ax is axes[1], ax=ax)
         ax.set_title(title)
     if ceiling is not None and ceiling == ceiling:
-        fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds: {ceiling:.2f}")
-    fig.tight_layout()
-    return fig
+        fig.suptitle(f"ticket overlap across languages (Jaccard); same language across seeds (reference): "
+                     f"{ceiling:.2f}")
+    return finish(fig)
 
 
 def lr_curves(selection: dict):
@@ -297,6 +297,5 @@ def lr_curves(selection: dict):
         ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0", label="mean")
         ax.axvline(sel["chosen"], color="C3", linestyle="--", label=f"chosen {sel['chosen']:g}")
         ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)", title=family)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+        ax.legend()
+    return finish(fig)

@@ -60,11 +60,68 @@ def with_recorder(src: Path, dst: Path, log: Path) -> None:
     nbformat.write(nb, dst)
 
 
-def without_recorder(executed: Path, dst: Path, profile: str | None = None) -> None:
+PLUMBING_TITLE = "[Plumbing test] "
+PLUMBING_BANNER = ("```{{admonition}} Plumbing test on a tiny random model: not results\n:class: warning plumbing\n"
+                   "This page comes from the `{profile}` profile: {description}. It shows that the notebook runs end "
+                   "to end; its numbers, figures and verdict words carry no information about KS-Lottery. The "
+                   "results are the [default profile's pages](../../results.md).\n```")
+BANNER_TAG, RERUN_TAG = "ksl-plumbing-banner", "ksl-rerun"
+
+
+def is_plumbing(prof: dict) -> bool:
+    """A profile whose file declares ``plumbing: true`` (the smoke profile): its pages are quarantined."""
+    return bool(prof.get("plumbing"))
+
+
+def rerun_note(profile: str, notebook: str, entry: dict | None) -> str:
+    """The "how to rerun this page" admonition: the command, and what the page cost from its provenance."""
+    lines = ["```{admonition} How to rerun this page", ":class: dropdown tip",
+             f"`kslottery run --profile {profile} --only {notebook}` re-executes this page and writes it back here "
+             f"(`kslottery run --profile {profile}`: every page of the profile); finished runs under `runs/` are reused."]
+    if entry:
+        where = entry.get("machine") and _describe(entry["machine"])
+        lines.append(f"Its last execution took {entry['execution_s'] / 60:.1f} min; from scratch its runs cost "
+                     f"{entry['compute_s'] / 60:.1f} min of compute" + (f" on {where}" if where else "") +
+                     f" (commit `{_short(entry.get('git_commit'))}`; [provenance](provenance.md)).")
+    return "\n".join(lines + ["```"])
+
+
+def label_page(nb, profile: str, prof: dict, notebook: str, entry: dict | None = None):
+    """The page as the book shows it (idempotent, outputs untouched): for a plumbing profile, the title prefixed
+    with "[Plumbing test] ", a warning banner right under it and the page kept out of the book's search
+    (notebook metadata ``nosearch``, read by Sphinx); for every profile, the how-to-rerun admonition."""
+    import nbformat
+
+    nb.cells = [c for c in nb.cells if not {BANNER_TAG, RERUN_TAG} & set(c.metadata.get("tags", []))]
+    at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+    if at is None:
+        return nb
+    head, _, rest = nb.cells[at].source.partition("\n")
+    added = []
+    if is_plumbing(prof):
+        if not head.startswith("# " + PLUMBING_TITLE):
+            head = "# " + PLUMBING_TITLE + head[2:]
+        added.append((BANNER_TAG, PLUMBING_BANNER.format(profile=profile, description=prof.get("description", ""))))
+        nb.metadata["nosearch"] = True
+    added.append((RERUN_TAG, rerun_note(profile, notebook, entry)))
+    nb.cells[at].source = head
+    cells = []   # fixed cell ids: labelling a page again changes nothing
+    for tag, text in added:
+        cells.append(nbformat.v4.new_markdown_cell(text, id=tag, metadata={"tags": [tag]}))
+    if rest.strip():
+        title_id = nb.cells[at].get("id") or "title"
+        cells.append(nbformat.v4.new_markdown_cell(rest.lstrip("\n"), id=f"{title_id[:50]}-text"))
+    nb.cells[at + 1:at + 1] = cells
+    return nb
+
+
+def without_recorder(executed: Path, dst: Path, profile: str | None = None, prof: dict | None = None,
+                     entry: dict | None = None) -> None:
     """The executed notebook as published: the runner's own first cell removed, the profile's parameters
     (papermill's injected cell) collapsed like every other input (the provenance page lists them too), and
     figure names prefixed with the profile, since every profile publishes the same notebooks into one book
-    and a figure's name is a label the whole book shares."""
+    and a figure's name is a label the whole book shares; then labelled by :func:`label_page` (``prof``, the
+    profile's settings, and ``entry``, the notebook's provenance)."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
@@ -76,9 +133,33 @@ def without_recorder(executed: Path, dst: Path, profile: str | None = None) -> N
         figure = cell.metadata.get("mystnb", {}).get("figure", {})
         if profile and figure.get("name") and not figure["name"].startswith(f"{profile}-"):
             figure["name"] = f"{profile}-{figure['name']}"
+    if profile and prof is not None:
+        label_page(nb, profile, prof, dst.stem, entry)
     tmp = dst.with_name(dst.name + ".tmp")
     nbformat.write(nb, tmp)
     tmp.replace(dst)
+
+
+def relabel(profile: str, root: Path | None = None) -> list[Path]:
+    """Label a profile's executed pages again (banner, title, rerun note) without executing anything: for pages
+    executed before the labels existed. Outputs are untouched."""
+    import nbformat
+
+    root = root or repo_root()
+    prof, out_dir = load_profile(profile, root), root / "book" / "results" / profile
+    prov_path = out_dir / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    done = []
+    for nb_name in ORDER:
+        path = out_dir / f"{nb_name}.ipynb"
+        if path.exists():
+            nb = nbformat.read(path, as_version=4)
+            nbformat.write(label_page(nb, profile, prof, nb_name, prov.get(nb_name)), path)
+            done.append(path)
+    if prov:
+        (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
+        done.append(out_dir / "provenance.md")
+    return done
 
 
 def run_profile(profile: str, only: list[str] | None = None, root: Path | None = None,
@@ -120,13 +201,14 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
                             progress_bar=progress, kernel_name="python3")
         staged.unlink(missing_ok=True)
         final = out_dir / f"{nb}.ipynb"
-        without_recorder(tmp, final, profile)
-        tmp.unlink(missing_ok=True)
         used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
         log.unlink(missing_ok=True)
         # The kernel is a child of this process: its peak resident memory, once it has exited.
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit)
+        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof)
+        entry = json.loads((out_dir / "provenance.json").read_text())[nb]
+        without_recorder(tmp, final, profile, prof, entry)   # the page names its own cost (rerun note)
+        tmp.unlink(missing_ok=True)
         publish(profile, nb, root)   # the notebook's tables into the book, so a clean clone rebuilds it
         print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
         done.append(final)
@@ -134,7 +216,8 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
 
 
 def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
-                      used: list[str], peak_rss_gib: float | None = None, commit: str | None = None) -> None:
+                      used: list[str], peak_rss_gib: float | None = None, commit: str | None = None,
+                      prof: dict | None = None) -> None:
     """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
     its parameters, when it ran, its own wall-clock, the runs it used with the compute they cost, and the
     commit it was executed at (``commit``, read when it started; default: now)."""
@@ -161,7 +244,7 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
         entry["run_machines"] = _run_machines(entry.get("runs", []))
     write_json(path, prov)
-    (out_dir / "provenance.md").write_text(provenance_page(profile, prov))
+    (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
 
 
 def _describe(m: dict) -> str:
@@ -201,9 +284,12 @@ def commit_warning(prov: dict, order: list[str]) -> list[str]:
     return ["```{warning}", text, "```", ""]
 
 
-def provenance_page(profile: str, prov: dict) -> str:
+def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
+    """The provenance page; a plumbing profile's (``prof``, its settings) is labelled like its other pages."""
     order = [nb for nb in ORDER if nb in prov]
-    lines = [f"# Provenance: profile `{profile}`", "",
+    plumbing = prof is not None and is_plumbing(prof)
+    banner = ["---", "nosearch: true", "---", ""] if plumbing else []
+    lines = banner + [f"# {PLUMBING_TITLE if plumbing else ''}Provenance: profile `{profile}`", "",
              f"Written by `kslottery run --profile {profile}` after each notebook. *Execution* is the wall-clock",
              "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
              "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
@@ -218,7 +304,10 @@ def provenance_page(profile: str, prov: dict) -> str:
         lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
                      f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
     lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
-    lines[2:2] = commit_warning(prov, order)
+    at = len(banner) + 2
+    lines[at:at] = commit_warning(prov, order)
+    if plumbing:
+        lines[at:at] = [PLUMBING_BANNER.format(profile=profile, description=prof.get("description", "")), ""]
     last = prov[order[-1]] if order else {}
     if last:
         # the compute above was spent where each run ran, which need not be where the notebook last ran

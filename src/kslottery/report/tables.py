@@ -34,39 +34,103 @@ def publish(profile: str, notebook: str, root: Path | None = None) -> list[Path]
     return written
 
 
-def readable(df: pd.DataFrame | pd.Series, precision: int = 2, formats: dict | None = None):
+# Cell styles for numbers: on one line, right-aligned, digits of equal width so a column reads as one.
+NUMBER_STYLE = "white-space: nowrap; text-align: right; font-variant-numeric: tabular-nums"
+TEXT_STYLE = "white-space: normal; min-width: 12em"
+# Whitespace tokens shown by a visible name; byte-level BPE markers (GPT-2 style) decoded first.
+VISIBLE = {"\n": "\u23ce", "\t": "\u21e5", "\r": "\u21b5", " ": "\u2423"}
+BYTE_LEVEL = {"\u0120": " ", "\u010a": "\n", "\u0109": "\t", "\u010d": "\r"}   # Ġ Ċ ĉ č
+MISSING = "\u2014"   # an em dash where a value is undefined, never "nan"
+
+
+def visible_token(text: str) -> str:
+    """A token as a reader can see it: byte-level markers decoded (``Ġthe`` -> `` the``), then newlines and tabs,
+    leading and trailing spaces and an all-space token shown by name (``⏎``, ``⇥``, ``␣``): `` the`` -> ``␣the``,
+    ``\\n`` -> ``⏎``. Text with inner spaces only (a note, an arm's label) keeps them."""
+    if not text:
+        return text
+    if " " not in text and any(m in text for m in BYTE_LEVEL):
+        text = "".join(BYTE_LEVEL.get(ch, ch) for ch in text)
+    for ch in "\n\t\r":
+        text = text.replace(ch, VISIBLE[ch])
+    core = text.strip(" ")
+    if not core:
+        return VISIBLE[" "] * len(text)
+    lead, trail = len(text) - len(text.lstrip(" ")), len(text) - len(text.rstrip(" "))
+    return VISIBLE[" "] * lead + core + VISIBLE[" "] * trail
+
+
+def _number(v, precision: int) -> str:
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:d}"
+    if v != v:
+        return MISSING
+    if math.isinf(v):
+        return "\u221e" if v > 0 else "\u2212\u221e"
+    return f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:.{precision}f}"
+
+
+def cell_text(v, precision: int = 2) -> str:
+    """An object cell as text: a token list joined with visible whitespace, a dict as ``key: value`` with its
+    numbers rounded, an interval pair as ``[low, high]``, a missing value as an em dash."""
+    if v is None or (isinstance(v, float) and v != v):
+        return MISSING
+    if isinstance(v, str):
+        return visible_token(v)
+    if isinstance(v, dict):
+        return "; ".join(f"{cell_text(k, precision)}: {cell_text(x, precision)}" for k, x in v.items())
+    if isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+        return MISSING if any(x != x for x in v) else "[" + ", ".join(f"{x:.{precision}f}" for x in v) + "]"
+    if isinstance(v, (list, tuple, set)):
+        return ", ".join(cell_text(x, precision) for x in v)
+    if isinstance(v, (int, float)) or hasattr(v, "item"):
+        return _number(v.item() if hasattr(v, "item") else v, precision)
+    return str(v)
+
+
+def readable(df, precision: int = 2, formats: dict | None = None, caption: str | None = None):
     """A table for a page: no index column, numbers rounded (``formats`` maps a column to its own format,
-    e.g. ``{"p": "{:.1e}"}`` for p-values that rounding would show as 0), and text from the data escaped in
-    cells and headers (a token such as ``<bos>`` is text, not an HTML tag). A named index (a groupby or
-    pivot key) becomes columns rather than being hidden; multi-level column labels are joined."""
+    e.g. ``{"p": "{:.1e}"}`` for p-values that rounding would show as 0) and set on one line, right-aligned in
+    tabular figures; counts as integers, an em dash for a missing value, tokens with visible whitespace, and
+    text from the data escaped in cells and headers (a token such as ``<bos>`` is text, not an HTML tag). A
+    named index (a groupby or pivot key) becomes columns rather than being hidden; multi-level column labels
+    are joined. ``caption`` (e.g. "Table 2. Ticket sizes per seed") becomes the table's caption."""
     df = df.to_frame() if isinstance(df, pd.Series) else df
     if isinstance(df.columns, pd.MultiIndex):
         df = df.set_axis([" ".join(str(part) for part in c if str(part)) for c in df.columns], axis=1)
     if any(name is not None for name in df.index.names):
         df = df.reset_index()
-    df = df.rename_axis(columns=None)
-    formats = {**_default_formats(df, precision), **(formats or {})}
-    return (df.style.hide(axis="index").format(formats, precision=precision, na_rep="", escape="html")
-            .format_index(escape="html", axis=1))
+    df = df.rename_axis(columns=None).copy()
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    for col in df.columns:   # text, tokens, lists, dicts, intervals (object or string dtype)
+        if col not in numeric and not pd.api.types.is_bool_dtype(df[col]):
+            df[col] = df[col].map(lambda v: cell_text(v, precision)).astype(object)
+    formats = {**_default_formats(df, numeric, precision), **(formats or {})}
+    styler = (df.style.hide(axis="index").format(formats, precision=precision, na_rep=MISSING, escape="html")
+              .format_index(escape="html", axis=1))
+    styles = {c: [{"selector": "td", "props": NUMBER_STYLE}, {"selector": "th", "props": "text-align: right"}]
+              for c in numeric}
+    # Cells stay on one line (book/_vendor/tables.css) except long text (notes, token lists): it wraps between
+    # words, in a column wide enough to read.
+    styles |= {c: [{"selector": "td", "props": TEXT_STYLE}] for c in df.columns
+               if c not in numeric and df[c].map(lambda v: len(str(v))).max() > 24}
+    if styles:
+        styler = styler.set_table_styles(styles, overwrite=False)
+    return styler.set_caption(caption) if caption else styler
 
 
-def _default_formats(df: pd.DataFrame, precision: int) -> dict:
-    """Whole numbers stored as floats (a seed or a count next to a NaN) without decimals; interval pairs
-    as [low, high], blank when undefined."""
-    def interval(v):
-        if not isinstance(v, tuple) or any(x != x for x in v):
-            return ""
-        return "[" + ", ".join(f"{x:.{precision}f}" for x in v) + "]"
-
+def _default_formats(df: pd.DataFrame, numeric: list, precision: int) -> dict:
+    """Whole numbers stored as floats (a seed or a count next to a NaN or an infinity) without decimals, an
+    infinity as the sign ∞; other floats at ``precision``."""
     out = {}
-    for col in df.columns:
-        values = df[col].dropna()
-        if not len(values):
-            continue
-        if pd.api.types.is_float_dtype(df[col]) and all(math.isfinite(v) and float(v).is_integer() for v in values):
-            out[col] = "{:.0f}"
-        elif df[col].dtype == object and all(isinstance(v, tuple) for v in values):
-            out[col] = interval
+    for col in numeric:
+        finite = [v for v in df[col].dropna() if math.isfinite(v)]
+        if pd.api.types.is_float_dtype(df[col]) and (not finite or all(float(v).is_integer() for v in finite)):
+            out[col] = lambda v: _number(v, 0)
+        elif pd.api.types.is_float_dtype(df[col]):
+            out[col] = lambda v, p=precision: _number(v, p)
     return out
 
 
@@ -90,10 +154,17 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
 
 
-def claims_table(table: pd.DataFrame):
-    """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
-    index, and cells that wrap so every column fits the content width."""
+PLUMBING_VERDICT = "none: plumbing test"
 
-    return (readable(table)
-            .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: anywhere; "
-                                                            "max-width: 16em; font-size: 0.85em; text-align: left"}]))
+
+def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False):
+    """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
+    index; text cells wrap between words (never inside a number or a word), and a table wider than the column
+    scrolls in its container (book/_vendor/tables.css). A plumbing profile's table (``plumbing``, the smoke
+    profile) carries no verdict words: a tiny random model reproduces nothing and refutes nothing."""
+    if plumbing and "verdict" in table.columns:
+        table = table.assign(verdict=PLUMBING_VERDICT)
+    return (readable(table, caption=caption)
+            .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: normal; "
+                                                            "min-width: 6em; max-width: 24em; text-align: left"}],
+                              overwrite=False))

@@ -1,9 +1,8 @@
 """Paper vs this study: every claim of the paper beside this study's measurement from one profile.
 
-The numbers come from the result tables the profile's notebooks saved (:mod:`kslottery.study.results`: the runs, else
-the book's CSVs),
-never typed in; a claim whose notebook has not run in the profile says so. The paper reports spBLEU on
-LLaMA-7B; the study's CPU profiles report chrF++ on other models, so "reproduced" compares the *shape*
+The numbers come from the result tables the profile's notebooks saved (:func:`kslottery.study.results.load_tables`:
+the runs, else the book's CSVs), never typed in; a claim whose notebook has not run in the profile says so.
+The paper reports spBLEU on LLaMA-7B; the study's CPU profiles report chrF++ on other models, so "reproduced" compares the *shape*
 of a claim (which arm is better, by how much relative to the gain over the base model), not its value.
 """
 
@@ -16,22 +15,25 @@ from .results import load_tables
 # (claim, the number claimed, where that number comes from) in the paper's order. The paper's numbers
 # reach this study through an independent replication's transcription (the notes, section 2, mark them
 # "reported"); the replication's own findings are its claims, not the paper's.
-TRANSCRIBED = "the paper, as quoted by the replication"
+TRANSCRIBED = "the paper, as quoted by the independent replication (introduction, reference 2)"
+# The paper states its theorem; this study could not retrieve the paper's text, so cannot test it as stated.
+NOT_RETRIEVED = "not testable as stated: this study could not retrieve the theorem's text"
 PAPER = {
     "embed_vs_full": ("Embedding tuning matches full fine-tuning", "29.0 vs 27.3 spBLEU (mean of 4 pairs)", TRANSCRIBED),
     "ticket_vs_embed": ("Partial tuning of the KS ticket matches embedding tuning", "27.9 vs 29.0", TRANSCRIBED),
     "eighteen": ("18 rows suffice for en→ca (base → partial tuning of the ticket)", "5.7 → 37.7", TRANSCRIBED),
     "sizes": ("The ticket comes from a KS significance test (sizes 12–18)", "ca 18, es 18, ro 15, da 12, de 15, pt 17",
               TRANSCRIBED),
-    "certified": ("The ticket is certified to perform as well as embedding tuning", "a theorem (unpublished)",
+    "certified": ("The ticket is certified to perform as well as embedding tuning",
+                  "a theorem (published; its text not retrieved here)",
                   "the paper (title and abstract)"),
     "prefix": ("Prefix tuning is clearly weaker", "17.4", TRANSCRIBED),
     "frequency": ("Tuning the most frequent tokens is comparable to embedding tuning", "28.8 vs 27.9", TRANSCRIBED),
     "random": ("The KS ticket beats random tokens (implied by the method)", "not reported", "implied by the method"),
     "stopping": ("(replication) the gain is mostly learning to stop", "collapse ≈ 0.94 on LLaMA-7B en→ca",
-                 "the independent replication"),
+                 "the independent replication (introduction, reference 2)"),
     "single_row": ("(replication) one row (`\\n`, `<s>` or `:`) does as well as 18", "96–103 % of the 18-row gain",
-                   "the independent replication"),
+                   "the independent replication (introduction, reference 2)"),
 }
 
 
@@ -132,7 +134,7 @@ def _certified(add, tables: dict, **_) -> None:
             f"the smoothed model keeps the model's prediction at {hi['smoothed = model']:.0%} of contexts; at "
             f"sigma {lo['sigma']:g} ({lo['smoothed = model']:.0%} kept) {lo['certified']:.0%}, with "
             f"{lo['below ceiling']:.0%} of contexts below the ceiling")
-    add("certified", ours, "not testable as stated: the theorem is unpublished", "certification",
+    add("certified", ours, NOT_RETRIEVED, "certification",
         "what the study's own certificate (randomized smoothing) shows for the paper's object; the chapter "
         "computes its limits before sampling")
 
@@ -200,7 +202,7 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
         if key not in found:
             rows.append({"claim": claim, "paper": paper, "paper's number from": origin,
                          "this study": "not measured in this profile",
-                         "verdict": "not testable as stated: the theorem is unpublished" if key == "certified"
+                         "verdict": NOT_RETRIEVED if key == "certified"
                          else "not measured", "source": "", "note": "", "protocol": ""})
     order = {claim: i for i, (claim, _, _) in enumerate(PAPER.values())}
     return pd.DataFrame(rows).sort_values("claim", key=lambda c: c.map(order), ignore_index=True)

@@ -1,0 +1,95 @@
+"""Figures for reading: every text of a finished figure stays legible at the book's column width, the PNG holds
+at least twice the pixels it is shown at, legends hold at most six entries, and a caption's context line
+names the run behind the figure."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from kslottery.report import figstyle  # noqa: E402
+
+
+def shown(fig) -> tuple[float, float]:
+    """(natural width of the saved PNG, smallest text as shown in the column, px)."""
+    from matplotlib.text import Text
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    width_px = Image.open(buf).size[0]
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+    scale = min(1.0, figstyle.COLUMN_PX / width_px)   # the column shrinks a wider PNG
+    return width_px, min(t.get_fontsize() * fig.dpi / 72.0 * scale for t in texts)
+
+
+@pytest.mark.parametrize("width", [5.0, 8.0, 13.0])
+def test_a_finished_figure_is_sharp_and_its_text_legible_in_the_column(width):
+    fig, ax = plt.subplots(figsize=(width, 3.5))
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.set_xlabel("x", fontsize=6)
+    ax.legend(fontsize=6)
+    before_px, before_text = shown(fig)
+    figstyle.finish(fig)
+    width_px, text_px = shown(fig)
+    assert width_px >= 2 * figstyle.COLUMN_PX
+    assert text_px >= figstyle.MIN_TEXT_PX
+    if width >= 8:   # the check can fail: the same figure unfinished is too small or too soft
+        assert before_px < 2 * figstyle.COLUMN_PX or before_text < figstyle.MIN_TEXT_PX
+    plt.close(fig)
+
+
+def test_a_legend_of_more_than_six_entries_becomes_labels_on_the_lines():
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i in range(9):
+        ax.plot([0, 1], [0, i], label=f"run {i}")
+    ax.legend()
+    figstyle.finish(fig)
+    assert ax.get_legend() is None
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"run {i}" for i in range(9))
+    fig2, ax2 = plt.subplots()
+    for i in range(3):
+        ax2.plot([0, 1], [0, i], label=f"run {i}")
+    ax2.legend()
+    figstyle.finish(fig2)
+    assert ax2.get_legend() is not None and not ax2.texts
+    plt.close("all")
+
+
+def test_the_palette_is_colour_blind_safe_while_it_lasts():
+    assert figstyle.palette(4) == figstyle.OKABE_ITO[:4]
+    assert len(figstyle.palette(12)) == 12
+
+
+def test_the_caption_context_names_profile_model_pair_budget_seeds_and_sentences():
+    from kslottery.report.profiles import load_profile, notebook_parameters
+
+    params = notebook_parameters(load_profile("smoke"), "significance_ticket", "smoke")
+    line = figstyle.caption_context(params)
+    for part in ("profile smoke", "model tiny:smollm2-135m", "pair eng_Latn→cat_Latn", "budget ",
+                 "16 training pairs", "batch 4", "seeds 0, 1", "sentences 4 devtest"):
+        assert part in line, (part, line)
+    sweep = figstyle.caption_context(notebook_parameters(load_profile("default"), "budget_sweep", "default"))
+    assert "Adam lr 0.001/0.002/0.005/0.01" in sweep and "snapshots at 1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/24/32/48/64 steps" in sweep
+
+
+def test_every_figure_caption_names_the_run_behind_it():
+    """Each notebook that draws figures glues its caption context, and every figure caption cites it."""
+    from pathlib import Path
+
+    import nbformat
+
+    missing = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        figures = [c for c in nb.cells if "figure" in c.metadata.get("mystnb", {})]
+        if figures and not any('glue("figure_context", caption_context(globals())' in c.source for c in nb.cells):
+            missing.append(f"{path.name}: no figure_context glue")
+        missing += [f"{path.name}: {c.metadata['mystnb']['figure']['name']}" for c in figures
+                    if "{glue:text}`figure_context`" not in c.metadata["mystnb"]["figure"]["caption"]]
+    assert not missing, missing
