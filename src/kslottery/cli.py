@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(x, TransferConfig)
     for parser, func in ((e, cmd_evaluate), (t, cmd_tune), (k, cmd_ks), (x, cmd_transfer)):
         parser.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+        parser.add_argument("--no-wait", action="store_true", help="when another process is computing the same "
+                            "run, exit (status 2, naming it) instead of waiting to reuse it (or set KSL_NO_WAIT=1)")
         parser.set_defaults(func=func)
     for parser in (e, t):
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -193,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    if getattr(ns, "no_wait", False):   # read where the run's lock is taken (method.runs.Run.claim)
+        os.environ["KSL_NO_WAIT"] = "1"
     try:
         return ns.func(ns)
     except KSLError as e:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
-from .runs import Run, ensure_writable
+from .runs import Run
 from .ticket import ks_from_rows, make_ticket
 from .tuned import TunedRun
 
@@ -46,9 +46,8 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
                        "KS discovery reads an embed-mode run (every row free to move)")
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name}
     run = Run("ks", params, runs_dir)
-    if run.done:
+    if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
-    ensure_writable(run.root)
     if tokenizer is None:
         tokenizer = tuned.tokenizer()
     res = ks_from_rows(rows, tune_rec["model"]["vocab_size"], cfg.method)

@@ -18,7 +18,7 @@ import torch
 
 from . import data, generate, metrics, models, prompts
 from .errors import KSLError
-from .runs import Run, ensure_writable, named_params
+from .runs import Run, named_params
 from .tuned import TunedRun
 
 
@@ -115,9 +115,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
             # after the first token
             revisions["prefix_in_cache"] = True
     run = Run("eval", params, runs_dir, seed=config.seed, revisions=revisions)
-    if run.done:
+    if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
-    ensure_writable(run.root)
     if callable(lm):
         lm = lm()
     if lm is None:

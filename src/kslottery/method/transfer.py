@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import KSLError
-from .runs import Run, ensure_writable
+from .runs import Run
 from .ticket import ticket_ids
 from .tuned import TunedRun, write_rows
 
@@ -54,10 +54,9 @@ def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     ids = ticket_ids(cfg.ticket, tuned.vocab_size)
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name, "ticket": ids}
     run = Run("transfer", params, runs_dir, seed=cfg.seed)
-    if run.done:
+    if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
     out = transferred_rows(rows, ids, cfg.delta, cfg.scale, cfg.seed)
-    ensure_writable(run.root)
     work = run.start()
     write_rows(work, out["ids"], out["before"], out["after"])
     record = {"config": asdict(cfg), "tune_run": Path(cfg.tuned).name, "model": tune_rec["model"],

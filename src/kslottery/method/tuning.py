@@ -29,7 +29,7 @@ import torch
 
 from . import checkpoints, data, models, prompts
 from .errors import Interrupted, KSLError
-from .runs import Run, ensure_writable, named_params, write_json
+from .runs import Run, named_params, write_json
 from .ticket import ticket_ids
 from .trainable import RowDelta, n_trainable, prepare_model, schedule
 from .tuned import apply_rows, write_rows, write_rows_adapter
@@ -332,11 +332,10 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     Under torchrun / accelerate launch every process trains; only rank 0 writes the run directory."""
     cfg, bitext = check(cfg)
     run = Run("tune", run_params(cfg, bitext), runs_dir, seed=cfg.seed)
-    if run.done:
-        return {**run.record(), "reused": True, "path": str(run.path)}
     main = is_main_process()
-    if main:
-        ensure_writable(run.root)
+    # Only rank 0 writes the run, so only rank 0 takes its lock: another rank would wait on its own rank 0.
+    if (not run.claim()) if main else run.done:
+        return {**run.record(), "reused": True, "path": str(run.path)}
     lm = models.load(cfg.model, allow_pickle=cfg.allow_pickle, progress=progress and main)
     work = run.start() if main else run.work
     examples = encode_all(lm.tokenizer, bitext, cfg)

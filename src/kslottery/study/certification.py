@@ -192,7 +192,7 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
                   template=template, sentences=sentences, positions=positions, sigmas=sorted(sigmas), cover=cover,
                   n0=n0, n=n, cert_alpha=cert_alpha)
     run = Run("cert", params)
-    if not run.done:
+    if run.claim():
         work = run.start()
         lm = models.load(model, untie_head=True, progress=progress)
         ctx = _contexts(lm.tokenizer, pair, template, sentences, positions)

@@ -1,8 +1,8 @@
 """Paper vs this study: every claim of the paper beside this study's measurement from one profile.
 
-The numbers come from the result tables the profile's notebooks saved (:mod:`kslottery.report.tables`: the runs, else the book's CSVs),
-never typed in; a claim whose notebook has not run in the profile says so. The paper reports spBLEU on
-LLaMA-7B; the study's CPU profiles report chrF++ on other models, so "reproduced" compares the *shape*
+The numbers come from the result tables the profile's notebooks saved (:mod:`kslottery.report.tables`: the
+runs, else the book's CSVs), never typed in; a claim whose notebook has not run in the profile says so.
+The paper reports spBLEU on LLaMA-7B; the study's CPU profiles report chrF++ on other models, so "reproduced" compares the *shape*
 of a claim (which arm is better, by how much relative to the gain over the base model), not its value.
 """
 

@@ -1,0 +1,163 @@
+"""Runs that cannot lie: one writer per run (a lock every run kind takes), and finished runs verified against
+the sha256 of every file before anything reuses or reads them."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kslottery.method.errors import KSLError
+from kslottery.method.runs import LOCKS, MANIFEST, Run, verify
+
+TINY = "tiny:smollm2-135m"
+# One tiny tune run: 12 steps, a checkpoint every 5, long enough for a second process to arrive mid-run.
+TUNE = ["tune", "--model", TINY, "--quiet", "--limit", "48", "--batch-size", "4", "--max-steps", "12",
+        "--checkpoint-every", "5"]
+
+
+def kslottery_bg(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "kslottery.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def half_written(root: Path) -> list[str]:
+    """What an interrupted or doubled writer leaves: .partial folders, temporary files, stale owner records."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.name.endswith((".partial", ".tmp", ".pid")) or p.name.startswith(".tune-"))
+
+
+def wait_for(cond, timeout=240):
+    t0 = time.time()
+    while not cond():
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.2)
+
+
+# A second process asking for the run the first is computing: (extra arguments or environment, exit code,
+# what its output must say; {pid} is the first process).
+SECOND = [
+    (["--no-wait"], {}, 2, "error: run {run} is being computed by process {pid}"),
+    ([], {"KSL_NO_WAIT": "1"}, 2, "error: run {run} is being computed by process {pid}"),
+    ([], {}, 0, "(reused)"),
+]
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_run_never_write_it_twice(tmp_path):
+    runs = tmp_path / "runs"
+    first = kslottery_bg(*TUNE, "--runs-dir", str(runs))
+    # the first process holds the lock once its owner record exists (before it loads the model)
+    wait_for(lambda: any((runs / LOCKS).glob("*.pid")) if (runs / LOCKS).exists() else False)
+    run = next((runs / LOCKS).glob("*.pid")).stem
+    results = []
+    for extra, env, code, _ in SECOND:
+        p = kslottery_bg(*TUNE, *extra, "--runs-dir", str(runs), env=env)
+        if code == 2:   # refused at once, while the first still computes
+            out, err = p.communicate(timeout=120)
+            assert first.poll() is None, "the first process finished before the refusal could be tested"
+            results.append((p.returncode, out, err))
+        else:
+            results.append(p)
+    out1, err1 = first.communicate(timeout=600)
+    assert first.returncode == 0, err1[-2000:]
+    for (_, _, code, says), res in zip(SECOND, results):
+        if isinstance(res, subprocess.Popen):
+            out, err = res.communicate(timeout=600)
+            res = (res.returncode, out, err)
+        rc, out, err = res
+        assert rc == code, err[-2000:]
+        text = says.format(run=run, pid=first.pid)
+        if code == 2:
+            assert err.startswith(text) and err.count("\n") == 1 and "; " in err, err
+        else:
+            assert text in out and f"waiting for process {first.pid}" in err, (out, err)
+    steps = [json.loads(line)["step"] for line in (runs / run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))   # each step once: one writer
+    assert half_written(runs) == []
+
+
+def test_the_lock_is_taken_and_released_in_process(tmp_path):
+    run = Run("probe", {"x": 1}, tmp_path)
+    assert run.claim() and run.claim()   # the same process asking again re-enters, it does not wait on itself
+    assert (tmp_path / LOCKS / f"{run.name}.pid").read_text().startswith(str(os.getpid()))
+    run.start()
+    run.finish({"ok": True})
+    assert not (tmp_path / LOCKS / f"{run.name}.pid").exists()
+    assert not Run("probe", {"x": 1}, tmp_path).claim()   # finished: reuse
+    assert half_written(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, flores_dir):
+    """A finished embed-mode tune run of the tiny model, in a runs folder of its own."""
+    from kslottery.method.tuning import TuneConfig, tune
+
+    root = tmp_path_factory.mktemp("finished")
+    rec = tune(TuneConfig(model=TINY, limit=8, batch_size=4, lr=1e-2), runs_dir=root, progress=False)
+    return Path(rec["path"])
+
+
+def truncate(path: Path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip(path: Path):
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+# (how the run is damaged, the file, what the error says)
+DAMAGE = [
+    (truncate, "rows.safetensors", "rows.safetensors does not match the sha256 recorded when the run finished"),
+    (flip, "record.json", "record.json does not match the sha256 recorded when the run finished"),
+    (Path.unlink, "rows.safetensors", "rows.safetensors is missing"),
+    (truncate, MANIFEST, f"its {MANIFEST} cannot be read"),
+]
+# Every reader of a tune run: rerunning it (the reuse path), ks, evaluate --tuned, transfer.
+READERS = {
+    "tune": ["tune", "--model", TINY, "--quiet", "--limit", "8", "--batch-size", "4", "--lr", "1e-2"],
+    "ks": ["ks", "--tuned", "{run}"],
+    "evaluate": ["evaluate", "--model", TINY, "--quiet", "--limit", "2", "--tuned", "{run}"],
+    "transfer": ["transfer", "--tuned", "{run}", "--ticket", "13,263"],
+}
+
+
+@pytest.mark.parametrize("damage,file,says", DAMAGE, ids=[f"{d.__name__}-{f}" for d, f, _ in DAMAGE])
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_damaged_run_is_never_used(reader, damage, file, says, finished, tmp_path, capsys):
+    from kslottery.cli import main
+
+    runs = tmp_path / "runs"
+    shutil.copytree(finished.parent, runs)
+    run = runs / finished.name
+    damage(run / file)
+    before = sorted(p.name for p in runs.iterdir())
+    code = main([a.format(run=run) for a in READERS[reader]] + ["--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert err == f"error: run {run.name} is damaged: {says}; delete {run} and run the same command again to " \
+                  "recompute it\n"
+    assert sorted(p.name for p in runs.iterdir()) == before and half_written(runs) == []
+
+
+def test_a_sound_run_verifies_and_one_from_before_manifests_still_loads(finished, tmp_path):
+    from kslottery.method.tuned import TunedRun
+
+    verify(finished)
+    recorded = json.loads((finished / MANIFEST).read_text())["sha256"]
+    assert {"rows.safetensors", "record.json", "params.json", "train_log.jsonl"} <= set(recorded)
+    old = tmp_path / finished.name
+    shutil.copytree(finished, old)
+    (old / MANIFEST).unlink()
+    assert len(TunedRun(old).rows()["ids"]) > 0
+    damaged = tmp_path / "again" / finished.name
+    shutil.copytree(finished, damaged)
+    truncate(damaged / "train_log.jsonl")   # any file, not only the ones a reader loads
+    with pytest.raises(KSLError, match="train_log.jsonl does not match"):
+        TunedRun(damaged)
