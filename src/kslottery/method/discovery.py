@@ -13,7 +13,7 @@ from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
 from .runs import Run
-from .ticket import ks_from_rows, make_ticket
+from .ticket import ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
 
 
@@ -53,7 +53,8 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     res = ks_from_rows(rows, tune_rec["model"]["vocab_size"], cfg.method)
     work = run.start()
     prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],
-                code_version=__version__)
+                code_version=__version__, vocab_size=tune_rec["model"]["vocab_size"],
+                tokenizer_sha256=tokenizer_fingerprint(tokenizer), tune_run=Path(cfg.tuned).name)
     tickets = {f"{rule}-{cfg.alpha}": make_ticket(res, rule, alpha=cfg.alpha, **prov)
                for rule in ("alpha", "bonferroni", "bh")}
     tickets[f"topk-{cfg.k}"] = make_ticket(res, "topk", k=cfg.k, **prov)

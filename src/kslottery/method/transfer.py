@@ -16,7 +16,7 @@ import torch
 
 from .errors import KSLError
 from .runs import Run
-from .ticket import ticket_ids
+from .ticket import check_ticket_model, ticket_ids
 from .tuned import TunedRun, write_rows
 
 DELTAS = ("learned", "norm-matched")
@@ -52,6 +52,7 @@ def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     tuned = TunedRun(cfg.tuned)
     rows, tune_rec = tuned.rows(), tuned.record
     ids = ticket_ids(cfg.ticket, tuned.vocab_size)
+    check_ticket_model(cfg.ticket, tuned.model_spec, tuned.vocab_size)
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name, "ticket": ids}
     run = Run("transfer", params, runs_dir, seed=cfg.seed)
     if not run.claim():   # finished (or finished while this process waited for its lock)

@@ -30,7 +30,7 @@ import torch
 from . import checkpoints, data, models, prompts
 from .errors import Interrupted, KSLError
 from .runs import Run, named_params, write_json
-from .ticket import ticket_ids
+from .ticket import check_ticket_model, ticket_ids
 from .trainable import RowDelta, n_trainable, prepare_model, schedule
 from .tuned import apply_rows, write_rows, write_rows_adapter
 
@@ -161,7 +161,9 @@ def check(cfg: TuneConfig) -> tuple[TuneConfig, data.Bitext]:
     for code in (bitext.src_lang, bitext.tgt_lang):
         prompts.language_name(code)
     if cfg.ticket:
-        ticket_ids(cfg.ticket, models.vocab_rows(cfg.model))
+        vocab = models.vocab_rows(cfg.model)
+        ticket_ids(cfg.ticket, vocab)
+        check_ticket_model(cfg.ticket, cfg.model, vocab)
     return cfg, bitext
 
 
@@ -337,6 +339,8 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     if (not run.claim()) if main else run.done:
         return {**run.record(), "reused": True, "path": str(run.path)}
     lm = models.load(cfg.model, allow_pickle=cfg.allow_pickle, progress=progress and main)
+    if cfg.ticket:   # the tokenizer, now loaded, is the one the ticket's ids must have been read with
+        check_ticket_model(cfg.ticket, cfg.model, lm.info.vocab_size, lm.tokenizer)
     work = run.start() if main else run.work
     examples = encode_all(lm.tokenizer, bitext, cfg)
     before = lm.model.get_input_embeddings().weight.detach().clone().float()
