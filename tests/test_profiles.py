@@ -19,10 +19,13 @@ def test_profiles_parse_and_match_notebook_parameters(name):
     for nb in prof["notebooks"]:
         declared = pm.inspect_notebook(str(results.repo_root() / "notebooks" / f"{nb}.ipynb"))
         assert set(profiles.notebook_parameters(prof, nb, name)) <= set(declared), nb
+    # the schema (names, and types against each notebook's defaults) accepts the study's own profiles
+    assert profiles.plan(name, None, results.repo_root())[2] == [nb for nb in profiles.ORDER if nb in prof["notebooks"]]
 
 
 def test_unknown_profile_and_notebook(tmp_path):
-    with pytest.raises(KSLError, match="unknown profile 'huge'; use one of default, paper, smoke"):
+    with pytest.raises(KSLError, match=r"unknown profile 'huge' \(looked for huge.yaml in .*; use one of default, "
+                       "paper, smoke, or pass --profile path/to/huge.yaml"):
         profiles.load_profile("huge")
     with pytest.raises(KSLError, match=r"has no notebook \['nope'\]; choose from baseline_and_prompts, finetune"):
         profiles.run_profile("smoke", only=["finetune,nope"])
@@ -38,7 +41,7 @@ def test_unknown_parameter_is_refused_before_running(tmp_path):
         {"common": {"model": "tiny:smollm2-135m"}, "notebooks": {"baseline_and_prompts": {"temperature": 0.7}}}))
     with pytest.raises(KSLError, match=r"passes \['temperature'\] to baseline_and_prompts"):
         profiles.run_profile("bad", root=root)
-    assert not list((root / "book" / "results" / "bad").glob("*.ipynb"))
+    assert not (root / "book" / "results" / "bad").exists()   # checked before the folder is made
 
 
 def test_run_help():
@@ -164,3 +167,68 @@ def test_revision_markers_join_a_run_name_only_when_given(tmp_path):
     assert revised.name == Run("cert", {**params, "table_version": 2}, tmp_path).name != plain.name
     with pytest.raises(ValueError, match="clash"):
         Run("cert", params, tmp_path, revisions={"n": 128})
+
+
+# Profiles a user writes, through `kslottery run --profile FILE`: (the file's text, the one-line error). Every
+# check happens before a folder is created or a kernel starts.
+GOOD = "common:\n  model: tiny:smollm2-135m\nnotebooks:\n  baseline_and_prompts:\n    limit: 4\n"
+BAD_PROFILES = [
+    (GOOD.replace("common:", "comon:"),
+     "has unknown key ['comon']; use description, common, notebooks (notebooks is required)"),
+    ("common:\n  model: tiny:smollm2-135m\n", "has no notebooks key; add notebooks: with one or more of"),
+    ("notebooks: [baseline_and_prompts]\n", "notebooks is a list, not a mapping; write notebooks: as a mapping"),
+    (GOOD.replace("baseline_and_prompts:", "baseline_and_prompt:"), "names unknown notebook 'baseline_and_prompt'"),
+    (GOOD.replace("limit:", "limt:"), "passes ['limt'] to baseline_and_prompts, which has no such parameter; use the "
+     "notebook's parameters: profile, model,"),
+    (GOOD.replace("  model:", "  modle:"), "passes ['modle'] to baseline_and_prompts"),
+    (GOOD.replace("limit: 4", "limit: four"), "baseline_and_prompts.limit is a string ('four'), but the notebook's "
+     "default is a number (4); give limit as a number"),
+    (GOOD.replace("limit: 4", "templates: explicit"), "baseline_and_prompts.templates is a string ('explicit'), but "
+     "the notebook's default is a list"),
+    (GOOD + "  finetune: 3\n", "notebooks.finetune is a number, not a mapping"),
+    ("notebooks:\n  baseline_and_prompts: {limit: 4\n", "is not valid YAML (line 3); fix the YAML syntax"),
+    ("- a list\n", "is not a mapping of keys; write description, common, notebooks at the top level"),
+]
+
+
+def _run_cli(args, capsys):
+    from kslottery.cli import main
+
+    code = main(["run", *args, "--quiet"])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,says", BAD_PROFILES, ids=[s[:40] for _, s in BAD_PROFILES])
+def test_a_profile_a_user_wrote_is_checked_before_anything_runs(text, says, tmp_path, capsys):
+    path = tmp_path / "mine-issue29.yaml"
+    path.write_text(text)
+    code, err = _run_cli(["--profile", str(path)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: profile {path}") and says in err, err
+    root = results.repo_root()
+    assert not (root / "book" / "results" / "mine-issue29").exists()
+    assert not list((root / ".ksl-partial").glob("mine-issue29*"))
+
+
+def test_a_profile_is_found_where_the_user_works(tmp_path, monkeypatch, capsys):
+    """A name is looked up in ./profiles, then in the checkout; a path is used as given; an unknown name says
+    where it looked."""
+    root = results.repo_root()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine-issue29.yaml").write_text(GOOD)
+    (tmp_path / "elsewhere.yml").write_text(GOOD.replace("limit: 4", "limit: 2"))
+    monkeypatch.chdir(tmp_path)
+    name, prof, todo = profiles.plan("mine-issue29", None, root)
+    assert (name, todo, prof["notebooks"]["baseline_and_prompts"]) == ("mine-issue29", ["baseline_and_prompts"],
+                                                                        {"limit": 4})
+    assert profiles.plan("smoke", None, root)[0] == "smoke"   # the checkout's profiles stay reachable
+    assert profiles.plan(str(tmp_path / "elsewhere.yml"), None, root)[1]["notebooks"]["baseline_and_prompts"] == \
+        {"limit": 2}
+    code, err = _run_cli(["--profile", "nope-issue29"], capsys)
+    assert code == 2 and err == (f"error: unknown profile 'nope-issue29' (looked for nope-issue29.yaml in "
+                                 f"{tmp_path.resolve()}/profiles and {root.resolve()}/profiles); use one of default, "
+                                 "mine-issue29, paper, smoke, or pass --profile path/to/nope-issue29.yaml\n")
+    code, err = _run_cli(["--profile", "gone/mine.yaml"], capsys)
+    assert code == 2 and err == "error: profile file gone/mine.yaml does not exist; check the path, or pass a " \
+                                "profile NAME\n"
+    assert not (root / "book" / "results" / "nope-issue29").exists()

@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute the study's notebooks for a profile (papermill)",
                        description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
                        "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
-    r.add_argument("--profile", required=True, help="smoke, default or paper (profiles/*.yaml)")
+    r.add_argument("--profile", required=True, help="a profile name, looked up as profiles/NAME.yaml in the current "
+                   "folder, then in the checkout (smoke, default, paper), or a path to a profile YAML file")
     from .report.profiles import ORDER
     r.add_argument("--only", action="append", metavar="NOTEBOOK",
                    help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
