@@ -48,10 +48,10 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     run = Run("ks", params, runs_dir)
     if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
+    work = run.start()   # the run's wall-clock starts here, so that it counts the KS test itself
     if tokenizer is None:
         tokenizer = tuned.tokenizer()
     res = ks_from_rows(rows, tune_rec["model"]["vocab_size"], cfg.method)
-    work = run.start()
     prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],
                 code_version=__version__, vocab_size=tune_rec["model"]["vocab_size"],
                 tokenizer_sha256=tokenizer_fingerprint(tokenizer), tune_run=Path(cfg.tuned).name)
