@@ -232,3 +232,15 @@ def test_a_profile_is_found_where_the_user_works(tmp_path, monkeypatch, capsys):
     assert code == 2 and err == "error: profile file gone/mine.yaml does not exist; check the path, or pass a " \
                                 "profile NAME\n"
     assert not (root / "book" / "results" / "nope-issue29").exists()
+
+
+def test_the_readme_example_profile_is_valid(tmp_path, monkeypatch):
+    """The profile the README shows a user passes the schema, so copying it is a working start."""
+    import re
+
+    text = (results.repo_root() / "README.md").read_text()
+    example = re.search(r"```yaml\n(# profiles/mine.yaml.*?)```", text, re.S).group(1)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text(example.replace("/path/to/hf-model-dir", "tiny:smollm2-135m"))
+    monkeypatch.chdir(tmp_path)
+    assert profiles.plan("mine", None, results.repo_root())[2] == ["baseline_and_prompts", "ks_ticket_discovery"]
