@@ -4,6 +4,7 @@ the sha256 of every file before anything reuses or reads them."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,26 +52,34 @@ SECOND = [
 def test_two_processes_on_one_run_never_write_it_twice(tmp_path):
     runs = tmp_path / "runs"
     first = kslottery_bg(*TUNE, "--runs-dir", str(runs))
-    # the first process holds the lock once its owner record exists (before it loads the model)
+    # the first process holds the lock once its owner record exists (before it loads the model); it is paused
+    # there (SIGSTOP) while the others arrive, so that none of them can find the run already finished
     wait_for(lambda: any((runs / LOCKS).glob("*.pid")) if (runs / LOCKS).exists() else False)
     run = next((runs / LOCKS).glob("*.pid")).stem
-    results = []
-    for extra, env, code, _ in SECOND:
-        p = kslottery_bg(*TUNE, *extra, "--runs-dir", str(runs), env=env)
-        if code == 2:   # refused at once, while the first still computes
-            out, err = p.communicate(timeout=120)
-            assert first.poll() is None, "the first process finished before the refusal could be tested"
-            results.append((p.returncode, out, err))
-        else:
-            results.append(p)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        seconds = [kslottery_bg(*TUNE, *extra, "--runs-dir", str(runs), env=env) for extra, env, _, _ in SECOND]
+        results = {}
+        for p, (_, _, code, _) in zip(seconds, SECOND):
+            if code == 2:   # refused at once, while the first holds the run
+                results[p] = p.communicate(timeout=300)
+            else:           # waiting: it says so, then blocks until the first finishes
+                line = ""
+                while "waiting for" not in line:
+                    line = p.stderr.readline()
+                    assert line, "the waiting process exited without waiting"
+                results[p] = line
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     out1, err1 = first.communicate(timeout=600)
     assert first.returncode == 0, err1[-2000:]
-    for (_, _, code, says), res in zip(SECOND, results):
-        if isinstance(res, subprocess.Popen):
-            out, err = res.communicate(timeout=600)
-            res = (res.returncode, out, err)
-        rc, out, err = res
-        assert rc == code, err[-2000:]
+    for p, (_, _, code, says) in zip(seconds, SECOND):
+        if code == 2:
+            out, err = results[p]
+        else:
+            out, rest = p.communicate(timeout=600)
+            err = results[p] + rest
+        assert p.returncode == code, err[-2000:]
         text = says.format(run=run, pid=first.pid)
         if code == 2:
             assert err.startswith(text) and err.count("\n") == 1 and "; " in err, err
@@ -161,3 +170,21 @@ def test_a_sound_run_verifies_and_one_from_before_manifests_still_loads(finished
     truncate(damaged / "train_log.jsonl")   # any file, not only the ones a reader loads
     with pytest.raises(KSLError, match="train_log.jsonl does not match"):
         TunedRun(damaged)
+
+
+def test_a_failure_after_the_claim_lets_go_of_the_lock(tmp_path, monkeypatch, flores_dir):
+    """A notebook kernel whose tune failed after taking the lock (here: the model does not load) keeps running;
+    it must not keep another process waiting on that run."""
+    from kslottery.method import models, tuning
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model did not load")
+
+    monkeypatch.setattr(models, "load", broken)
+    with pytest.raises(RuntimeError):
+        tuning.tune(tuning.TuneConfig(model=TINY, limit=4, batch_size=2), runs_dir=tmp_path, progress=False)
+    (lock,) = (tmp_path / LOCKS).glob("*.lock")
+    other = subprocess.run([sys.executable, "-c", f"import filelock; filelock.FileLock({str(lock)!r}).acquire(timeout=0)"],
+                           capture_output=True, text=True)
+    assert other.returncode == 0, other.stderr[-500:]   # free: another process can take it at once
+    assert half_written(tmp_path) == []

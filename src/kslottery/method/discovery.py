@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
-from .runs import Run
+from .runs import Run, releases_locks
 from .ticket import ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
 
@@ -36,6 +36,7 @@ def check(cfg: DiscoveryConfig) -> None:
         raise KSLError(f"unknown KS p-value method {cfg.method!r}", f"use one of {', '.join(METHODS)}")
 
 
+@releases_locks
 def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     check(cfg)
     tuned = TunedRun(cfg.tuned)

@@ -18,7 +18,7 @@ import torch
 
 from . import data, generate, metrics, models, prompts
 from .errors import KSLError
-from .runs import Run, named_params
+from .runs import Run, named_params, releases_locks
 from .tuned import TunedRun
 
 
@@ -98,6 +98,7 @@ def _load_done(path) -> dict[int, generate.Continuation]:
     return done
 
 
+@releases_locks
 def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) -> dict:
     """Score ``config`` and return its record; reuse the run directory when it is complete.
 

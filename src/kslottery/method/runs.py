@@ -14,6 +14,7 @@ is verified against its manifest before it is reused or read (:func:`verify`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata as md
 import json
@@ -184,6 +185,28 @@ def verify(path: Path) -> None:
 _held: dict[Path, object] = {}
 
 
+def _let_go(lock_file: Path) -> None:
+    lock = _held.pop(lock_file, None)
+    if lock is not None:
+        lock_file.with_suffix(".pid").unlink(missing_ok=True)
+        lock.release(force=True)
+
+
+def releases_locks(compute):
+    """For a function that claims a run and computes it: if it raises (bad input found late, an interruption),
+    the locks it took are let go, so a notebook kernel that carries on keeps no other process waiting."""
+    @functools.wraps(compute)
+    def wrapper(*args, **kwargs):
+        before = set(_held)
+        try:
+            return compute(*args, **kwargs)
+        except BaseException:
+            for lock_file in set(_held) - before:
+                _let_go(lock_file)
+            raise
+    return wrapper
+
+
 def _holder(pid_file: Path) -> str:
     try:
         return f"process {pid_file.read_text().strip()}"
@@ -242,7 +265,7 @@ class Run:
         (self.root / LOCKS).mkdir(exist_ok=True)
         lock_file = self.root / LOCKS / f"{self.name}.lock"
         pid_file = lock_file.with_suffix(".pid")
-        lock = _held.setdefault(lock_file, FileLock(lock_file))
+        lock = _held.get(lock_file) or FileLock(lock_file)   # held already: re-entered, not waited on
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -251,6 +274,7 @@ class Run:
                                "wait for it to finish, or drop --no-wait to wait and reuse it") from None
             print(f"waiting for {_holder(pid_file)}, which is computing run {self.name}", file=sys.stderr)
             lock.acquire()
+        _held[lock_file] = lock   # only once acquired: a refused claim must not let go of the holder's record
         pid_file.write_text(f"{os.getpid()} on {platform.node()}\n")
         if self.done:   # the process this one waited for finished it
             self.release()
@@ -259,10 +283,7 @@ class Run:
 
     def release(self) -> None:
         """Let go of the run's lock (finish and abandon do; a caller that gives up after claim may)."""
-        lock = _held.pop(self.root / LOCKS / f"{self.name}.lock", None)
-        if lock is not None:
-            (self.root / LOCKS / f"{self.name}.pid").unlink(missing_ok=True)
-            lock.release(force=True)
+        _let_go(self.root / LOCKS / f"{self.name}.lock")
 
     def start(self) -> Path:
         ensure_writable(self.root)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import KSLError
-from .runs import Run
+from .runs import Run, releases_locks
 from .ticket import check_ticket_model, ticket_ids
 from .tuned import TunedRun, write_rows
 
@@ -46,6 +46,7 @@ def transferred_rows(rows: dict, ids: list[int], delta: str = "learned", scale: 
     return {"ids": torch.tensor(keep, dtype=torch.long), "before": before, "after": before + scale * d}
 
 
+@releases_locks
 def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     if cfg.delta not in DELTAS:
         raise KSLError(f"unknown delta {cfg.delta!r}", f"use one of {', '.join(DELTAS)}")

@@ -30,7 +30,7 @@ import torch
 
 from . import checkpoints, data, models, prompts
 from .errors import Interrupted, KSLError
-from .runs import Run, named_params, write_json
+from .runs import Run, named_params, releases_locks, write_json
 from .ticket import check_ticket_model, ticket_ids
 from .trainable import RowDelta, n_trainable, prepare_model, schedule
 from .tuned import apply_rows, write_rows, write_rows_adapter
@@ -351,6 +351,7 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+@releases_locks
 def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one.
 
