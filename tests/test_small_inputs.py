@@ -1,6 +1,7 @@
-"""The last bad inputs: CR-only line endings, a pair of one language with itself; and a ks run that records
-the time its KS test took."""
+"""The last bad inputs: CR-only line endings, a pair of one language with itself, a disk that fills up during
+tuning; and a ks run that records the time its KS test took."""
 
+import errno
 import json
 import time
 from pathlib import Path
@@ -70,3 +71,65 @@ def test_ks_records_the_time_of_its_test(tmp_path, monkeypatch, flores_dir):
     monkeypatch.setattr(discovery, "ks_from_rows", slow)
     rec = discovery.discover(discovery.DiscoveryConfig(tuned=tuned["path"], k=3), runs_dir=tmp_path)
     assert json.loads((Path(rec["path"]) / "record.json").read_text())["wall_s"] >= 0.5
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _safetensors_full(*args, **kwargs):   # what safetensors (Rust) raises: no errno, the reason in the text
+    raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left '
+                       'on device" })')
+
+
+def _torch_full(*args, **kwargs):         # torch.save names no reason: the free space decides
+    raise RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+                       "data/0: file write failed")
+
+
+# (what fails when the second checkpoint is written, and whether the disk then reports no free space)
+DISK_FULL = [("safetensors.torch.save_file", _enospc, False), ("safetensors.torch.save_file", _safetensors_full, False),
+             ("torch.save", _torch_full, True)]
+
+
+@pytest.mark.parametrize("target,fail,empty", DISK_FULL, ids=[f.__name__ for _, f, _ in DISK_FULL])
+def test_a_full_disk_is_one_line_and_the_run_resumes(target, fail, empty, runs_dir, capsys, monkeypatch, flores_dir):
+    import shutil
+    from collections import namedtuple
+
+    import safetensors.torch
+    import torch
+
+    from kslottery.cli import main
+
+    module, name = target.rsplit(".", 1)
+    owner = {"safetensors.torch": safetensors.torch, "torch": torch}[module]
+    real = getattr(owner, name)
+    calls = []
+
+    def writer(obj, path, *a, **k):   # the first checkpoint (step 2) fits, the second (step 4) does not
+        if "ckpt.partial" in str(path):
+            calls.append(str(path))
+            if len(calls) == 2:
+                return fail()
+        return real(obj, path, *a, **k)
+
+    monkeypatch.setattr(owner, name, writer)
+    if empty:
+        usage = namedtuple("usage", "total used free")
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(2**30, 2**30, 0))
+    args = ["tune", "--model", TINY, "--quiet", "--limit", "12", "--batch-size", "2", "--checkpoint-every", "2",
+            "--runs-dir", str(runs_dir)]
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2, err[-2000:]
+    assert err == (f"error: no space left on the disk of {runs_dir}; free space and rerun the same command (an "
+                   "interrupted tune resumes from its last checkpoint), or pass --runs-dir on another disk\n")
+    (partial,) = runs_dir.glob("*.partial")
+    assert not list(runs_dir.rglob("ckpt.partial"))                       # no half-written checkpoint
+    assert sorted(p.name for p in (partial / "ckpt").iterdir()) == ["params.safetensors", "state.pt"]   # step 2's
+    monkeypatch.undo()
+    assert main(args) == 0                                                 # space again: it resumes and finishes
+    assert not list(runs_dir.glob("*.partial"))
+    (run,) = [p for p in runs_dir.iterdir() if p.name.startswith("tune-")]
+    assert json.loads((run / "record.json").read_text())["train"]["resumed_at"] == 2

@@ -9,7 +9,7 @@ import os
 import sys
 import typing
 
-from .method.errors import Interrupted, KSLError
+from .method.errors import Interrupted, KSLError, disk_full, no_space
 
 
 def _none_or(kind):
@@ -210,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:   # a write the disk had no room for, wherever it happened: one line, not a traceback
+        if not no_space(e):
+            raise
+        print(f"error: {disk_full(e.filename or getattr(ns, 'runs_dir', None) or 'the runs directory')}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
