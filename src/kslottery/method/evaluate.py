@@ -74,6 +74,7 @@ def check(config: EvalConfig) -> tuple[prompts.Template, data.Bitext]:
     if config.drop_finished and config.num_beams > 1:
         raise KSLError("drop_finished applies to greedy decoding only", "use num_beams 1 or leave drop_finished off")
     models.resolve_dtype(config.dtype)
+    models.check_spec(config.model)
     bitext = load_test_set(config)
     for code in (bitext.src_lang, bitext.tgt_lang):
         prompts.language_name(code)   # fail before any work if the template cannot name the language

@@ -157,6 +157,7 @@ def check(cfg: TuneConfig) -> tuple[TuneConfig, data.Bitext]:
     """Every check that can run before a model loads or a run directory exists: the resolved config and
     the training pairs."""
     cfg = cfg.resolved()
+    models.check_spec(cfg.model)
     bitext = training_bitext(cfg)
     prompts.training_templates(cfg.template, 0)
     for code in (bitext.src_lang, bitext.tgt_lang):
