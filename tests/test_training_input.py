@@ -27,7 +27,7 @@ def long_source(tmp_path_factory, flores_dir):
 CASES = [
     (["--limit", "4", "--batch-size", "1", "--max-len", "16"], 2,
      "error: none of the 4 training examples has a target token within --max-len 16 (the prompts alone fill it); "
-     "raise --max-len (the shortest example needs"),
+     "raise --max-len (the shortest prompt is "),
     (["--train-file", "{long}", "--batch-size", "1", "--max-len", "100", "--max-steps", "4"], 0,
      "warning: --max-len 100 cut the target of "),
     (["--train-file", "{long}", "--batch-size", "1", "--max-len", "100", "--max-steps", "4"], 0,

@@ -116,7 +116,7 @@ def encode_example(tokenizer, template: Template, src: str, tgt: str,
     cut = max_len is not None and len(ids) > max_len   # the prompt comes first: what is cut is target
     if cut:
         ids, labels = ids[:max_len], labels[:max_len]
-    return {"input_ids": ids, "labels": labels, "cut": cut}
+    return {"input_ids": ids, "labels": labels, "cut": cut, "prompt_len": len(prompt_ids)}
 
 
 def n_targets(example: dict) -> int:
@@ -134,6 +134,6 @@ def usable_examples(examples: list[dict], max_len: int) -> tuple[list[dict], dic
     if not kept:
         raise KSLError(f"none of the {len(examples)} training examples has a target token within --max-len "
                        f"{max_len} (the prompts alone fill it)",
-                       f"raise --max-len (the shortest example needs {min(len(e['input_ids']) for e in examples) + 2}"
-                       " or more), or shorten the sources")
+                       f"raise --max-len (the shortest prompt is {min(e['prompt_len'] for e in examples)} tokens; "
+                       "a target needs 2 more), or shorten the sources")
     return kept, fit
