@@ -29,9 +29,9 @@ def test_evaluate_writes_a_run_and_reuses_it(runs_dir, flores_dir):
     first = kslottery("evaluate", *TINY, "--runs-dir", str(runs_dir))
     assert first.returncode == 0, first.stderr
     assert "first_line" in first.stdout and "EOS rate" in first.stdout and "tok:13a" in first.stdout
-    (run,) = [p for p in runs_dir.iterdir()]
+    (run,) = [p for p in runs_dir.iterdir() if p.name != ".locks"]   # .locks/: one lock file per run computed
     assert run.name.startswith("eval-") and sorted(p.name for p in run.iterdir()) == \
-        ["DONE", "outputs.jsonl", "params.json", "record.json"]
+        ["DONE", "MANIFEST.json", "outputs.jsonl", "params.json", "record.json"]
     record = json.loads((run / "record.json").read_text())
     assert record["config"]["limit"] == 4 and record["data"]["n"] == 4
     assert set(record["scores"]) == {"whole", "first_line", "field_restart", "authors"}
@@ -41,7 +41,7 @@ def test_evaluate_writes_a_run_and_reuses_it(runs_dir, flores_dir):
     assert [r["i"] for r in rows] == [0, 1, 2, 3] and all(r["hit_cap"] for r in rows)
     again = kslottery("evaluate", *TINY, "--runs-dir", str(runs_dir))
     assert again.returncode == 0 and "(reused)" in again.stdout
-    assert len(list(runs_dir.iterdir())) == 1
+    assert len([p for p in runs_dir.iterdir() if p.name != ".locks"]) == 1
 
 
 def test_interrupted_evaluation_resumes(runs_dir, flores_dir):

@@ -20,10 +20,13 @@ def test_profiles_parse_and_match_notebook_parameters(name):
     for nb in prof["notebooks"]:
         declared = pm.inspect_notebook(str(results.repo_root() / "notebooks" / f"{nb}.ipynb"))
         assert set(profiles.notebook_parameters(prof, nb, name)) <= set(declared), nb
+    # the schema (names, and types against each notebook's defaults) accepts the study's own profiles
+    assert profiles.plan(name, None, results.repo_root())[2] == [nb for nb in profiles.ORDER if nb in prof["notebooks"]]
 
 
 def test_unknown_profile_and_notebook(tmp_path):
-    with pytest.raises(KSLError, match="unknown profile 'huge'; use one of default, paper, smoke"):
+    with pytest.raises(KSLError, match=r"unknown profile 'huge' \(looked for huge.yaml in .*; use one of default, "
+                       "paper, smoke, or pass --profile path/to/huge.yaml"):
         profiles.load_profile("huge")
     with pytest.raises(KSLError, match=r"has no notebook \['nope'\]; choose from baseline_and_prompts, finetune"):
         profiles.run_profile("smoke", only=["finetune,nope"])
@@ -39,7 +42,7 @@ def test_unknown_parameter_is_refused_before_running(tmp_path):
         {"common": {"model": "tiny:smollm2-135m"}, "notebooks": {"baseline_and_prompts": {"temperature": 0.7}}}))
     with pytest.raises(KSLError, match=r"passes \['temperature'\] to baseline_and_prompts"):
         profiles.run_profile("bad", root=root)
-    assert not list((root / "book" / "results" / "bad").glob("*.ipynb"))
+    assert not (root / "book" / "results" / "bad").exists()   # checked before the folder is made
 
 
 def test_run_help():
@@ -219,11 +222,12 @@ def test_the_runner_publishes_a_labelled_page_that_names_its_cost(tmp_path, monk
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "profiles" / "tiny.yaml").write_text(
         "description: a test\nplumbing: true\nnotebooks:\n  finetune:\n    limit: 2\n")
-    params = nbformat.v4.new_code_cell("limit = 1", metadata={"tags": ["parameters"]})
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Fine-tuning\n\nText."), params]),
+    params = nbformat.v4.new_code_cell("profile = 'x'\nlimit = 1", metadata={"tags": ["parameters"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Fine-tuning\n\nText."), params],
+                                            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                     "language": "python"}}),
                    tmp_path / "notebooks" / "finetune.ipynb")
     monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr(papermill, "inspect_notebook", lambda path: {"limit": {}, "profile": {}})
     monkeypatch.setattr(papermill, "execute_notebook",
                         lambda src, dst, **kw: nbformat.write(nbformat.read(src, as_version=4), dst))
     [page] = profiles.run_profile("tiny", root=tmp_path, progress=False)
@@ -232,3 +236,92 @@ def test_the_runner_publishes_a_labelled_page_that_names_its_cost(tmp_path, monk
     assert profiles.BANNER_TAG in cells[1].metadata["tags"] and "a test" in cells[1].source
     assert "kslottery run --profile tiny --only finetune" in cells[2].source and "min of compute" in cells[2].source
     assert "[Plumbing test] Provenance" in (page.parent / "provenance.md").read_text()
+
+
+# Profiles a user writes, through `kslottery run --profile FILE`: (the file's text, the one-line error). Every
+# check happens before a folder is created or a kernel starts.
+GOOD = "common:\n  model: tiny:smollm2-135m\nnotebooks:\n  baseline_and_prompts:\n    limit: 4\n"
+BAD_PROFILES = [
+    (GOOD.replace("common:", "comon:"),
+     "has unknown key ['comon']; use description, common, notebooks, plumbing, protocol (notebooks is required)"),
+    ("common:\n  model: tiny:smollm2-135m\n", "has no notebooks key; add notebooks: with one or more of"),
+    ("notebooks: [baseline_and_prompts]\n", "notebooks is a list, not a mapping; write notebooks: as a mapping"),
+    (GOOD.replace("baseline_and_prompts:", "baseline_and_prompt:"), "names unknown notebook 'baseline_and_prompt'"),
+    (GOOD.replace("limit:", "limt:"), "passes ['limt'] to baseline_and_prompts, which has no such parameter; use the "
+     "notebook's parameters: profile, model,"),
+    (GOOD.replace("  model:", "  modle:"), "passes ['modle'] to baseline_and_prompts"),
+    (GOOD.replace("limit: 4", "limit: four"), "baseline_and_prompts.limit is a string ('four'), but the notebook's "
+     "default is a number (4); give limit as a number"),
+    (GOOD.replace("limit: 4", "templates: explicit"), "baseline_and_prompts.templates is a string ('explicit'), but "
+     "the notebook's default is a list"),
+    (GOOD + "  finetune: 3\n", "notebooks.finetune is a number, not a mapping"),
+    ("notebooks:\n  baseline_and_prompts: {limit: 4\n", "is not valid YAML (line 3); fix the YAML syntax"),
+    ("- a list\n", "is not a mapping of keys; write description, common, notebooks, plumbing, protocol at the top level"),
+]
+
+
+def _run_cli(args, capsys):
+    from kslottery.cli import main
+
+    code = main(["run", *args, "--quiet"])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,says", BAD_PROFILES, ids=[s[:40] for _, s in BAD_PROFILES])
+def test_a_profile_a_user_wrote_is_checked_before_anything_runs(text, says, tmp_path, capsys):
+    path = tmp_path / "mine-issue29.yaml"
+    path.write_text(text)
+    code, err = _run_cli(["--profile", str(path)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: profile {path}") and says in err, err
+    root = results.repo_root()
+    assert not (root / "book" / "results" / "mine-issue29").exists()
+    assert not list((root / ".ksl-partial").glob("mine-issue29*"))
+
+
+def test_a_profile_is_found_where_the_user_works(tmp_path, monkeypatch, capsys):
+    """A name is looked up in ./profiles, then in the checkout; a path is used as given; an unknown name says
+    where it looked."""
+    root = results.repo_root()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine-issue29.yaml").write_text(GOOD)
+    (tmp_path / "elsewhere.yml").write_text(GOOD.replace("limit: 4", "limit: 2"))
+    monkeypatch.chdir(tmp_path)
+    name, prof, todo = profiles.plan("mine-issue29", None, root)
+    assert (name, todo, prof["notebooks"]["baseline_and_prompts"]) == ("mine-issue29", ["baseline_and_prompts"],
+                                                                        {"limit": 4})
+    assert profiles.plan("smoke", None, root)[0] == "smoke"   # the checkout's profiles stay reachable
+    assert profiles.plan(str(tmp_path / "elsewhere.yml"), None, root)[1]["notebooks"]["baseline_and_prompts"] == \
+        {"limit": 2}
+    code, err = _run_cli(["--profile", "nope-issue29"], capsys)
+    assert code == 2 and err == (f"error: unknown profile 'nope-issue29' (looked for nope-issue29.yaml in "
+                                 f"{tmp_path.resolve()}/profiles and {root.resolve()}/profiles); use one of default, "
+                                 "mine-issue29, paper, smoke, or pass --profile path/to/nope-issue29.yaml\n")
+    code, err = _run_cli(["--profile", "gone/mine.yaml"], capsys)
+    assert code == 2 and err == "error: profile file gone/mine.yaml does not exist; check the path, or pass a " \
+                                "profile NAME\n"
+    assert not (root / "book" / "results" / "nope-issue29").exists()
+
+
+def test_the_readme_example_profile_is_valid(tmp_path, monkeypatch):
+    """The profile the README shows a user passes the schema, so copying it is a working start."""
+    import re
+
+    text = (results.repo_root() / "README.md").read_text()
+    example = re.search(r"```yaml\n(# profiles/mine.yaml.*?)```", text, re.S).group(1)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text(example.replace("/path/to/hf-model-dir", "tiny:smollm2-135m"))
+    monkeypatch.chdir(tmp_path)
+    assert profiles.plan("mine", None, results.repo_root())[2] == ["baseline_and_prompts", "ks_ticket_discovery"]
+
+
+def test_a_profiles_protocol_block_is_checked_when_the_profile_is_read(tmp_path):
+    from kslottery.method.errors import KSLError
+    from kslottery.report.profile_schema import read_profile
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("protocol:\n  seed: [0]\nnotebooks:\n  fair_test: {}\n")
+    with pytest.raises(KSLError, match=r"unknown protocol keys \['seed'\]"):
+        read_profile(path)
+    path.write_text("protocol:\n  seeds: [0, 1]\n  secondary_seeds: [0, 1]\n  full_seeds: [0]\nnotebooks:\n  fair_test: {}\n")
+    assert read_profile(path)["protocol"]["seeds"] == [0, 1]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 
-from .method.errors import Interrupted, KSLError
+from .method.errors import Interrupted, KSLError, disk_full, no_space
 
 
 def _none_or(kind):
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(x, TransferConfig)
     for parser, func in ((e, cmd_evaluate), (t, cmd_tune), (k, cmd_ks), (x, cmd_transfer)):
         parser.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+        parser.add_argument("--no-wait", action="store_true", help="when another process is computing the same "
+                            "run, exit (status 2, naming it) instead of waiting to reuse it (or set KSL_NO_WAIT=1)")
         parser.set_defaults(func=func)
     for parser in (e, t):
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -164,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute the study's notebooks for a profile (papermill)",
                        description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
                        "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
-    r.add_argument("--profile", required=True, help="smoke, default or paper (profiles/*.yaml)")
+    r.add_argument("--profile", required=True, help="a profile name, looked up as profiles/NAME.yaml in the current "
+                   "folder, then in the checkout (smoke, default, paper), or a path to a profile YAML file")
     from .report.profiles import ORDER
     r.add_argument("--only", action="append", metavar="NOTEBOOK",
                    help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
@@ -193,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    if getattr(ns, "no_wait", False):   # read where the run's lock is taken (method.runs.Run.claim)
+        os.environ["KSL_NO_WAIT"] = "1"
     try:
         return ns.func(ns)
     except KSLError as e:
@@ -204,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:   # a write the disk had no room for, wherever it happened: one line, not a traceback
+        if not no_space(e):
+            raise
+        print(f"error: {disk_full(e.filename or getattr(ns, 'runs_dir', None) or 'the runs directory')}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import models
+from .errors import disk_full, no_space
 
 
 @contextlib.contextmanager
@@ -41,9 +42,15 @@ def save(work: Path, params, opt, sched, step: int) -> None:
     from safetensors.torch import save_file
 
     ck = work / "ckpt.partial"
-    ck.mkdir(exist_ok=True)
-    save_file({f"p{i}": p.detach().float().contiguous() for i, p in enumerate(params)}, ck / "params.safetensors")
-    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ck / "state.pt")
+    try:
+        ck.mkdir(exist_ok=True)
+        save_file({f"p{i}": p.detach().float().contiguous() for i, p in enumerate(params)}, ck / "params.safetensors")
+        torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ck / "state.pt")
+    except BaseException as e:
+        shutil.rmtree(ck, ignore_errors=True)   # never a half-written checkpoint beside the last good one
+        if not isinstance(e, KeyboardInterrupt) and no_space(e, work):
+            raise disk_full(work.parent) from None
+        raise
     final = work / "ckpt"
     if final.exists():
         shutil.rmtree(final)

@@ -68,6 +68,9 @@ def parse_pair(pair: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise KSLError(f"language pair {pair!r} is not of the form SRC-TGT",
                        "write it like eng_Latn-cat_Latn")
+    if parts[0] == parts[1]:   # the prompt would ask to translate English into English: nothing to learn
+        raise KSLError(f"language pair {pair!r} has the same source and target language",
+                       "give two different languages, like eng_Latn-cat_Latn")
     return parts[0], parts[1]
 
 
@@ -103,7 +106,9 @@ def _read_lines(path: Path) -> list[str]:
                        "re-encode the file as UTF-8") from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    lines = text.split("\n")
+    # Old Mac files end lines with CR alone; a file without a single LF would otherwise be one long segment.
+    # (Only then: a stray CR inside a line of an LF file stays part of that line, as it always was.)
+    lines = text.split("\n" if "\n" in text or "\r" not in text else "\r")
     if lines and lines[-1] == "":
         lines.pop()
     return [ln.rstrip("\r") for ln in lines]

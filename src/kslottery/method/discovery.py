@@ -12,8 +12,8 @@ from pathlib import Path
 from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
-from .runs import Run, ensure_writable
-from .ticket import SIGNIFICANCE_RULES, ks_from_rows, make_ticket
+from .runs import Run, releases_locks
+from .ticket import SIGNIFICANCE_RULES, ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
 
 
@@ -36,6 +36,7 @@ def check(cfg: DiscoveryConfig) -> None:
         raise KSLError(f"unknown KS p-value method {cfg.method!r}", f"use one of {', '.join(METHODS)}")
 
 
+@releases_locks
 def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     check(cfg)
     tuned = TunedRun(cfg.tuned)
@@ -46,15 +47,15 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
                        "KS discovery reads an embed-mode run (every row free to move)")
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name}
     run = Run("ks", params, runs_dir)
-    if run.done:
+    if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
-    ensure_writable(run.root)
+    work = run.start()   # the run's wall-clock starts here, so that it counts the KS test itself
     if tokenizer is None:
         tokenizer = tuned.tokenizer()
     res = ks_from_rows(rows, tune_rec["model"]["vocab_size"], cfg.method)
-    work = run.start()
     prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],
-                code_version=__version__)
+                code_version=__version__, vocab_size=tune_rec["model"]["vocab_size"],
+                tokenizer_sha256=tokenizer_fingerprint(tokenizer), tune_run=Path(cfg.tuned).name)
     tickets = {f"{rule}-{cfg.alpha}": make_ticket(res, rule, alpha=cfg.alpha, **prov)
                for rule in SIGNIFICANCE_RULES}
     tickets[f"topk-{cfg.k}"] = make_ticket(res, "topk", k=cfg.k, **prov)

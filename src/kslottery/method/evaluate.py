@@ -18,7 +18,7 @@ import torch
 
 from . import data, generate, metrics, models, prompts
 from .errors import KSLError
-from .runs import Run, ensure_writable, named_params
+from .runs import Run, named_params, releases_locks
 from .tuned import TunedRun
 
 
@@ -77,6 +77,7 @@ def check(config: EvalConfig) -> tuple[prompts.Template, data.Bitext]:
     if config.drop_finished and config.num_beams > 1:
         raise KSLError("drop_finished applies to greedy decoding only", "use num_beams 1 or leave drop_finished off")
     models.resolve_dtype(config.dtype)
+    models.check_spec(config.model)
     bitext = load_test_set(config)
     for code in (bitext.src_lang, bitext.tgt_lang):
         prompts.language_name(code)   # fail before any work if the template cannot name the language
@@ -101,6 +102,7 @@ def _load_done(path) -> dict[int, generate.Continuation]:
     return done
 
 
+@releases_locks
 def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) -> dict:
     """Score ``config`` and return its record; reuse the run directory when it is complete.
 
@@ -118,9 +120,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
             # after the first token
             revisions["prefix_in_cache"] = True
     run = Run("eval", params, runs_dir, seed=config.seed, revisions=revisions)
-    if run.done:
+    if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
-    ensure_writable(run.root)
     if callable(lm):
         lm = lm()
     if lm is None:

@@ -302,6 +302,21 @@ def resolve_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
+def check_spec(spec: str) -> None:
+    """The errors a model spec can show before anything loads (and before its run is claimed): a local path
+    that does not exist, a spec of no known form."""
+    path = Path(spec).expanduser()
+    if spec in PRESETS or spec.startswith("tiny:") or path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
+        return
+    if path.suffix in (".gguf",) + _PICKLE_SUFFIXES or spec.startswith((".", "/", "~")):
+        raise KSLError(f"model path {spec!r} does not exist", "check the path, or use a preset: "
+                       + ", ".join(PRESETS))
+    if not _HUB_ID.match(spec):
+        raise KSLError(f"unknown model spec {spec!r}",
+                       f"use a preset ({', '.join(PRESETS)}), tiny:<preset>, a local model directory, "
+                       "a .gguf file, or a hub id org/name")
+
+
 def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "float32",
          allow_pickle: bool = False, progress: bool = True) -> LoadedModel:
     """Load a model spec (see the module docstring) in eval mode on the CPU."""
@@ -326,16 +341,10 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
     elif path.is_file() and path.suffix == ".gguf":
         model, tokenizer = _gguf_file(path, torch_dtype, progress)
         source, sha = str(path.resolve()), sha256_file(path)
-    elif path.suffix in (".gguf",) + _PICKLE_SUFFIXES or spec.startswith((".", "/", "~")):
-        raise KSLError(f"model path {spec!r} does not exist", "check the path, or use a preset: "
-                       + ", ".join(PRESETS))
-    elif _HUB_ID.match(spec):
+    else:
+        check_spec(spec)
         model, tokenizer = _hub(spec, torch_dtype)
         source = f"hub:{spec}"
-    else:
-        raise KSLError(f"unknown model spec {spec!r}",
-                       f"use a preset ({', '.join(PRESETS)}), tiny:<preset>, a local model directory, "
-                       "a .gguf file, or a hub id org/name")
     tied = is_tied(model)
     if untie_head:
         untie(model)

@@ -113,6 +113,27 @@ def encode_example(tokenizer, template: Template, src: str, tgt: str,
     target_ids.append(tokenizer.eos_token_id)
     ids = prompt_ids + target_ids
     labels = [IGNORE_INDEX] * len(prompt_ids) + target_ids
-    if max_len is not None and len(ids) > max_len:
+    cut = max_len is not None and len(ids) > max_len   # the prompt comes first: what is cut is target
+    if cut:
         ids, labels = ids[:max_len], labels[:max_len]
-    return {"input_ids": ids, "labels": labels}
+    return {"input_ids": ids, "labels": labels, "cut": cut, "prompt_len": len(prompt_ids)}
+
+
+def n_targets(example: dict) -> int:
+    """Target tokens the loss sees (a label predicts the next position, so the first label never counts)."""
+    return sum(t != IGNORE_INDEX for t in example["labels"][1:])
+
+
+def usable_examples(examples: list[dict], max_len: int) -> tuple[list[dict], dict]:
+    """The examples with a target token left after truncation to ``max_len``, and what truncation did: an
+    example whose target is cut away entirely adds nothing to the loss (and a batch of only such examples
+    would divide by zero), so it is left out and counted. None left is an error."""
+    kept = [e for e in examples if n_targets(e)]
+    fit = {"examples": len(examples), "no_target_left": len(examples) - len(kept),
+           "target_truncated": sum(bool(e.get("cut")) for e in kept)}
+    if not kept:
+        raise KSLError(f"none of the {len(examples)} training examples has a target token within --max-len "
+                       f"{max_len} (the prompts alone fill it)",
+                       f"raise --max-len (the shortest prompt is {min(e['prompt_len'] for e in examples)} tokens; "
+                       "a target needs 2 more), or shorten the sources")
+    return kept, fit

@@ -1,14 +1,20 @@
 """Run directories named by a hash of their resolved parameters (open_lth style).
 
 ``<root>/<kind>-<hash12>/`` holds ``params.json`` (parameters, versions, seed, git commit, machine),
-the artifacts, and ``DONE``, written last: a directory without ``DONE`` never exists under its final
-name, because work happens in ``<name>.partial/`` and is renamed when complete. A ``.partial``
-folder left by an interrupted run is where that run resumes.
+the artifacts, ``MANIFEST.json`` (the sha256 of every file) and ``DONE``, written last: a directory
+without ``DONE`` never exists under its final name, because work happens in ``<name>.partial/`` and is
+renamed when complete. A ``.partial`` folder left by an interrupted run is where that run resumes.
+
+One process computes a run at a time: :meth:`Run.claim` takes a lock (``<root>/.locks/<name>.lock``)
+that a second process asking for the same run waits on (and then reuses the finished run), or, with
+``KSL_NO_WAIT=1`` (the commands' ``--no-wait``), refuses naming the process that holds it. A finished run
+is verified against its manifest before it is reused or read (:func:`verify`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata as md
 import json
@@ -23,9 +29,13 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from .errors import KSLError
 
 DONE = "DONE"
+MANIFEST = "MANIFEST.json"
+LOCKS = ".locks"
 
 
 def runs_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -120,6 +130,90 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _artifacts(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE, MANIFEST))
+
+
+def write_manifest(work: Path) -> None:
+    """The sha256 of every file of a run about to finish, so a reader can tell a damaged run from a good one."""
+    write_json(work / MANIFEST, {"sha256": {p.relative_to(work).as_posix(): file_sha256(p) for p in _artifacts(work)}})
+
+
+# Runs verified by this process, with the size and mtime of each file then: a notebook reads one run many
+# times, and hashing a full fine-tuned model again each time would cost more than the read.
+_verified: dict[Path, tuple] = {}
+
+
+def _signature(path: Path) -> tuple:
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in [path / MANIFEST, *_artifacts(path)])
+
+
+def verify(path: Path) -> None:
+    """Check a finished run against its manifest; a damaged run is an error naming the file, never used.
+    Runs finished before manifests existed have nothing to be checked against and are trusted as before."""
+    path = Path(path)
+    if not (path / MANIFEST).exists():
+        return
+    key = path.resolve()
+    if _verified.get(key) == _signature(path):
+        return
+    fix = f"delete {path} and run the same command again to recompute it"
+    try:
+        recorded = json.loads((path / MANIFEST).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KSLError(f"run {path.name} is damaged: its {MANIFEST} cannot be read", fix) from None
+    for rel, digest in recorded.items():
+        f = path / rel
+        if not f.is_file():
+            raise KSLError(f"run {path.name} is damaged: {rel} is missing", fix)
+        if file_sha256(f) != digest:
+            raise KSLError(f"run {path.name} is damaged: {rel} does not match the sha256 recorded when the run "
+                           "finished", fix)
+    _verified[key] = _signature(path)
+
+
+# The run locks this process holds, by lock file: one lock object per run, so asking twice in one process
+# (a notebook kernel) re-enters it instead of waiting on itself.
+_held: dict[Path, object] = {}
+
+
+def _let_go(lock_file: Path) -> None:
+    lock = _held.pop(lock_file, None)
+    if lock is not None:
+        lock_file.with_suffix(".pid").unlink(missing_ok=True)
+        lock.release(force=True)
+
+
+def releases_locks(compute):
+    """For a function that claims a run and computes it: if it raises (bad input found late, an interruption),
+    the locks it took are let go, so a notebook kernel that carries on keeps no other process waiting."""
+    @functools.wraps(compute)
+    def wrapper(*args, **kwargs):
+        before = set(_held)
+        try:
+            return compute(*args, **kwargs)
+        except BaseException:
+            for lock_file in set(_held) - before:
+                _let_go(lock_file)
+            raise
+    return wrapper
+
+
+def _holder(pid_file: Path) -> str:
+    try:
+        return f"process {pid_file.read_text().strip()}"
+    except OSError:
+        return "another process"
+
+
 _run_log: Path | None = None
 
 
@@ -155,7 +249,41 @@ class Run:
 
     @property
     def done(self) -> bool:
-        return (self.path / DONE).exists()
+        """Finished, and its files match their manifest (a damaged run raises: it must not be reused)."""
+        if not (self.path / DONE).exists():
+            return False
+        verify(self.path)
+        return True
+
+    def claim(self) -> bool:
+        """Ask to compute this run. False: it is finished (perhaps by another process this one waited for),
+        reuse it. True: this process holds the run's lock until :meth:`finish` or :meth:`release`, so no
+        second writer ever works in the same ``.partial`` folder."""
+        if self.done:
+            return False
+        ensure_writable(self.root)
+        (self.root / LOCKS).mkdir(exist_ok=True)
+        lock_file = self.root / LOCKS / f"{self.name}.lock"
+        pid_file = lock_file.with_suffix(".pid")
+        lock = _held.get(lock_file) or FileLock(lock_file)   # held already: re-entered, not waited on
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if os.environ.get("KSL_NO_WAIT", "") not in ("", "0"):
+                raise KSLError(f"run {self.name} is being computed by {_holder(pid_file)} (lock {lock_file})",
+                               "wait for it to finish, or drop --no-wait to wait and reuse it") from None
+            print(f"waiting for {_holder(pid_file)}, which is computing run {self.name}", file=sys.stderr)
+            lock.acquire()
+        _held[lock_file] = lock   # only once acquired: a refused claim must not let go of the holder's record
+        pid_file.write_text(f"{os.getpid()} on {platform.node()}\n")
+        if self.done:   # the process this one waited for finished it
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Let go of the run's lock (finish and abandon do; a caller that gives up after claim may)."""
+        _let_go(self.root / LOCKS / f"{self.name}.lock")
 
     def start(self) -> Path:
         ensure_writable(self.root)
@@ -173,13 +301,16 @@ class Run:
         record = {**record, "run": self.name, "wall_s": round(time.time() - getattr(self, "_t0", time.time()), 1),
                   "peak_rss_gib": round(peak, 2)}
         write_json(self.work / "record.json", record)
+        write_manifest(self.work)
         (self.work / DONE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
         os.rename(self.work, self.path)
+        self.release()
         return self.path
 
     def abandon(self) -> None:
         """Remove the work folder when nothing useful for a resume is in it."""
         shutil.rmtree(self.work, ignore_errors=True)
+        self.release()
 
     def record(self) -> dict:
         return json.loads((self.path / "record.json").read_text())

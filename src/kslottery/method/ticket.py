@@ -13,6 +13,7 @@ Ties are broken deterministically: larger D first, then smaller p, then smaller 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +63,11 @@ class Ticket:
     model: str | None = None
     data_sha256: str | None = None
     code_version: str | None = None
+    # What the ids mean: the vocabulary they index and the tokenizer that names them (tickets written before
+    # these fields existed have None and are checked by their model alone), and the tune run they came from.
+    vocab_size: int | None = None
+    tokenizer_sha256: str | None = None
+    tune_run: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -89,6 +95,29 @@ class Ticket:
         from peft import TrainableTokensConfig
 
         return TrainableTokensConfig(token_indices=list(self.ids), target_modules=target_modules)
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """The sha256 of a tokenizer's vocabulary (every piece and its id): equal fingerprints mean every id names
+    the same token, which is what a ticket's ids need to mean the same thing."""
+    pieces = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(pieces, ensure_ascii=False).encode()).hexdigest()
+
+
+def check_ticket_model(spec, model: str | None, vocab: int | None = None, tokenizer=None) -> None:
+    """Refuse a ticket file discovered on another model: its ids would name other rows, or other tokens.
+    Ids given directly carry no model and are only range-checked (:func:`ticket_ids`)."""
+    if isinstance(spec, (list, tuple)) or not spec or not _is_file(str(spec)) or model is None:
+        return
+    t = Ticket.load(spec)
+    name = Path(spec).name
+    fix = f"use a ticket that `kslottery ks` found on a tune run of {model}"
+    if t.model is not None and t.model != model:
+        raise KSLError(f"ticket {name} was discovered on {t.model!r}, not {model!r}", fix)
+    if t.vocab_size is not None and vocab is not None and t.vocab_size != vocab:
+        raise KSLError(f"ticket {name} indexes a vocabulary of {t.vocab_size:,} rows, not {vocab:,}", fix)
+    if t.tokenizer_sha256 and tokenizer is not None and t.tokenizer_sha256 != tokenizer_fingerprint(tokenizer):
+        raise KSLError(f"ticket {name} was discovered with another tokenizer than {model!r} has now", fix)
 
 
 def decode_tokens(tokenizer, ids) -> list[str]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from .errors import KSLError
-from .runs import Run, ensure_writable
-from .ticket import ticket_ids
+from .runs import Run, releases_locks
+from .ticket import check_ticket_model, ticket_ids
 from .tuned import TunedRun, write_rows
 
 DELTAS = ("learned", "norm-matched")
@@ -46,18 +46,19 @@ def transferred_rows(rows: dict, ids: list[int], delta: str = "learned", scale: 
     return {"ids": torch.tensor(keep, dtype=torch.long), "before": before, "after": before + scale * d}
 
 
+@releases_locks
 def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     if cfg.delta not in DELTAS:
         raise KSLError(f"unknown delta {cfg.delta!r}", f"use one of {', '.join(DELTAS)}")
     tuned = TunedRun(cfg.tuned)
     rows, tune_rec = tuned.rows(), tuned.record
     ids = ticket_ids(cfg.ticket, tuned.vocab_size)
+    check_ticket_model(cfg.ticket, tuned.model_spec, tuned.vocab_size)
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name, "ticket": ids}
     run = Run("transfer", params, runs_dir, seed=cfg.seed)
-    if run.done:
+    if not run.claim():   # finished (or finished while this process waited for its lock)
         return {**run.record(), "reused": True, "path": str(run.path)}
     out = transferred_rows(rows, ids, cfg.delta, cfg.scale, cfg.seed)
-    ensure_writable(run.root)
     work = run.start()
     write_rows(work, out["ids"], out["before"], out["after"])
     record = {"config": asdict(cfg), "tune_run": Path(cfg.tuned).name, "model": tune_rec["model"],

@@ -20,6 +20,7 @@ import torch
 
 from . import models
 from .errors import KSLError
+from .runs import verify
 
 ROWS = "rows.safetensors"
 
@@ -63,6 +64,7 @@ class TunedRun:
         if not (self.path / "record.json").is_file():
             raise KSLError(f"{self.path} is not a finished tune or transfer run (no record.json)",
                            "give a runs/tune-* or runs/transfer-* directory")
+        verify(self.path)   # a damaged run is an error naming the file, before anything reads it
 
     @property
     def name(self) -> str:

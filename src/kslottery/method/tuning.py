@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,8 +30,8 @@ import torch
 
 from . import checkpoints, data, models, prompts
 from .errors import Interrupted, KSLError
-from .runs import Run, ensure_writable, named_params, write_json
-from .ticket import ticket_ids
+from .runs import Run, named_params, releases_locks, write_json
+from .ticket import check_ticket_model, ticket_ids
 from .trainable import RowDelta, n_trainable, prepare_model, schedule
 from .tuned import apply_rows, write_rows, write_rows_adapter
 
@@ -156,19 +157,30 @@ def check(cfg: TuneConfig) -> tuple[TuneConfig, data.Bitext]:
     """Every check that can run before a model loads or a run directory exists: the resolved config and
     the training pairs."""
     cfg = cfg.resolved()
+    models.check_spec(cfg.model)
     bitext = training_bitext(cfg)
     prompts.training_templates(cfg.template, 0)
     for code in (bitext.src_lang, bitext.tgt_lang):
         prompts.language_name(code)
     if cfg.ticket:
-        ticket_ids(cfg.ticket, models.vocab_rows(cfg.model))
+        vocab = models.vocab_rows(cfg.model)
+        ticket_ids(cfg.ticket, vocab)
+        check_ticket_model(cfg.ticket, cfg.model, vocab)
     return cfg, bitext
 
 
-def encode_all(tokenizer, bitext: data.Bitext, cfg: TuneConfig) -> list[dict]:
+def encode_checked(tokenizer, bitext: data.Bitext, cfg: TuneConfig) -> tuple[list[dict], dict]:
+    """The training examples with a target token left within ``max_len``, and the counts of what was cut
+    (:func:`prompts.usable_examples`; an error when nothing is left)."""
     templates = prompts.training_templates(cfg.template, len(bitext), cfg.seed)
-    return [prompts.encode_example(tokenizer, tm, s, t, bitext.src_lang, bitext.tgt_lang, cfg.max_len)
-            for tm, s, t in zip(templates, bitext.src, bitext.tgt)]
+    return prompts.usable_examples([
+        prompts.encode_example(tokenizer, tm, s, t, bitext.src_lang, bitext.tgt_lang, cfg.max_len)
+        for tm, s, t in zip(templates, bitext.src, bitext.tgt)], cfg.max_len)
+
+
+def encode_all(tokenizer, bitext: data.Bitext, cfg: TuneConfig) -> list[dict]:
+    """The examples a run trains on (what the study's exposure and token counts replay)."""
+    return encode_checked(tokenizer, bitext, cfg)[0]
 
 
 def batch_order(n: int, cfg: TuneConfig) -> list[list[int]]:
@@ -237,7 +249,7 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     loss_mod, opt = acc.prepare(loss_mod, opt)
     pad = lm.tokenizer.pad_token_id
     # Target tokens per example, counted once: the loss is normalised by the global count of each batch.
-    n_targets = [sum(t != prompts.IGNORE_INDEX for t in e["labels"][1:]) for e in examples]
+    n_targets = [prompts.n_targets(e) for e in examples]
     start = checkpoints.resume(work, params, opt, sched, acc.is_main_process) if work is not None else 0
     log = [] if log is None else log
     t0, toks = time.time(), 0
@@ -321,29 +333,52 @@ def export(lm: models.LoadedModel, cfg: TuneConfig, before: torch.Tensor | None,
     return out
 
 
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def loss_trend(log_file: Path) -> tuple[float, float] | None:
+    """Mean loss over the first and the last tenth of a run's steps (one step each at least: a single step's
+    loss is noisy), from its whole log, resumed parts included."""
+    if not log_file.exists():
+        return None
+    losses = [json.loads(line)["loss"] for line in log_file.read_text().splitlines() if line.strip()]
+    k = max(1, len(losses) // 10)
+    return (sum(losses[:k]) / k, sum(losses[-k:]) / k) if len(losses) > 1 else None
+
+
 def is_main_process() -> bool:
     """Rank 0 (or a single process): the one that writes run directories under torchrun/accelerate."""
     return int(os.environ.get("RANK", "0")) == 0
 
 
+@releases_locks
 def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one.
 
     Under torchrun / accelerate launch every process trains; only rank 0 writes the run directory."""
     cfg, bitext = check(cfg)
     run = Run("tune", run_params(cfg, bitext), runs_dir, seed=cfg.seed)
-    if run.done:
-        return {**run.record(), "reused": True, "path": str(run.path)}
     main = is_main_process()
-    if main:
-        ensure_writable(run.root)
+    # Only rank 0 writes the run, so only rank 0 takes its lock: another rank would wait on its own rank 0.
+    if (not run.claim()) if main else run.done:
+        return {**run.record(), "reused": True, "path": str(run.path)}
     lm = models.load(cfg.model, allow_pickle=cfg.allow_pickle, progress=progress and main)
+    if cfg.ticket:   # the tokenizer, now loaded, is the one the ticket's ids must have been read with
+        check_ticket_model(cfg.ticket, cfg.model, lm.info.vocab_size, lm.tokenizer)
+    examples, fit = encode_checked(lm.tokenizer, bitext, cfg)   # before the run's folder exists
     work = run.start() if main else run.work
-    examples = encode_all(lm.tokenizer, bitext, cfg)
+    if main and (fit["no_target_left"] or fit["target_truncated"]):
+        warn(f"--max-len {cfg.max_len} cut the target of {fit['no_target_left'] + fit['target_truncated']} of "
+             f"{fit['examples']} training examples ({fit['no_target_left']} entirely: left out)")
     before = lm.model.get_input_embeddings().weight.detach().clone().float()
-    summary = train(lm, cfg, examples, work, progress)
+    summary = {**train(lm, cfg, examples, work, progress), "input": fit}
     if not main:
         return {"config": asdict(cfg), "train": summary, "run": run.name, "reused": False, "path": str(run.path)}
+    trend = loss_trend(work / "train_log.jsonl")
+    if trend and trend[1] > trend[0]:
+        warn(f"the training loss rose over the run ({trend[0]:.3f} at the start, {trend[1]:.3f} at the end) at lr "
+             f"{cfg.lr:g}; a smaller --lr may train (this run is kept)")
     artifacts = export(lm, cfg, before, work)
     record = {"config": asdict(cfg), "model": lm.info.to_dict(),
               "data": {"name": bitext.name, "sha256": bitext.sha256, "n": len(bitext)},

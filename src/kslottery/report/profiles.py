@@ -1,6 +1,7 @@
 """Run profiles: execute the study's notebooks with papermill, parameters from ``profiles/NAME.yaml``.
 
     kslottery run --profile smoke [--only baseline_and_prompts]
+    kslottery run --profile path/to/mine.yaml          # a profile of your own (see profile_schema)
 
 Executed notebooks land in ``book/results/<profile>/`` (written to a temporary name, renamed when the
 notebook finished). The experiments inside reuse hash-named run directories, so a rerun after an
@@ -15,34 +16,38 @@ import resource
 import time
 from pathlib import Path
 
-import yaml
-
 from ..method.errors import KSLError
 from ..method.runs import git_commit, machine, runs_root, versions, write_json
 from ..study.results import repo_root
+from .profile_schema import ORDER, check_parameters, find_profile, read_profile
 from .tables import publish
 
-ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket",
-         "six_pairs", "certification",
-         "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
-         "paper_vs_study"]
+__all__ = ["ORDER", "load_profile", "notebook_parameters", "run_profile"]
 
 
-def load_profile(name: str, root: Path | None = None) -> dict:
-    root = root or repo_root()
-    path = root / "profiles" / f"{name}.yaml"
-    if not path.is_file():
-        have = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
-        raise KSLError(f"unknown profile {name!r}", f"use one of {', '.join(have)}")
-    prof = yaml.safe_load(path.read_text())
-    unknown = set(prof.get("notebooks", {})) - set(ORDER)
-    if unknown:
-        raise KSLError(f"profile {name} names unknown notebooks {sorted(unknown)}", f"use {', '.join(ORDER)}")
-    return prof
+def load_profile(spec: str, root: Path | None = None) -> dict:
+    """The profile named ``spec`` (or the file it is a path to), checked against the schema."""
+    return read_profile(find_profile(spec, root or repo_root()))
 
 
 def notebook_parameters(prof: dict, notebook: str, profile: str) -> dict:
-    return {"profile": profile, **prof.get("common", {}), **(prof["notebooks"].get(notebook) or {})}
+    return {"profile": profile, **(prof.get("common") or {}), **(prof["notebooks"].get(notebook) or {})}
+
+
+def plan(spec: str, only: list[str] | None, root: Path) -> tuple[str, dict, list[str]]:
+    """Everything checked before a folder is created or a kernel starts: the profile's name (its file's
+    stem), the profile, and the notebooks to run, each with parameters its parameters cell declares."""
+    path = find_profile(spec, root)
+    prof, profile = read_profile(path), path.stem
+    only = [name.strip() for item in (only or []) for name in item.split(",") if name.strip()]   # a,b or repeated
+    available = [nb for nb in ORDER if nb in prof["notebooks"]]
+    todo = [nb for nb in available if not only or nb in only]
+    if only and set(only) - set(todo):
+        raise KSLError(f"profile {profile} has no notebook {sorted(set(only) - set(todo))}",
+                       f"choose from {', '.join(available)}")
+    for nb in todo:
+        check_parameters(notebook_parameters(prof, nb, profile), root / "notebooks" / f"{nb}.ipynb", path)
+    return profile, prof, todo
 
 
 RECORDER_TAG = "ksl-run-recorder"
@@ -162,19 +167,12 @@ def relabel(profile: str, root: Path | None = None) -> list[Path]:
     return done
 
 
-def run_profile(profile: str, only: list[str] | None = None, root: Path | None = None,
+def run_profile(spec: str, only: list[str] | None = None, root: Path | None = None,
                 progress: bool = True) -> list[Path]:
     import papermill as pm
 
-
     root = root or repo_root()
-    prof = load_profile(profile, root)
-    only = [name.strip() for item in (only or []) for name in item.split(",") if name.strip()]   # a,b or repeated
-    available = [nb for nb in ORDER if nb in prof["notebooks"]]
-    todo = [nb for nb in available if not only or nb in only]
-    if only and set(only) - set(todo):
-        raise KSLError(f"profile {profile} has no notebook {sorted(set(only) - set(todo))}",
-                       f"choose from {', '.join(available)}")
+    profile, prof, todo = plan(spec, only, root)
     out_dir = root / "book" / "results" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KSL_RUNS", str(root / "runs"))
@@ -182,11 +180,6 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
     for nb in todo:
         src = root / "notebooks" / f"{nb}.ipynb"
         params = notebook_parameters(prof, nb, profile)
-        declared = pm.inspect_notebook(str(src))
-        unknown = set(params) - set(declared)
-        if unknown:
-            raise KSLError(f"profile {profile} passes {sorted(unknown)} to {nb}, which has no such parameter",
-                           f"use the notebook's parameters: {', '.join(declared)}")
         # Executed outside the book's source tree until finished, so a book build never sees a half notebook.
         tmp = root / ".ksl-partial" / f"{profile}-{nb}.ipynb"
         tmp.parent.mkdir(exist_ok=True)
@@ -197,8 +190,11 @@ def run_profile(profile: str, only: list[str] | None = None, root: Path | None =
         log.unlink(missing_ok=True)
         staged = tmp.with_suffix(".in.ipynb")
         with_recorder(src, staged, log)
+        # The kernel's log says, on every notebook, that it talks to papermill over TCP without encryption:
+        # both ends are this machine's loopback, so only its errors are shown.
         pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
-                            progress_bar=progress, kernel_name="python3")
+                            progress_bar=progress, kernel_name="python3",
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
         staged.unlink(missing_ok=True)
         final = out_dir / f"{nb}.ipynb"
         used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []

@@ -31,7 +31,7 @@ import pandas as pd
 from ..method import certify, data, models, prompts
 from ..method.bootstrap import percentile_interval, resamples
 from ..method.errors import KSLError
-from ..method.runs import Run, write_json
+from ..method.runs import Run, releases_locks, write_json
 from ..method.tuned import TunedRun
 from .arms import Arm, Trunk, plan
 from .protocol import Protocol
@@ -171,6 +171,7 @@ def certified(contexts: pd.DataFrame, certs: pd.DataFrame, n: int, alpha: float)
     return t
 
 
+@releases_locks
 def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: float, steps: int,
                seeds: list[int], sentences: int, positions: int, sigmas: list[float], n0: int, n: int,
                cert_alpha: float, cover: float | None = 0.5, template: str = "explicit", rule: str = "bh",
@@ -193,7 +194,7 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
                   template=template, sentences=sentences, positions=positions, sigmas=sorted(sigmas), cover=cover,
                   n0=n0, n=n, cert_alpha=cert_alpha)
     run = Run("cert", params)
-    if not run.done:
+    if run.claim():
         work = run.start()
         lm = models.load(model, untie_head=True, progress=progress)
         ctx = _contexts(lm.tokenizer, pair, template, sentences, positions)

@@ -1,0 +1,127 @@
+"""Profile files a user can write: where they are looked up, and the schema they are checked against before
+anything runs or any folder is created.
+
+A profile is YAML with ``notebooks:`` (required: notebook name -> its parameters), ``common:`` (parameters
+every notebook gets) and ``description:``. ``--profile NAME`` is looked up as ``profiles/NAME.yaml`` in the
+current folder, then in the checkout; ``--profile path/to/mine.yaml`` is that file. Every parameter must
+be one the notebook declares (papermill's ``parameters`` cell), of the type of its default there.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from ..method.errors import KSLError
+from ..study.design import Design
+
+ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket",
+         "six_pairs", "certification",
+         "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
+         "paper_vs_study"]
+# plumbing: pages quarantined in the book (report.profiles labels them); protocol: the fair test's design
+# (kslottery.study.design.Design, checked key by key when the profile is read).
+KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict}
+REQUIRED = ("notebooks",)
+
+
+def find_profile(spec: str, root: Path) -> Path:
+    """The profile file: a path given as such (it ends in .yaml / .yml or names a folder), else
+    ``profiles/<spec>.yaml`` in the current folder, then in the checkout ``root``."""
+    if spec.endswith((".yaml", ".yml")) or "/" in spec:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise KSLError(f"profile file {path} does not exist", "check the path, or pass a profile NAME")
+        return path
+    places = list(dict.fromkeys([Path.cwd().resolve() / "profiles", root.resolve() / "profiles"]))
+    for folder in places:
+        if (folder / f"{spec}.yaml").is_file():
+            return folder / f"{spec}.yaml"
+    have = sorted({p.stem for folder in places for p in folder.glob("*.yaml")})
+    raise KSLError(f"unknown profile {spec!r} (looked for {spec}.yaml in {' and '.join(map(str, places))})",
+                   f"use one of {', '.join(have) or '(none)'}, or pass --profile path/to/{spec}.yaml")
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _same_kind(value, default) -> bool:
+    """A profile value fits a notebook parameter whose default is ``default``: numbers are interchangeable
+    (``epochs: 1`` for a default of 1.0), None fits anything (it means "all" or "off" in the notebooks)."""
+    if value is None or default is None:
+        return True
+    number = (int, float)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, number):
+        return isinstance(value, number)
+    return isinstance(value, type(default))
+
+
+def declared_parameters(notebook: Path) -> dict[str, object]:
+    """The notebook's parameters and their defaults (None where the default is not a literal)."""
+    import papermill as pm
+
+    out = {}
+    for name, p in pm.inspect_notebook(str(notebook)).items():
+        try:
+            out[name] = ast.literal_eval(p["default"])
+        except (ValueError, SyntaxError):
+            out[name] = None
+    return out
+
+
+def check_schema(prof, path: Path) -> dict:
+    """Top-level keys, their types, notebook names."""
+    if not isinstance(prof, dict):
+        raise KSLError(f"profile {path} is not a mapping of keys", f"write {', '.join(KEYS)} at the top level")
+    unknown = sorted(set(prof) - set(KEYS))
+    if unknown:
+        raise KSLError(f"profile {path} has unknown key{'s' if len(unknown) > 1 else ''} {unknown}",
+                       f"use {', '.join(KEYS)} (notebooks is required)")
+    missing = [k for k in REQUIRED if k not in prof]
+    if missing:
+        raise KSLError(f"profile {path} has no {' or '.join(missing)} key",
+                       f"add notebooks: with one or more of {', '.join(ORDER)}")
+    for key, kind in KEYS.items():
+        if key in prof and not isinstance(prof[key], kind) and not (key == "common" and prof[key] is None):
+            raise KSLError(f"profile {path}: {key} is {_type_name(prof[key])}, not {_type_name(kind())}",
+                           f"write {key}: as {_type_name(kind())}")
+    for nb, params in prof["notebooks"].items():
+        if nb not in ORDER:
+            raise KSLError(f"profile {path} names unknown notebook {nb!r}", f"use {', '.join(ORDER)}")
+        if params is not None and not isinstance(params, dict):
+            raise KSLError(f"profile {path}: notebooks.{nb} is {_type_name(params)}, not a mapping",
+                           f"write the parameters of {nb} as name: value lines under it")
+    return prof
+
+
+def check_parameters(params: dict, notebook: Path, path: Path) -> None:
+    """Every parameter a profile passes to a notebook is one the notebook declares, of its default's kind."""
+    declared = declared_parameters(notebook)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise KSLError(f"profile {path} passes {unknown} to {notebook.stem}, which has no such parameter",
+                       f"use the notebook's parameters: {', '.join(declared)}")
+    for name, value in params.items():
+        if not _same_kind(value, declared[name]):
+            raise KSLError(f"profile {path}: {notebook.stem}.{name} is {_type_name(value)} ({value!r}), "
+                           f"but the notebook's default is {_type_name(declared[name])} ({declared[name]!r})",
+                           f"give {name} as {_type_name(declared[name])}")
+
+
+def read_profile(path: Path) -> dict:
+    try:
+        prof = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise KSLError(f"profile {path} is not valid YAML{where}", "fix the YAML syntax") from None
+    prof = check_schema(prof, path)
+    if "protocol" in prof:
+        Design.from_profile(prof)   # a misspelled or mistyped design key is one line before anything runs
+    return prof
