@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from kslottery.method import baselines, data, models, tuning
+from kslottery.method.errors import KSLError
 from kslottery.study import fair
 from kslottery.study.design import ARMS, Design
 from kslottery.study.protocol import Protocol
@@ -60,6 +61,11 @@ def test_learning_rate_selection_never_reads_devtest(flores_dir, tmp_path, monke
     # and the scores it chose on are the held-out dev pairs, after the 8 training pairs
     rec = proto.score(train(0.01, 0)["path"], split="dev", offset=8, limit=3)
     assert rec["config"]["offset"] == 8 and "dev" in rec["data"]["name"] and "[8:]" in rec["data"]["name"]
+    # the eval run's typed readers read what record.json holds
+    assert rec.chrf("first_line") == rec["scores"]["first_line"]["chrf++"]["score"]
+    assert rec.eos_rate == rec["termination"]["eos_rate"] and len(rec.hypotheses()["whole"]) == 3
+    with pytest.raises(KSLError, match="no extraction rule 'last_line'"):
+        rec.chrf("last_line")
 
 
 @pytest.mark.slow

@@ -86,3 +86,21 @@ def test_paper_ticket_carried_into_smollm2_by_text():
     assert tok.decode(t.ids[:1]) in {text for text in ticket.PAPER_TICKET_TEXT["cat_Latn"].values()}
     with pytest.raises(KSLError, match="no decoded paper ticket for 'deu_Latn'"):
         ticket.paper_ticket_mapped("deu_Latn", tok)
+
+
+def test_a_discovery_record_reads_its_tickets_without_building_file_names(flores_dir, tmp_path):
+    from kslottery.method.discovery import DiscoveryConfig, discover
+    from kslottery.method.errors import KSLError
+    from kslottery.method.ticket import Ticket
+    from kslottery.method.tuning import TuneConfig, tune
+
+    run = tune(TuneConfig(model="tiny:smollm2-135m", limit=8, batch_size=4, lr=1e-2), runs_dir=tmp_path,
+               progress=False)
+    for found in (discover(DiscoveryConfig(tuned=run["path"], k=5), runs_dir=tmp_path),
+                  discover(DiscoveryConfig(tuned=run["path"], k=5), runs_dir=tmp_path)):   # computed, then reused
+        t = found.ticket("topk-5")
+        assert isinstance(t, Ticket) and t.ids == found.ids("topk-5") and len(t.ids) == 5
+        assert found.ticket_file("topk-5").endswith("ticket-topk-5.json")
+        with pytest.raises(KSLError, match="no ticket 'topk-18'"):
+            found.ticket("topk-18")
+    assert found["reused"]

@@ -13,7 +13,7 @@ from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
 from .runs import Run, releases_locks
-from .ticket import SIGNIFICANCE_RULES, ks_from_rows, make_ticket, tokenizer_fingerprint
+from .ticket import SIGNIFICANCE_RULES, Ticket, ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
 
 
@@ -37,7 +37,7 @@ def check(cfg: DiscoveryConfig) -> None:
 
 
 @releases_locks
-def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
+def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRecord:
     check(cfg)
     tuned = TunedRun(cfg.tuned)
     rows = tuned.rows()
@@ -48,7 +48,7 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name}
     run = Run("ks", params, runs_dir)
     if not run.claim():   # finished (or finished while this process waited for its lock)
-        return {**run.record(), "reused": True, "path": str(run.path)}
+        return DiscoveryRecord({**run.record(), "reused": True, "path": str(run.path)})
     work = run.start()   # the run's wall-clock starts here, so that it counts the KS test itself
     if tokenizer is None:
         tokenizer = tuned.tokenizer()
@@ -71,4 +71,23 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> dict:
               "tickets": {n: {"size": len(t), "ids": t.ids, "tokens": t.tokens, "file": f"ticket-{n}.json"}
                           for n, t in tickets.items()}}
     path = run.finish(record)
-    return {**record, "run": run.name, "reused": False, "path": str(path)}
+    return DiscoveryRecord({**record, "run": run.name, "reused": False, "path": str(path)})
+
+
+class DiscoveryRecord(dict):
+    """A finished ks run's record (the dict ``record.json`` holds) with readers for its tickets, so that no
+    caller builds a ticket's file name: ``.ticket("bh-0.05")``, ``.ticket_file("topk-18")``, ``.ids(...)``."""
+
+    def _entry(self, name: str) -> dict:
+        if name not in self["tickets"]:
+            raise KSLError(f"ks run {self.get('run')} has no ticket {name!r}", f"use one of {', '.join(self['tickets'])}")
+        return self["tickets"][name]
+
+    def ticket_file(self, name: str) -> str:
+        return str(Path(self["path"]) / self._entry(name)["file"])
+
+    def ticket(self, name: str) -> Ticket:
+        return Ticket.load(self.ticket_file(name))
+
+    def ids(self, name: str) -> list[int]:
+        return list(self._entry(name)["ids"])

@@ -103,7 +103,7 @@ def _load_done(path) -> dict[int, generate.Continuation]:
 
 
 @releases_locks
-def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) -> dict:
+def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) -> EvalRecord:
     """Score ``config`` and return its record; reuse the run directory when it is complete.
 
     ``lm``: a loaded model to use (it must be ``config.model``), or a function returning one, called only
@@ -121,7 +121,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
             revisions["prefix_in_cache"] = True
     run = Run("eval", params, runs_dir, seed=config.seed, revisions=revisions)
     if not run.claim():   # finished (or finished while this process waited for its lock)
-        return {**run.record(), "reused": True, "path": str(run.path)}
+        return EvalRecord({**run.record(), "reused": True, "path": str(run.path)})
     if callable(lm):
         lm = lm()
     if lm is None:
@@ -153,7 +153,34 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
         "files": [str(Path(f).resolve()) for f in (config.test_file, config.source_file, config.target_file) if f]},
         **record}
     path = run.finish(record)
-    return {**record, "run": run.name, "reused": False, "path": str(path)}
+    return EvalRecord({**record, "run": run.name, "reused": False, "path": str(path)})
+
+
+class EvalRecord(dict):
+    """A finished eval run's record, with typed readers for what the study reads from it (it stays the dict
+    ``record.json`` holds, so code and tests that read keys keep working)."""
+
+    def chrf(self, rule: str = "whole") -> float:
+        return self._score(rule, "chrf++")
+
+    def bleu(self, rule: str = "whole") -> float:
+        return self._score(rule, "bleu")
+
+    def mean_words(self, rule: str = "whole") -> float:
+        return self["scores"][rule]["mean_words"]
+
+    @property
+    def eos_rate(self) -> float:
+        return self["termination"]["eos_rate"]
+
+    def hypotheses(self) -> dict[str, list[str]]:
+        return hypotheses(self)
+
+    def _score(self, rule: str, metric: str) -> float:
+        if rule not in self["scores"]:
+            raise KSLError(f"eval run {self.get('run')} has no extraction rule {rule!r}",
+                           f"use one of {', '.join(self['scores'])}")
+        return self["scores"][rule][metric]["score"]
 
 
 def hypotheses(record: dict) -> dict[str, list[str]]:

@@ -282,7 +282,7 @@ class Run:
         return True
 
     def release(self) -> None:
-        """Let go of the run's lock (finish and abandon do; a caller that gives up after claim may)."""
+        """Let go of the run's lock (finish does; a caller that gives up after claim may)."""
         _let_go(self.root / LOCKS / f"{self.name}.lock")
 
     def start(self) -> Path:
@@ -306,11 +306,6 @@ class Run:
         os.rename(self.work, self.path)
         self.release()
         return self.path
-
-    def abandon(self) -> None:
-        """Remove the work folder when nothing useful for a resume is in it."""
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.release()
 
     def record(self) -> dict:
         return json.loads((self.path / "record.json").read_text())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from itertools import combinations
-from pathlib import Path
 
 import pandas as pd
 
@@ -76,9 +75,9 @@ def termination(p: Protocol, plan, n: int = 1000) -> pd.DataFrame:
         rec = p.score(b.path, **b.score)
         term = rec["termination"]
         row = {"arm": arm, "seed": seed, "eos_rate": term["eos_rate"], "cap_rate": term["cap_rate"],
-               "mean_words": rec["scores"]["whole"]["mean_words"], "run": rec["run"]}
+               "mean_words": rec.mean_words(), "run": rec["run"]}
         for rule in RULES:
-            row[f"chrf++ {rule}"] = rec["scores"][rule]["chrf++"]["score"]
+            row[f"chrf++ {rule}"] = rec.chrf(rule)
         if arm != "base":
             dec = metrics.gain_decomposition(base, evaluate.hypotheses(rec), refs, tgt, n=n)
             for rule in RULES:
@@ -118,16 +117,16 @@ def template_transfer(p: Protocol, lr_embed: float, lr_rows: float, k: int, temp
     emb = p.tune(mode="embed", lr=lr_embed, seed=seed)
     ticket = discover(DiscoveryConfig(tuned=emb["path"], k=k))
     trained[f"embed ({p.template})"] = emb
-    trained[f"KS top-{k} ({p.template})"] = p.tune(mode="rows", ticket=str(Path(ticket["path"]) / f"ticket-topk-{k}.json"),
+    trained[f"KS top-{k} ({p.template})"] = p.tune(mode="rows", ticket=ticket.ticket_file(f"topk-{k}"),
                                                    lr=lr_rows, seed=seed)
     trained["embed (sampled paraphrases)"] = p.tune(mode="embed", lr=lr_embed, seed=seed, template="sampled-paraphrases")
     rows = []
     for label, run in trained.items():
         for t in templates:
             rec = p.score(run["path"] if run else None, template=t)
-            rows.append({"trained": label, "template": t, "chrf++ whole": rec["scores"]["whole"]["chrf++"]["score"],
-                         "chrf++ first_line": rec["scores"]["first_line"]["chrf++"]["score"],
-                         "eos_rate": rec["termination"]["eos_rate"], "run": rec["run"]})
+            rows.append({"trained": label, "template": t, "chrf++ whole": rec.chrf("whole"),
+                         "chrf++ first_line": rec.chrf("first_line"),
+                         "eos_rate": rec.eos_rate, "run": rec["run"]})
     df = pd.DataFrame(rows)
     base = df[df["trained"] == "base"].set_index("template")
     for rule in ("whole", "first_line"):

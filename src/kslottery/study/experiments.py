@@ -111,8 +111,8 @@ def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit:
                                                            batch_size=eval_batch_size, drop_finished=drop_finished),
                                        progress=progress)
                 for rule in ("whole", "first_line"):
-                    row[f"chrf++ ({rule})"] = ev["scores"][rule]["chrf++"]["score"]
-                row["eos_rate"] = ev["termination"]["eos_rate"]
+                    row[f"chrf++ ({rule})"] = ev.chrf(rule)
+                row["eos_rate"] = ev.eos_rate
                 row["eval_run"] = ev["run"]
             rows.append(row)
     return pd.DataFrame(rows), curves

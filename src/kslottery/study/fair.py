@@ -39,7 +39,7 @@ def dev_score(proto: Protocol, design: Design) -> Callable[[str], float]:
     """chrF++ (whole continuation) of a run on the held-out dev pairs: dev[train_pairs:][:dev_sentences]."""
     def score(path: str) -> float:
         rec = proto.score(path, split="dev", offset=design.dev_offset(), limit=design.dev_sentences)
-        return rec["scores"]["whole"]["chrf++"]["score"]
+        return rec.chrf("whole")
     return score
 
 
@@ -88,9 +88,9 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
         rec = proto.score(b.path)
         hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
         rows.append({"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None,
-                     "chrf++ whole": rec["scores"]["whole"]["chrf++"]["score"],
-                     "chrf++ first_line": rec["scores"]["first_line"]["chrf++"]["score"],
-                     "eos_rate": rec["termination"]["eos_rate"], "run": rec["run"],
+                     "chrf++ whole": rec.chrf("whole"),
+                     "chrf++ first_line": rec.chrf("first_line"),
+                     "eos_rate": rec.eos_rate, "run": rec["run"],
                      "trained": b.run["run"] if b.run else None,
                      "lr": (b.run or {}).get("config", {}).get("lr"), "ticket": b.ticket})
     return {"selection": selection, "lrs": lrs, "scores": pd.DataFrame(rows), "hyps": hyps, "refs": bitext.tgt,

@@ -90,9 +90,9 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
         hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
         row = {"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None}
         for rule_ in ("whole", "first_line"):
-            row[f"chrf++ {rule_}"] = rec["scores"][rule_]["chrf++"]["score"]
-        row.update(bleu=rec["scores"]["whole"]["bleu"]["score"], eos_rate=rec["termination"]["eos_rate"],
-                   mean_words=rec["scores"]["whole"]["mean_words"],
+            row[f"chrf++ {rule_}"] = rec.chrf(rule_)
+        row.update(bleu=rec.bleu(), eos_rate=rec.eos_rate,
+                   mean_words=rec.mean_words(),
                    trainable_params=(b.run or {}).get("train", {}).get("n_trainable", 0), run=rec["run"],
                    trained=b.run["run"] if b.run else None)
         rows.append(row)
@@ -191,8 +191,8 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
             branches = plan(trunk, PAIR_ARMS[:2])
         for b in branches:
             rec = proto.score(b.path)
-            row[f"chrf++ {b.arm}"] = rec["scores"]["whole"]["chrf++"]["score"]
-            row[f"chrf++ first line, {b.arm}"] = rec["scores"]["first_line"]["chrf++"]["score"]
+            row[f"chrf++ {b.arm}"] = rec.chrf("whole")
+            row[f"chrf++ first line, {b.arm}"] = rec.chrf("first_line")
         counts = trunk.counts(seed)
         every = set.intersection(*(set(e["input_ids"]) for e in trunk.seen(seed)))
         tickets[pair], shared[pair] = ticket, sorted(every & set(ticket))
