@@ -21,7 +21,8 @@ help:
 	@echo "make test      lint (ruff), the test suite, the smoke notebooks under nbval, the book in a browser (CI)"
 	@echo "make test-fast the unit tests only (no notebooks, book, browser or subprocess CLI runs)"
 	@echo "make baseline  the base model on 200 sentences per pair, en->ca and en->de (a first look)"
-	@echo "make book      build the book from the executed notebooks under book/results/ (offline, -W)"
+	@echo "make book      build the book from the executed notebooks under book/results/ (offline, -W);"
+	@echo "               make book PROFILE=mine builds a book of your own profile's pages"
 	@echo "make goldens   re-execute the smoke profile: book/results/smoke/ is what nbval checks"
 	@echo "make install   create .venv with every dependency"
 	@echo "make browser   install headless Chromium and ChromeDriver for the browser test (Debian packages)"
@@ -70,8 +71,9 @@ baseline: install
 	$(BIN)/kslottery evaluate --model gemma3-270m --pair eng_Latn-deu_Latn --template explicit --split devtest --limit 200
 
 # The book: the executed notebooks under book/results/, built offline; warnings fail the build.
+# PROFILE=mine: a book of that profile's executed pages instead (kslottery book --profile mine).
 book: install
-	$(BIN)/jupyter-book build book/ -W -n --keep-going
+	$(if $(PROFILE),$(BIN)/kslottery book --profile $(PROFILE),$(BIN)/jupyter-book build book/ -W -n --keep-going)
 
 # The nbval goldens are the smoke profile's executed notebooks in the book: re-execute them.
 goldens: install

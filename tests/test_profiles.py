@@ -325,3 +325,33 @@ def test_a_profiles_protocol_block_is_checked_when_the_profile_is_read(tmp_path)
         read_profile(path)
     path.write_text("protocol:\n  seeds: [0, 1]\n  secondary_seeds: [0, 1]\n  full_seeds: [0]\nnotebooks:\n  fair_test: {}\n")
     assert read_profile(path)["protocol"]["seeds"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_a_profile_a_user_wrote_runs_and_builds_its_own_book(tmp_path, monkeypatch):
+    """End to end from a temporary project: the user's profile file, `kslottery run` on it (the real notebook,
+    the tiny model), then `kslottery book` on it: a book whose landing page names the profile and whose page is
+    the executed notebook."""
+    import shutil
+
+    from kslottery.report import profile_book
+
+    root = tmp_path / "project"
+    for folder in ("notebooks", "book/_vendor"):
+        (root / folder).mkdir(parents=True)
+    shutil.copy(results.repo_root() / "notebooks" / "baseline_and_prompts.ipynb", root / "notebooks")
+    shutil.copytree(results.repo_root() / "book" / "_vendor", root / "book" / "_vendor", dirs_exist_ok=True)
+    shutil.copy(results.repo_root() / "_config.yml", root)
+    (root / "profiles").mkdir()
+    (root / "profiles" / "mine.yaml").write_text(
+        "description: my own check\ncommon:\n  model: tiny:smollm2-135m\nnotebooks:\n  baseline_and_prompts:\n"
+        "    pairs: [eng_Latn-cat_Latn]\n    templates: [explicit]\n    limit: 2\n    max_new_tokens: 4\n")
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(KSLError, match="has no executed pages"):
+        profile_book.build("mine", root=root)
+    profiles.run_profile("mine", root=root, progress=False)
+    html = profile_book.build("mine", root=root)
+    index = (html / "index.html").read_text()
+    assert "Profile" in index and "mine" in index and "my own check" in index
+    assert (html / "results" / "mine" / "baseline_and_prompts.html").exists()
+    assert (html / "results" / "mine" / "provenance.html").exists()

@@ -103,6 +103,14 @@ def cmd_run(ns) -> int:
     return 0
 
 
+def cmd_book(ns) -> int:
+    from .report.profile_book import build
+
+    html = build(ns.profile)
+    print(f"open {html / 'index.html'}")
+    return 0
+
+
 def cmd_models(ns) -> int:
     from .method import models
 
@@ -174,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("book", help="build a small book of one profile's executed pages (e.g. your own profile)",
+                       description="Build the pages `kslottery run --profile PROFILE` wrote into "
+                       "book/results/PROFILE/ as a book of their own, in _build/profile-PROFILE/ (the study's book, "
+                       "`make book`, shows the default and smoke profiles).")
+    b.add_argument("--profile", required=True, help="a profile name or a path to a profile YAML file")
+    b.set_defaults(func=cmd_book)
 
     m = sub.add_parser("models", help="list presets, or load a model spec and describe it",
                        description="Without SPEC: list the presets. With SPEC: load it (dequantizing and "
