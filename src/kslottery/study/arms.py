@@ -119,7 +119,7 @@ class Trunk:
         if seed not in self._seen:
             cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
                                        **self.embed_options)
-            examples = tuning.encode_all(load_tokenizer(self.protocol.model), tuning.training_bitext(cfg), cfg)
+            examples = tuning.training_examples(cfg)
             self._seen[seed] = (examples, tuning.batch_order(len(examples), cfg))
         return self._seen[seed]
 

@@ -108,7 +108,7 @@ def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[fl
                                 snapshots=tuple(snapshots), checkpoint_every=checkpoint_every)
         rec = tuning.tune(cfg, progress=progress)
         if examples is None:   # the learning rate changes neither the examples nor the batch order
-            examples = tuning.encode_all(models.load_tokenizer(model), tuning.training_bitext(cfg), cfg)
+            examples = tuning.training_examples(cfg)
             batches = tuning.batch_order(len(examples), cfg)
         table = snapshot_table(rec["path"], examples, batches, alpha=alpha)
         tables.append(table.assign(final_loss=rec["train"]["final_loss"], run=rec["run"], path=rec["path"]))
@@ -119,7 +119,7 @@ def training_counts(model: str, pair: str, train_limit: int, template: str = "ex
     """How often each token id occurs in the training inputs of a sweep (prompt and target)."""
 
     cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template)
-    return dict(baselines.token_counts(tuning.encode_all(models.load_tokenizer(model), tuning.training_bitext(cfg), cfg)))
+    return dict(baselines.token_counts(tuning.training_examples(cfg)))
 
 
 def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, template: str = "explicit") -> dict:
@@ -130,7 +130,7 @@ def gradient_scale(model: str, pair: str, train_limit: int, batch_size: int, tem
     cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
                             mode="embed", batch_size=batch_size)
     lm = models.load(model, progress=False)
-    examples = tuning.encode_all(lm.tokenizer, tuning.training_bitext(cfg), cfg)
+    examples = tuning.training_examples(cfg, lm.tokenizer)
     loss_mod, params = trainable.prepare_model(lm, cfg, examples)
     first = tuning.batch_order(len(examples), cfg)[0]
     batch = tuning.collate([examples[i] for i in first], lm.tokenizer.pad_token_id)

@@ -44,7 +44,7 @@ ARMS = (
     ("earliest-seen rows", "rows", "earliest", True),
     ("most frequent rows", "rows", "frequency", False),
     ("frequency-matched rows", "rows", "frequency-matched", False),
-    ("top-18 by D", "rows", "topk:18", False),
+    ("top-18 by D", "rows", "topk:18", True),
     ("<bos> row", "rows", "bos", False),
     ("':' row", "rows", "colon", False),
     ("partial transfer, Adam ticket", "transfer", "ks", False),
@@ -54,6 +54,7 @@ ARMS = (
 PRIMARY = (
     ("embedding tuning", "Adam ticket", "equivalence"),
     ("embedding tuning", "SGD ticket", "equivalence"),
+    ("embedding tuning", "top-18 by D", "equivalence"),      # the paper's headline: 18 rows match the embedding
     ("embedding tuning", "earliest-seen rows", "equivalence"),
 )
 SECONDARY = (
@@ -65,11 +66,11 @@ SECONDARY = (
     ("frequency-matched rows", "Adam ticket", "superiority"),
     ("frequency-matched rows", "SGD ticket", "superiority"),
     ("embedding tuning", "most frequent rows", "equivalence"),
-    ("embedding tuning", "top-18 by D", "equivalence"),     # the paper's headline: 18 rows match the embedding
     ("top-18 by D", "Adam ticket", "superiority"),
     ("<bos> row", "Adam ticket", "superiority"),
     ("':' row", "Adam ticket", "superiority"),
     ("Adam ticket", "partial transfer, Adam ticket", "superiority"),
+    ("SGD ticket", "partial transfer, SGD ticket", "superiority"),
 )
 
 
