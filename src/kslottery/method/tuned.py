@@ -99,6 +99,16 @@ class TunedRun:
     def tokenizer(self):
         return models.load_tokenizer(self.model_spec)
 
+    def train_log(self) -> list[dict]:
+        """One record per optimizer step (step, loss, lr, ...), resumed parts included."""
+        with open(self.path / "train_log.jsonl") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def snapshot_files(self) -> dict[int, Path]:
+        """{step: file} of the embedding snapshots an embed run saved (``--snapshots``), in step order."""
+        files = {int(p.stem[5:]): p for p in (self.path / "snapshots").glob("step-*.safetensors")}
+        return dict(sorted(files.items()))
+
     def apply(self, lm: models.LoadedModel) -> dict:
         """Apply the run to ``lm``, a freshly loaded base model, in place; return the run's record."""
         if self.model_spec not in (None, lm.info.spec):

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from ..method.runs import runs_root
+from ..method.tuned import TunedRun
 from ..study.claims import PAPER
 from ..study.comparison import paired_seeds
 from ..study.results import load_tables
@@ -33,10 +34,9 @@ def scores_match_outputs(table, metric: str = "chrf++") -> bool:
 
 def ks_matches_scipy(tune_path: str | Path, row_id: int, statistic: float, pvalue: float) -> bool:
     """A row's KS statistic and p as scipy.stats.ks_2samp computes them from the run's saved rows."""
-    from safetensors.torch import load_file
     from scipy.stats import ks_2samp
 
-    rows = load_file(Path(tune_path) / "rows.safetensors")
+    rows = TunedRun(tune_path).rows()
     i = rows["ids"].tolist().index(row_id)
     ref = ks_2samp(rows["before"][i].double().numpy(), rows["after"][i].double().numpy())
     return abs(ref.statistic - statistic) < 1e-12 and abs(ref.pvalue - pvalue) <= 1e-9 * max(ref.pvalue, 1e-300)
@@ -44,9 +44,7 @@ def ks_matches_scipy(tune_path: str | Path, row_id: int, statistic: float, pvalu
 
 def changed_rows(tune_path: str | Path) -> int:
     """How many embedding rows an embed run's saved rows file says moved (after != before)."""
-    from safetensors.torch import load_file
-
-    rows = load_file(Path(tune_path) / "rows.safetensors")
+    rows = TunedRun(tune_path).rows()
     return int((rows["after"] != rows["before"]).any(dim=1).sum())
 
 

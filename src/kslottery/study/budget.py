@@ -41,12 +41,11 @@ def snapshot_rows(run_path: str | Path, steps: list[int] | None = None) -> dict[
     import torch
     from safetensors.torch import load_file
 
-    run_path = Path(run_path)
-    snaps = sorted((run_path / "snapshots").glob("step-*.safetensors"), key=lambda p: int(p.stem[5:]))
-    snaps = [p for p in snaps if steps is None or int(p.stem[5:]) in steps]
+    run = TunedRun(run_path)
+    snaps = [p for step, p in run.snapshot_files().items() if steps is None or step in steps]
     if not snaps:
-        raise KSLError(f"{run_path.name} has no snapshots", "tune with --snapshots 8,16,32,... (embed mode)")
-    rows = TunedRun(run_path).rows()
+        raise KSLError(f"{run.name} has no snapshots", "tune with --snapshots 8,16,32,... (embed mode)")
+    rows = run.rows()
     out = {}
     for path in snaps:
         snap = load_file(path)

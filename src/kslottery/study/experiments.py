@@ -6,8 +6,6 @@ and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from ..method import baselines, data, evaluate, metrics, models, prompts, tuning
@@ -119,16 +117,13 @@ def finetune(model: str, pairs: list[str], modes: dict[str, float], train_limit:
 
 
 def loss_curve(tune_path: str) -> pd.DataFrame:
-    return pd.read_json(Path(tune_path) / "train_log.jsonl", lines=True)
+    return pd.DataFrame(TunedRun(tune_path).train_log())
 
 
 def ks_rows(tune_path: str, template: str = "explicit") -> pd.DataFrame:
     """Every changed row: token, KS statistic and p, L2 shift, training frequency, in the prompt template."""
-    from transformers import AutoTokenizer
-
     run = TunedRun(tune_path)
-    rec, rows = run.record, run.rows()
-    tok = AutoTokenizer.from_pretrained(rec["model"]["source"])
+    rec, rows, tok = run.record, run.rows(), run.tokenizer()
     res = ks_from_rows(rows, rec["model"]["vocab_size"])
     ids = rows["ids"].long()
     cfg = tuning.TuneConfig(**{k: v for k, v in rec["config"].items()})
