@@ -89,3 +89,33 @@ def test_every_glued_number_in_a_chapter_exists_on_its_page_and_takes_its_format
             except (ValueError, TypeError, SyntaxError) as e:
                 problems.append(f"{path}::{key} = {values[key]!r} does not take format {fmt!r}: {e}")
     assert not problems, f"{chapter}: " + "; ".join(problems)
+
+
+# Names the book retired, and why: a reader meeting them would read a claim the study does not make.
+RETIRED = {
+    "unpublished": "the paper's theorem, rule and prompt are published; this study could not retrieve them",
+    "seed-to-seed ceiling": "the six pairs' overlap can exceed it: it is a reference",
+    "LLaMA experiment": "the runs are on SmolLM2-135M, a LLaMA-architecture model, not LLaMA",
+}
+
+
+def _prose(path):
+    if path.suffix == ".md":
+        return path.read_text(encoding="utf-8")
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", sorted([*BOOK.glob("*.md"), *(ROOT / "notebooks").glob("*.ipynb")]), ids=lambda p: p.name)
+def test_no_page_uses_a_retired_name(path):
+    text = _prose(path).lower()
+    used = {name: why for name, why in RETIRED.items() if name.lower() in text}
+    assert not used, f"{path.name} uses retired names: {used}"
+
+
+def test_the_glossary_defines_every_ticket_and_verdict_word():
+    glossary = (BOOK / "method.md").read_text(encoding="utf-8").split("## Glossary", 1)[1]
+    for term in ("Adam ticket", "SGD ticket", "Top-18 by D", "earliest-seen rows", "frequency-matched draw",
+                 "random draw", "Partial transfer", "snapshot", "Benjamini–Hochberg", "Collapse", "first-line rule",
+                 "Abstain", "Matches", "reproduced", "inconclusive", "not testable"):
+        assert term in glossary, term
