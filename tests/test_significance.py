@@ -172,7 +172,10 @@ def test_a_budget_without_a_ticket_is_refused_before_any_arm_trains():
 
     trunk = Trunk(Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4),
                   {"embed": 0.001, "rows": 0.001}, {"seeds": [0, 1]}, options={"max_steps": 2})
-    trunk._found = {0: {"tickets": {"bh-0.05": {"ids": [5, 7]}}}, 1: {"tickets": {"bh-0.05": {"ids": []}}}}
+    from kslottery.method.discovery import DiscoveryRecord
+
+    trunk._found = {0: DiscoveryRecord({"tickets": {"bh-0.05": {"ids": [5, 7]}}}),
+                    1: DiscoveryRecord({"tickets": {"bh-0.05": {"ids": []}}})}
     with pytest.raises(KSLError, match=r"seed 1: no row is significant under bh at 0.05 after 2 steps of lr 0.001") as e:
         trunk.require_tickets()
     assert "\n" not in str(e.value) and "budget sweep chose" in str(e.value)

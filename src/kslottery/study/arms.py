@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..method import baselines, tuning
 from ..method.discovery import DiscoveryConfig, discover
@@ -96,7 +97,7 @@ class Trunk:
 
     def ticket(self, seed: int) -> list[int]:
         """The seed's own ticket, in the discovery's order (larger D first)."""
-        return list(self.discovery(seed)["tickets"][self.ticket_name()]["ids"])
+        return self.discovery(seed).ids(self.ticket_name())
 
     def require_tickets(self) -> None:
         """Refuse, before any arm trains, a budget too small for the rule: a seed with an empty ticket."""
@@ -119,7 +120,7 @@ class Trunk:
         if seed not in self._seen:
             cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
                                        **self.embed_options)
-            examples = tuning.training_examples(cfg)
+            examples = tuning.training_examples(cfg, self.tokenizer)
             self._seen[seed] = (examples, tuning.batch_order(len(examples), cfg))
         return self._seen[seed]
 
@@ -133,9 +134,14 @@ class Trunk:
         examples, batches = self.batches(seed)
         return baselines.earliest_ticket(examples, batches, len(self.ticket(seed))).ids
 
+    @cached_property
+    def tokenizer(self):
+        """The model's tokenizer, loaded once per trunk (a 262k-token one costs about a second)."""
+        return load_tokenizer(self.protocol.model)
+
     def token(self, text: str) -> int:
         """The id of a text that the tokenizer encodes as one token (the ':' row)."""
-        ids = load_tokenizer(self.protocol.model).encode(text, add_special_tokens=False)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
             raise KSLError(f"{text!r} is {len(ids)} tokens for {self.protocol.model}", "drop the arm built on it")
         return int(ids[0])
@@ -148,13 +154,9 @@ class Trunk:
         return self._counts[seed]
 
     def bos(self) -> int:
-        if not hasattr(self, "_bos"):   # loading a 262k-token tokenizer costs about a second: once per trunk
-
-            bos = load_tokenizer(self.protocol.model).bos_token_id
-            if bos is None:
-                raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
-            self._bos = int(bos)
-        return self._bos
+        if self.tokenizer.bos_token_id is None:
+            raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
+        return int(self.tokenizer.bos_token_id)
 
 
 def _ks(t: Trunk, s: int, draw: int) -> list[int]:
