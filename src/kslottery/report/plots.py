@@ -293,16 +293,14 @@ def lr_curves(selection: dict):
     fig, axes = plt.subplots(1, len(selection), figsize=(4 * len(selection), 3.2), squeeze=False)
     for ax, (family, sel) in zip(axes[0], selection.items()):
         t = sel["table"]
-        ax.scatter(t["lr"], t["dev chrf++"], s=18, color="0.5", label="one seed")
-        ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0", label="mean")
+        ax.scatter(t["lr"], t["dev chrf++"], s=18, color="0.5")
+        ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0")
         ax.axvline(sel["chosen"], color="C3", linestyle="--")
         grid = sorted(sel["means"].index)
         ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)", title=family)
         ax.set_xticks(grid, [f"{lr:g}" for lr in grid])
         ax.minorticks_off()
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles[:2], labels[:2], loc="lower center", ncol=2, frameon=False)   # the chosen rate: in each title
+    # no legend: the caption says what the dots, the line and the dashes are, and each title names the choice
     for ax, (family, sel) in zip(axes[0], selection.items()):
         ax.set_title(f"{family}: chosen {sel['chosen']:g}")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return finish(fig)
