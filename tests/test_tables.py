@@ -125,3 +125,25 @@ def test_long_text_columns_wrap_between_words_and_short_ones_stay_on_a_line():
     df = pd.DataFrame({"arm": ["embed"], "ticket tokens": [["<bos>", " the", ",", " of", " and", " a", "\n", ":"]]})
     css = " ".join(readable(df).to_html().split())
     assert f"td.col1 {{ {TEXT_STYLE}; }}" in css and "td.col0" not in css
+
+
+def test_a_table_named_by_its_csv_has_a_stable_anchor_and_links_to_its_csv():
+    df = pd.DataFrame({"arm": ["embed"], "chrF++": [31.25]})
+    html = tables.readable(df, caption="Table 2. Scores.", csv="fair_test/scores").to_html()
+    assert '<table id="T_fair_test-scores">' in html
+    assert html.count('id="T_fair_test-scores"') == 1 and tables.anchor("fair_test/scores") == "T_fair_test-scores"
+    assert '<caption>Table 2. Scores. <a class="csv-link" href="tables/fair_test/scores.csv">CSV</a></caption>' in html
+    # the same table twice renders the same anchor (a link written before the run still lands)
+    assert tables.readable(df, csv="fair_test/scores").to_html().count('id="T_fair_test-scores"') == 1
+
+
+def test_self_checks_render_as_a_table_and_read_the_same_every_run():
+    from kslottery.report.checks import SelfChecks
+
+    checks = SelfChecks("profile smoke: 2 seeds", {"scores equal sacrebleu": True, "rows differ": False,
+                                                    "claim recomputed": None})
+    assert repr(checks) == ("Self-checks. profile smoke: 2 seeds\n- scores equal sacrebleu: yes\n- rows differ: NO\n"
+                            "- claim recomputed: not testable")
+    html = checks._repr_html_()
+    assert "<caption>Self-checks. profile smoke: 2 seeds</caption>" in html and html.count("<tr>") == 4
+    assert not checks.all_held and SelfChecks("x", {"a": True, "b": None}).all_held

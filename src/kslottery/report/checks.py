@@ -73,3 +73,37 @@ def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs
         runs = scores[(scores["arm"] == arm) & (scores["rule"] == "whole")]["run"]
         means.append(sum(rescore_chrf(r) for r in runs) / len(runs))
     return [round(m, 1) for m in means] == shown
+
+
+HELD = {True: "yes", False: "NO", None: "not testable"}
+
+
+class SelfChecks:
+    """A page's self-checks as a small table (what was recomputed by another path, and whether it held) under
+    a caption naming what the page holds. Its text form is the same table as lines, stable between runs, so
+    nbval compares the values and not an object's address.
+
+    >>> print(SelfChecks("profile smoke: 2 seeds", {"ticket equals top rows by D": True}))
+    Self-checks. profile smoke: 2 seeds
+    - ticket equals top rows by D: yes
+    """
+
+    def __init__(self, context: str, held: dict[str, bool | None]):
+        self.context = context
+        self.held = {what: None if ok is None else bool(ok) for what, ok in held.items()}
+
+    def __repr__(self) -> str:
+        return "\n".join([f"Self-checks. {self.context}"] + [f"- {w}: {HELD[ok]}" for w, ok in self.held.items()])
+
+    def _repr_html_(self) -> str:
+        import pandas as pd
+
+        from .tables import readable
+
+        df = pd.DataFrame({"recomputed by another path": list(self.held),
+                           "held": [HELD[ok] for ok in self.held.values()]})
+        return readable(df, caption=f"Self-checks. {self.context}").set_uuid("self-checks").to_html()
+
+    @property
+    def all_held(self) -> bool:
+        return all(ok is not False for ok in self.held.values())

@@ -90,13 +90,26 @@ def cell_text(v, precision: int = 2) -> str:
     return str(v)
 
 
-def readable(df, precision: int = 2, formats: dict | None = None, caption: str | None = None):
+def anchor(csv: str) -> str:
+    """The HTML id of a table shown with ``readable(..., csv="notebook/name")``: links to a table land on it."""
+    return "T_" + csv.replace("/", "-")
+
+
+def csv_link(csv: str) -> str:
+    """Where a page's table CSV is published, relative to the page (book/_ext/csv_tables.py copies it there)."""
+    return f"tables/{csv}.csv"
+
+
+def readable(df, precision: int = 2, formats: dict | None = None, caption: str | None = None,
+             csv: str | None = None):
     """A table for a page: no index column, numbers rounded (``formats`` maps a column to its own format,
     e.g. ``{"p": "{:.1e}"}`` for p-values that rounding would show as 0) and set on one line, right-aligned in
     tabular figures; counts as integers, an em dash for a missing value, tokens with visible whitespace, and
     text from the data escaped in cells and headers (a token such as ``<bos>`` is text, not an HTML tag). A
     named index (a groupby or pivot key) becomes columns rather than being hidden; multi-level column labels
-    are joined. ``caption`` (e.g. "Table 2. Ticket sizes per seed") becomes the table's caption."""
+    are joined. ``caption`` (e.g. "Table 2. Ticket sizes per seed") becomes the table's caption. ``csv``
+    ("notebook/name", the name :func:`kslottery.study.results.save_tables` saved the data under) gives the
+    table a stable anchor (:func:`anchor`) and ends its caption with a link to the published CSV."""
     df = df.to_frame() if isinstance(df, pd.Series) else df
     if isinstance(df.columns, pd.MultiIndex):
         df = df.set_axis([" ".join(str(part) for part in c if str(part)) for c in df.columns], axis=1)
@@ -118,6 +131,10 @@ def readable(df, precision: int = 2, formats: dict | None = None, caption: str |
                if c not in numeric and df[c].map(lambda v: len(str(v))).max() > 24}
     if styles:
         styler = styler.set_table_styles(styles, overwrite=False)
+    if csv:
+        styler = styler.set_uuid(anchor(csv)[2:])
+        link = f'<a class="csv-link" href="{csv_link(csv)}">CSV</a>'
+        caption = f"{caption} {link}" if caption else link
     return styler.set_caption(caption) if caption else styler
 
 
