@@ -122,4 +122,5 @@ def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkey
     assert "t 95 % [-0.9, 1.6]" in ticket["this study"] and "SGD ticket: reproduced" in ticket["note"]
     full = t.loc["Embedding tuning matches full fine-tuning"]
     assert full["verdict"] == "not reproduced" and "(secondary)" in full["this study"]
-    assert t.loc["Prefix tuning is clearly weaker", "verdict"] == "not measured"
+    assert t.loc["Prefix tuning is clearly weaker", "verdict"] == claims.NOT_RUN
+    assert ticket["evidence"] == "fair_test/comparisons" and t.loc["Prefix tuning is clearly weaker", "evidence"] == ""

@@ -94,3 +94,16 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert c.loc[c["role"] == "secondary", "p (Holm)"].notna().all() and c["protocol"].eq("fair-v1").all()
     e = fair.exposure(r)
     assert e["Jaccard with earliest-seen rows"].between(0, 1).all() and list(e["seed"]) == [0, 1]
+    # the page's readers: one row per arm, the numbers the prose cites, and self-checks that can fail
+    arms = fair.arm_table(r).set_index("arm")
+    assert arms.loc["full fine-tuning", "seeds"] == 1 and arms.loc["Adam ticket", "seeds"] == 2
+    assert arms.loc["Adam ticket", "chrF++ whole"] == s.loc[s["arm"] == "Adam ticket", "chrf++ whole"].mean()
+    v = fair.headline_values(r, c, e)
+    assert v["adam_ticket_vs_embedding_tuning_diff"] == c.iloc[0]["b - a"] and v["lr_full"] == r["lrs"]["full (chosen)"]
+    assert v["top_18_by_d_vs_embedding_tuning_verdict"] in {"reproduced", "not reproduced", "inconclusive"}
+    assert v["adam_rows_min"] == min(len(r["trunks"]["main"].ticket(seed)) for seed in (0, 1))
+    assert all(type(x) in (int, float, str) for x in v.values())
+    from kslottery.report import checks
+    assert checks.arms_at_chosen_lrs(r) and checks.arm_scores_match_outputs(s)
+    assert not checks.arms_at_chosen_lrs({**r, "lrs": {**r["lrs"], "rows (chosen)": 123.0}})
+    assert not checks.arm_scores_match_outputs(s.assign(**{"chrf++ whole": s["chrf++ whole"] + 0.01}))

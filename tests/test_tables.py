@@ -147,3 +147,14 @@ def test_self_checks_render_as_a_table_and_read_the_same_every_run():
     html = checks._repr_html_()
     assert "<caption>Self-checks. profile smoke: 2 seeds</caption>" in html and html.count("<tr>") == 4
     assert not checks.all_held and SelfChecks("x", {"a": True, "b": None}).all_held
+
+
+def test_claims_link_to_the_table_holding_their_number_and_verdicts_are_marked():
+    t = pd.DataFrame({"claim": ["a", "b"], "verdict": ["not reproduced: the arms differ", "reproduced"],
+                      "evidence": ["fair_test/comparisons", ""]})
+    html = tables.claims_table(t, base="results/default/").to_html()
+    assert '<a class="evidence" href="results/default/fair_test.html#T_fair_test-comparisons">' in html
+    assert html.count("<a ") == 1 and tables.MISSING in html   # no evidence: a dash, not a dead link
+    assert tables.verdict_style("not reproduced: the arms differ").endswith(tables.VERDICT_COLOURS["not reproduced"])
+    assert tables.verdict_style("reproduced").endswith(tables.VERDICT_COLOURS["reproduced"])
+    assert tables.verdict_style(tables.PLUMBING_VERDICT) == "font-weight: 600"

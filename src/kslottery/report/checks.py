@@ -13,6 +13,7 @@ from ..method.runs import runs_root
 from ..method.tuned import TunedRun
 from ..study.claims import PAPER
 from ..study.comparison import paired_seeds
+from ..study.design import ARMS
 from ..study.results import load_tables
 
 
@@ -50,23 +51,25 @@ def changed_rows(tune_path: str | Path) -> int:
 
 def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs_full") -> bool | None:
     """The numbers of the embed-vs-full claim's "this study" cell recomputed with sacrebleu from the eval
-    runs of its source table: from the significance chapter, the paired difference full - embed (mean over
-    seeds of each seed's difference); from the headline, the two arms' means over seeds (whole
-    continuation). None when the claim was not measured."""
-
-
+    runs of its source table: from the fair test or the significance chapter, the paired difference
+    (embedding - full in the fair test, full - embed in the significance chapter; mean over paired seeds);
+    from the headline, the two arms' means over seeds (whole continuation). None when the claim was not
+    measured."""
     row = claims_table[claims_table["claim"] == PAPER[claim_key][0]]
     source = row.iloc[0]["source"] if len(row) else ""
-    if source not in ("significance_ticket", "partial_tuning_18_tokens"):
+    paired = {"fair_test": ("full fine-tuning", "embedding tuning"), "significance_ticket": ("embed", "full")}
+    if source in paired:
+        shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
+        scores = load_tables(profile, source)["scores"]
+        if "rule" in scores:
+            scores = scores[scores["rule"] == "whole"]
+        a, b = (scores[scores["arm"] == arm].set_index("seed")["run"] for arm in paired[source])
+        pairs = paired_seeds(list(a.index), list(b.index))   # the chapter's pairing
+        diff = sum(rescore_chrf(b[y]) - rescore_chrf(a[x]) for x, y in pairs) / len(pairs)
+        return round(diff, 1) == shown
+    if source != "partial_tuning_18_tokens":
         return None
     scores = load_tables(profile, source)["scores"]
-    if source == "significance_ticket":
-        shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
-
-        embed, full = (scores[scores["arm"] == arm].set_index("seed")["run"] for arm in ("embed", "full"))
-        paired = paired_seeds(list(embed.index), list(full.index))   # the chapter's pairing
-        diff = sum(rescore_chrf(full[f]) - rescore_chrf(embed[e]) for e, f in paired) / len(paired)
-        return round(diff, 1) == shown
     shown = [float(x) for x in re.findall(r"-?\d+\.\d", row.iloc[0]["this study"])[:2]]
     means = []
     for arm in ("embed", "full"):
@@ -107,3 +110,22 @@ class SelfChecks:
     @property
     def all_held(self) -> bool:
         return all(ok is not False for ok in self.held.values())
+
+
+def arm_scores_match_outputs(scores) -> bool:
+    """A wide scores table (``chrf++ whole`` / ``chrf++ first_line`` per eval ``run``, as the fair test keeps
+    it) equals sacrebleu on each run's saved outputs, rule by rule."""
+    import pandas as pd
+
+    long = pd.concat([scores[["run"]].assign(rule=rule, **{"chrf++": scores[f"chrf++ {rule}"]})
+                      for rule in ("whole", "first_line")])
+    return scores_match_outputs(long)
+
+
+def arms_at_chosen_lrs(result: dict) -> bool:
+    """Every trained arm of the fair test ran at its family's learning rate chosen on dev (read back from each
+    tune run's own config, not from the plan)."""
+    family = {name: fam for name, fam, _, _ in ARMS}
+    s = result["scores"]
+    trained = s[s["arm"].map(lambda a: family.get(a) in ("embed", "rows", "full"))]
+    return bool(len(trained)) and all(r.lr == result["lrs"][f"{family[r.arm]} (chosen)"] for r in trained.itertuples())

@@ -174,14 +174,42 @@ def slug(name: str) -> str:
 PLUMBING_VERDICT = "none: plumbing test"
 
 
-def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False):
+def evidence_link(evidence: str, base: str = "") -> str:
+    """A claims-table cell "notebook/name" as a link to that table's anchor on the notebook's page (``base``:
+    the path from the page showing the link to the profile's pages, e.g. "results/default/" from the landing
+    page); an empty cell as an em dash."""
+    if not evidence:
+        return MISSING
+    notebook, name = evidence.split("/", 1)
+    return (f'<a class="evidence" href="{base}{notebook}.html#{anchor(evidence)}">'
+            f'{notebook.replace("_", " ")}: {name.replace("_", " ")}</a>')
+
+
+def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False, base: str = ""):
     """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
     index; text cells wrap between words (never inside a number or a word), and a table wider than the column
-    scrolls in its container (book/_vendor/tables.css). A plumbing profile's table (``plumbing``, the smoke
-    profile) carries no verdict words: a tiny random model reproduces nothing and refutes nothing."""
+    scrolls in its container (book/_vendor/tables.css). The ``evidence`` column links each claim to the table
+    that holds its number (:func:`evidence_link`, ``base`` as there). A plumbing profile's table (``plumbing``,
+    the smoke profile) carries no verdict words: a tiny random model reproduces nothing and refutes nothing."""
     if plumbing and "verdict" in table.columns:
         table = table.assign(verdict=PLUMBING_VERDICT)
-    return (readable(table, caption=caption)
-            .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: normal; "
-                                                            "min-width: 6em; max-width: 24em; text-align: left"}],
-                              overwrite=False))
+    styler = (readable(table, caption=caption)
+              .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: normal; "
+                                                              "min-width: 6em; max-width: 24em; text-align: left"}],
+                                overwrite=False))
+    if "evidence" in table.columns:
+        styler = styler.format(lambda v: evidence_link(v, base), subset=["evidence"])
+    if "verdict" in table.columns:
+        styler = styler.map(verdict_style, subset=["verdict"])
+    return styler.set_uuid("claims")
+
+
+# Verdicts marked so the eye finds them (Okabe-Ito hues, light enough for black text), the word always written.
+VERDICT_COLOURS = {"reproduced": "rgba(0, 158, 115, 0.18)", "not reproduced": "rgba(213, 94, 0, 0.18)",
+                   "inconclusive": "rgba(240, 228, 66, 0.35)", "not testable": "rgba(153, 153, 153, 0.18)"}
+
+
+def verdict_style(verdict: str) -> str:
+    """The CSS of a verdict cell: bold, on the verdict's colour (matched on the verdict's first words)."""
+    word = next((w for w in sorted(VERDICT_COLOURS, key=len, reverse=True) if str(verdict).startswith(w)), None)
+    return "font-weight: 600" + (f"; background-color: {VERDICT_COLOURS[word]}" if word else "")

@@ -18,6 +18,8 @@ from .results import load_tables
 TRANSCRIBED = "the paper, as quoted by the independent replication (introduction, reference 2)"
 # The paper states its theorem; this study could not retrieve the paper's text, so cannot test it as stated.
 NOT_RETRIEVED = "not testable as stated: this study could not retrieve the theorem's text"
+# A claim no chapter of the profile measures: the verdict vocabulary's fourth word, with its reason.
+NOT_RUN = "not testable: no chapter of this profile measures it"
 PAPER = {
     "embed_vs_full": ("Embedding tuning matches full fine-tuning", "29.0 vs 27.3 spBLEU (mean of 4 pairs)", TRANSCRIBED),
     "ticket_vs_embed": ("Partial tuning of the KS ticket matches embedding tuning", "27.9 vs 29.0", TRANSCRIBED),
@@ -52,10 +54,10 @@ def _matches(a: float | None, b: float | None, base: float | None) -> bool | Non
 
 
 def _verdict(ok: bool | str | None) -> str:
-    """reproduced / not reproduced / not measured; a string is a verdict with its reason (not testable...)."""
+    """reproduced / not reproduced / not testable; a string is a verdict with its reason (inconclusive...)."""
     if isinstance(ok, str):
         return ok
-    return {True: "reproduced", False: "not reproduced", None: "not measured"}[ok]
+    return {True: "reproduced", False: "not reproduced", None: "not testable: the chapter's measurement is undefined"}[ok]
 
 
 def _headline(add, tables: dict, k: int, **_) -> None:
@@ -180,6 +182,13 @@ PROTOCOLS = {
     "six_pairs": "KS budget (every arm at the budget sweep's lr and steps)",
 }
 NOTEBOOKS = ["baseline_and_prompts", *dict(SOURCES)]
+# The table on each source chapter's page that holds a claim's numbers ("notebook/name": the name it is saved and
+# published under, kslottery.report.tables.readable(csv=...)); the claims table links each row to it.
+EVIDENCE = {
+    "partial_tuning_18_tokens": "scores", "finetune": "table", "ks_ticket_discovery": "tickets",
+    "certification": "rates", "termination_and_templates": "term", "significance_ticket": "comparisons",
+    "six_pairs": "pairs", "fair_test": "comparisons",
+}
 
 
 def claims(profile: str, k: int = 18) -> pd.DataFrame:
@@ -188,11 +197,12 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
     tables = {nb: t for nb in NOTEBOOKS if (t := load_tables(profile, nb)) is not None}
     found = {}
 
-    def add(key, ours, ok, source, note="", protocol=None):
+    def add(key, ours, ok, source, note="", protocol=None, evidence=None):
         claim, paper, origin = PAPER[key]
         found[key] = {"claim": claim, "paper": paper, "paper's number from": origin, "this study": ours,
                       "verdict": _verdict(ok), "source": source, "note": note,
-                      "protocol": protocol or PROTOCOLS.get(source, "")}
+                      "protocol": protocol or PROTOCOLS.get(source, ""),
+                      "evidence": f"{source}/{evidence or EVIDENCE[source]}"}
 
     for notebook, measure in SOURCES:
         if notebook in tables:
@@ -203,7 +213,7 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
             rows.append({"claim": claim, "paper": paper, "paper's number from": origin,
                          "this study": "not measured in this profile",
                          "verdict": NOT_RETRIEVED if key == "certified"
-                         else "not measured", "source": "", "note": "", "protocol": ""})
+                         else NOT_RUN, "source": "", "note": "", "protocol": "", "evidence": ""})
     order = {claim: i for i, (claim, _, _) in enumerate(PAPER.values())}
     return pd.DataFrame(rows).sort_values("claim", key=lambda c: c.map(order), ignore_index=True)
 
@@ -309,5 +319,5 @@ def _fair_stopping(add, s, protocol: str) -> None:
     c = 1 - first / whole
     add("stopping", f"collapse of the Adam ticket's gain: {c:.2f} (whole-continuation gain {whole:+.1f} chrF++)",
         bool(c >= 0.5), "fair_test", "descriptive (no interval): collapse = 1 - gain(first line) / gain(whole)",
-        protocol=protocol)
+        protocol=protocol, evidence="arms")
 

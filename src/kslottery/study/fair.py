@@ -162,3 +162,45 @@ def selection_table(result: dict) -> pd.DataFrame:
             rows.append({"family": family, "lr": lr, "dev chrF++ (mean)": mean, "seeds": len(seeds),
                          "chosen": lr == sel["chosen"]})
     return pd.DataFrame(rows)
+
+
+def arm_table(result: dict) -> pd.DataFrame:
+    """One row per arm: its family's chosen lr, seeds, ticket size, and mean devtest scores over its seeds
+    (whole continuation, first line) with the share of outputs that stopped by themselves."""
+    s = result["scores"]
+    family = {name: fam for name, fam, _, _ in ARMS}
+    rows = []
+    for arm, g in s.groupby("arm", sort=False):
+        rows.append({"arm": arm, "family": family.get(arm, "base"), "lr": g["lr"].dropna().iloc[0]
+                     if g["lr"].notna().any() else None, "seeds": len(g),
+                     "rows": g["rows"].mean() if g["rows"].notna().any() else None,
+                     "chrF++ whole": g["chrf++ whole"].mean(), "chrF++ first line": g["chrf++ first_line"].mean(),
+                     "stops by itself": g["eos_rate"].mean()})
+    return pd.DataFrame(rows)
+
+
+def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFrame) -> dict:
+    """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
+    ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,verdict,seeds}``, each family's chosen lr
+    (``lr_<family>``), the Adam and SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps
+    of the exposure control. Plain Python values."""
+    def slug(text: str) -> str:
+        return "".join(ch if ch.isalnum() else "_" for ch in text.lower().replace("'", "")).strip("_")
+
+    out = {}
+    for _, r in comps.iterrows():
+        key = f"{slug(r['b'])}_vs_{slug(r['a'])}"
+        out |= {f"{key}_diff": float(r["b - a"]), f"{key}_verdict": str(r["verdict"]), f"{key}_seeds": int(r["seeds"]),
+                f"{key}_boot_lo": float(r["bootstrap 95 %"][0]), f"{key}_boot_hi": float(r["bootstrap 95 %"][1]),
+                f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1])}
+    out |= {f"lr_{family}": float(sel["chosen"]) for family, sel in result["selection"].items()}
+    s = result["scores"]
+    for arm, key in (("Adam ticket", "adam"), ("SGD ticket", "sgd")):
+        rows = s.loc[s["arm"] == arm, "rows"].dropna()
+        if len(rows):
+            out |= {f"{key}_rows_min": int(rows.min()), f"{key}_rows_max": int(rows.max())}
+    for col in exposure_table.columns:
+        if col.startswith("Jaccard with "):
+            out[f"jaccard_{slug(col.removeprefix('Jaccard with '))}"] = float(exposure_table[col].mean())
+    out["arms_scored"] = int(len(s))
+    return out
