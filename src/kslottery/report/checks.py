@@ -15,6 +15,7 @@ from ..study.claims import PAPER
 from ..study.comparison import paired_seeds
 from ..study.design import ARMS
 from ..study.results import load_tables
+from .tables import readable
 
 
 def rescore_chrf(run_name: str, rule: str = "whole") -> float:
@@ -100,8 +101,6 @@ class SelfChecks:
 
     def _repr_html_(self) -> str:
         import pandas as pd
-
-        from .tables import readable
 
         df = pd.DataFrame({"recomputed by another path": list(self.held),
                            "held": [HELD[ok] for ok in self.held.values()]})
