@@ -102,6 +102,7 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert v["adam_ticket_vs_embedding_tuning_diff"] == c.iloc[0]["b - a"] and v["lr_full"] == r["lrs"]["full (chosen)"]
     assert v["top_18_by_d_vs_embedding_tuning_verdict"] in {"reproduced", "not reproduced", "inconclusive"}
     assert v["adam_rows_min"] == min(len(r["trunks"]["main"].ticket(seed)) for seed in (0, 1))
+    assert v["mean_base"] == s.loc[s["arm"] == "base", "chrf++ whole"].mean()
     assert all(type(x) in (int, float, str) for x in v.values())
     from kslottery.report import checks
     assert checks.arms_at_chosen_lrs(r) and checks.arm_scores_match_outputs(s)

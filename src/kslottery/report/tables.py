@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from ..study.results import _runs_file, book_dir
+from ..study.results import _runs_file, book_dir, slug  # noqa: F401 (slug: the notebooks' glue keys)
 
 
 def publish(profile: str, notebook: str, root: Path | None = None) -> list[Path]:
@@ -163,12 +162,6 @@ def glue_numbers(values: dict) -> dict:
         clean[key] = value
         glue(key, value, display=False)
     return clean
-
-
-def slug(name: str) -> str:
-    """A glue key from an arm or table label: "':' row" -> "colon_row", "BOS+EOS rows" -> "bos_plus_eos_rows"."""
-    name = name.lower().replace(":", " colon ").replace("+", " plus ")
-    return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
 
 
 PLUMBING_VERDICT = "none: plumbing test"

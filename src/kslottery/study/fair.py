@@ -19,6 +19,7 @@ from .arms import Arm, Trunk, plan
 from .comparison import compare, paired_seeds
 from .design import ARMS, PRIMARY, SECONDARY, Design
 from .protocol import Protocol
+from .results import slug
 from .verdicts import equivalence, holm, superiority, t_interval, t_p_value, union
 
 
@@ -182,11 +183,9 @@ def arm_table(result: dict) -> pd.DataFrame:
 def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFrame) -> dict:
     """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
     ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,verdict,seeds}``, each family's chosen lr
-    (``lr_<family>``), the Adam and SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps
-    of the exposure control. Plain Python values."""
-    def slug(text: str) -> str:
-        return "".join(ch if ch.isalnum() else "_" for ch in text.lower().replace("'", "")).strip("_")
-
+    (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the Adam and
+    SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control. Plain
+    Python values."""
     out = {}
     for _, r in comps.iterrows():
         key = f"{slug(r['b'])}_vs_{slug(r['a'])}"
@@ -195,6 +194,7 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
                 f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1])}
     out |= {f"lr_{family}": float(sel["chosen"]) for family, sel in result["selection"].items()}
     s = result["scores"]
+    out |= {f"mean_{slug(arm)}": float(g.mean()) for arm, g in s.groupby("arm", sort=False)["chrf++ whole"]}
     for arm, key in (("Adam ticket", "adam"), ("SGD ticket", "sgd")):
         rows = s.loc[s["arm"] == arm, "rows"].dropna()
         if len(rows):

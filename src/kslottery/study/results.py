@@ -10,6 +10,7 @@ Cells holding lists (intervals, token ids) are written to CSV as JSON text and r
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -61,3 +62,9 @@ def load_tables(profile: str, notebook: str, root: Path | None = None) -> dict[s
     if not files:
         return None
     return {p.stem: pd.read_csv(p).map(_parse) for p in files}
+
+
+def slug(name: str) -> str:
+    """A glue key from an arm or table label: "':' row" -> "colon_row", "BOS+EOS rows" -> "bos_plus_eos_rows"."""
+    name = name.lower().replace(":", " colon ").replace("+", " plus ")
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
