@@ -139,6 +139,19 @@ class Design:
         primary = next(p for name, _, _, p in ARMS if name == arm)
         return self.full_seeds if family == "full" else (self.seeds if primary else self.secondary_seeds)
 
+    def settings(self) -> list[dict]:
+        """The design as a reader's table: one row per setting, its value written out (grids and seed lists in
+        full) and what it means (the field's help text)."""
+        def text(v) -> str:
+            if isinstance(v, dict):
+                return "; ".join(f"{k}: {text(x)}" for k, x in v.items())
+            if isinstance(v, (tuple, list)):
+                return ", ".join(text(x) for x in v)
+            return f"{v:g}" if isinstance(v, float) else str(v)
+
+        return [{"setting": f.name.replace("_", " "), "value": text(getattr(self, f.name)),
+                 "meaning": f.metadata["help"]} for f in dataclasses.fields(self)]
+
     def dev_offset(self) -> int:
         """Held-out dev pairs start right after the training pairs."""
         return self.train_pairs
