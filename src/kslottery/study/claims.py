@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .results import load_tables
+from .verdicts import union
 
 # (claim, the number claimed, where that number comes from) in the paper's order. The paper's numbers
 # reach this study through an independent replication's transcription (the notes, section 2, mark them
@@ -136,9 +137,11 @@ def _certified(add, tables: dict, **_) -> None:
             f"the smoothed model keeps the model's prediction at {hi['smoothed = model']:.0%} of contexts; at "
             f"sigma {lo['sigma']:g} ({lo['smoothed = model']:.0%} kept) {lo['certified']:.0%}, with "
             f"{lo['below ceiling']:.0%} of contexts below the ceiling")
-    add("certified", ours, NOT_RETRIEVED, "certification",
+    brief = (f"certified agreement {hi['certified']:.0%} [{hi['certified ci95 low']:.0%}, "
+             f"{hi['certified ci95 high']:.0%}] at σ {hi['sigma']:g}")
+    add("certified", ours, NOT_RETRIEVED, "certification", brief=brief, note=(
         "what the study's own certificate (randomized smoothing) shows for the paper's object; the chapter "
-        "computes its limits before sampling")
+        "computes its limits before sampling"))
 
 
 def _audit(add, tables: dict, k: int, **_) -> None:
@@ -197,9 +200,10 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
     tables = {nb: t for nb in NOTEBOOKS if (t := load_tables(profile, nb)) is not None}
     found = {}
 
-    def add(key, ours, ok, source, note="", protocol=None, evidence=None):
+    def add(key, ours, ok, source, note="", protocol=None, evidence=None, brief=None):
         claim, paper, origin = PAPER[key]
         found[key] = {"claim": claim, "paper": paper, "paper's number from": origin, "this study": ours,
+                      "in brief": brief or ours,
                       "verdict": _verdict(ok), "source": source, "note": note,
                       "protocol": protocol or PROTOCOLS.get(source, ""),
                       "evidence": f"{source}/{evidence or EVIDENCE[source]}"}
@@ -211,7 +215,7 @@ def claims(profile: str, k: int = 18) -> pd.DataFrame:
     for key, (claim, paper, origin) in PAPER.items():
         if key not in found:
             rows.append({"claim": claim, "paper": paper, "paper's number from": origin,
-                         "this study": "not measured in this profile",
+                         "this study": "not measured in this profile", "in brief": "not measured",
                          "verdict": NOT_RETRIEVED if key == "certified"
                          else NOT_RUN, "source": "", "note": "", "protocol": "", "evidence": ""})
     order = {claim: i for i, (claim, _, _) in enumerate(PAPER.values())}
@@ -303,7 +307,9 @@ def _fair(add, fair: dict) -> None:
             others = [f"{x}: {c.loc[('embedding tuning', x), 'verdict']}" for x in ("SGD ticket", "earliest-seen rows")
                       if ("embedding tuning", x) in c.index]
             note += ("; " + "; ".join(others)) if others else ""
-        add(key, ours, r["verdict"], "fair_test", note, protocol=str(r["protocol"]))
+        lo, hi = union(r["bootstrap 95 %"], r["t 95 %"])   # the interval the verdict was taken from
+        brief = f"{b} − {a}: {r['b - a']:+.1f} [{lo:.1f}, {hi:.1f}], {int(r['seeds'])} seeds"
+        add(key, ours, r["verdict"], "fair_test", note, protocol=str(r["protocol"]), brief=brief)
     if "scores" in fair:
         _fair_stopping(add, fair["scores"], str(c["protocol"].iloc[0]))
 
@@ -319,5 +325,5 @@ def _fair_stopping(add, s, protocol: str) -> None:
     c = 1 - first / whole
     add("stopping", f"collapse of the Adam ticket's gain: {c:.2f} (whole-continuation gain {whole:+.1f} chrF++)",
         bool(c >= 0.5), "fair_test", "descriptive (no interval): collapse = 1 - gain(first line) / gain(whole)",
-        protocol=protocol, evidence="arms")
+        protocol=protocol, evidence="arms", brief=f"collapse {c:.2f}")
 
