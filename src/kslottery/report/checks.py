@@ -14,6 +14,7 @@ from ..method.tuned import TunedRun
 from ..study.claims import PAPER
 from ..study.comparison import paired_seeds
 from ..study.results import load_tables
+from .tables import readable
 
 
 def rescore_chrf(run_name: str, rule: str = "whole") -> float:
@@ -97,8 +98,6 @@ class SelfChecks:
 
     def _repr_html_(self) -> str:
         import pandas as pd
-
-        from .tables import readable
 
         df = pd.DataFrame({"recomputed by another path": list(self.held),
                            "held": [HELD[ok] for ok in self.held.values()]})
