@@ -340,7 +340,9 @@ def test_a_profile_a_user_wrote_runs_and_builds_its_own_book(tmp_path, monkeypat
     for folder in ("notebooks", "book/_vendor"):
         (root / folder).mkdir(parents=True)
     shutil.copy(results.repo_root() / "notebooks" / "baseline_and_prompts.ipynb", root / "notebooks")
-    shutil.copytree(results.repo_root() / "book" / "_vendor", root / "book" / "_vendor", dirs_exist_ok=True)
+    for folder in ("_vendor", "_ext"):   # the study's styles and Sphinx extensions, which its config names
+        shutil.copytree(results.repo_root() / "book" / folder, root / "book" / folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(results.repo_root() / "_config.yml", root)
     (root / "profiles").mkdir()
     (root / "profiles" / "mine.yaml").write_text(
@@ -355,3 +357,5 @@ def test_a_profile_a_user_wrote_runs_and_builds_its_own_book(tmp_path, monkeypat
     assert "Profile" in index and "mine" in index and "my own check" in index
     assert (html / "results" / "mine" / "baseline_and_prompts.html").exists()
     assert (html / "results" / "mine" / "provenance.html").exists()
+    # the tables the page links to are published beside it
+    assert (html / "results" / "mine" / "tables" / "baseline_and_prompts" / "grid.csv").exists()
