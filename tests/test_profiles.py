@@ -81,6 +81,10 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert prov["certification"]["peak_rss_gib"] > 0
     # the run both notebooks used counts once in the total: 120 s, not 210 s
     assert 'sizes: [1, 18]' in page
+    # the table is captioned and named like every table of the results pages (MyST's table directive)
+    table = page[page.index("```{table}"):]
+    assert table.startswith(f"```{{table}} {profiles.PROVENANCE_CAPTION}\n:name: provenance-default\n\n| notebook |")
+    assert table.index("| **all** (each shared run once) |") < table.index("\n```\n")
     # each run states the machine that computed it, e.g. one computed on a GPU machine and reused here
     params = tmp_path / "runs" / names[1] / "params.json"
     p = json.loads(params.read_text())
