@@ -55,6 +55,52 @@ def test_every_figure_of_the_study_is_named_and_captioned():
     assert len(names) == len(set(names)), "figure names repeat"
 
 
+# Notebooks whose tables another change of issue 28 captions and links: remove them here once it is merged.
+TABLES_PENDING = {"fair_test", "paper_vs_study"}
+
+
+def shown_tables(path: Path) -> tuple[list[tuple[int, str | None, str | None]], set[str]]:
+    """A notebook's tables as its source declares them, in page order: (cell, the caption's literal start, csv) of
+    every kslottery.report.tables.readable call; and the names its results.save_tables calls save."""
+    import ast
+
+    import nbformat
+
+    shown, saved = [], set()
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "code":
+            continue
+        calls = sorted((n for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Call)),
+                       key=lambda n: (n.lineno, n.col_offset))
+        for call in calls:
+            name, kw = ast.unparse(call.func), {k.arg: k.value for k in call.keywords}
+            if name.endswith("save_tables"):
+                saved |= set(kw)
+            elif name.endswith("readable"):
+                cap = kw.get("caption")
+                parts = [cap] if isinstance(cap, ast.Constant) else (cap.values if isinstance(cap, ast.JoinedStr) else [])
+                start = "".join(str(p.value) for p in parts[:1] if isinstance(p, ast.Constant)) or None
+                csv = kw["csv"].value if isinstance(kw.get("csv"), ast.Constant) else None
+                shown.append((i, start, csv))
+    return shown, saved
+
+
+@pytest.mark.parametrize("notebook", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_every_table_of_the_study_is_numbered_captioned_and_saved(notebook):
+    """Tables are numbered in page order and say what they show ("Table 2. ..."), and each links the CSV of the
+    data it shows: ``csv="NOTEBOOK/NAME"`` names a table the notebook saves (results.save_tables), once per page
+    (the name is the table's HTML anchor)."""
+    if notebook in TABLES_PENDING:
+        pytest.skip("captioned by another change of issue 28")
+    shown, saved = shown_tables(ROOT / "notebooks" / f"{notebook}.ipynb")
+    bad = [f"cell {i}: caption {start!r}, csv {csv!r}" for k, (i, start, csv) in enumerate(shown, 1)
+           if not (start or "").startswith(f"Table {k}. ") or csv not in {f"{notebook}/{name}" for name in saved}]
+    assert not bad, (f"{notebook}: tables not numbered 'Table N. ...' in page order, or not tied to a table it saves "
+                     f"{sorted(saved)}: {bad}")
+    csvs = [csv for _, _, csv in shown]
+    assert len(csvs) == len(set(csvs)), f"{notebook}: two tables of the page link the same CSV (one anchor): {csvs}"
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
     import os
@@ -172,7 +218,8 @@ UNCAPTIONED_TABLES = ARTICLE + """
             c.querySelectorAll('a.csv-link, a.headerlink').forEach(a => a.remove());
             text = c.textContent.trim();
         }
-        if (!text) out.push(`table without a caption: "${(t.tBodies[0] || t).textContent.trim().replace(/\\s+/g, ' ').slice(0, 60)}"`);
+        const cells = (t.tBodies[0] || t).textContent.trim().replace(/\\s+/g, ' ');
+        if (!text) out.push(`table without a caption: "${cells.slice(0, 60)}"`);
     }
     return out;"""
 PLUMBING_BANNER = """
