@@ -81,6 +81,10 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert prov["certification"]["peak_rss_gib"] > 0
     # the run both notebooks used counts once in the total: 120 s, not 210 s
     assert 'sizes: [1, 18]' in page
+    # the table is captioned and named like every table of the results pages (MyST's table directive)
+    table = page[page.index("```{table}"):]
+    assert table.startswith(f"```{{table}} {profiles.PROVENANCE_CAPTION}\n:name: provenance-default\n\n| notebook |")
+    assert table.index("| **all** (each shared run once) |") < table.index("\n```\n")
     # each run states the machine that computed it, e.g. one computed on a GPU machine and reused here
     params = tmp_path / "runs" / names[1] / "params.json"
     p = json.loads(params.read_text())
@@ -340,7 +344,9 @@ def test_a_profile_a_user_wrote_runs_and_builds_its_own_book(tmp_path, monkeypat
     for folder in ("notebooks", "book/_vendor"):
         (root / folder).mkdir(parents=True)
     shutil.copy(results.repo_root() / "notebooks" / "baseline_and_prompts.ipynb", root / "notebooks")
-    shutil.copytree(results.repo_root() / "book" / "_vendor", root / "book" / "_vendor", dirs_exist_ok=True)
+    for folder in ("_vendor", "_ext"):   # the study's styles and Sphinx extensions, which its config names
+        shutil.copytree(results.repo_root() / "book" / folder, root / "book" / folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(results.repo_root() / "_config.yml", root)
     (root / "profiles").mkdir()
     (root / "profiles" / "mine.yaml").write_text(
@@ -355,3 +361,5 @@ def test_a_profile_a_user_wrote_runs_and_builds_its_own_book(tmp_path, monkeypat
     assert "Profile" in index and "mine" in index and "my own check" in index
     assert (html / "results" / "mine" / "baseline_and_prompts.html").exists()
     assert (html / "results" / "mine" / "provenance.html").exists()
+    # the tables the page links to are published beside it
+    assert (html / "results" / "mine" / "tables" / "baseline_and_prompts" / "grid.csv").exists()

@@ -45,6 +45,10 @@ def stage(spec: str, root: Path | None = None) -> tuple[str, Path]:
     shutil.copytree(root / "book" / "results" / profile, src / "results" / profile)
     shutil.copytree(root / "book" / "_vendor", src / "_vendor")
     config = yaml.safe_load((root / "_config.yml").read_text())
+    # Sphinx extensions of the study's own (book/_ext: the tables' CSV files published beside their pages), at
+    # the same path relative to the staged config as to the study's
+    for folder in ((config.get("sphinx") or {}).get("local_extensions") or {}).values():
+        shutil.copytree(root / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     config["title"] = f"KS-Lottery study: profile {profile}"
     config["only_build_toc_files"] = True
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -280,6 +280,10 @@ def commit_warning(prov: dict, order: list[str]) -> list[str]:
     return ["```{warning}", text, "```", ""]
 
 
+PROVENANCE_CAPTION = ("Each notebook of the profile: when it last finished, the wall-clock of that execution, its peak "
+                      "memory, the runs it used and the compute they cost, and the commit it was executed at")
+
+
 def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
     """The provenance page; a plumbing profile's (``prof``, its settings) is labelled like its other pages."""
     order = [nb for nb in ORDER if nb in prov]
@@ -290,6 +294,8 @@ def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
              "of the notebook's last execution (short when it reused finished runs); *compute* sums the",
              "wall-clock recorded by every run it used, i.e. what it costs from scratch on the machine named.", "",
              "*Peak RSS* is the largest resident memory recorded by the runs it used and by its last execution.", "",
+             # a captioned table (MyST's table directive), like every table of the book's results pages
+             f"```{{table}} {PROVENANCE_CAPTION}", f":name: provenance-{profile}", "",
              "| notebook | finished | execution | peak RSS | runs used | compute | git commit |",
              "|---|---|---|---|---|---|---|"]
     # Notebooks share runs (the headline's arms are the audit's): the total counts each run once.
@@ -300,6 +306,7 @@ def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
         lines.append(f"| {nb} | {e['finished']} | {e['execution_s'] / 60:.1f} min | {rss} | {len(e['runs'])} | "
                      f"{e['compute_s'] / 60:.1f} min | `{_short(e['git_commit'])}` |")
     lines.append(f"| **all** (each shared run once) | | | | | **{total / 3600:.2f} h** | |")
+    lines.append("```")
     at = len(banner) + 2
     lines[at:at] = commit_warning(prov, order)
     if plumbing:
