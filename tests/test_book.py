@@ -55,13 +55,10 @@ def test_every_figure_of_the_study_is_named_and_captioned():
     assert len(names) == len(set(names)), "figure names repeat"
 
 
-# Notebooks whose tables another change of issue 28 captions and links: remove them here once it is merged.
-TABLES_PENDING = {"fair_test", "paper_vs_study"}
-
-
 def shown_tables(path: Path) -> tuple[list[tuple[int, str | None, str | None]], set[str]]:
     """A notebook's tables as its source declares them, in page order: (cell, the caption's literal start, csv) of
-    every kslottery.report.tables.readable call; and the names its results.save_tables calls save."""
+    every kslottery.report.tables.readable or claims_table call the page shows (a table glued for another page
+    is not shown here); and the names its results.save_tables calls save."""
     import ast
 
     import nbformat
@@ -70,13 +67,16 @@ def shown_tables(path: Path) -> tuple[list[tuple[int, str | None, str | None]], 
     for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
         if cell.cell_type != "code":
             continue
-        calls = sorted((n for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Call)),
+        tree = ast.parse(cell.source)
+        glued = {id(n) for g in ast.walk(tree) if isinstance(g, ast.Call) and ast.unparse(g.func).endswith("glue")
+                 for n in ast.walk(g)}
+        calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call) and id(n) not in glued),
                        key=lambda n: (n.lineno, n.col_offset))
         for call in calls:
             name, kw = ast.unparse(call.func), {k.arg: k.value for k in call.keywords}
             if name.endswith("save_tables"):
                 saved |= set(kw)
-            elif name.endswith("readable"):
+            elif name.endswith(("readable", "claims_table")):
                 cap = kw.get("caption")
                 parts = [cap] if isinstance(cap, ast.Constant) else (cap.values if isinstance(cap, ast.JoinedStr) else [])
                 start = "".join(str(p.value) for p in parts[:1] if isinstance(p, ast.Constant)) or None
@@ -90,8 +90,6 @@ def test_every_table_of_the_study_is_numbered_captioned_and_saved(notebook):
     """Tables are numbered in page order and say what they show ("Table 2. ..."), and each links the CSV of the
     data it shows: ``csv="NOTEBOOK/NAME"`` names a table the notebook saves (results.save_tables), once per page
     (the name is the table's HTML anchor)."""
-    if notebook in TABLES_PENDING:
-        pytest.skip("captioned by another change of issue 28")
     shown, saved = shown_tables(ROOT / "notebooks" / f"{notebook}.ipynb")
     bad = [f"cell {i}: caption {start!r}, csv {csv!r}" for k, (i, start, csv) in enumerate(shown, 1)
            if not (start or "").startswith(f"Table {k}. ") or csv not in {f"{notebook}/{name}" for name in saved}]

@@ -178,15 +178,17 @@ def evidence_link(evidence: str, base: str = "") -> str:
             f'{notebook.replace("_", " ")}: {name.replace("_", " ")}</a>')
 
 
-def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False, base: str = ""):
+def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False, base: str = "",
+                 csv: str | None = None):
     """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
     index; text cells wrap between words (never inside a number or a word), and a table wider than the column
     scrolls in its container (book/_vendor/tables.css). The ``evidence`` column links each claim to the table
-    that holds its number (:func:`evidence_link`, ``base`` as there). A plumbing profile's table (``plumbing``,
+    that holds its number (:func:`evidence_link`, ``base`` as there); ``csv`` as in :func:`readable`. A plumbing
+    profile's table (``plumbing``,
     the smoke profile) carries no verdict words: a tiny random model reproduces nothing and refutes nothing."""
     if plumbing and "verdict" in table.columns:
         table = table.assign(verdict=PLUMBING_VERDICT)
-    styler = (readable(table, caption=caption)
+    styler = (readable(table, caption=caption, csv=csv)
               .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: normal; "
                                                               "min-width: 6em; max-width: 24em; text-align: left"}],
                                 overwrite=False))
@@ -194,7 +196,7 @@ def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool
         styler = styler.format(lambda v: evidence_link(v, base), subset=["evidence"])
     if "verdict" in table.columns:
         styler = styler.map(verdict_style, subset=["verdict"])
-    return styler.set_uuid("claims")
+    return styler if csv else styler.set_uuid("claims")
 
 
 # Verdicts marked so the eye finds them (Okabe-Ito hues, light enough for black text), the word always written.
