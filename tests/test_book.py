@@ -381,6 +381,31 @@ def test_each_page_check_fails_on_its_defect(synthetic, browser, check, bad, goo
     assert problems(browser, check, synthetic / f"{good}.html") == []
 
 
+def test_every_verdict_links_to_the_table_holding_its_number(html, browser):
+    """The claims pages' evidence links (and the landing page's, once it shows the verdict table) land on a table,
+    not on a page: the target page holds a <table> with the link's anchor as its id."""
+    pages = [page_of(html, nb) for nb in RESULT_PAGES if nb.stem == "paper_vs_study"] + [html / "intro.html"]
+    checked, bad = 0, []
+    for page in pages:
+        browser.get(page.as_uri())
+        for href in browser.execute_script(
+                "return Array.from(document.querySelectorAll('main a.evidence')).map(a => a.href)"):
+            checked += 1
+            url = urlparse(href)
+            target = Path(unquote(url.path))
+            if not url.fragment or not target.exists():
+                bad.append(f"{page.name} -> {href}")
+                continue
+            browser.get(target.as_uri())
+            tag = browser.execute_script("const e = document.getElementById(arguments[0]); return e ? e.tagName : ''",
+                                         url.fragment)
+            if tag != "TABLE":
+                bad.append(f"{page.name} -> {href} lands on {tag or 'nothing'}")
+            browser.get(page.as_uri())
+    assert checked, "no verdict links found on the claims pages"
+    assert not bad, "\n".join(bad)
+
+
 def test_no_internal_link_is_broken(html, browser):
     broken = []
     for page in sorted(html.rglob("*.html")):
