@@ -113,6 +113,7 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
 def test_the_design_table_writes_every_setting_out_with_its_meaning():
     d = Design(seeds=(0, 1, 2), full_seeds=(0,), secondary_seeds=(0,), margin=1.5)
     rows = {r["setting"]: r for r in d.settings()}
-    assert rows["seeds"]["value"] == "0, 1, 2" and rows["margin"]["value"] == "1.5"
+    assert rows["seeds"]["value"] == "0\u20132" and rows["margin"]["value"] == "1.5"
+    assert rows["sweep snapshots"]["value"] == "1\u201316, 24, 32, 48, 64" and rows["full seeds"]["value"] == "0"
     assert rows["lr grids"]["value"] == "embed: 0.0003, 0.001, 0.003; rows: 0.003, 0.01, 0.03; full: 1e-05, 3e-05, 0.0001"
     assert len(rows) == len(dataclasses.fields(Design)) and all(r["meaning"] for r in rows.values())

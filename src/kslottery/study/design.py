@@ -141,10 +141,12 @@ class Design:
 
     def settings(self) -> list[dict]:
         """The design as a reader's table: one row per setting, its value written out (grids and seed lists in
-        full) and what it means (the field's help text)."""
+        full, a run of three or more consecutive integers as "1–16") and what it means (the field's help text)."""
         def text(v) -> str:
             if isinstance(v, dict):
                 return "; ".join(f"{k}: {text(x)}" for k, x in v.items())
+            if isinstance(v, (tuple, list)) and v and all(isinstance(x, int) for x in v):
+                return ", ".join(_runs_of(list(v)))
             if isinstance(v, (tuple, list)):
                 return ", ".join(text(x) for x in v)
             return f"{v:g}" if isinstance(v, float) else str(v)
@@ -155,3 +157,14 @@ class Design:
     def dev_offset(self) -> int:
         """Held-out dev pairs start right after the training pairs."""
         return self.train_pairs
+
+
+def _runs_of(ints: list[int]) -> list[str]:
+    """[1, 2, 3, 5, 8, 9] -> ["1–3", "5", "8", "9"]: runs of three or more consecutive integers shortened."""
+    out, start = [], 0
+    for i in range(1, len(ints) + 1):
+        if i == len(ints) or ints[i] != ints[i - 1] + 1:
+            run = ints[start:i]
+            out += [f"{run[0]}\u2013{run[-1]}"] if len(run) >= 3 else [str(x) for x in run]
+            start = i
+    return out
