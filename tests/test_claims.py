@@ -123,4 +123,11 @@ def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkey
     full = t.loc["Embedding tuning matches full fine-tuning"]
     assert full["verdict"] == "not reproduced" and "(secondary)" in full["this study"]
     assert t.loc["Prefix tuning is clearly weaker", "verdict"] == claims.NOT_RUN
-    assert ticket["evidence"] == "fair_test/comparisons" and t.loc["Prefix tuning is clearly weaker", "evidence"] == ""
+    assert ticket["evidence"] == "fair_test/comparisons#row0" and t.loc["Prefix tuning is clearly weaker", "evidence"] == ""
+
+
+def test_verdicts_are_counted_by_their_first_words():
+    t = pd.DataFrame({"verdict": ["reproduced", "not reproduced", "not reproduced: the arms differ (better)",
+                                  "inconclusive", claims.NOT_RUN, claims.NOT_RETRIEVED]})
+    assert claims.verdict_counts(t) == {"verdicts_reproduced": 1, "verdicts_not_reproduced": 2,
+                                        "verdicts_inconclusive": 1, "verdicts_not_testable": 2, "verdicts_total": 6}

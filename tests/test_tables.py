@@ -155,6 +155,8 @@ def test_claims_link_to_the_table_holding_their_number_and_verdicts_are_marked()
     html = tables.claims_table(t, base="results/default/").to_html()
     assert '<a class="evidence" href="results/default/fair_test.html#T_fair_test-comparisons">' in html
     assert html.count("<a ") == 1 and tables.MISSING in html   # no evidence: a dash, not a dead link
+    assert tables.evidence_link("fair_test/comparisons#row3") == (
+        '<a class="evidence" href="fair_test.html#T_fair_test-comparisons_row3_col0">fair test: comparisons, row 4</a>')
     assert tables.verdict_style("not reproduced: the arms differ").endswith(tables.VERDICT_COLOURS["not reproduced"])
     assert tables.verdict_style("reproduced").endswith(tables.VERDICT_COLOURS["reproduced"])
     assert tables.verdict_style(tables.PLUMBING_VERDICT) == "font-weight: 600"

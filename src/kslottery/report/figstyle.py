@@ -172,11 +172,12 @@ def _seeds(params: dict) -> str:
 def caption_context(params: dict) -> str:
     """The run behind a figure or table in one line, from a notebook's parameters (its globals after the
     profile's parameters were injected): profile, model, pair, budget, seeds and sentences. A notebook glues
-    it under a name and its captions cite it, so a caption never repeats a number by hand."""
+    it under a name and its captions cite it, so a caption never repeats a number by hand; the caption ends
+    the sentence (no full stop here)."""
     sentences = params.get("eval_limit") or params.get("limit") or params.get("sentences")
     pairs = _pairs(params)
     fields = [("profile", params.get("profile")), ("model", params.get("model")),
               ("pairs" if "," in pairs else "pair", pairs),
               ("budget", _budget(params)), ("seeds", _seeds(params)),
               ("sentences", f"{sentences} devtest" if sentences else "")]
-    return "; ".join(f"{name} {value}" for name, value in fields if value) + "."
+    return "; ".join(f"{name} {value}" for name, value in fields if value)

@@ -168,14 +168,17 @@ PLUMBING_VERDICT = "none: plumbing test"
 
 
 def evidence_link(evidence: str, base: str = "") -> str:
-    """A claims-table cell "notebook/name" as a link to that table's anchor on the notebook's page (``base``:
+    """A claims-table cell "notebook/name" (or "notebook/name#rowN") as a link to that table's anchor (or to its row
+    N, counted from 0, whose first cell pandas names ``<anchor>_rowN_col0``) on the notebook's page (``base``:
     the path from the page showing the link to the profile's pages, e.g. "results/default/" from the landing
     page); an empty cell as an em dash."""
     if not evidence:
         return MISSING
+    evidence, _, row = evidence.partition("#")   # "notebook/name#row3": that row of the table
     notebook, name = evidence.split("/", 1)
-    return (f'<a class="evidence" href="{base}{notebook}.html#{anchor(evidence)}">'
-            f'{notebook.replace("_", " ")}: {name.replace("_", " ")}</a>')
+    target = anchor(evidence) + (f"_{row}_col0" if row else "")
+    text = f'{notebook.replace("_", " ")}: {name.replace("_", " ")}' + (f", row {int(row[3:]) + 1}" if row else "")
+    return f'<a class="evidence" href="{base}{notebook}.html#{target}">{text}</a>'
 
 
 def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False, base: str = "",

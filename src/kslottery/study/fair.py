@@ -130,6 +130,8 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
         verdicts.append(equivalence(ci90, ci95, design.margin) if r["kind"] == "equivalence"
                         else superiority(ci95, design.margin, r["p (Holm)"]))
     out["verdict"] = verdicts
+    # the 95 % interval the verdicts read (the wider of the two); equivalence reads the 90 % ones the same way
+    out["95 % (wider)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
     out["margin"] = design.margin
     out["protocol"] = design.name
     return out
