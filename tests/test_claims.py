@@ -109,12 +109,13 @@ def test_embed_vs_full_is_judged_paired_from_the_significance_chapter_when_it_ex
 def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "per seed": [0.1] * 5}
+           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (wider)": [-0.9, 1.6], "per seed": [0.1] * 5}
     comps = pd.DataFrame([
         {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"},
         {**row, "a": "embedding tuning", "b": "SGD ticket", "b - a": 0.1, "verdict": "reproduced"},
         {**row, "role": "secondary", "a": "full fine-tuning", "b": "embedding tuning", "b - a": -4.0,
-         "bootstrap 95 %": [-5.0, -3.0], "t 95 %": [-6.0, -2.5], "verdict": "not reproduced"}])
+         "bootstrap 95 %": [-5.0, -3.0], "t 95 %": [-6.0, -2.5], "95 % (wider)": [-6.0, -2.5],
+         "verdict": "not reproduced"}])
     results.save_tables("t", "fair_test", comparisons=comps)
     t = claims.claims("t").set_index("claim")
     ticket = t.loc["Partial tuning of the KS ticket matches embedding tuning"]

@@ -96,3 +96,12 @@ def test_the_default_profile_states_a_design_and_its_seed_count_follows_from_the
     assert {x for a, b, _ in PRIMARY + SECONDARY for x in (a, b)} <= names
     with pytest.raises(KSLError, match="unknown protocol keys"):
         Design.from_profile({"protocol": {"seed": [0]}})
+
+
+@pytest.mark.parametrize("verdict, word", [
+    ("reproduced", "reproduced"), ("not reproduced", "not reproduced"),
+    ("not reproduced: the arms differ (better, 95 % interval [0.3, 1.2])", "not reproduced"),
+    ("inconclusive: the 95 % interval [-1.0, 2.5] is not inside ±2", "inconclusive"),
+    ("not testable: no chapter of this profile measures it", "not testable"), ("none: plumbing test", None)])
+def test_a_verdict_is_read_by_its_longest_vocabulary_word(verdict, word):
+    assert verdicts.verdict_word(verdict) == word

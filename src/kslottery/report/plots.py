@@ -297,10 +297,9 @@ def lr_curves(selection: dict):
         ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0")
         ax.axvline(sel["chosen"], color="C3", linestyle="--")
         grid = sorted(sel["means"].index)
-        ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)", title=family)
+        # no legend: the caption says what the dots, the line and the dashes are, and the title names the choice
+        ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)",
+               title=f"{family}: chosen {sel['chosen']:g}")
         ax.set_xticks(grid, [f"{lr:g}" for lr in grid])
         ax.minorticks_off()
-    # no legend: the caption says what the dots, the line and the dashes are, and each title names the choice
-    for ax, (family, sel) in zip(axes[0], selection.items()):
-        ax.set_title(f"{family}: chosen {sel['chosen']:g}")
     return finish(fig)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..study.results import _runs_file, book_dir, slug  # noqa: F401 (slug: the notebooks' glue keys)
+from ..study.verdicts import verdict_word
 
 
 def publish(profile: str, notebook: str, root: Path | None = None) -> list[Path]:
@@ -202,12 +203,13 @@ def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool
     return styler if csv else styler.set_uuid("claims")
 
 
-# Verdicts marked so the eye finds them (Okabe-Ito hues, light enough for black text), the word always written.
+# Verdicts marked so the eye finds them (Okabe-Ito hues, light enough for black text), the word always written;
+# one colour per word of the study's verdict vocabulary (kslottery.study.verdicts.VERDICT_WORDS).
 VERDICT_COLOURS = {"reproduced": "rgba(0, 158, 115, 0.18)", "not reproduced": "rgba(213, 94, 0, 0.18)",
                    "inconclusive": "rgba(240, 228, 66, 0.35)", "not testable": "rgba(153, 153, 153, 0.18)"}
 
 
 def verdict_style(verdict: str) -> str:
-    """The CSS of a verdict cell: bold, on the verdict's colour (matched on the verdict's first words)."""
-    word = next((w for w in sorted(VERDICT_COLOURS, key=len, reverse=True) if str(verdict).startswith(w)), None)
+    """The CSS of a verdict cell: bold, on the colour of the verdict's word (:func:`verdict_word`)."""
+    word = verdict_word(verdict)
     return "font-weight: 600" + (f"; background-color: {VERDICT_COLOURS[word]}" if word else "")

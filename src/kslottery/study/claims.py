@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .results import load_tables
-from .verdicts import union
+from .verdicts import VERDICT_WORDS, verdict_word
 
 # (claim, the number claimed, where that number comes from) in the paper's order. The paper's numbers
 # reach this study through an independent replication's transcription (the notes, section 2, mark them
@@ -310,7 +310,7 @@ def _fair(add, fair: dict) -> None:
             others = [f"{x}: {c.loc[('embedding tuning', x), 'verdict']}" for x in ("SGD ticket", "earliest-seen rows")
                       if ("embedding tuning", x) in c.index]
             note += ("; " + "; ".join(others)) if others else ""
-        lo, hi = union(r["bootstrap 95 %"], r["t 95 %"])   # the interval the verdict was taken from
+        lo, hi = r["95 % (wider)"]   # the interval the verdict was taken from
         brief = f"{b} − {a}: {r['b - a']:+.1f} [{lo:.1f}, {hi:.1f}], {int(r['seeds'])} seeds"
         if key == "eighteen" and "scores" in fair:   # the paper's number is base -> ticket: show ours beside it
             s = fair["scores"]
@@ -337,15 +337,9 @@ def _fair_stopping(add, s, protocol: str) -> None:
 
 
 
-VERDICT_WORDS = ("reproduced", "not reproduced", "inconclusive", "not testable")
-
-
 def verdict_counts(table: pd.DataFrame) -> dict:
     """How many claims got each verdict word (a verdict with its reason counts by its first words), keyed
     ``verdicts_<word>`` for the landing page's one-line summary, and ``verdicts_total``."""
-    def word(verdict: str) -> str | None:
-        return next((w for w in sorted(VERDICT_WORDS, key=len, reverse=True) if str(verdict).startswith(w)), None)
-
-    words = table["verdict"].map(word)
+    words = table["verdict"].map(verdict_word)
     out = {f"verdicts_{w.replace(' ', '_')}": int((words == w).sum()) for w in VERDICT_WORDS}
     return out | {"verdicts_total": len(table)}

@@ -196,7 +196,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
                 f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1])}
     out |= {f"lr_{family}": float(sel["chosen"]) for family, sel in result["selection"].items()}
     s = result["scores"]
-    out |= {f"mean_{slug(arm)}": float(g.mean()) for arm, g in s.groupby("arm", sort=False)["chrf++ whole"]}
+    arms = arm_table(result)
+    out |= {f"mean_{slug(arm)}": float(m) for arm, m in zip(arms["arm"], arms["chrF++ whole"])}
     for arm, key in (("Adam ticket", "adam"), ("SGD ticket", "sgd")):
         rows = s.loc[s["arm"] == arm, "rows"].dropna()
         if len(rows):

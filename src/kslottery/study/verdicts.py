@@ -93,3 +93,13 @@ def seeds_needed(sd: float, margin: float, delta: float = 0.0, alpha: float = 0.
         if float(stats.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n) + abs(delta) < margin:
             return n
     return None
+
+
+# The verdict vocabulary: every verdict is one of these, possibly followed by its reason ("not testable: ...").
+VERDICT_WORDS = ("reproduced", "not reproduced", "inconclusive", "not testable")
+
+
+def verdict_word(verdict) -> str | None:
+    """The vocabulary word a verdict starts with (the longest that matches: "not reproduced: ..." is "not
+    reproduced", not "reproduced"); None for anything else, e.g. a plumbing profile's "none: plumbing test"."""
+    return next((w for w in sorted(VERDICT_WORDS, key=len, reverse=True) if str(verdict).startswith(w)), None)
