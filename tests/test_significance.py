@@ -179,3 +179,37 @@ def test_a_budget_without_a_ticket_is_refused_before_any_arm_trains():
     with pytest.raises(KSLError, match=r"seed 1: no row is significant under bh at 0.05 after 2 steps of lr 0.001") as e:
         trunk.require_tickets()
     assert "\n" not in str(e.value) and "budget sweep chose" in str(e.value)
+
+
+def test_the_seed_overlap_reuses_the_trunks_discovery_runs_and_averages_off_the_diagonal(trunk):
+    import os
+    from pathlib import Path
+
+    from kslottery.study.significance import seed_overlap
+
+    expected = {s: trunk.ticket(s) for s in (0, 1)}
+    before = sorted(Path(os.environ["KSL_RUNS"]).glob("tune-*"))
+    r = seed_overlap("tiny:smollm2-135m", "eng_Latn-cat_Latn", [0, 1], train_limit=16, batch_size=4, lr=0.02,
+                     steps=2, rule="bonferroni", alpha=0.05)
+    assert sorted(Path(os.environ["KSL_RUNS"]).glob("tune-*")) == before   # same parameters: no new run
+    assert r["tickets"] == expected
+    a, b = set(expected[0]), set(expected[1])
+    assert r["mean"] == pytest.approx(len(a & b) / len(a | b))
+    with pytest.raises(KSLError, match="two seeds or more"):
+        seed_overlap("tiny:smollm2-135m", "eng_Latn-cat_Latn", [0], train_limit=16, batch_size=4, lr=0.02, steps=2)
+
+
+@pytest.mark.parametrize("matrix, mean", [
+    ([[1.0, 0.2, 0.4], [0.2, 1.0, 0.6], [0.4, 0.6, 1.0]], 0.4),
+    ([[1.0, 0.0], [0.0, 1.0]], 0.0),
+])
+def test_mean_off_diagonal_leaves_out_each_set_against_itself(matrix, mean):
+    from kslottery.study.significance import mean_off_diagonal
+
+    assert mean_off_diagonal(pd.DataFrame(matrix)) == pytest.approx(mean)
+
+
+def test_mean_off_diagonal_of_one_set_is_nan():
+    from kslottery.study.significance import mean_off_diagonal
+
+    assert mean_off_diagonal(pd.DataFrame([[1.0]])) != mean_off_diagonal(pd.DataFrame([[1.0]]))

@@ -24,6 +24,7 @@ from ..method.ticket import PAPER_TICKET_SIZES, SIGNIFICANCE_RULES, decode_token
 from ..method.tuned import TunedRun
 from .arms import Arm, Trunk, plan
 from .comparison import compare, paired_seeds
+from .experiments import jaccard
 from .protocol import Protocol
 
 PAPER_K = 18   # the paper's en->ca ticket size, the book's earlier top-k
@@ -203,6 +204,35 @@ def six_pairs(model: str, pairs: list[str], *, train_limit: int, batch_size: int
     ids = sorted({i for t in tickets.values() for i in t})
     return {"pairs": pd.DataFrame(rows), "tickets": tickets, "in_every_example": shared, "embed_runs": embed_runs,
             "tokens": dict(zip(ids, decode_tokens(tok, ids)))}
+
+
+def seed_overlap(model: str, pair: str, seeds: list[int], *, train_limit: int, batch_size: int, lr: float,
+                 steps: int, template: str = "explicit", rule: str = "bh", alpha: float = 0.05,
+                 progress: bool = False) -> dict:
+    """One pair's tickets under several seeds at one budget, each seed tuning on its own draw of sentences: the
+    reference the six pairs' overlap is read against. At the fair test's pair, budget and seeds these are the
+    fair test's discovery runs, reused (same parameters, same run hashes), so the reference shares its protocol.
+
+    Returns {"tickets": {seed: ids}, "overlap": Jaccard matrix, "mean": its mean off the diagonal}."""
+
+    if len(seeds) < 2:
+        raise KSLError(f"seed overlap needs two seeds or more, got {list(seeds)}", "list at least two seeds")
+    proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=0, template=template,
+                     batch_size=batch_size, progress=progress)
+    trunk = Trunk(proto, {"embed": lr}, {"seeds": list(seeds)}, rule=rule, alpha=alpha, options={"max_steps": steps})
+    tickets = {s: trunk.ticket(s) for s in seeds}
+    overlap = jaccard({f"seed {s}": t for s, t in tickets.items()})
+    return {"tickets": tickets, "overlap": overlap, "mean": mean_off_diagonal(overlap)}
+
+
+def mean_off_diagonal(m: pd.DataFrame) -> float:
+    """The mean of a square matrix's off-diagonal cells (a pairwise overlap without each set's overlap with
+    itself); nan for a 1x1 matrix."""
+    import numpy as np
+
+    a = m.to_numpy(dtype=float)
+    off = a[~np.eye(len(a), dtype=bool)]
+    return float(off.mean()) if off.size else float("nan")
 
 
 def precision(result: dict, comparisons: pd.DataFrame, arms: tuple[str, str], max_width: float,
