@@ -132,3 +132,21 @@ def test_verdicts_are_counted_by_their_first_words():
                                   "inconclusive", claims.NOT_RUN, claims.NOT_RETRIEVED]})
     assert claims.verdict_counts(t) == {"verdicts_reproduced": 1, "verdicts_not_reproduced": 2,
                                         "verdicts_inconclusive": 1, "verdicts_not_testable": 2, "verdicts_total": 6}
+
+
+def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
+           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (wider)": [-0.9, 1.6], "per seed": [0.1] * 5}
+    results.save_tables("t", "fair_test", comparisons=pd.DataFrame(
+        [{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}]))
+    # a retired chapter's tables from an older protocol, still on disk
+    results.save_tables("t", "partial_tuning_18_tokens", intervals=pd.DataFrame(), scores=_scores(
+        {"base": {"whole": 20.0, "first_line": 30.0}, "embed": {"whole": 40.0, "first_line": 34.0},
+         "full": {"whole": 39.0, "first_line": 35.0}, "KS top-18": {"whole": 30.0, "first_line": 31.0},
+         "prefix": {"whole": 25.0, "first_line": 30.0}}))
+    claim = claims.PAPER["prefix"][0]
+    assert claims.claims("t").set_index("claim").loc[claim, "source"] == "partial_tuning_18_tokens"
+    current = claims.claims("t", notebooks=["fair_test", "paper_vs_study"]).set_index("claim")
+    assert current.loc[claim, "verdict"] == claims.NOT_RUN
+    assert set(current["source"]) == {"fair_test", ""}

@@ -197,10 +197,14 @@ EVIDENCE = {
 }
 
 
-def claims(profile: str, k: int = 18) -> pd.DataFrame:
+def claims(profile: str, k: int = 18, notebooks: list[str] | None = None) -> pd.DataFrame:
     """One row per claim: the paper's number, this study's (chrF++ whole / first line unless stated),
-    whether the claim's shape reproduced, and the notebook it comes from."""
-    tables = {nb: t for nb in NOTEBOOKS if (t := load_tables(profile, nb)) is not None}
+    whether the claim's shape reproduced, and the notebook it comes from.
+
+    ``notebooks``: the profile's own notebooks. Only their tables are read, so a chapter the profile retired
+    (its last tables still in the book, from another protocol) never judges a claim beside the current one."""
+    names = [nb for nb in NOTEBOOKS if notebooks is None or nb in notebooks]
+    tables = {nb: t for nb in names if (t := load_tables(profile, nb)) is not None}
     found = {}
 
     def add(key, ours, ok, source, note="", protocol=None, evidence=None, brief=None):
