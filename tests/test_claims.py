@@ -150,3 +150,25 @@ def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatc
     current = claims.claims("t", notebooks=["fair_test", "paper_vs_study"]).set_index("claim")
     assert current.loc[claim, "verdict"] == claims.NOT_RUN
     assert set(current["source"]) == {"fair_test", ""}
+
+
+def test_the_fair_tests_claims_say_which_way_an_equivalence_failed_and_what_the_single_rows_cannot_show(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
+           "bootstrap 95 %": [2.5, 4.0], "t 95 %": [2.2, 4.4], "95 % (wider)": [2.2, 4.4]}
+    comps = pd.DataFrame([
+        {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 3.3, "verdict": "not reproduced"},
+        {**row, "role": "secondary", "kind": "equivalence", "seeds": 2, "a": "embedding tuning",
+         "b": "most frequent rows", "b - a": -0.5, "verdict": "inconclusive"},
+        {**row, "role": "secondary", "kind": "superiority", "seeds": 2, "a": "<bos> row", "b": "Adam ticket",
+         "b - a": 4.0, "verdict": "reproduced"}])
+    results.save_tables("t", "fair_test", comparisons=comps)
+    t = claims.claims("t").set_index("claim")
+    ticket = t.loc[claims.PAPER["ticket_vs_embed"][0]]
+    assert ticket["verdict"] == "not reproduced"
+    assert "Adam ticket is better than embedding tuning by more than the margin" in ticket["note"]
+    assert "on 2 seeds by design" in t.loc[claims.PAPER["frequency"][0], "note"]
+    single = t.loc[claims.PAPER["single_row"][0]]
+    assert single["verdict"].startswith("not testable: the fair test compares each single row")
+    assert single["evidence"] == "fair_test/comparisons#row2" and single["source"] == "fair_test"

@@ -91,6 +91,13 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert set(s.loc[s["arm"] == "full fine-tuning", "seed"]) == {0}
     c = fair.comparisons(r, design)
     assert set(c["verdict"]) <= {"reproduced", "not reproduced", "inconclusive"}
+    for _, row in c.iterrows():   # the outcome says what the rule found, in the comparison's own words
+        lo, hi = row["95 % (wider)"]
+        assert row["outcome"] in fair.OUTCOMES[row["kind"]].values()
+        if row["outcome"] == "b better":
+            assert lo > 0 and row["p (Holm)"] < 0.05
+        if row["outcome"] == "not equivalent":
+            assert lo >= design.margin or hi <= -design.margin
     assert c.loc[c["role"] == "secondary", "p (Holm)"].notna().all() and c["protocol"].eq("fair-v1").all()
     e = fair.exposure(r)
     assert e["Jaccard with earliest-seen rows"].between(0, 1).all() and list(e["seed"]) == [0, 1]
@@ -108,6 +115,12 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert checks.arms_at_chosen_lrs(r) and checks.arm_scores_match_outputs(s)
     assert not checks.arms_at_chosen_lrs({**r, "lrs": {**r["lrs"], "rows (chosen)": 123.0}})
     assert not checks.arm_scores_match_outputs(s.assign(**{"chrf++ whole": s["chrf++ whole"] + 0.01}))
+
+
+def test_every_rule_result_has_a_word_of_its_own_for_each_kind_of_comparison():
+    for kind, words in fair.OUTCOMES.items():
+        assert set(words) == {"reproduced", "not reproduced", "inconclusive"}, kind
+        assert len(set(words.values())) == 3 and "reproduced" not in " ".join(words.values()), kind
 
 
 def test_the_design_table_writes_every_setting_out_with_its_meaning():

@@ -22,6 +22,12 @@ from .protocol import Protocol
 from .results import slug
 from .verdicts import equivalence, holm, superiority, t_interval, t_p_value, union
 
+# The design's rules (kslottery.study.verdicts) in the words of the comparison itself: an equivalence test
+# finds b equivalent to a within the margin or not; a superiority test finds b better than a or not.
+OUTCOMES = {"equivalence": {"reproduced": "equivalent", "not reproduced": "not equivalent",
+                            "inconclusive": "inconclusive"},
+            "superiority": {"reproduced": "b better", "not reproduced": "b not better", "inconclusive": "inconclusive"}}
+
 
 def select_lr(train: Callable[[float, int], dict], score: Callable[[str], float], grid, seeds) -> dict:
     """Train at every (lr, seed) of the grid and keep the lr with the best mean held-out score (ties: the
@@ -130,6 +136,9 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
         verdicts.append(equivalence(ci90, ci95, design.margin) if r["kind"] == "equivalence"
                         else superiority(ci95, design.margin, r["p (Holm)"]))
     out["verdict"] = verdicts
+    # A comparison between two of this study's arms reproduces nothing by itself: the page says what it found
+    # (equivalent, better); the claims table turns the comparisons that test a claim of the paper into verdicts.
+    out["outcome"] = [OUTCOMES[k][v] for k, v in zip(out["kind"], out["verdict"])]
     # the 95 % interval the verdicts read (the wider of the two); equivalence reads the 90 % ones the same way
     out["95 % (wider)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
     out["margin"] = design.margin
@@ -184,7 +193,7 @@ def arm_table(result: dict) -> pd.DataFrame:
 
 def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFrame) -> dict:
     """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
-    ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,verdict,seeds}``, each family's chosen lr
+    ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,verdict,outcome,seeds}``, each family's chosen lr
     (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the Adam and
     SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control. Plain
     Python values."""
@@ -192,6 +201,7 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     for _, r in comps.iterrows():
         key = f"{slug(r['b'])}_vs_{slug(r['a'])}"
         out |= {f"{key}_diff": float(r["b - a"]), f"{key}_verdict": str(r["verdict"]), f"{key}_seeds": int(r["seeds"]),
+                f"{key}_outcome": str(r["outcome"]),
                 f"{key}_boot_lo": float(r["bootstrap 95 %"][0]), f"{key}_boot_hi": float(r["bootstrap 95 %"][1]),
                 f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1])}
     out |= {f"lr_{family}": float(sel["chosen"]) for family, sel in result["selection"].items()}
