@@ -117,6 +117,18 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert not checks.arm_scores_match_outputs(s.assign(**{"chrf++ whole": s["chrf++ whole"] + 0.01}))
 
 
+def test_the_exposure_means_name_how_many_seeds_each_averages():
+    import pandas as pd
+
+    scores = pd.DataFrame({"arm": ["base"], "seed": [0], "rows": [None], "lr": [None], "chrf++ whole": [20.0],
+                           "chrf++ first_line": [25.0], "eos_rate": [0.1]})
+    exposure = pd.DataFrame({"seed": [0, 1, 2], "Jaccard with earliest-seen rows": [0.5, 0.3, 0.1],
+                             "Jaccard with most frequent rows": [0.2, 0.4, float("nan")]})   # a secondary arm: 2 seeds
+    v = fair.headline_values({"selection": {}, "scores": scores}, pd.DataFrame(columns=["a", "b"]), exposure)
+    assert v["jaccard_earliest_seen_rows"] == pytest.approx(0.3) and v["jaccard_earliest_seen_rows_seeds"] == 3
+    assert v["jaccard_most_frequent_rows"] == pytest.approx(0.3) and v["jaccard_most_frequent_rows_seeds"] == 2
+
+
 def test_every_rule_result_has_a_word_of_its_own_for_each_kind_of_comparison():
     for kind, words in fair.OUTCOMES.items():
         assert set(words) == {"reproduced", "not reproduced", "inconclusive"}, kind

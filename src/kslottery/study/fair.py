@@ -195,7 +195,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
     ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,verdict,outcome,seeds}``, each family's chosen lr
     (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the Adam and
-    SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control. Plain
+    SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control with the
+    number of seeds each is a mean over (``jaccard_<arm>[_seeds]``). Plain
     Python values."""
     out = {}
     for _, r in comps.iterrows():
@@ -214,6 +215,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
             out |= {f"{key}_rows_min": int(rows.min()), f"{key}_rows_max": int(rows.max())}
     for col in exposure_table.columns:
         if col.startswith("Jaccard with "):
-            out[f"jaccard_{slug(col.removeprefix('Jaccard with '))}"] = float(exposure_table[col].mean())
+            key = f"jaccard_{slug(col.removeprefix('Jaccard with '))}"
+            # the mean over the seeds that arm ran on (a secondary arm runs on fewer): the prose names how many
+            out |= {key: float(exposure_table[col].mean()), f"{key}_seeds": int(exposure_table[col].notna().sum())}
     out["arms_scored"] = int(len(s))
     return out
