@@ -134,7 +134,8 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
     for _, r in out.iterrows():
         ci95, ci90 = union(r["bootstrap 95 %"], r["t 95 %"]), union(r["bootstrap 90 %"], r["t 90 %"])
         verdicts.append(equivalence(ci90, ci95, design.margin) if r["kind"] == "equivalence"
-                        else superiority(ci95, design.margin, r["p (Holm)"]))
+                        # a primary comparison is not Holm-adjusted: its p is missing (NaN), not failing
+                        else superiority(ci95, design.margin, None if pd.isna(r["p (Holm)"]) else r["p (Holm)"]))
     out["verdict"] = verdicts
     # A comparison between two of this study's arms reproduces nothing by itself: the page says what it found
     # (equivalent, better); the claims table turns the comparisons that test a claim of the paper into verdicts.
