@@ -1,4 +1,4 @@
-"""The fair test (protocol ``fair-v1``, :mod:`kslottery.study.design`): every arm at its own learning rate
+"""The fair test (protocol ``fair-v1``, :mod:`kslottery.study.design`): each arm family at its own learning rate
 chosen on held-out dev pairs, tickets discovered at their own budgets, the exposure control, and verdicts by
 rules fixed in advance (:mod:`kslottery.study.verdicts`).
 
