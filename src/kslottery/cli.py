@@ -103,6 +103,18 @@ def cmd_run(ns) -> int:
     return 0
 
 
+def cmd_status(ns) -> int:
+    from .method.progress import describe, status
+    from .method.runs import runs_root
+
+    root = runs_root(ns.runs_dir)
+    if not root.is_dir():
+        raise KSLError(f"no runs folder at {root}", "pass --runs-dir, or set KSL_RUNS to the folder a profile runs into")
+    s = status(root)
+    print(json.dumps(s, indent=1) if ns.json else describe(s))
+    return 0
+
+
 def cmd_book(ns) -> int:
     from .report.profile_book import build
 
@@ -189,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "`make book`, shows the default and smoke profiles).")
     b.add_argument("--profile", required=True, help="a profile name or a path to a profile YAML file")
     b.set_defaults(func=cmd_book)
+
+    st = sub.add_parser("status", help="where a long run stands: finished runs, unfinished ones and how far they got",
+                        description="List the runs folder: finished runs per kind with the compute they recorded, and "
+                        "every unfinished run (.partial) with its last optimizer step, how long ago it last wrote, and "
+                        "whether a live process is computing it. Reads only; starts nothing.")
+    st.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
+    st.set_defaults(func=cmd_status)
 
     m = sub.add_parser("models", help="list presets, or load a model spec and describe it",
                        description="Without SPEC: list the presets. With SPEC: load it (dequantizing and "

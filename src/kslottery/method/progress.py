@@ -1,0 +1,102 @@
+"""What a runs folder holds right now (``kslottery status``): the finished runs of each kind with the compute they
+recorded, and the unfinished ones (``.partial``) with how far they got and whether a live process is computing
+them. A profile takes hours on a CPU and resumes across sittings; this is how to see where it stands without
+opening its notebooks.
+
+    >>> s = status(runs_root())                                                            # doctest: +SKIP
+    >>> s["finished"]["tune"], [u["step"] for u in s["unfinished"]]                         # doctest: +SKIP
+    ({'runs': 14, 'hours': 1.6}, [45])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+from .runs import LOCKS
+
+
+def planned_steps(params: dict) -> int | None:
+    """The optimizer steps a tune run's parameters ask for, at most (examples a too-short ``max_len`` drops make
+    it fewer); the count :func:`kslottery.method.tuning.train` makes. None for a run that is not a tuning."""
+    if not {"limit", "batch_size", "epochs"} <= set(params) or params["limit"] is None:
+        return None
+    per_epoch = max(params["limit"] // params["batch_size"], 1)
+    total = min(per_epoch * math.ceil(params["epochs"]), round(per_epoch * params["epochs"])) or 1
+    return min(total, params["max_steps"]) if params.get("max_steps") else total
+
+
+def _last_step(folder: Path) -> int | None:
+    log = folder / "train_log.jsonl"
+    if not log.exists():
+        return None
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    try:
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+    except (ValueError, KeyError):   # a line cut by an interruption: the one before it is the last whole step
+        return int(json.loads(lines[-2])["step"]) if len(lines) > 1 else 0
+
+
+def _computing(root: Path, name: str) -> str | None:
+    """The process that holds the run's lock, from the pid file its claim wrote ("<pid> on <host>"); None when
+    nobody does. On this machine the process must be alive: a killed one leaves its pid file behind."""
+    try:
+        words = (root / LOCKS / f"{name}.pid").read_text().split()
+        pid, host = int(words[0]), (words[2] if len(words) > 2 else platform.node())
+    except (OSError, ValueError, IndexError):
+        return None
+    if host != platform.node():
+        return f"process {pid} on {host} (not checked from here)"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:   # alive, another user's
+        pass
+    return f"process {pid}"
+
+
+def status(root: Path) -> dict:
+    """{"root", "finished": {kind: {"runs", "hours"}}, "unfinished": [one dict per ``.partial`` folder]}."""
+    finished: dict[str, dict] = {}
+    unfinished = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder.name.endswith(".partial"):
+            name = folder.name.removesuffix(".partial")
+            meta = json.loads((folder / "params.json").read_text()) if (folder / "params.json").exists() else {}
+            params = meta.get("params", {})
+            modified = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+            unfinished.append({"run": name, "kind": name.split("-")[0], "mode": params.get("mode"),
+                               "lr": params.get("lr"), "seed": params.get("seed"), "step": _last_step(folder),
+                               "steps": planned_steps(params) if name.startswith("tune-") else None,
+                               "idle_s": round(time.time() - modified), "computing": _computing(Path(root), name)})
+        elif (folder / "DONE").exists():
+            kind = folder.name.split("-")[0]
+            rec = folder / "record.json"
+            wall = json.loads(rec.read_text()).get("wall_s", 0.0) if rec.exists() else 0.0
+            k = finished.setdefault(kind, {"runs": 0, "hours": 0.0})
+            k["runs"] += 1
+            k["hours"] = round(k["hours"] + wall / 3600, 2)
+    return {"root": str(root), "finished": finished, "unfinished": unfinished}
+
+
+def describe(s: dict) -> str:
+    """The status as the lines ``kslottery status`` prints."""
+    done = s["finished"]
+    kinds = ", ".join(f"{kind} {k['runs']}" for kind, k in sorted(done.items())) or "none"
+    lines = [f"runs in {s['root']}",
+             f"finished: {sum(k['runs'] for k in done.values())} runs ({kinds}), "
+             f"{sum(k['hours'] for k in done.values()):.1f} h of recorded compute"]
+    if not s["unfinished"]:
+        lines.append("unfinished: none")
+    for u in s["unfinished"]:
+        what = " ".join(f"{k} {u[k]:g}" if isinstance(u[k], float) else f"{k} {u[k]}"
+                        for k in ("mode", "lr", "seed") if u[k] is not None)
+        step = f"step {u['step']}/{u['steps']}" if u["step"] is not None and u["steps"] else "started"
+        who = f"computing: {u['computing']}" if u["computing"] else "nobody computing it (rerun to resume)"
+        lines.append(f"unfinished: {u['run']}  {what}  {step}  last write {u['idle_s']} s ago  {who}")
+    return "\n".join(lines)
