@@ -143,6 +143,35 @@ def cmd_download_flores(ns) -> int:
     return 0
 
 
+def _add_study_commands(sub) -> None:
+    """The commands that act on a whole profile: run its notebooks, build its book, see where its runs stand."""
+    r = sub.add_parser("run", help="execute the study's notebooks for a profile (papermill)",
+                       description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
+                       "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
+    r.add_argument("--profile", required=True, help="a profile name, looked up as profiles/NAME.yaml in the current "
+                   "folder, then in the checkout (smoke, default, paper), or a path to a profile YAML file")
+    from .report.profiles import ORDER
+    r.add_argument("--only", action="append", metavar="NOTEBOOK",
+                   help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("book", help="build a small book of one profile's executed pages (e.g. your own profile)",
+                       description="Build the pages `kslottery run --profile PROFILE` wrote into "
+                       "book/results/PROFILE/ as a book of their own, in _build/profile-PROFILE/ (the study's book, "
+                       "`make book`, shows the default and smoke profiles).")
+    b.add_argument("--profile", required=True, help="a profile name or a path to a profile YAML file")
+    b.set_defaults(func=cmd_book)
+
+    st = sub.add_parser("status", help="where a long run stands: finished runs, unfinished ones and how far they got",
+                        description="List the runs folder: finished runs per kind with the compute they recorded, and "
+                        "every unfinished run (.partial) with its last optimizer step, how long ago it last wrote, and "
+                        "whether a live process is computing it. Reads only; starts nothing.")
+    st.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
+    st.set_defaults(func=cmd_status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .method.data import FLORES_URL
     from .method.evaluate import EvalConfig
@@ -184,31 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     for parser in (e, t):
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    r = sub.add_parser("run", help="execute the study's notebooks for a profile (papermill)",
-                       description="Execute the notebooks of profiles/PROFILE.yaml with papermill into "
-                       "book/results/PROFILE/. Finished runs are reused, so an interrupted profile resumes.")
-    r.add_argument("--profile", required=True, help="a profile name, looked up as profiles/NAME.yaml in the current "
-                   "folder, then in the checkout (smoke, default, paper), or a path to a profile YAML file")
-    from .report.profiles import ORDER
-    r.add_argument("--only", action="append", metavar="NOTEBOOK",
-                   help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.set_defaults(func=cmd_run)
-
-    b = sub.add_parser("book", help="build a small book of one profile's executed pages (e.g. your own profile)",
-                       description="Build the pages `kslottery run --profile PROFILE` wrote into "
-                       "book/results/PROFILE/ as a book of their own, in _build/profile-PROFILE/ (the study's book, "
-                       "`make book`, shows the default and smoke profiles).")
-    b.add_argument("--profile", required=True, help="a profile name or a path to a profile YAML file")
-    b.set_defaults(func=cmd_book)
-
-    st = sub.add_parser("status", help="where a long run stands: finished runs, unfinished ones and how far they got",
-                        description="List the runs folder: finished runs per kind with the compute they recorded, and "
-                        "every unfinished run (.partial) with its last optimizer step, how long ago it last wrote, and "
-                        "whether a live process is computing it. Reads only; starts nothing.")
-    st.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
-    st.add_argument("--json", action="store_true", help="print the status as JSON")
-    st.set_defaults(func=cmd_status)
+    _add_study_commands(sub)
 
     m = sub.add_parser("models", help="list presets, or load a model spec and describe it",
                        description="Without SPEC: list the presets. With SPEC: load it (dequantizing and "
