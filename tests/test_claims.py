@@ -113,6 +113,7 @@ def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkey
     comps = pd.DataFrame([
         {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"},
         {**row, "a": "embedding tuning", "b": "SGD ticket", "b - a": 0.1, "verdict": "reproduced"},
+        {**row, "a": "embedding tuning", "b": "earliest-seen rows", "b - a": 0.2, "verdict": "reproduced"},
         {**row, "role": "secondary", "a": "full fine-tuning", "b": "embedding tuning", "b - a": -4.0,
          "bootstrap 95 %": [-5.0, -3.0], "t 95 %": [-6.0, -2.5], "95 % (wider)": [-6.0, -2.5],
          "verdict": "not reproduced"}])
@@ -121,6 +122,11 @@ def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkey
     ticket = t.loc["Partial tuning of the KS ticket matches embedding tuning"]
     assert ticket["verdict"] == "inconclusive" and ticket["protocol"] == "fair-v1" and ticket["source"] == "fair_test"
     assert "t 95 % [-0.9, 1.6]" in ticket["this study"] and "SGD ticket: reproduced" in ticket["note"]
+    # with the comparisons' own words saved beside the verdicts, the note uses them
+    results.save_tables("t", "fair_test", comparisons=comps.assign(outcome=[
+        "inconclusive", "equivalent", "equivalent", "not equivalent"]))
+    note = claims.claims("t").set_index("claim").loc[ticket.name, "note"]
+    assert "SGD ticket: equivalent; earliest-seen rows: equivalent" in note and "reproduced" not in note
     full = t.loc["Embedding tuning matches full fine-tuning"]
     assert full["verdict"] == "not reproduced" and "(secondary)" in full["this study"]
     assert t.loc["Prefix tuning is clearly weaker", "verdict"] == claims.NOT_RUN

@@ -318,7 +318,9 @@ def _fair(add, fair: dict) -> None:
         if r["role"] == "secondary" and int(r["seeds"]) < 3:
             note += f"; a secondary comparison on {int(r['seeds'])} seeds by design, so its interval is wide"
         if key == "ticket_vs_embed":
-            others = [f"{x}: {c.loc[('embedding tuning', x), 'verdict']}" for x in ("SGD ticket", "earliest-seen rows")
+            # what those comparisons found, in their own words (a control is "equivalent", never "reproduced")
+            said = "outcome" if "outcome" in c.columns else "verdict"
+            others = [f"{x}: {c.loc[('embedding tuning', x), said]}" for x in ("SGD ticket", "earliest-seen rows")
                       if ("embedding tuning", x) in c.index]
             note += ("; " + "; ".join(others)) if others else ""
         lo, hi = r["95 % (wider)"]   # the interval the verdict was taken from
