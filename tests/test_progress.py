@@ -17,7 +17,7 @@ def test_planned_steps_are_the_steps_a_tuning_takes(kw, flores_dir, tmp_path, mo
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     rec = tuning.tune(tuning.TuneConfig(model="tiny:smollm2-135m", lr=1e-2, **kw), progress=False)
     params = json.loads((tmp_path / rec["run"] / "params.json").read_text())["params"]
-    assert progress.planned_steps(params) == rec["train"]["steps"]
+    assert progress.tune_steps(params) == rec["train"]["steps"]
 
 
 def _partial(root, name, steps_logged, last_line_cut=False, pid=None):

@@ -11,23 +11,21 @@ opening its notebooks.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
 from pathlib import Path
 
 from .runs import LOCKS
+from .tuning import planned_steps
 
 
-def planned_steps(params: dict) -> int | None:
-    """The optimizer steps a tune run's parameters ask for, at most (examples a too-short ``max_len`` drops make
-    it fewer); the count :func:`kslottery.method.tuning.train` makes. None for a run that is not a tuning."""
+def tune_steps(params: dict) -> int | None:
+    """A tune run's planned steps from its parameters, at most (a too-short ``max_len`` drops examples and so
+    steps); None for a run that is not a tuning."""
     if not {"limit", "batch_size", "epochs"} <= set(params) or params["limit"] is None:
         return None
-    per_epoch = max(params["limit"] // params["batch_size"], 1)
-    total = min(per_epoch * math.ceil(params["epochs"]), round(per_epoch * params["epochs"])) or 1
-    return min(total, params["max_steps"]) if params.get("max_steps") else total
+    return planned_steps(params["limit"], params["batch_size"], params["epochs"], params.get("max_steps"))
 
 
 def _last_step(folder: Path) -> int | None:
@@ -72,7 +70,7 @@ def status(root: Path) -> dict:
             modified = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
             unfinished.append({"run": name, "kind": name.split("-")[0], "mode": params.get("mode"),
                                "lr": params.get("lr"), "seed": params.get("seed"), "step": _last_step(folder),
-                               "steps": planned_steps(params) if name.startswith("tune-") else None,
+                               "steps": tune_steps(params) if name.startswith("tune-") else None,
                                "idle_s": round(time.time() - modified), "computing": _computing(Path(root), name)})
         elif (folder / "DONE").exists():
             kind = folder.name.split("-")[0]

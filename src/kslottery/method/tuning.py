@@ -188,15 +188,20 @@ def training_examples(cfg: TuneConfig, tokenizer=None) -> list[dict]:
     return encode_all(tokenizer or models.load_tokenizer(cfg.model), training_bitext(cfg), cfg)
 
 
+def planned_steps(n: int, batch_size: int, epochs: float, max_steps: int | None = None) -> int:
+    """The optimizer steps a run over ``n`` examples takes: whole batches per epoch (at least one), a
+    fractional last epoch rounded, capped by ``max_steps``."""
+    steps_per_epoch = max(n // batch_size, 1)
+    total = min(steps_per_epoch * math.ceil(epochs), round(steps_per_epoch * epochs)) or 1
+    return min(total, max_steps) if max_steps else total
+
+
 def batch_order(n: int, cfg: TuneConfig) -> list[list[int]]:
     """Every micro-batch of the run, in order: a seeded permutation per epoch, cut into global
     micro-batches. Being a pure function of (n, cfg), it lets a resumed run skip what is done."""
     micro = cfg.batch_size // cfg.grad_accum
     steps_per_epoch = max(n // cfg.batch_size, 1)
-    total = steps_per_epoch * math.ceil(cfg.epochs)
-    total = min(total, round(steps_per_epoch * cfg.epochs)) or 1
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
+    total = planned_steps(n, cfg.batch_size, cfg.epochs, cfg.max_steps)
     batches = []
     epoch = 0
     while len(batches) < total * cfg.grad_accum:
