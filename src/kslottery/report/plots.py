@@ -303,3 +303,71 @@ def lr_curves(selection: dict):
         ax.set_xticks(grid, [f"{lr:g}" for lr in grid])
         ax.minorticks_off()
     return finish(fig)
+
+
+# An outcome's colour: a finding for b (equivalent, better) green, against it vermillion, open grey.
+OUTCOME_COLORS = {"equivalent": "#009E73", "b better": "#009E73", "not equivalent": "#D55E00",
+                  "b not better": "#D55E00", "inconclusive": "0.45"}
+
+
+def verdict_forest(comparisons, margin: float):
+    """The fair test's comparisons as a forest plot: b − a (dot) with the two-level bootstrap 95 % interval
+    (thick) and the seed-level t 95 % interval (thin), of which the design's rule reads the wider; the
+    equivalence margin shaded; the primary comparisons above the dotted line; each row's outcome at its right,
+    coloured by what it found. A t interval of few seeds can run far off: the axis stops a margin past the widest
+    bootstrap bound (at least three margins out) and an arrow marks where a thin line runs on."""
+    import numpy as np
+
+    df = comparisons.reset_index(drop=True)
+    boots = np.array([list(b) for b in df["bootstrap 95 %"]], dtype=float)
+    limit = max(3 * margin, float(np.abs(boots).max()) + margin)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(df) + 1.5))
+    ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"margin ±{margin:g}")
+    ax.axvline(0, color="0.5", lw=1, zorder=1)
+    for i, r in df.iterrows():
+        color = OUTCOME_COLORS.get(r["outcome"], "0.3")
+        (b_lo, b_hi), (t_lo, t_hi) = r["bootstrap 95 %"], r["t 95 %"]
+        ax.plot([max(t_lo, -limit), min(t_hi, limit)], [i, i], color=color, lw=1.2, zorder=2)
+        ax.plot([b_lo, b_hi], [i, i], color=color, lw=5, solid_capstyle="butt", zorder=3)
+        ax.plot(r["b - a"], i, "o", color="black", ms=4, zorder=4)
+        for end, marker in ((t_lo < -limit and -limit, "<"), (t_hi > limit and limit, ">")):
+            if end is not False:
+                ax.plot(end, i, marker, color=color, ms=6, zorder=4)
+        ax.annotate(r["outcome"], xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
+                    textcoords="offset points", va="center", color=color)
+    ax.set_yticks(range(len(df)), [f"{r['b']} − {r['a']}" for _, r in df.iterrows()])
+    primary = int((df["role"] == "primary").sum()) if "role" in df else 0
+    if 0 < primary < len(df):
+        ax.axhline(primary - 0.5, color="0.3", lw=0.8, ls=":")
+    ax.set_ylim(len(df) - 0.5, -0.5)
+    ax.set_xlim(-limit, limit)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick, seed-level t thin")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
+    return finish(fig)
+
+
+def seed_scores(scores, family: dict, rule: str = "whole"):
+    """Every arm's devtest chrF++ seed by seed (dots, coloured by the arm's family) with its mean (black bar),
+    one row per arm in the design's order; the base model as a dashed line. ``family`` maps arm -> family."""
+    df = scores[scores["arm"] != "base"]
+    arms = list(dict.fromkeys(df["arm"]))
+    families = list(dict.fromkeys(family[a] for a in arms))
+    colors = dict(zip(families, palette(len(families))))
+    fig, ax = plt.subplots(figsize=(8, 0.36 * len(arms) + 1.4))
+    base = scores.loc[scores["arm"] == "base", f"chrf++ {rule}"]
+    if len(base):
+        ax.axvline(float(base.iloc[0]), color="0.4", ls="--", lw=1, label="base model")
+    for i, arm in enumerate(arms):
+        values = df.loc[df["arm"] == arm, f"chrf++ {rule}"]
+        seen = family[arm] in [t.get_label() for t in ax.collections]
+        ax.scatter(values, [i] * len(values), s=22, color=colors[family[arm]], alpha=0.8, zorder=3,
+                   label=None if seen else family[arm])
+        ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color="black", lw=2, zorder=4)
+    ax.set_yticks(range(len(arms)), arms)
+    ax.set_ylim(len(arms) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'}); a dot per seed, "
+                  "the bar the mean")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(families) + 1, frameon=False)
+    return finish(fig)

@@ -1,0 +1,54 @@
+"""The fair test's two figures draw what their captions say: the forest plot's rows, outcomes, margin band and
+run-off arrows; the seed plot's dots and means."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from kslottery.report import plots  # noqa: E402
+
+
+def comps():
+    return pd.DataFrame([
+        {"role": "primary", "a": "embedding tuning", "b": "Adam ticket", "b - a": -0.5,
+         "bootstrap 95 %": (-1.2, 0.3), "t 95 %": (-1.5, 0.5), "outcome": "equivalent"},
+        {"role": "primary", "a": "embedding tuning", "b": "SGD ticket", "b - a": -3.0,
+         "bootstrap 95 %": (-5.0, -2.0), "t 95 %": (-5.5, -1.5), "outcome": "not equivalent"},
+        {"role": "secondary", "a": "Adam ticket", "b": "<bos> row", "b - a": 1.0,
+         "bootstrap 95 %": (0.2, 1.8), "t 95 %": (-30.0, 32.0), "outcome": "inconclusive"},
+    ])
+
+
+def test_the_forest_plot_has_a_row_per_comparison_its_outcome_and_arrows_where_the_t_interval_runs_off():
+    fig = plots.verdict_forest(comps(), margin=2.0)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "Adam ticket − embedding tuning", "SGD ticket − embedding tuning", "<bos> row − Adam ticket"]
+    assert [t.get_text() for t in ax.texts] == ["equivalent", "not equivalent", "inconclusive"]
+    lo, hi = ax.get_xlim()
+    assert (lo, hi) == (-7.0, 7.0)   # the widest bootstrap bound (5) plus a margin (2): the wide t interval is cut
+    arrows = [line for line in ax.lines if line.get_marker() in ("<", ">")]
+    assert sorted(float(np.asarray(a.get_xdata())[0]) for a in arrows) == [-7.0, 7.0]
+    assert all(np.asarray(a.get_ydata())[0] == 2 for a in arrows)   # only the third row's line runs off
+    dotted = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and np.asarray(dotted[0].get_ydata())[0] == 1.5   # below the two primary rows
+    band = [p for p in ax.patches if p.get_label().startswith("margin")]
+    assert band and band[0].get_label() == "margin ±2"
+
+
+def test_the_seed_plot_shows_every_seed_and_the_mean_of_each_arm():
+    scores = pd.DataFrame({"arm": ["base", "embedding tuning", "embedding tuning", "Adam ticket", "Adam ticket"],
+                           "seed": [None, 0, 1, 0, 1], "chrf++ whole": [20.0, 30.0, 32.0, 29.0, 33.0]})
+    fig = plots.seed_scores(scores, {"embedding tuning": "embed", "Adam ticket": "rows"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["embedding tuning", "Adam ticket"]
+    dots = [sorted(c.get_offsets()[:, 0].tolist()) for c in ax.collections]
+    assert dots == [[30.0, 32.0], [29.0, 33.0]]
+    means = [float(np.asarray(line.get_xdata())[0]) for line in ax.lines if line.get_linewidth() == 2]
+    assert means == [31.0, 31.0]
+    base = [line for line in ax.lines if line.get_label() == "base model"]
+    assert float(np.asarray(base[0].get_xdata())[0]) == 20.0
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["base model", "embed", "rows"]
