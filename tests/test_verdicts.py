@@ -94,6 +94,10 @@ def test_the_default_profile_states_a_design_and_its_seed_count_follows_from_the
     assert len(d.seeds) == verdicts.seeds_needed(1.30, d.margin, delta=0.5) == 5
     names = {a[0] for a in ARMS}
     assert {x for a, b, _ in PRIMARY + SECONDARY for x in (a, b)} <= names
+    # issue 26: each ticket and the exposure control meets both references, embedding and full fine-tuning
+    for arm in ("Adam ticket", "SGD ticket", "earliest-seen rows"):
+        assert {ref for ref, b, kind in PRIMARY + SECONDARY if b == arm and kind == "equivalence"} == {
+            "embedding tuning", "full fine-tuning"}, arm
     with pytest.raises(KSLError, match="unknown protocol keys"):
         Design.from_profile({"protocol": {"seed": [0]}})
 
