@@ -14,7 +14,9 @@ def test_tables_round_trip_through_the_book(tmp_path, monkeypatch):
     results.save_tables("smoke", "headline", scores=scores)
     written = tables.publish("smoke", "headline", root=tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in written] == ["book/results/smoke/tables/headline/scores.csv"]
-    assert written[0].read_text().splitlines()[1].startswith('embed,41.25,"[1.5, 3.0]","[2, 108]"')
+    lines = written[0].read_text().splitlines()
+    assert lines[1] == 'embed,41.25,"[1.5, 3.0]","[2, 108]",0'   # a seed column with a gap stays integral
+    assert lines[2] == 'KS top-18,38.5,"[-0.5, 2.0]",[107],'
     (tmp_path / "runs" / "tables" / "smoke" / "headline.json").unlink()   # a clean clone has no runs/
     back = results.load_tables("smoke", "headline", root=tmp_path)["scores"]
     assert back["ci"].tolist() == [[1.5, 3.0], [-0.5, 2.0]] and back["ids"].tolist() == [[2, 108], [107]]

@@ -28,6 +28,12 @@ def publish(profile: str, notebook: str, root: Path | None = None) -> list[Path]
         for col in df.columns:
             if df[col].map(lambda v: isinstance(v, (list, dict))).any():
                 df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+        for col in df.columns:
+            # A missing value (the base model has no seed) makes pandas store a count column as float;
+            # a reader of the CSV should see seed 3, not 3.0.
+            values = df[col].dropna()
+            if df[col].dtype.kind == "f" and len(values) and (values == values.round()).all():
+                df[col] = df[col].astype("Int64")
         path = out / f"{name}.csv"
         df.to_csv(path, index=False)
         written.append(path)
