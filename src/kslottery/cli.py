@@ -123,6 +123,13 @@ def cmd_book(ns) -> int:
     return 0
 
 
+def cmd_summary(ns) -> int:
+    from .report.summary import summary
+
+    print(summary(ns.profile), end="")
+    return 0
+
+
 def cmd_models(ns) -> int:
     from .method import models
 
@@ -170,6 +177,14 @@ def _add_study_commands(sub) -> None:
     st.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(func=cmd_status)
+
+    su = sub.add_parser("summary", help="what a profile's published pages found: verdicts, comparisons, lrs, cost",
+                        description="Print, from book/results/PROFILE/ (what `kslottery run` published), the verdict "
+                        "of each claim, the fair test's comparisons with both 95 %% intervals and their outcomes, the "
+                        "learning rate chosen for each arm family, the exposure control per seed, and the commits, "
+                        "compute and peak memory of the pages. Reads only; needs no runs folder.")
+    su.add_argument("--profile", required=True, help="a profile whose pages were executed (smoke, default, ...)")
+    su.set_defaults(func=cmd_summary)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -280,6 +280,16 @@ def commit_warning(prov: dict, order: list[str]) -> list[str]:
     return ["```{warning}", text, "```", ""]
 
 
+def totals(prov: dict) -> dict:
+    """Commits, distinct runs, their compute and the largest peak RSS over a profile's pages."""
+    order = [nb for nb in ORDER if nb in prov]
+    # Notebooks share runs (the headline's arms are the audit's): the total counts each run once.
+    walls = {name: w for nb in order for name, w in prov[nb].get("run_wall_s", {}).items()}
+    rss = [prov[nb]["peak_rss_gib"] for nb in order if prov[nb].get("peak_rss_gib") is not None]
+    return {"notebooks": len(order), "commits": sorted({_short(prov[nb].get("git_commit")) for nb in order}),
+            "runs": len(walls), "compute_s": sum(walls.values()), "peak_rss_gib": max(rss, default=None)}
+
+
 PROVENANCE_CAPTION = ("Each notebook of the profile: when it last finished, the wall-clock of that execution, its peak "
                       "memory, the runs it used and the compute they cost, and the commit it was executed at")
 
@@ -298,8 +308,7 @@ def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
              f"```{{table}} {PROVENANCE_CAPTION}", f":name: provenance-{profile}", "",
              "| notebook | finished | execution | peak RSS | runs used | compute | git commit |",
              "|---|---|---|---|---|---|---|"]
-    # Notebooks share runs (the headline's arms are the audit's): the total counts each run once.
-    total = sum({name: w for nb in order for name, w in prov[nb].get("run_wall_s", {}).items()}.values())
+    total = totals(prov)["compute_s"]
     for nb in order:
         e = prov[nb]
         rss = "—" if e.get("peak_rss_gib") is None else f"{e['peak_rss_gib']:.1f} GiB"

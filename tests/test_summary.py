@@ -1,0 +1,42 @@
+"""`kslottery summary` prints exactly what a profile's published pages hold (here the smoke pages in the repo)."""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kslottery.cli import main
+from kslottery.report.summary import _two_places
+
+SMOKE = Path(__file__).resolve().parents[1] / "book" / "results" / "smoke"
+
+
+def test_the_summary_prints_the_smoke_pages_verdicts_comparisons_and_cost(capsys):
+    assert main(["summary", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    prov = json.loads((SMOKE / "provenance.json").read_text())
+    assert out.startswith(f"profile smoke: {len(prov)} notebooks executed at {prov['fair_test']['git_commit'][:12]};")
+    # the compute total is the provenance page's (each shared run counted once)
+    page_total = re.search(r"\*\*([0-9.]+) h\*\*", (SMOKE / "provenance.md").read_text()).group(1)
+    assert f", {page_total} h of compute" in out.splitlines()[0]
+    comps = pd.read_csv(SMOKE / "tables" / "fair_test" / "comparisons.csv")
+    rows = [line.split() for line in out.splitlines() if line.lstrip().startswith(("primary ", "secondary "))]
+    assert len(rows) == len(comps) == 18
+    first = comps.iloc[0]
+    assert rows[0][0] == "primary" and f"{first['b - a']:.2f}" in rows[0] and rows[0][-1] == first["outcome"]
+    chosen = pd.read_csv(SMOKE / "tables" / "fair_test" / "selection.csv").query("chosen")
+    assert len(chosen) == 3 and out.count(" True") == 3
+
+
+def test_a_profile_without_pages_is_one_line_naming_the_fix(capsys):
+    assert main(["summary", "--profile", "never-ran"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("run `kslottery run --profile never-ran` first")
+
+
+@pytest.mark.parametrize("cell,shown", [("-6.2821286845", "-6.28"), ("[-2.2565, -1.3048]", "[-2.26, -1.30]"),
+                                        ("0.0", "0.0"), ("12", "12"), ("fair-v1 (smoke)", "fair-v1 (smoke)")])
+def test_numbers_print_to_two_places(cell, shown):
+    assert _two_places(cell) == shown
