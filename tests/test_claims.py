@@ -109,13 +109,13 @@ def test_embed_vs_full_is_judged_paired_from_the_significance_chapter_when_it_ex
 def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (wider)": [-0.9, 1.6], "per seed": [0.1] * 5}
+           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6], "per seed": [0.1] * 5}
     comps = pd.DataFrame([
         {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"},
         {**row, "a": "embedding tuning", "b": "SGD ticket", "b - a": 0.1, "verdict": "reproduced"},
         {**row, "a": "embedding tuning", "b": "earliest-seen rows", "b - a": 0.2, "verdict": "reproduced"},
         {**row, "role": "secondary", "a": "full fine-tuning", "b": "embedding tuning", "b - a": -4.0,
-         "bootstrap 95 %": [-5.0, -3.0], "t 95 %": [-6.0, -2.5], "95 % (wider)": [-6.0, -2.5],
+         "bootstrap 95 %": [-5.0, -3.0], "t 95 %": [-6.0, -2.5], "95 % (union)": [-6.0, -2.5],
          "verdict": "not reproduced"}])
     results.save_tables("t", "fair_test", comparisons=comps)
     t = claims.claims("t").set_index("claim")
@@ -143,7 +143,7 @@ def test_verdicts_are_counted_by_their_first_words():
 def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (wider)": [-0.9, 1.6], "per seed": [0.1] * 5}
+           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6], "per seed": [0.1] * 5}
     results.save_tables("t", "fair_test", comparisons=pd.DataFrame(
         [{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}]))
     # a retired chapter's tables from an older protocol, still on disk
@@ -162,7 +162,7 @@ def test_the_fair_tests_claims_say_which_way_an_equivalence_failed_and_what_the_
         tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [2.5, 4.0], "t 95 %": [2.2, 4.4], "95 % (wider)": [2.2, 4.4]}
+           "bootstrap 95 %": [2.5, 4.0], "t 95 %": [2.2, 4.4], "95 % (union)": [2.2, 4.4]}
     comps = pd.DataFrame([
         {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 3.3, "verdict": "not reproduced"},
         {**row, "role": "secondary", "kind": "equivalence", "seeds": 2, "a": "embedding tuning",
@@ -178,3 +178,21 @@ def test_the_fair_tests_claims_say_which_way_an_equivalence_failed_and_what_the_
     single = t.loc[claims.PAPER["single_row"][0]]
     assert single["verdict"].startswith("not testable: the fair test compares each single row")
     assert single["evidence"] == "fair_test/comparisons#row2" and single["source"] == "fair_test"
+
+
+@pytest.mark.parametrize("ticket_whole,ticket_first,verdict,brief", [
+    (30.0, 21.0, "reproduced", "collapse 0.90"),          # gain 10, first-line gain 1: 90 % of it is stopping
+    (30.0, 26.0, "not reproduced", "collapse 0.40"),
+    (17.0, 22.0, "not testable: no gain over the base model to decompose", "no gain to decompose (-3.0)"),
+])
+def test_the_collapse_rule_needs_a_gain_to_decompose(tmp_path, monkeypatch, ticket_whole, ticket_first, verdict, brief):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
+           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6]}
+    comps = pd.DataFrame([{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}])
+    scores = pd.DataFrame([{"arm": "base", "seed": None, "chrf++ whole": 20.0, "chrf++ first_line": 20.0},
+                           {"arm": "Adam ticket", "seed": 0, "chrf++ whole": ticket_whole,
+                            "chrf++ first_line": ticket_first}])
+    results.save_tables("t", "fair_test", comparisons=comps, scores=scores)
+    got = claims.claims("t").set_index("claim").loc[claims.PAPER["stopping"][0]]
+    assert got["verdict"] == verdict and got["in brief"] == brief

@@ -92,7 +92,7 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     c = fair.comparisons(r, design)
     assert set(c["verdict"]) <= {"reproduced", "not reproduced", "inconclusive"}
     for _, row in c.iterrows():   # the outcome says what the rule found, in the comparison's own words
-        lo, hi = row["95 % (wider)"]
+        lo, hi = row["95 % (union)"]
         assert row["outcome"] in fair.OUTCOMES[row["kind"]].values()
         if row["outcome"] == "b better":
             assert lo > 0 and row["p (Holm)"] < 0.05

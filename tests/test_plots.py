@@ -14,11 +14,14 @@ from kslottery.report import plots  # noqa: E402
 def comps():
     return pd.DataFrame([
         {"role": "primary", "a": "embedding tuning", "b": "Adam ticket", "b - a": -0.5,
-         "bootstrap 95 %": (-1.2, 0.3), "t 95 %": (-1.5, 0.5), "outcome": "equivalent"},
+         "bootstrap 95 %": (-1.2, 0.3), "t 95 %": (-1.5, 0.5), "outcome": "equivalent",
+         "kind": "equivalence", "90 % (union)": (-1.3, 0.4)},
         {"role": "primary", "a": "embedding tuning", "b": "SGD ticket", "b - a": -3.0,
-         "bootstrap 95 %": (-5.0, -2.0), "t 95 %": (-5.5, -1.5), "outcome": "not equivalent"},
+         "bootstrap 95 %": (-5.0, -2.0), "t 95 %": (-5.5, -1.5), "outcome": "not equivalent",
+         "kind": "equivalence", "90 % (union)": (-8.0, -1.8)},
         {"role": "secondary", "a": "Adam ticket", "b": "<bos> row", "b - a": 1.0,
-         "bootstrap 95 %": (0.2, 1.8), "t 95 %": (-30.0, 32.0), "outcome": "inconclusive"},
+         "bootstrap 95 %": (0.2, 1.8), "t 95 %": (-30.0, 32.0), "outcome": "inconclusive",
+         "kind": "superiority", "90 % (union)": (-20.0, 22.0)},
     ])
 
 
@@ -35,6 +38,11 @@ def test_the_forest_plot_has_a_row_per_comparison_its_outcome_and_arrows_where_t
     assert all(np.asarray(a.get_ydata())[0] == 2 for a in arrows)   # only the third row's line runs off
     dotted = [line for line in ax.lines if line.get_linestyle() == ":"]
     assert len(dotted) == 1 and np.asarray(dotted[0].get_ydata())[0] == 1.5   # below the two primary rows
+    # the 90 % union an equivalence outcome reads: ticks at its ends on the equivalence rows (one end of the second
+    # row lies off the axis), none on the superiority row
+    ticks = [(float(x), float(y)) for line in ax.lines if line.get_marker() == "|"
+             for x, y in zip(line.get_xdata(), line.get_ydata())]
+    assert ticks == [(-1.3, 0.0), (0.4, 0.0), (-1.8, 1.0)]
     band = [p for p in ax.patches if p.get_label().startswith("margin")]
     assert band and band[0].get_label() == "margin ±2"
 

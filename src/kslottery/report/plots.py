@@ -312,10 +312,11 @@ OUTCOME_COLORS = {"equivalent": "#009E73", "b better": "#009E73", "not equivalen
 
 def verdict_forest(comparisons, margin: float):
     """The fair test's comparisons as a forest plot: b − a (dot) with the two-level bootstrap 95 % interval
-    (thick) and the seed-level t 95 % interval (thin), of which the design's rule reads the wider; the
-    equivalence margin shaded; the primary comparisons above the dotted line; each row's outcome at its right,
-    coloured by what it found. A t interval of few seeds can run far off: the axis stops a margin past the widest
-    bootstrap bound (at least three margins out) and an arrow marks where a thin line runs on."""
+    (thick) and the seed-level t 95 % interval (thin), whose union the design's rules read; for an equivalence
+    comparison, black ticks at the ends of the 90 % union (inside the margin means equivalent); the margin shaded;
+    the primary comparisons above the dotted line; each row's outcome at its right, coloured by what it found.
+    A t interval of few seeds can run far off: the axis stops a margin past the widest bootstrap bound (at least three
+    margins out) and an arrow marks where a thin line runs on."""
     import numpy as np
 
     df = comparisons.reset_index(drop=True)
@@ -324,12 +325,18 @@ def verdict_forest(comparisons, margin: float):
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(df) + 1.5))
     ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"margin ±{margin:g}")
     ax.axvline(0, color="0.5", lw=1, zorder=1)
+    ticked = False
     for i, r in df.iterrows():
         color = OUTCOME_COLORS.get(r["outcome"], "0.3")
         (b_lo, b_hi), (t_lo, t_hi) = r["bootstrap 95 %"], r["t 95 %"]
         ax.plot([max(t_lo, -limit), min(t_hi, limit)], [i, i], color=color, lw=1.2, zorder=2)
         ax.plot([b_lo, b_hi], [i, i], color=color, lw=5, solid_capstyle="butt", zorder=3)
         ax.plot(r["b - a"], i, "o", color="black", ms=4, zorder=4)
+        if r.get("kind") == "equivalence" and "90 % (union)" in r:
+            ends = [v for v in r["90 % (union)"] if -limit <= v <= limit]
+            ax.plot(ends, [i] * len(ends), "|", color="black", ms=11, mew=1.6, zorder=5, ls="none",
+                    label=None if ticked else "90 % union (equivalence)")
+            ticked = True
         for end, marker in ((t_lo < -limit and -limit, "<"), (t_hi > limit and limit, ">")):
             if end is not False:
                 ax.plot(end, i, marker, color=color, ms=6, zorder=4)
@@ -343,7 +350,7 @@ def verdict_forest(comparisons, margin: float):
     ax.set_xlim(-limit, limit)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick, seed-level t thin")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)
     return finish(fig)
 
 

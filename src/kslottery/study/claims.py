@@ -323,7 +323,7 @@ def _fair(add, fair: dict) -> None:
             others = [f"{x}: {c.loc[('embedding tuning', x), said]}" for x in ("SGD ticket", "earliest-seen rows")
                       if ("embedding tuning", x) in c.index]
             note += ("; " + "; ".join(others)) if others else ""
-        lo, hi = r["95 % (wider)"]   # the interval the verdict was taken from
+        lo, hi = r["95 % (union)"]   # the 95 % interval the rules read (equivalence reads the 90 % union)
         brief = f"{b} − {a}: {r['b - a']:+.1f} [{lo:.1f}, {hi:.1f}], {int(r['seeds'])} seeds"
         if key == "eighteen" and "scores" in fair:   # the paper's number is base -> ticket: show ours beside it
             s = fair["scores"]
@@ -347,7 +347,13 @@ def _fair_stopping(add, s, protocol: str) -> None:
     mean = lambda arm, col: s.loc[s["arm"] == arm, col].mean()   # noqa: E731
     whole = mean("Adam ticket", "chrf++ whole") - mean("base", "chrf++ whole")
     first = mean("Adam ticket", "chrf++ first_line") - mean("base", "chrf++ first_line")
-    if whole != whole or not whole:
+    if whole != whole:
+        return
+    if whole <= 0:   # 1 - first / whole has no meaning without a gain: a negative one would read "mostly stopping"
+        add("stopping", f"the Adam ticket gains nothing over the base model ({whole:+.1f} chrF++, whole continuation)",
+            "not testable: no gain over the base model to decompose", "fair_test",
+            "collapse = 1 - gain(first line) / gain(whole) needs a positive whole-continuation gain",
+            protocol=protocol, evidence="arms", brief=f"no gain to decompose ({whole:+.1f})")
         return
     c = 1 - first / whole
     add("stopping", f"collapse of the Adam ticket's gain: {c:.2f} (whole-continuation gain {whole:+.1f} chrF++)",

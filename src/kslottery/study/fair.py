@@ -140,8 +140,10 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
     # A comparison between two of this study's arms reproduces nothing by itself: the page says what it found
     # (equivalent, better); the claims table turns the comparisons that test a claim of the paper into verdicts.
     out["outcome"] = [OUTCOMES[k][v] for k, v in zip(out["kind"], out["verdict"])]
-    # the 95 % interval the verdicts read (the wider of the two); equivalence reads the 90 % ones the same way
-    out["95 % (wider)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
+    # The intervals the rules read: the union of the bootstrap and the t interval (the smallest interval that holds
+    # both, so at least as wide as either). Equivalence is judged on the 90 % union, everything else on the 95 %.
+    out["90 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 90 %"], out["t 90 %"])]
+    out["95 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
     out["margin"] = design.margin
     out["protocol"] = design.name
     return out
@@ -194,7 +196,8 @@ def arm_table(result: dict) -> pd.DataFrame:
 
 def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFrame) -> dict:
     """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
-    ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,verdict,outcome,seeds}``, each family's chosen lr
+    ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,u90_lo,u90_hi,verdict,outcome,seeds}`` (``u90``: the 90 %
+    union an equivalence outcome reads), each family's chosen lr
     (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the Adam and
     SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control with the
     number of seeds each is a mean over (``jaccard_<arm>[_seeds]``). Plain
@@ -205,7 +208,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
         out |= {f"{key}_diff": float(r["b - a"]), f"{key}_verdict": str(r["verdict"]), f"{key}_seeds": int(r["seeds"]),
                 f"{key}_outcome": str(r["outcome"]),
                 f"{key}_boot_lo": float(r["bootstrap 95 %"][0]), f"{key}_boot_hi": float(r["bootstrap 95 %"][1]),
-                f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1])}
+                f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1]),
+                f"{key}_u90_lo": float(r["90 % (union)"][0]), f"{key}_u90_hi": float(r["90 % (union)"][1])}
     out |= {f"lr_{family}": float(sel["chosen"]) for family, sel in result["selection"].items()}
     s = result["scores"]
     arms = arm_table(result)
