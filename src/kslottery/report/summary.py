@@ -55,7 +55,8 @@ def summary(profile: str, root: Path | None = None) -> str:
                       ["verdict", "claim", "in brief", "protocol"])
     comps = published(profile, "fair_test", "comparisons", root)
     lines += _section("Fair test: each comparison is b - a in chrF++", comps,
-                      ["role", "a", "b", "kind", "seeds", "b - a", "bootstrap 95 %", "t 95 %", "outcome"])
+                      ["role", "a", "b", "kind", "seeds", "b - a", "90 % (union)", "bootstrap 95 %", "t 95 %",
+                       "outcome"])
     lines += _section("Learning rate chosen for each arm family on held-out dev pairs",
                       published(profile, "fair_test", "selection", root),
                       ["family", "lr", "dev chrF++ (mean)", "seeds", "chosen"])

@@ -15,7 +15,7 @@ run it governs; the chapters read it and never change it after seeing scores. It
   on the first ``test_sentences`` of devtest;
 - **comparisons and verdicts**: the primary comparisons (equivalence at ``margin`` chrF++ by TOST, and the
   difference), the secondary ones (Holm-corrected), each judged by :mod:`kslottery.study.verdicts` from the
-  more conservative of the seed-level t interval and the two-level bootstrap;
+  union of the seed-level t interval and the two-level bootstrap (the smallest interval holding both);
 - **stopping**: no seed or sentence is added after the first score; a comparison whose interval is too wide
   stays inconclusive.
 
