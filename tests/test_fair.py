@@ -110,6 +110,7 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert v["top_18_by_d_vs_embedding_tuning_verdict"] in {"reproduced", "not reproduced", "inconclusive"}
     assert v["adam_rows_min"] == min(len(r["trunks"]["main"].ticket(seed)) for seed in (0, 1))
     assert v["mean_base"] == s.loc[s["arm"] == "base", "chrf++ whole"].mean()
+    assert "margin_in_gain" in v
     assert all(type(x) in (int, float, str) for x in v.values())
     from kslottery.report import checks
     assert checks.arms_at_chosen_lrs(r) and checks.arm_scores_match_outputs(s)
@@ -127,6 +128,26 @@ def test_the_exposure_means_name_how_many_seeds_each_averages():
     v = fair.headline_values({"selection": {}, "scores": scores}, pd.DataFrame(columns=["a", "b"]), exposure)
     assert v["jaccard_earliest_seen_rows"] == pytest.approx(0.3) and v["jaccard_earliest_seen_rows_seeds"] == 3
     assert v["jaccard_most_frequent_rows"] == pytest.approx(0.3) and v["jaccard_most_frequent_rows_seeds"] == 2
+
+
+@pytest.mark.parametrize("embed,said", [
+    (25.0, "the margin of 2 chrF++ is 40% of embedding tuning's gain over the base model (+5.0 chrF++)"),
+    (19.0, "embedding tuning gains nothing over the base model (-1.0 chrF++), so the margin of 2 chrF++ cannot be "
+           "read against its gain")])
+def test_the_margin_is_stated_against_embedding_tunings_gain(embed, said):
+    import pandas as pd
+
+    scores = pd.DataFrame({"arm": ["base", "embedding tuning", "embedding tuning"], "seed": [None, 0, 1],
+                           "rows": [None] * 3, "lr": [None, 1e-3, 1e-3], "chrf++ whole": [20.0, embed - 1, embed + 1],
+                           "chrf++ first_line": [20.0] * 3, "eos_rate": [0.0] * 3})
+    comps = pd.DataFrame([{"role": "primary", "a": "embedding tuning", "b": "Adam ticket", "kind": "equivalence",
+                           "seeds": 2, "b - a": 0.5, "verdict": "inconclusive", "outcome": "inconclusive",
+                           "bootstrap 95 %": (-1.0, 2.0), "t 95 %": (-3.0, 4.0), "90 % (union)": (-2.5, 3.5),
+                           "margin": 2.0}])
+    v = fair.headline_values({"selection": {}, "scores": scores}, comps, pd.DataFrame())
+    assert v["margin_in_gain"] == said and v["adam_ticket_vs_embedding_tuning_u90_lo"] == -2.5
+    assert "margin_in_gain" not in fair.headline_values({"selection": {}, "scores": scores}, comps.iloc[:0],
+                                                        pd.DataFrame())
 
 
 def test_every_rule_result_has_a_word_of_its_own_for_each_kind_of_comparison():

@@ -198,7 +198,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
     ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,u90_lo,u90_hi,verdict,outcome,seeds}`` (``u90``: the 90 %
     union an equivalence outcome reads), each family's chosen lr
-    (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the Adam and
+    (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the margin
+    against embedding tuning's gain over the base model (``margin_in_gain``, a sentence), the Adam and
     SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control with the
     number of seeds each is a mean over (``jaccard_<arm>[_seeds]``). Plain
     Python values."""
@@ -214,6 +215,13 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     s = result["scores"]
     arms = arm_table(result)
     out |= {f"mean_{slug(arm)}": float(m) for arm, m in zip(arms["arm"], arms["chrF++ whole"])}
+    if len(comps) and {"mean_base", "mean_embedding_tuning"} <= out.keys():
+        # the margin is fixed in chrF++; a reader needs it against the gain it judges
+        margin, gain = float(comps["margin"].iloc[0]), out["mean_embedding_tuning"] - out["mean_base"]
+        out["margin_in_gain"] = (f"the margin of {margin:g} chrF++ is {margin / gain:.0%} of embedding tuning's gain "
+                                 f"over the base model ({gain:+.1f} chrF++)" if gain > 0 else
+                                 f"embedding tuning gains nothing over the base model ({gain:+.1f} chrF++), so the "
+                                 f"margin of {margin:g} chrF++ cannot be read against its gain")
     for arm, key in (("Adam ticket", "adam"), ("SGD ticket", "sgd")):
         rows = s.loc[s["arm"] == arm, "rows"].dropna()
         if len(rows):
