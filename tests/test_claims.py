@@ -138,6 +138,15 @@ def test_verdicts_are_counted_by_their_first_words():
                                   "inconclusive", claims.NOT_RUN, claims.NOT_RETRIEVED]})
     assert claims.verdict_counts(t) == {"verdicts_reproduced": 1, "verdicts_not_reproduced": 2,
                                         "verdicts_inconclusive": 1, "verdicts_not_testable": 2, "verdicts_total": 6}
+    # the paper's own claims counted apart from the replication's and the method's
+    t["paper's number from"] = [claims.TRANSCRIBED, claims.TRANSCRIBED, "implied by the method",
+                                "the independent replication (introduction, reference 2)", claims.TRANSCRIBED,
+                                "the paper (title and abstract)"]
+    got = claims.verdict_counts(t)
+    assert {k: v for k, v in got.items() if not k.startswith("verdicts_")} == {
+        "paper_reproduced": 1, "paper_not_reproduced": 1, "paper_inconclusive": 0, "paper_not_testable": 2,
+        "paper_total": 4}
+    assert got["verdicts_others"] == 2 and got["verdicts_total"] == 6
 
 
 def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatch):

@@ -364,7 +364,15 @@ def _fair_stopping(add, s, protocol: str) -> None:
 
 def verdict_counts(table: pd.DataFrame) -> dict:
     """How many claims got each verdict word (a verdict with its reason counts by its first words), keyed
-    ``verdicts_<word>`` for the landing page's one-line summary, and ``verdicts_total``."""
+    ``verdicts_<word>`` for the landing page's one-line summary, and ``verdicts_total``; with the table's
+    "paper's number from" column, the same for the paper's own claims alone (``paper_<word>``, ``paper_total``)
+    and how many claims are the replication's or the method's (``verdicts_others``): the landing page must not
+    count a claim the paper never made as one of its claims."""
     words = table["verdict"].map(verdict_word)
     out = {f"verdicts_{w.replace(' ', '_')}": int((words == w).sum()) for w in VERDICT_WORDS}
-    return out | {"verdicts_total": len(table)}
+    out["verdicts_total"] = len(table)
+    if "paper's number from" in table.columns:
+        own = table["paper's number from"].astype(str).str.startswith("the paper")
+        out |= {f"paper_{w.replace(' ', '_')}": int((words[own] == w).sum()) for w in VERDICT_WORDS}
+        out |= {"paper_total": int(own.sum()), "verdicts_others": int((~own).sum())}
+    return out
