@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from ..method import data, evaluate
+from ..method import baselines, data, evaluate
 from ..method.errors import KSLError
 from .arms import Arm, Trunk, plan
 from .comparison import compare, paired_seeds
@@ -150,14 +150,19 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
 
 
 def exposure(result: dict) -> pd.DataFrame:
-    """Per seed: how much the Adam ticket overlaps the earliest-seen rows and the most frequent rows (Jaccard),
-    and the paired score differences of those arms (whole continuation)."""
+    """Per seed: how many rows the first batch of the discovery tuning already reaches (the earliest-seen rows
+    beyond that many are chosen among ties), how much the Adam ticket overlaps the earliest-seen rows and the most
+    frequent rows (Jaccard), and the paired score differences of those arms (whole continuation)."""
     s = result["scores"]
+    trunk = result.get("trunks", {}).get("main")
     rows = []
     for seed in sorted(set(s.loc[s["arm"] == "Adam ticket", "seed"])):
         at = lambda arm, seed=seed: s[(s["arm"] == arm) & (s["seed"] == seed)]   # noqa: E731
         ticket = set(at("Adam ticket")["ticket"].iloc[0])
         row = {"seed": seed, "Adam ticket rows": len(ticket)}
+        if trunk is not None:
+            first = baselines.first_gradient_step(*trunk.batches(int(seed)))
+            row["rows first seen at step 1"] = sum(step == 1 for step in first.values())
         for arm in ("earliest-seen rows", "most frequent rows"):
             other = at(arm)
             if len(other):
