@@ -105,6 +105,8 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     first_batch = {t for i in batches[0] for t in examples[i]["input_ids"]}   # no accumulation in this design
     assert e.loc[e["seed"] == 1, "rows first seen at step 1"].item() == len(first_batch)
     assert len(first_batch) == sum(v == 1 for v in first_gradient_step(examples, batches).values())
+    glued = fair.headline_values(r, fair.comparisons(r, design), e)
+    assert glued["first_batch_rows_max"] == e["rows first seen at step 1"].max() >= glued["first_batch_rows_min"] > 0
     assert e["Jaccard with earliest-seen rows"].between(0, 1).all() and list(e["seed"]) == [0, 1]
     # the page's readers: one row per arm, the numbers the prose cites, and self-checks that can fail
     arms = fair.arm_table(r).set_index("arm")

@@ -205,8 +205,9 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     union an equivalence outcome reads), each family's chosen lr
     (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the margin
     against embedding tuning's gain over the base model (``margin_in_gain``, a sentence), the Adam and
-    SGD ticket sizes (``<trunk>_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control with the
-    number of seeds each is a mean over (``jaccard_<arm>[_seeds]``). Plain
+    SGD ticket sizes (``<trunk>_rows_{min,max}``), the rows the first batch reaches
+    (``first_batch_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control with the number of seeds
+    each is a mean over (``jaccard_<arm>[_seeds]``). Plain
     Python values."""
     out = {}
     for _, r in comps.iterrows():
@@ -231,6 +232,9 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
         rows = s.loc[s["arm"] == arm, "rows"].dropna()
         if len(rows):
             out |= {f"{key}_rows_min": int(rows.min()), f"{key}_rows_max": int(rows.max())}
+    if "rows first seen at step 1" in exposure_table.columns:
+        first = exposure_table["rows first seen at step 1"]
+        out |= {"first_batch_rows_min": int(first.min()), "first_batch_rows_max": int(first.max())}
     for col in exposure_table.columns:
         if col.startswith("Jaccard with "):
             key = f"jaccard_{slug(col.removeprefix('Jaccard with '))}"
