@@ -170,3 +170,18 @@ def test_the_design_table_writes_every_setting_out_with_its_meaning():
     assert rows["sweep snapshots"]["value"] == "1\u201316, 24, 32, 48, 64" and rows["full seeds"]["value"] == "0"
     assert rows["lr grids"]["value"] == "embed: 0.0003, 0.001, 0.003; rows: 0.003, 0.01, 0.03; full: 1e-05, 3e-05, 0.0001"
     assert len(rows) == len(dataclasses.fields(Design)) and all(r["meaning"] for r in rows.values())
+
+
+@pytest.mark.parametrize("chosen,said", [
+    ({"embed": 1e-3, "rows": 1e-2}, "every family's chosen rate lies inside its grid"),
+    ({"embed": 3e-3, "rows": 1e-2}, "the chosen rate is at the edge of the grid for embed (0.003, its grid's highest "
+                                    "point): a better rate may lie outside it"),
+    ({"embed": 3e-4, "rows": 3e-2}, "the chosen rate is at the edge of the grid for embed (0.0003, its grid's lowest "
+                                    "point); rows (0.03, its grid's highest point): a better rate may lie outside it"),
+])
+def test_a_chosen_rate_at_its_grids_edge_is_said(chosen, said):
+    import pandas as pd
+
+    grids = {"embed": [3e-4, 1e-3, 3e-3], "rows": [3e-3, 1e-2, 3e-2]}
+    selection = {f: {"means": pd.Series([20.0, 21.0, 22.0], index=grids[f]), "chosen": chosen[f]} for f in grids}
+    assert fair.grid_edges(selection) == said

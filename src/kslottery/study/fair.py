@@ -42,6 +42,20 @@ def select_lr(train: Callable[[float, int], dict], score: Callable[[str], float]
     return {"table": table, "means": means, "chosen": float(means.idxmax())}
 
 
+def grid_edges(selection: dict) -> str:
+    """A sentence on whether any family's chosen rate is the lowest or highest point of its grid: there a
+    better rate may lie outside the grid, and the arm's "own best rate" is only the grid's best."""
+    edges = []
+    for family, sel in selection.items():
+        grid = sorted(float(lr) for lr in sel["means"].index)
+        if len(grid) > 1 and sel["chosen"] in (grid[0], grid[-1]):
+            side = "lowest" if sel["chosen"] == grid[0] else "highest"
+            edges.append(f"{family} ({sel['chosen']:g}, its grid's {side} point)")
+    if not edges:
+        return "every family's chosen rate lies inside its grid"
+    return "the chosen rate is at the edge of the grid for " + "; ".join(edges) + ": a better rate may lie outside it"
+
+
 def dev_score(proto: Protocol, design: Design) -> Callable[[str], float]:
     """chrF++ (whole continuation) of a run on the held-out dev pairs: dev[train_pairs:][:dev_sentences]."""
     def score(path: str) -> float:
@@ -203,7 +217,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
     ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,u90_lo,u90_hi,verdict,outcome,seeds}`` (``u90``: the 90 %
     union an equivalence outcome reads), each family's chosen lr
-    (``lr_<family>``), each arm's mean devtest chrF++ (``mean_<slug of arm>``, whole continuation), the margin
+    (``lr_<family>``) and whether any sits at its grid's edge (``lr_edges``, a sentence), each arm's mean devtest
+    chrF++ (``mean_<slug of arm>``, whole continuation), the margin
     against embedding tuning's gain over the base model (``margin_in_gain``, a sentence), the Adam and
     SGD ticket sizes (``<trunk>_rows_{min,max}``), the rows the first batch reaches
     (``first_batch_rows_{min,max}``) and the mean Jaccard overlaps of the exposure control with the number of seeds
@@ -218,6 +233,8 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
                 f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1]),
                 f"{key}_u90_lo": float(r["90 % (union)"][0]), f"{key}_u90_hi": float(r["90 % (union)"][1])}
     out |= {f"lr_{family}": float(sel["chosen"]) for family, sel in result["selection"].items()}
+    if result["selection"]:
+        out["lr_edges"] = grid_edges(result["selection"])
     s = result["scores"]
     arms = arm_table(result)
     out |= {f"mean_{slug(arm)}": float(m) for arm, m in zip(arms["arm"], arms["chrF++ whole"])}
