@@ -185,3 +185,21 @@ def test_a_chosen_rate_at_its_grids_edge_is_said(chosen, said):
     grids = {"embed": [3e-4, 1e-3, 3e-3], "rows": [3e-3, 1e-2, 3e-2]}
     selection = {f: {"means": pd.Series([20.0, 21.0, 22.0], index=grids[f]), "chosen": chosen[f]} for f in grids}
     assert fair.grid_edges(selection) == said
+
+
+def test_the_key_comparisons_are_the_primary_ones_then_the_exposure_control_then_the_references():
+    import pandas as pd
+
+    from kslottery.study.design import PRIMARY, SECONDARY
+
+    comps = pd.DataFrame([{"role": role, "a": a, "b": b, "kind": kind, "b - a": 0.5, "bootstrap 95 %": (-1.0, 2.0),
+                           "t 95 %": (-2.0, 3.0), "90 % (union)": (-1.5, 2.5), "seeds": 5, "outcome": "inconclusive"}
+                          for role, table in (("primary", PRIMARY), ("secondary", SECONDARY)) for a, b, kind in table])
+    key = fair.key_comparisons(comps)
+    assert list(key["comparison"]) == [
+        "Adam ticket − embedding tuning", "SGD ticket − embedding tuning", "top-18 by D − embedding tuning",
+        "earliest-seen rows − embedding tuning", "Adam ticket − earliest-seen rows",
+        "Adam ticket − frequency-matched rows", "embedding tuning − full fine-tuning", "Adam ticket − full fine-tuning",
+        "SGD ticket − full fine-tuning", "earliest-seen rows − full fine-tuning"]
+    # a superiority test has no 90 % union to read
+    assert key.set_index("comparison")["90 % union"].isna().tolist() == [False] * 4 + [True] * 2 + [False] * 4

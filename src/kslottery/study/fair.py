@@ -163,6 +163,26 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
     return out
 
 
+# The comparisons a reader needs first, in this order: the primary ones, the exposure control's, the references.
+KEY = ([(a, b) for a, b, _ in PRIMARY] + [("earliest-seen rows", "Adam ticket"), ("frequency-matched rows", "Adam ticket")]
+       + [(a, b) for a, b, _ in SECONDARY if a == "full fine-tuning"])
+
+
+def key_comparisons(comps: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`comparisons` in ``KEY``, for the results chapter: b − a, both 95 % intervals, the 90 %
+    union that an equivalence outcome reads (none for a superiority test), the paired seeds and the outcome."""
+    c = comps.set_index(["a", "b"])
+    rows = []
+    for a, b in KEY:
+        if (a, b) in c.index:
+            r = c.loc[(a, b)]
+            rows.append({"comparison": f"{b} − {a}", "role": r["role"], "test": r["kind"], "b − a": r["b - a"],
+                         "bootstrap 95 %": r["bootstrap 95 %"], "t 95 %": r["t 95 %"],
+                         "90 % union": r["90 % (union)"] if r["kind"] == "equivalence" else None,
+                         "seeds": int(r["seeds"]), "outcome": r["outcome"]})
+    return pd.DataFrame(rows)
+
+
 def exposure(result: dict) -> pd.DataFrame:
     """Per seed: how many rows the first batch of the discovery tuning already reaches (the earliest-seen rows
     beyond that many are chosen among ties), how much the Adam ticket overlaps the earliest-seen rows and the most
