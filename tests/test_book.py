@@ -17,6 +17,8 @@ RESULT_PAGES = [next(p for p in (ROOT / "book" / (stem + ".ipynb"), ROOT / "book
                 for stem in (line.split("file:")[1].strip()
                              for line in (ROOT / "book" / "_toc.yml").read_text().splitlines()
                              if "file: results/" in line)]
+# The chapters that glue result tables (the landing page's verdicts, the results chapter's key comparisons)
+GLUING_CHAPTERS = [ROOT / "book" / name for name in ("intro.md", "results.md", "paper_vs_study.md")]
 
 
 def figures_in(page: Path) -> int:
@@ -238,7 +240,7 @@ def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
     """No table is wider than the content column unless it scrolls in its own container, no figure is wider
     than the column, and no text from the data (a token such as '<s>' or '<bos>') was parsed as an HTML element."""
     wide, leaks = [], []
-    for nb in RESULT_PAGES:
+    for nb in RESULT_PAGES + GLUING_CHAPTERS:
         page = page_of(html, nb)
         wide += problems(browser, TABLES_WIDER_THAN_THE_COLUMN, page)
         unknown = browser.execute_script("""
@@ -252,7 +254,8 @@ def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
 
 def test_no_number_cell_wraps(html, browser):
     """A number (or an interval of numbers) in a table cell sits on one line at a 1280 px window."""
-    wrapped = [p for nb in RESULT_PAGES for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page_of(html, nb))]
+    wrapped = [p for nb in RESULT_PAGES + GLUING_CHAPTERS
+               for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page_of(html, nb))]
     assert not wrapped, "\n".join(wrapped)
 
 

@@ -72,6 +72,22 @@ def test_readable_shows_whole_floats_without_decimals_and_intervals_as_brackets(
     assert cells == ["base", "\u2014", "\u2014", "\u2014", "embed", "1", "2.143", "[0.000, 0.510]"]   # em dash, never nan
 
 
+def test_an_interval_column_is_a_number_column_and_a_measured_zero_keeps_its_decimals():
+    import pandas as pd
+
+    from kslottery.report.tables import NUMBER_STYLE, readable
+
+    df = pd.DataFrame({"comparison": ["a − b", "c − d"], "b − a": [-1.786, 0.0],
+                       "t 95 %": [(-6.28, 2.7), (0.0, 0.0)], "90 % union": [(-4.02, 0.44), None]})
+    styler = readable(df)
+    cells = [c["display_value"] for row in styler._translate(False, False)["body"] for c in row if c.get("type") == "td"]
+    assert cells == ["a − b", "-1.79", "[-6.28, 2.70]", "[-4.02, 0.44]", "c − d", "0.00", "[0.00, 0.00]", "\u2014"]
+    css = " ".join(styler.to_html().split())
+    for col in (1, 2, 3):   # the difference and both interval columns stay on one line
+        assert f"td.col{col} {{ {NUMBER_STYLE}; }}" in css, col
+    assert "td.col0 { white-space: nowrap" not in css
+
+
 def test_readable_counts_are_integers_even_beside_infinity_and_nothing_reads_nan():
     import pandas as pd
 

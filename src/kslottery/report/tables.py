@@ -66,7 +66,7 @@ def visible_token(text: str) -> str:
     return VISIBLE[" "] * lead + core + VISIBLE[" "] * trail
 
 
-def _number(v, precision: int) -> str:
+def _number(v, precision: int, whole: bool = True) -> str:
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, int):
@@ -75,7 +75,9 @@ def _number(v, precision: int) -> str:
         return MISSING
     if math.isinf(v):
         return "\u221e" if v > 0 else "\u2212\u221e"
-    return f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:.{precision}f}"
+    # whole: a float that is a whole number is a count (15.0 -> "15"); in a column of measurements it is not
+    # (a difference of exactly 0 reads "0.00" beside "-1.79")
+    return f"{v:.0f}" if whole and float(v).is_integer() and abs(v) < 1e15 else f"{v:.{precision}f}"
 
 
 def cell_text(v, precision: int = 2) -> str:
@@ -94,6 +96,19 @@ def cell_text(v, precision: int = 2) -> str:
     if isinstance(v, (int, float)) or hasattr(v, "item"):
         return _number(v.item() if hasattr(v, "item") else v, precision)
     return str(v)
+
+
+def _is_interval(text) -> bool:
+    return isinstance(text, str) and text.startswith("[") and text.endswith("]") and text.count(",") == 1 and all(
+        _is_number(x) for x in text[1:-1].split(","))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def anchor(csv: str) -> str:
@@ -135,6 +150,10 @@ def readable(df, precision: int = 2, formats: dict | None = None, caption: str |
     # words, in a column wide enough to read.
     styles |= {c: [{"selector": "td", "props": TEXT_STYLE}] for c in df.columns
                if c not in numeric and df[c].map(lambda v: len(str(v))).max() > 24}
+    # An interval ("[-2.26, -1.30]") is a number too: one line, right-aligned, wherever the table is shown.
+    styles |= {c: [{"selector": "td", "props": NUMBER_STYLE}, {"selector": "th", "props": "text-align: right"}]
+               for c in df.columns if c not in numeric and df[c].map(_is_interval).any()
+               and df[c].map(lambda v: _is_interval(v) or v == MISSING).all()}
     if styles:
         styler = styler.set_table_styles(styles, overwrite=False)
     if csv:
@@ -153,7 +172,7 @@ def _default_formats(df: pd.DataFrame, numeric: list, precision: int) -> dict:
         if pd.api.types.is_float_dtype(df[col]) and (not finite or all(float(v).is_integer() for v in finite)):
             out[col] = lambda v: _number(v, 0)
         elif pd.api.types.is_float_dtype(df[col]):
-            out[col] = lambda v, p=precision: _number(v, p)
+            out[col] = lambda v, p=precision: _number(v, p, whole=False)
     return out
 
 
