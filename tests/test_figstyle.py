@@ -90,7 +90,8 @@ def test_every_figure_caption_names_the_run_behind_it():
     for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         figures = [c for c in nb.cells if "figure" in c.metadata.get("mystnb", {})]
-        if figures and not any('glue("figure_context", caption_context(' in c.source for c in nb.cells):
+        if figures and not any('glue("figure_context", ' in c.source and "caption_context(" in c.source
+                               for c in nb.cells):
             missing.append(f"{path.name}: no figure_context glue")
         missing += [f"{path.name}: {c.metadata['mystnb']['figure']['name']}" for c in figures
                     if "{glue:text}`figure_context`" not in c.metadata["mystnb"]["figure"]["caption"]]
