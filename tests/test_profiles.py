@@ -95,6 +95,16 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     assert "16 CPUs, " in runs_line and "GPU: NVIDIA H200" in runs_line and runs_line.count("(1 run)") == 2
     executed = next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))
     assert f"{os.cpu_count()} CPUs" in executed
+    # a chapter the profile's design retired leaves its provenance: one execution, one commit, its own runs only
+    prov = json.loads((out / "provenance.json").read_text())
+    prov["certification"]["git_commit"] = "7aba696b1b83be87034e941b3cf1c1d87ac54f2a"
+    (out / "provenance.json").write_text(json.dumps(prov))
+    profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, used[:1],
+                               prof={"notebooks": {"baseline_and_prompts": {}}})
+    assert list(json.loads((out / "provenance.json").read_text())) == ["baseline_and_prompts"]
+    page = (out / "provenance.md").read_text()
+    assert "| certification |" not in page and "7aba696" not in page
+    assert profiles.totals(json.loads((out / "provenance.json").read_text()))["compute_s"] == 90
 
 
 def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(tmp_path):

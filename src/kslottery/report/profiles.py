@@ -153,7 +153,7 @@ def relabel(profile: str, root: Path | None = None) -> list[Path]:
     root = root or repo_root()
     prof, out_dir = load_profile(profile, root), root / "book" / "results" / profile
     prov_path = out_dir / "provenance.json"
-    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    prov = current(json.loads(prov_path.read_text()) if prov_path.exists() else {}, prof)
     done = []
     for nb_name in ORDER:
         path = out_dir / f"{nb_name}.ipynb"
@@ -237,10 +237,18 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                       "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
                       "git_commit": commit or git_commit(), "versions": versions(),
                       "machine": machine()}
+    prov = current(prov, prof)
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
         entry["run_machines"] = _run_machines(entry.get("runs", []))
     write_json(path, prov)
     (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
+
+
+def current(prov: dict, prof: dict | None) -> dict:
+    """The provenance of the notebooks the profile runs now. A notebook it no longer runs (a chapter its design
+    retired) is not one of its pages: its entry would put an old commit and old runs' compute into the profile's
+    one execution."""
+    return prov if prof is None else {nb: e for nb, e in prov.items() if nb in prof.get("notebooks", {})}
 
 
 def _describe(m: dict) -> str:
