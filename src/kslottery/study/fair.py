@@ -144,20 +144,20 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
     secondary = out["role"] == "secondary"
     adjusted = holm({i: p for i, p in out.loc[secondary, "p (seeds)"].items()})
     out["p (Holm)"] = [adjusted.get(i) for i in out.index]
-    verdicts = []
-    for _, r in out.iterrows():
-        ci95, ci90 = union(r["bootstrap 95 %"], r["t 95 %"]), union(r["bootstrap 90 %"], r["t 90 %"])
-        verdicts.append(equivalence(ci90, ci95, design.margin) if r["kind"] == "equivalence"
-                        # a primary comparison is not Holm-adjusted: its p is missing (NaN), not failing
-                        else superiority(ci95, design.margin, None if pd.isna(r["p (Holm)"]) else r["p (Holm)"]))
-    out["verdict"] = verdicts
-    # A comparison between two of this study's arms reproduces nothing by itself: the page says what it found
-    # (equivalent, better); the claims table turns the comparisons that test a claim of the paper into verdicts.
-    out["outcome"] = [OUTCOMES[k][v] for k, v in zip(out["kind"], out["verdict"])]
     # The intervals the rules read: the union of the bootstrap and the t interval (the smallest interval that holds
     # both, so at least as wide as either). Equivalence is judged on the 90 % union, everything else on the 95 %.
     out["90 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 90 %"], out["t 90 %"])]
     out["95 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
+    verdicts = []
+    for _, r in out.iterrows():
+        verdicts.append(equivalence(r["90 % (union)"], r["95 % (union)"], design.margin) if r["kind"] == "equivalence"
+                        # a primary comparison is not Holm-adjusted: its p is missing (NaN), not failing
+                        else superiority(r["95 % (union)"], design.margin,
+                                         None if pd.isna(r["p (Holm)"]) else r["p (Holm)"]))
+    out["verdict"] = verdicts
+    # A comparison between two of this study's arms reproduces nothing by itself: the page says what it found
+    # (equivalent, better); the claims table turns the comparisons that test a claim of the paper into verdicts.
+    out["outcome"] = [OUTCOMES[k][v] for k, v in zip(out["kind"], out["verdict"])]
     out["margin"] = design.margin
     out["protocol"] = design.name
     return out
