@@ -28,6 +28,10 @@ def test_the_summary_prints_the_smoke_pages_verdicts_comparisons_and_cost(capsys
     assert rows[0][0] == "primary" and f"{first['b - a']:.2f}" in rows[0] and rows[0][-1] == first["outcome"]
     chosen = pd.read_csv(SMOKE / "tables" / "fair_test" / "selection.csv").query("chosen")
     assert len(chosen) == 3 and out.count(" True") == 3
+    # each chosen learning rate prints as published, never rounded away (3e-4 to two places is 0.00)
+    selection = out.split("Learning rate chosen")[1].split("Exposure control")[0].splitlines()
+    for _, row in chosen.iterrows():
+        assert any(line.split()[:2] == [row["family"], str(row["lr"])] for line in selection), row.to_dict()
 
 
 def test_a_profile_without_pages_is_one_line_naming_the_fix(capsys):

@@ -36,7 +36,9 @@ def _section(title: str, df: pd.DataFrame | None, columns: list[str]) -> list[st
     if df is None:
         return [f"\n{title}: not executed in this profile"]
     cols = [c for c in columns if c in df.columns]
-    return [f"\n{title}", df[cols].map(_two_places).to_string(index=False, max_colwidth=60)]
+    # a learning rate (3e-4) is a setting, not a measurement: two places would print it as 0.00
+    shown = df[cols].apply(lambda c: c if c.name == "lr" else c.map(_two_places))
+    return [f"\n{title}", shown.to_string(index=False, max_colwidth=60)]
 
 
 def summary(profile: str, root: Path | None = None) -> str:
