@@ -47,6 +47,19 @@ def test_the_forest_plot_has_a_row_per_comparison_its_outcome_and_arrows_where_t
     assert band and band[0].get_label() == "margin ±2"
 
 
+def test_a_far_off_comparison_does_not_set_the_axis_it_gets_an_arrow_and_its_difference_in_words():
+    far = {"role": "secondary", "a": "SGD ticket", "b": "partial transfer, SGD ticket", "b - a": -25.13,
+           "bootstrap 95 %": (-29.8, -20.2), "t 95 %": (-76.6, 26.4), "outcome": "inconclusive",
+           "kind": "superiority", "90 % (union)": (-50.7, 0.5)}
+    ax = plots.verdict_forest(pd.concat([comps(), pd.DataFrame([far])], ignore_index=True), margin=2.0).axes[0]
+    assert ax.get_xlim() == (-7.0, 7.0)   # as without it: the near rows' widest bootstrap bound (5) plus a margin
+    assert ax.texts[-1].get_text() == "inconclusive (−25.1, off the axis)"
+    assert [t.get_text() for t in ax.texts[:3]] == ["equivalent", "not equivalent", "inconclusive"]
+    ends = sorted((float(np.asarray(a.get_xdata())[0]), float(np.asarray(a.get_ydata())[0]))
+                  for a in ax.lines if a.get_marker() in ("<", ">"))
+    assert ends == [(-7.0, 2.0), (-7.0, 3.0), (7.0, 2.0), (7.0, 3.0)]
+
+
 def test_the_seed_plot_shows_every_seed_and_the_mean_of_each_arm():
     scores = pd.DataFrame({"arm": ["base", "embedding tuning", "embedding tuning", "Adam ticket", "Adam ticket"],
                            "seed": [None, 0, 1, 0, 1], "chrf++ whole": [20.0, 30.0, 32.0, 29.0, 33.0]})

@@ -316,12 +316,16 @@ def verdict_forest(comparisons, margin: float):
     comparison, black ticks at the ends of the 90 % union (inside the margin means equivalent); the margin shaded;
     the primary comparisons above the dotted line; each row's outcome at its right, coloured by what it found.
     A t interval of few seeds can run far off: the axis stops a margin past the widest bootstrap bound (at least three
-    margins out) and an arrow marks where a thin line runs on."""
+    margins out) and an arrow marks where a line runs on. Only the rows whose difference lies within ``near`` margins
+    of zero set the axis, so that one far-off comparison (a partial transfer, 25 points down) does not shrink every
+    interval the margin judges to a few pixels; such a row keeps its arrow, and its outcome names its difference."""
     import numpy as np
 
     df = comparisons.reset_index(drop=True)
     boots = np.array([list(b) for b in df["bootstrap 95 %"]], dtype=float)
-    limit = max(3 * margin, float(np.abs(boots).max()) + margin)
+    diffs = df["b - a"].astype(float).to_numpy()
+    near = np.abs(diffs) <= 4 * margin
+    limit = max(3 * margin, float(np.abs(boots[near] if near.any() else boots).max()) + margin)
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(df) + 1.5))
     ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"margin ±{margin:g}")
     ax.axvline(0, color="0.5", lw=1, zorder=1)
@@ -337,10 +341,12 @@ def verdict_forest(comparisons, margin: float):
             ax.plot(ends, [i] * len(ends), "|", color="black", ms=11, mew=1.6, zorder=5, ls="none",
                     label=None if ticked else "90 % union (equivalence)")
             ticked = True
-        for end, marker in ((t_lo < -limit and -limit, "<"), (t_hi > limit and limit, ">")):
+        for end, marker in ((min(t_lo, b_lo) < -limit and -limit, "<"), (max(t_hi, b_hi) > limit and limit, ">")):
             if end is not False:
                 ax.plot(end, i, marker, color=color, ms=6, zorder=4)
-        ax.annotate(r["outcome"], xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
+        off = abs(r["b - a"]) > limit
+        text = f"{r['outcome']} ({r['b - a']:+.1f}, off the axis)".replace("-", "−") if off else r["outcome"]
+        ax.annotate(text, xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
                     textcoords="offset points", va="center", color=color)
     ax.set_yticks(range(len(df)), [f"{r['b']} − {r['a']}" for _, r in df.iterrows()])
     primary = int((df["role"] == "primary").sum()) if "role" in df else 0
