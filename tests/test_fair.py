@@ -203,3 +203,11 @@ def test_the_key_comparisons_are_the_primary_ones_then_the_exposure_control_then
         "SGD ticket − full fine-tuning", "earliest-seen rows − full fine-tuning"]
     # a superiority test has no 90 % union to read
     assert key.set_index("comparison")["90 % union"].isna().tolist() == [False] * 4 + [True] * 2 + [False] * 4
+
+
+def test_a_figure_caption_names_the_seeds_each_group_of_arms_ran_on():
+    from kslottery.report.figstyle import caption_context
+
+    design = Design(seeds=(0, 1, 2, 3, 4), full_seeds=(0, 1, 2), secondary_seeds=(0, 1))
+    line = caption_context({"profile": "default", "seeds": fair.caption_seeds(design), "eval_limit": 200})
+    assert "seeds 0, 1, 2, 3, 4 (full fine-tuning 0, 1, 2; secondary arms 0, 1); sentences 200 devtest" in line

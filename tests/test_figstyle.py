@@ -96,3 +96,7 @@ def test_every_figure_caption_names_the_run_behind_it():
         missing += [f"{path.name}: {c.metadata['mystnb']['figure']['name']}" for c in figures
                     if "{glue:text}`figure_context`" not in c.metadata["mystnb"]["figure"]["caption"]]
     assert not missing, missing
+
+
+def test_a_notebook_that_scores_nothing_names_no_sentences():
+    assert "sentences" not in figstyle.caption_context({"profile": "default", "seeds": [0], "eval_limit": None})

@@ -164,6 +164,8 @@ def _budget(params: dict) -> str:
 
 def _seeds(params: dict) -> str:
     seeds = params.get("seeds")
+    if isinstance(seeds, str):   # already worded, e.g. arms run on different seeds
+        return seeds
     if seeds is None and params.get("seed") is not None:
         seeds = [params["seed"]]
     return ", ".join(str(s) for s in seeds) if seeds else ""

@@ -190,14 +190,15 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
                 ax.plot(g["step"], np.maximum(g[rule], 0.5), styles[rule], marker="o", ms=3, color=colours[lr])
         ax.axhspan(*band, color="tab:red", alpha=0.15)
         ax.set_xscale("log", base=2)
-        steps = sorted(part["step"].unique())
+        # every snapshot keeps its point, but only powers of two keep a label: 6..16 on a log axis overprint
+        steps = [s for s in sorted(part["step"].unique()) if s & (s - 1) == 0]
         ax.set_xticks(steps, [str(s) for s in steps])
         ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("optimizer steps")
         ax.set_title(f"{opt}: colour = learning rate")
         handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"lr {lr:g}") for lr, c in colours.items()]
-        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles),
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.24), ncol=len(handles),
                   frameon=False, handlelength=1.2, columnspacing=1.0)
     style_handles = [Line2D([], [], color="0.3", ls=ls, label=RULE_NAMES[r.replace("_0.05", "")])
                      for r, ls in styles.items()]
@@ -206,7 +207,7 @@ def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", 
     fig.legend(handles=style_handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     axes[0][0].set_ylabel("significant rows (0 at 0.5)")
     finish(fig, tight=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
 
 

@@ -118,6 +118,13 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
             "tgt": bitext.tgt_lang, "trunks": trunks}
 
 
+def caption_seeds(design: Design) -> str:
+    """The seeds a figure's arms ran on, for its caption: the primary arms', then the two groups that run fewer."""
+    show = lambda seeds: ", ".join(map(str, seeds))   # noqa: E731
+    return (f"{show(design.seeds)} (full fine-tuning {show(design.full_seeds)}; secondary arms "
+            f"{show(design.secondary_seeds)})")
+
+
 def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFrame:
     """Every declared comparison: the difference, the two-level bootstrap and seed-level t intervals (95 %
     and 90 %), the seed-level p (Holm-adjusted within the secondary set) and the verdict."""
