@@ -201,6 +201,7 @@ def test_the_key_comparisons_are_the_primary_ones_then_the_exposure_control_then
         "earliest-seen rows − embedding tuning", "Adam ticket − earliest-seen rows",
         "Adam ticket − frequency-matched rows", "embedding tuning − full fine-tuning", "Adam ticket − full fine-tuning",
         "SGD ticket − full fine-tuning", "earliest-seen rows − full fine-tuning"]
+    assert list(key.columns[:3]) == ["comparison", "outcome", "b − a"]   # the finding before its numbers
     # a superiority test has no 90 % union to read
     assert key.set_index("comparison")["90 % union"].isna().tolist() == [False] * 4 + [True] * 2 + [False] * 4
 

@@ -176,17 +176,18 @@ KEY = ([(a, b) for a, b, _ in PRIMARY] + [("earliest-seen rows", "Adam ticket"),
 
 
 def key_comparisons(comps: pd.DataFrame) -> pd.DataFrame:
-    """The rows of :func:`comparisons` in ``KEY``, for the results chapter: b − a, both 95 % intervals, the 90 %
-    union that an equivalence outcome reads (none for a superiority test), the paired seeds and the outcome."""
+    """The rows of :func:`comparisons` in ``KEY``, for the results chapter: the outcome first (a narrow column
+    scrolls out of view last), then b − a, the 90 % union that an equivalence outcome reads (none for a
+    superiority test), both 95 % intervals and the paired seeds."""
     c = comps.set_index(["a", "b"])
     rows = []
     for a, b in KEY:
         if (a, b) in c.index:
             r = c.loc[(a, b)]
-            rows.append({"comparison": f"{b} − {a}", "role": r["role"], "test": r["kind"], "b − a": r["b - a"],
-                         "bootstrap 95 %": r["bootstrap 95 %"], "t 95 %": r["t 95 %"],
+            rows.append({"comparison": f"{b} − {a}", "outcome": r["outcome"], "b − a": r["b - a"],
                          "90 % union": r["90 % (union)"] if r["kind"] == "equivalence" else None,
-                         "seeds": int(r["seeds"]), "outcome": r["outcome"]})
+                         "bootstrap 95 %": r["bootstrap 95 %"], "t 95 %": r["t 95 %"],
+                         "seeds": int(r["seeds"]), "test": r["kind"], "role": r["role"]})
     return pd.DataFrame(rows)
 
 
