@@ -220,6 +220,10 @@ def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool
     styler = (readable(table, caption=caption, csv=csv)
               .set_table_styles([{"selector": "td, th", "props": "white-space: normal; overflow-wrap: normal; "
                                                               "min-width: 6em; max-width: 24em; text-align: left"}],
+                                overwrite=False)
+              # readable()'s long-text columns ask for 12em each: five of them overflow the landing page's column,
+              # so here a column may narrow to 5em and the words wrap (same specificity, set later: it wins)
+              .set_table_styles({c: [{"selector": "td", "props": "min-width: 5em"}] for c in table.columns},
                                 overwrite=False))
     if "evidence" in table.columns:
         styler = styler.format(lambda v: evidence_link(v, base), subset=["evidence"])
