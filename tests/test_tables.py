@@ -178,3 +178,16 @@ def test_claims_link_to_the_table_holding_their_number_and_verdicts_are_marked()
     assert tables.verdict_style("not reproduced: the arms differ").endswith(tables.VERDICT_COLOURS["not reproduced"])
     assert tables.verdict_style("reproduced").endswith(tables.VERDICT_COLOURS["reproduced"])
     assert tables.verdict_style(tables.PLUMBING_VERDICT) == "font-weight: 600"
+
+
+@pytest.mark.parametrize("cell,html", [
+    ("x − y: -3.6, 90 % [-4.9, -2.4], 95 % [-5.5, -1.8], 3 seeds",
+     'x − y: -3.6, <span class="interval">90 % [-4.9, -2.4]</span>, <span class="interval">95 % [-5.5, -1.8]</span>, '
+     "3 seeds"),
+    ("certified agreement 0% [0%, 0%] at σ 2.4", 'certified agreement 0% <span class="interval">[0%, 0%]</span> at σ 2.4'),
+    ("means, not a test: <bos> row 31.2", "means, not a test: &lt;bos&gt; row 31.2"),
+])
+def test_a_claims_cell_keeps_each_interval_on_one_line_and_escapes_its_text(cell, html):
+    assert tables.intervals_on_one_line(cell) == html
+    shown = tables.claims_table(pd.DataFrame({"claim": ["c"], "this study": [cell]})).to_html()
+    assert html in shown

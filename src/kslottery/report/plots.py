@@ -317,9 +317,9 @@ def verdict_forest(comparisons, margin: float):
     comparison, black ticks at the ends of the 90 % union (inside the margin means equivalent); the margin shaded;
     the primary comparisons above the dotted line; each row's outcome at its right, coloured by what it found.
     A t interval of few seeds can run far off: the axis stops a margin past the widest bootstrap bound (at least three
-    margins out) and an arrow marks where a line runs on. Only the rows whose difference lies within ``near`` margins
+    margins out) and an arrow marks where a line runs on. Only the rows whose difference lies within four margins
     of zero set the axis, so that one far-off comparison (a partial transfer, 25 points down) does not shrink every
-    interval the margin judges to a few pixels; such a row keeps its arrow, and its outcome names its difference."""
+    interval the margin judges to a few pixels; such a row keeps its arrow, its difference written beside it."""
     import numpy as np
 
     df = comparisons.reset_index(drop=True)
@@ -345,9 +345,12 @@ def verdict_forest(comparisons, margin: float):
         for end, marker in ((min(t_lo, b_lo) < -limit and -limit, "<"), (max(t_hi, b_hi) > limit and limit, ">")):
             if end is not False:
                 ax.plot(end, i, marker, color=color, ms=6, zorder=4)
-        off = abs(r["b - a"]) > limit
-        text = f"{r['outcome']} ({r['b - a']:+.1f}, off the axis)".replace("-", "−") if off else r["outcome"]
-        ax.annotate(text, xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
+        if abs(r["b - a"]) > limit:   # far off: its difference written inside the axis, by the arrow
+            side = -1 if r["b - a"] < 0 else 1
+            ax.annotate(f"{r['b - a']:+.1f}".replace("-", "−"), xy=(side * limit, i), xytext=(-side * 9, 0),
+                        textcoords="offset points", ha="left" if side < 0 else "right", va="center", color=color,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
+        ax.annotate(r["outcome"], xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
                     textcoords="offset points", va="center", color=color)
     ax.set_yticks(range(len(df)), [f"{r['b']} − {r['a']}" for _, r in df.iterrows()])
     primary = int((df["role"] == "primary").sum()) if "role" in df else 0

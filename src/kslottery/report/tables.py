@@ -3,8 +3,10 @@ tables into the book as CSV."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -207,6 +209,13 @@ def evidence_link(evidence: str, base: str = "") -> str:
     return f'<a class="evidence" href="{base}{notebook}.html#{target}">{text}</a>'
 
 
+def intervals_on_one_line(text) -> str:
+    """A text cell as HTML (escaped) whose intervals, with the level before them ("90 % [-4.9, -2.4]"), never
+    break across lines: the words around them wrap, the numbers of one interval stay together."""
+    return re.sub(r"(?:\d+ % )?\[[^\]]*\]", lambda m: f'<span class="interval">{m.group()}</span>',
+                  html.escape(str(text), quote=False))
+
+
 def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool = False, base: str = "",
                  csv: str | None = None):
     """The claims table for a page: HTML in the data escaped (a token like ``<s>`` is text, not a tag), no
@@ -225,6 +234,9 @@ def claims_table(table: pd.DataFrame, caption: str | None = None, plumbing: bool
               # so here a column may narrow to 5em and the words wrap (same specificity, set later: it wins)
               .set_table_styles({c: [{"selector": "td", "props": "min-width: 5em"}] for c in table.columns},
                                 overwrite=False))
+    text = [c for c in table.columns if c in ("this study", "in brief")]
+    if text:
+        styler = styler.format(intervals_on_one_line, subset=text)
     if "evidence" in table.columns:
         styler = styler.format(lambda v: evidence_link(v, base), subset=["evidence"])
     if "verdict" in table.columns:
