@@ -231,6 +231,11 @@ def test_the_briefs_show_the_interval_each_outcome_reads_and_the_sgd_ticket_besi
     results.save_tables("t", "fair_test", comparisons=comps, scores=scores)
     results.save_tables("t", "budget_sweep", sweep=sweep)
     results.save_tables("t", "six_pairs", pairs=pairs)
+    full = claims.claims("t").set_index("claim").loc[claims.PAPER["ticket_vs_embed"][0]]
+    # the claims page's own columns say the same: the 90 % union, the SGD ticket and which interval each side reads
+    assert "90 % union [-3.0, -1.7], bootstrap 95 %" in full["this study"]
+    assert full["this study"].endswith("; SGD ticket: +0.4, equivalent")
+    assert "equivalent needs the 90 % union inside the margin" in full["note"]
     t = claims.claims("t").set_index("claim")["in brief"]
     assert t[claims.PAPER["ticket_vs_embed"][0]] == (
         "Adam ticket − embedding tuning: -2.3, 90 % [-3.0, -1.7], 95 % [-3.1, -1.6], 5 seeds; SGD ticket: +0.4, "

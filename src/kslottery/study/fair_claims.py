@@ -1,7 +1,7 @@
 """The claims the fair test (protocol fair-v1) judges, in the design's own words, for :mod:`kslottery.study.claims`.
 
 Each claim's verdict is the declared comparison's; the briefs add, unjudged, what a reader needs beside it: the
-interval each outcome reads, the same comparison for the paper-sized SGD ticket, the single rows' means, and what
+interval each outcome reads, the same comparison for the SGD ticket, the single rows' means, and what
 plain SGD's discovery gave where the design judged the Adam ticket's size.
 """
 
@@ -23,10 +23,14 @@ def judge(add, fair: dict) -> None:
         if (a, b) not in c.index:
             continue
         r, row = c.loc[(a, b)], list(c.index).index((a, b))   # the row of the page's Table 1 (same order)
-        ours = (f"{b} − {a}: {r['b - a']:+.1f} chrF++, bootstrap 95 % [{r['bootstrap 95 %'][0]:.1f}, "
+        equivalence = r["kind"] == "equivalence" and "90 % (union)" in r
+        union90 = f"90 % union [{r['90 % (union)'][0]:.1f}, {r['90 % (union)'][1]:.1f}], " if equivalence else ""
+        ours = (f"{b} − {a}: {r['b - a']:+.1f} chrF++, {union90}bootstrap 95 % [{r['bootstrap 95 %'][0]:.1f}, "
                 f"{r['bootstrap 95 %'][1]:.1f}], t 95 % [{r['t 95 %'][0]:.1f}, {r['t 95 %'][1]:.1f}], "
                 f"{int(r['seeds'])} seeds ({r['role']})")
         note = f"{r['kind']} at ±{r['margin']:g} chrF++; each arm at its family's dev-chosen lr"
+        if equivalence:   # the rule's two sides read different intervals: say so where the verdict is read
+            note += "; equivalent needs the 90 % union inside the margin, not equivalent the 95 % union wholly outside"
         if r["kind"] == "equivalence" and r["verdict"] == "not reproduced":   # TOST is two-sided: say which way
             note += f"; {b} is {'better' if r['b - a'] > 0 else 'worse'} than {a} by more than the margin"
         if r["role"] == "secondary" and int(r["seeds"]) < 3:
@@ -38,18 +42,18 @@ def judge(add, fair: dict) -> None:
                       if ("embedding tuning", x) in c.index]
             note += ("; " + "; ".join(others)) if others else ""
         lo, hi = r["95 % (union)"]
-        if r["kind"] == "equivalence" and "90 % (union)" in r:   # equivalent reads the 90 % union, not equivalent
-            # the 95 % one: show both
+        if equivalence:   # show both intervals the rule reads
             l90, h90 = r["90 % (union)"]
             brief = (f"{b} − {a}: {r['b - a']:+.1f}, 90 % [{l90:.1f}, {h90:.1f}], 95 % [{lo:.1f}, {hi:.1f}], "
                      f"{int(r['seeds'])} seeds")
         else:
             brief = f"{b} − {a}: {r['b - a']:+.1f}, 95 % [{lo:.1f}, {hi:.1f}], {int(r['seeds'])} seeds"
-        # the same claim asked of the SGD ticket (the paper-sized one), not judged but shown beside the verdict
+        # the same claim asked of the SGD ticket, not judged but shown beside the verdict
         also = {"ticket_vs_embed": ("embedding tuning", "SGD ticket"), "random": ("frequency-matched rows", "SGD ticket")}
         if key in also and also[key] in c.index:
             o = c.loc[also[key]]
-            brief += f"; SGD ticket: {o['b - a']:+.1f}, {o['outcome'] if 'outcome' in c.columns else o['verdict']}"
+            sgd = f"; SGD ticket: {o['b - a']:+.1f}, {o['outcome'] if 'outcome' in c.columns else o['verdict']}"
+            brief, ours = brief + sgd, ours + sgd
         if key == "eighteen" and "scores" in fair:   # the paper's number is base -> ticket: show ours beside it
             s = fair["scores"]
             base, top = (s.loc[s["arm"] == arm, "chrf++ whole"].mean() for arm in ("base", b))
