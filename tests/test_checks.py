@@ -24,10 +24,14 @@ def test_the_claims_invariant_recomputes_the_paired_difference_it_shows(tmp_path
     embed, full = (evaluate.evaluate(evaluate.EvalConfig(model="tiny:smollm2-135m", limit=n, max_new_tokens=4),
                                      progress=False)["run"] for n in (3, 4))
     diff = checks.rescore_chrf(full) - checks.rescore_chrf(embed)
-    results.save_tables("t", "significance_ticket", scores=pd.DataFrame(   # one full run paired with two seeds
-        [{"arm": "embed", "seed": 0, "run": embed}, {"arm": "embed", "seed": 1, "run": embed},
-         {"arm": "full", "seed": 0, "run": full}]))
-    row = lambda shown: pd.DataFrame([{"claim": claims.PAPER["embed_vs_full"][0], "source": "significance_ticket",   # noqa: E731
-                                       "this study": f"full − embed: {shown:+.1f} chrF++, 95 % CI [0.0, 1.0], 1 seeds"}])
-    assert checks.claim_matches_outputs(row(diff), "t") is True
-    assert checks.claim_matches_outputs(row(diff + 0.3), "t") is False
+    results.save_tables("t", "fair_test", scores=pd.DataFrame(   # one full run paired with two seeds
+        [{"arm": "embedding tuning", "seed": 0, "run": embed}, {"arm": "embedding tuning", "seed": 1, "run": embed},
+         {"arm": "full fine-tuning", "seed": 0, "run": full}]))
+
+    def row(shown, source="fair_test"):
+        return pd.DataFrame([{"claim": claims.PAPER["embed_vs_full"][0], "source": source,
+                              "this study": f"embedding tuning − full fine-tuning: {shown:+.1f} chrF++, 1 seeds"}])
+
+    assert checks.claim_matches_outputs(row(-diff), "t") is True
+    assert checks.claim_matches_outputs(row(-diff + 0.3), "t") is False
+    assert checks.claim_matches_outputs(row(-diff, source=""), "t") is None

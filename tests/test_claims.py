@@ -5,53 +5,15 @@ from kslottery.report import tables
 from kslottery.study import claims, results
 
 
-def _scores(values):
-    return pd.DataFrame([{"arm": arm, "rule": rule, "chrf++": v, "seed": 0}
-                         for arm, per_rule in values.items() for rule, v in per_rule.items()])
-
-
-def test_claims_judge_the_shape_from_saved_tables(tmp_path, monkeypatch):
+def test_a_profile_with_no_chapter_measures_no_claim(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    scores = _scores({"base": {"whole": 20.0, "first_line": 30.0}, "embed": {"whole": 40.0, "first_line": 34.0},
-                      "full": {"whole": 39.0, "first_line": 35.0}, "KS top-18": {"whole": 30.0, "first_line": 31.0},
-                      "prefix": {"whole": 25.0, "first_line": 30.0}, "random-18": {"whole": 21.0, "first_line": 30.0},
-                      "frequency-18": {"whole": 29.5, "first_line": 30.5}})
-    results.save_tables("t", "partial_tuning_18_tokens", scores=scores, intervals=pd.DataFrame())
-    term = pd.DataFrame([{"arm": "KS top-18", "seed": s, "collapse": c, "gain whole": 10.0} for s, c in [(0, 0.8), (1, 0.9)]]
-                        + [{"arm": "embed", "seed": 0, "collapse": 0.3, "gain whole": 20.0},
-                           {"arm": "newline row", "seed": 0, "collapse": 1.0, "gain whole": 9.5}])
-    results.save_tables("t", "termination_and_templates", term=term, templates=pd.DataFrame())
-    table = claims.claims("t").set_index("claim")
-    got = table["verdict"].to_dict()
-    mine = {c: got[claim] for c, (claim, _, _) in claims.PAPER.items()}
-    assert mine["embed_vs_full"] == "reproduced"          # 40 vs 39: within 10 % of full's gain of 19
-    assert mine["ticket_vs_embed"] == "not reproduced"    # 30 vs 40
-    assert mine["eighteen"] == "not reproduced"           # recovers half of embedding tuning's gain
-    assert "recovers 50%" in table.loc[claims.PAPER["eighteen"][0], "note"]
-    assert mine["prefix"] == "reproduced" and mine["random"] == "reproduced"
-    assert mine["frequency"] == "not reproduced"          # frequency-18 29.5 vs embedding tuning 40
-    assert "frequency-18 vs embedding tuning" in table.loc[claims.PAPER["frequency"][0], "this study"]
-    assert mine["stopping"] == "reproduced"
-    assert "0.85 (mean over 2 seeds)" in table.loc[claims.PAPER["stopping"][0], "this study"]
-    assert mine["single_row"] == "reproduced"             # 9.5 of 10
-    assert table.loc[claims.PAPER["certified"][0], "this study"] == "not measured in this profile"
-    assert mine["certified"] == claims.NOT_RETRIEVED
-    assert table.loc[claims.PAPER["eighteen"][0], "paper's number from"] == claims.TRANSCRIBED
+    table = claims.claims("nothing-ran").set_index("claim")
     assert len(table) == len(claims.PAPER)
-
-
-def test_embed_vs_full_comes_from_finetune_when_the_headline_has_not_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    table = pd.DataFrame([{"pair": p, "mode": m, "chrf++ (whole)": v} for p, m, v in [
-        ("eng_Latn-cat_Latn", "embed", 36.2), ("eng_Latn-cat_Latn", "full", 37.9),
-        ("eng_Latn-deu_Latn", "embed", 36.1), ("eng_Latn-deu_Latn", "full", 39.0)]])
-    grid = pd.DataFrame([{"pair": p, "template": "explicit", "rule": "whole", "chrf++": b}
-                         for p, b in [("eng_Latn-cat_Latn", 19.3), ("eng_Latn-deu_Latn", 21.4)]])
-    results.save_tables("t", "finetune", table=table)
-    results.save_tables("t", "baseline_and_prompts", grid=grid)
-    row = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
-    assert row["source"] == "finetune" and "cat: 36.2 vs 37.9 (base 19.3)" in row["this study"]
-    assert row["verdict"] == "not reproduced"   # de: 2.9 apart, more than 10 % of full's 17.6-point gain
+    assert (table["this study"] == "not measured in this profile").all()
+    mine = {c: table.loc[claim, "verdict"] for c, (claim, _, _) in claims.PAPER.items()}
+    assert mine.pop("certified") == claims.NOT_RETRIEVED
+    assert set(mine.values()) == {claims.NOT_RUN}
+    assert table.loc[claims.PAPER["eighteen"][0], "paper's number from"] == claims.TRANSCRIBED
 
 
 def test_the_claims_table_escapes_tokens_that_look_like_html():
@@ -60,19 +22,6 @@ def test_the_claims_table_escapes_tokens_that_look_like_html():
 
     html = tables.claims_table(pd.DataFrame({"claim": ["one row"], "note": ["tuning only '<s>' gains 13.7"]})).to_html()
     assert "&lt;s&gt;" in html and "<s>" not in html and "overflow-wrap" in html
-
-
-@pytest.mark.parametrize("low, high, equivalent, verdict", [
-    (-0.5, 0.6, True, True),
-    (1.5, 4.0, False, False),
-    (0.97, 4.46, False, "not reproduced: the arms differ (better, 95 % interval [1.0, 4.5]), perhaps by less than ±1"),
-    (-1.9, 2.0, False, "inconclusive: the 95 % interval [-1.9, 2.0] is not inside ±1"),
-])
-def test_equivalence_verdicts_separate_a_match_a_difference_and_too_little_data(low, high, equivalent, verdict):
-    from kslottery.study.claims import _equivalence_verdict
-
-    r = {"equivalent (TOST 5 %)": equivalent, "equivalence margin": 1.0, "ci95 low": low, "ci95 high": high}
-    assert _equivalence_verdict(r) == verdict
 
 
 def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tmp_path, monkeypatch):
@@ -88,22 +37,6 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
     assert got["this study"].startswith("partial tuning of the KS ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
     assert "keeps the model's prediction at 2% of contexts" in got["this study"]
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]
-
-
-def test_embed_vs_full_is_judged_paired_from_the_significance_chapter_when_it_exists(tmp_path, monkeypatch):
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    row = lambda a, b, d, low, high, margin, eq: {   # noqa: E731
-        "a": a, "b": b, "rule": "whole", "seeds": 4, "b - a": d, "ci95 low": low, "ci95 high": high,
-        "equivalence margin": margin, "equivalent (TOST 5 %)": eq}
-    comparisons = pd.DataFrame([row("embed", "KS ticket", 2.7, 1.4, 4.1, 1.0, False),
-                                row("embed", "full", 9.4, 8.1, 10.8, float("nan"), float("nan"))])
-    tickets = pd.DataFrame([{"arm": "KS ticket", "seed": 0, "rows": 472}])
-    scores = pd.DataFrame([{"arm": "embed", "seed": s} for s in range(4)] + [{"arm": "full", "seed": 0}])
-    results.save_tables("t", "significance_ticket", comparisons=comparisons, tickets=tickets, scores=scores)
-    got = claims.claims("t").set_index("claim").loc[claims.PAPER["embed_vs_full"][0]]
-    assert got["source"] == "significance_ticket" and got["verdict"] == "not reproduced"
-    assert got["this study"] == "full − embed: +9.4 chrF++, 95 % CI [8.1, 10.8], 4 seeds"
-    assert "±1 chrF++" in got["note"] and "full fine-tuning is one run (seed 0)" in got["note"]
 
 
 def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkeypatch):
@@ -155,15 +88,14 @@ def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatc
            "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6], "per seed": [0.1] * 5}
     results.save_tables("t", "fair_test", comparisons=pd.DataFrame(
         [{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}]))
-    # a retired chapter's tables from an older protocol, still on disk
-    results.save_tables("t", "partial_tuning_18_tokens", intervals=pd.DataFrame(), scores=_scores(
-        {"base": {"whole": 20.0, "first_line": 30.0}, "embed": {"whole": 40.0, "first_line": 34.0},
-         "full": {"whole": 39.0, "first_line": 35.0}, "KS top-18": {"whole": 30.0, "first_line": 31.0},
-         "prefix": {"whole": 25.0, "first_line": 30.0}}))
-    claim = claims.PAPER["prefix"][0]
-    assert claims.claims("t").set_index("claim").loc[claim, "source"] == "partial_tuning_18_tokens"
+    # a chapter this profile no longer runs, its tables still on disk
+    results.save_tables("t", "certification", rates=pd.DataFrame([{
+        "object": "KS ticket", "sigma": 0.03, "certified": 0.5, "certified ci95 low": 0.4, "certified ci95 high": 0.6,
+        "smoothed = model": 0.9, "below ceiling": 0.1}]))
+    claim = claims.PAPER["certified"][0]
+    assert claims.claims("t").set_index("claim").loc[claim, "source"] == "certification"
     current = claims.claims("t", notebooks=["fair_test", "paper_vs_study"]).set_index("claim")
-    assert current.loc[claim, "verdict"] == claims.NOT_RUN
+    assert current.loc[claim, "this study"] == "not measured in this profile"
     assert set(current["source"]) == {"fair_test", ""}
 
 

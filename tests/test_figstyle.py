@@ -69,10 +69,10 @@ def test_the_palette_is_colour_blind_safe_while_it_lasts():
 def test_the_caption_context_names_profile_model_pair_budget_seeds_and_sentences():
     from kslottery.report.profiles import load_profile, notebook_parameters
 
-    params = notebook_parameters(load_profile("smoke"), "significance_ticket", "smoke")
+    params = notebook_parameters(load_profile("smoke"), "certification", "smoke")
     line = figstyle.caption_context(params)
     for part in ("profile smoke", "model tiny:smollm2-135m", "pair eng_Latn→cat_Latn", "budget ",
-                 "16 training pairs", "batch 4", "seeds 0, 1", "sentences 4 devtest"):
+                 "16 training pairs", "batch 4", "seeds 0, 1", "sentences 3 devtest"):
         assert part in line, (part, line)
     assert not line.endswith(".")   # the caption's own full stop ends it: "Run: ... devtest." not "devtest.."
     sweep = figstyle.caption_context(notebook_parameters(load_profile("default"), "budget_sweep", "default"))

@@ -28,8 +28,8 @@ def test_unknown_profile_and_notebook(tmp_path):
     with pytest.raises(KSLError, match=r"unknown profile 'huge' \(looked for huge.yaml in .*; use one of default, "
                        "paper, smoke, or pass --profile path/to/huge.yaml"):
         profiles.load_profile("huge")
-    with pytest.raises(KSLError, match=r"has no notebook \['nope'\]; choose from baseline_and_prompts, finetune"):
-        profiles.run_profile("smoke", only=["finetune,nope"])
+    with pytest.raises(KSLError, match=r"has no notebook \['nope'\]; choose from baseline_and_prompts, budget_sweep"):
+        profiles.run_profile("smoke", only=["six_pairs,nope"])
 
 
 def test_unknown_parameter_is_refused_before_running(tmp_path):
@@ -135,27 +135,24 @@ def test_the_runner_records_runs_through_its_own_cell_and_publishes_without_it(t
 
 
 def test_refactors_keep_the_smoke_run_names(flores_dir):
-    """Options added later (own data files, allow_pickle) must not rename the runs the smoke profile made:
-    the names its provenance recorded are recomputed from the finetune notebook's parameters."""
+    """Options added later (own data files, decoding paths) must not rename the runs the smoke profile made:
+    the names its provenance recorded are recomputed from the prompts chapter's parameters."""
     from pathlib import Path
 
-    from kslottery.method import data, evaluate, tuning
+    from kslottery.method import data, evaluate
     from kslottery.method.runs import Run
-    from kslottery.study.protocol import tune_config
 
     prov = json.loads((Path(__file__).resolve().parents[1] / "book/results/smoke/provenance.json").read_text())
-    p = prov["finetune"]["parameters"]
-    recorded = set(prov["finetune"]["runs"])
-    pair = p["pairs"][0]
-    for mode, lr in (("embed", p["lr_embed"]), ("full", p["lr_full"])):
-        cfg = tune_config(None, "no", model=p["model"], pair=pair, split="dev", limit=p["train_limit"],
-                          template=p["template"], mode=mode, lr=lr, epochs=p["epochs"],
-                          batch_size=p["batch_size"], seed=p["seed"])
-        name = Run("tune", tuning.run_params(cfg, tuning.training_bitext(cfg))).name
-        assert name in recorded, (mode, name)
-    e = evaluate.EvalConfig(model=p["model"], pair=pair, limit=p["eval_limit"], max_new_tokens=p["max_new_tokens"])
-    assert Run("eval", evaluate.run_params(e, data.load_flores(pair, "devtest", p["eval_limit"]))).name in \
-        set(prov["baseline_and_prompts"]["runs"]) | recorded
+    p = prov["baseline_and_prompts"]["parameters"]
+    recorded = set(prov["baseline_and_prompts"]["runs"])
+    names = set()
+    for pair in p["pairs"]:
+        for template in p["templates"]:
+            e = evaluate.EvalConfig(model=p["model"], pair=pair, template=template, limit=p["limit"],
+                                    max_new_tokens=p["max_new_tokens"], batch_size=p.get("batch_size", 32),
+                                    drop_finished=p.get("drop_finished", False))
+            names.add(Run("eval", evaluate.run_params(e, data.load_flores(pair, "devtest", p["limit"]))).name)
+    assert names == recorded
 
 
 def test_provenance_page_warns_when_pages_come_from_several_or_dirty_commits():
@@ -166,9 +163,9 @@ def test_provenance_page_warns_when_pages_come_from_several_or_dirty_commits():
         return {"parameters": {}, "finished": "2026-11-30 15:00", "execution_s": 60, "runs": [], "compute_s": 60,
                 "git_commit": commit, "versions": {"torch": "2.13.0"}, "machine": m}
 
-    one = provenance_page("default", {"finetune": entry("a" * 40), "certification": entry("a" * 40)})
+    one = provenance_page("default", {"six_pairs": entry("a" * 40), "certification": entry("a" * 40)})
     assert "{warning}" not in one
-    mixed = provenance_page("default", {"finetune": entry("a" * 40), "certification": entry("b" * 40 + "-dirty")})
+    mixed = provenance_page("default", {"six_pairs": entry("a" * 40), "certification": entry("b" * 40 + "-dirty")})
     assert "```{warning}" in mixed and "executed at 2 commits" in mixed and "certification from a tree" in mixed
 
 
@@ -235,20 +232,20 @@ def test_the_runner_publishes_a_labelled_page_that_names_its_cost(tmp_path, monk
     (tmp_path / "profiles").mkdir()
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "profiles" / "tiny.yaml").write_text(
-        "description: a test\nplumbing: true\nnotebooks:\n  finetune:\n    limit: 2\n")
+        "description: a test\nplumbing: true\nnotebooks:\n  six_pairs:\n    limit: 2\n")
     params = nbformat.v4.new_code_cell("profile = 'x'\nlimit = 1", metadata={"tags": ["parameters"]})
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Fine-tuning\n\nText."), params],
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Six pairs\n\nText."), params],
                                             metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                      "language": "python"}}),
-                   tmp_path / "notebooks" / "finetune.ipynb")
+                   tmp_path / "notebooks" / "six_pairs.ipynb")
     monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
     monkeypatch.setattr(papermill, "execute_notebook",
                         lambda src, dst, **kw: nbformat.write(nbformat.read(src, as_version=4), dst))
     [page] = profiles.run_profile("tiny", root=tmp_path, progress=False)
     cells = nbformat.read(page, as_version=4).cells
-    assert cells[0].source == "# [Plumbing test] Fine-tuning"
+    assert cells[0].source == "# [Plumbing test] Six pairs"
     assert profiles.BANNER_TAG in cells[1].metadata["tags"] and "a test" in cells[1].source
-    assert "kslottery run --profile tiny --only finetune" in cells[2].source and "min of compute" in cells[2].source
+    assert "kslottery run --profile tiny --only six_pairs" in cells[2].source and "min of compute" in cells[2].source
     assert "[Plumbing test] Provenance" in (page.parent / "provenance.md").read_text()
 
 
@@ -268,7 +265,7 @@ BAD_PROFILES = [
      "default is a number (4); give limit as a number"),
     (GOOD.replace("limit: 4", "templates: explicit"), "baseline_and_prompts.templates is a string ('explicit'), but "
      "the notebook's default is a list"),
-    (GOOD + "  finetune: 3\n", "notebooks.finetune is a number, not a mapping"),
+    (GOOD + "  six_pairs: 3\n", "notebooks.six_pairs is a number, not a mapping"),
     ("notebooks:\n  baseline_and_prompts: {limit: 4\n", "is not valid YAML (line 3); fix the YAML syntax"),
     ("- a list\n", "is not a mapping of keys; write description, common, notebooks, plumbing, protocol at the top level"),
 ]
@@ -326,7 +323,7 @@ def test_the_readme_example_profile_is_valid(tmp_path, monkeypatch):
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "mine.yaml").write_text(example.replace("/path/to/hf-model-dir", "tiny:smollm2-135m"))
     monkeypatch.chdir(tmp_path)
-    assert profiles.plan("mine", None, results.repo_root())[2] == ["baseline_and_prompts", "ks_ticket_discovery"]
+    assert profiles.plan("mine", None, results.repo_root())[2] == ["baseline_and_prompts", "budget_sweep"]
 
 
 def test_a_profiles_protocol_block_is_checked_when_the_profile_is_read(tmp_path):

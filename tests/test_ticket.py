@@ -53,13 +53,6 @@ def test_ticket_record_roundtrip(tmp_path, tiny):
     assert list(cfg.token_indices) == [0, 2, 3]
 
 
-def test_paper_tickets_have_the_published_sizes():
-    for lang, size in ticket.PAPER_TICKET_SIZES.items():
-        assert len(ticket.paper_ticket(lang)) == size
-    ca = ticket.paper_ticket("cat_Latn")
-    assert ca.ids[:3] == [13, 263, 278] and ca.rule == "published"
-
-
 def test_bad_selection_inputs(tmp_path, tiny):
     r = result(D, P, CHANGED)
     with pytest.raises(KSLError, match="unknown selection rule 'fdr'"):
@@ -68,24 +61,9 @@ def test_bad_selection_inputs(tmp_path, tiny):
         ticket.select(r, "topk")
     with pytest.raises(KSLError, match=r"alpha must be in \(0, 1\)"):
         ticket.select(r, "alpha", alpha=5)
-    with pytest.raises(KSLError, match="no ticket for 'fra_Latn'"):
-        ticket.paper_ticket("fra_Latn")
-    with pytest.raises(KSLError, match="LLaMA vocabulary ids"):
-        ticket.paper_ticket("cat_Latn", tokenizer=type("T", (), {"__len__": lambda self: 100})())
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(KSLError, match="cannot read a ticket"):
         ticket.Ticket.load(tmp_path / "bad.json")
-
-
-def test_paper_ticket_carried_into_smollm2_by_text():
-    from kslottery.method import models
-
-    tok = models.load_tokenizer("smollm2-135m")
-    t, mapping = ticket.paper_ticket_mapped("cat_Latn", tok)
-    assert len(t) == 18 and mapping["\n"] == "Ċ" and mapping[" the"] == "Ġthe" and mapping[":"] == ":"
-    assert tok.decode(t.ids[:1]) in {text for text in ticket.PAPER_TICKET_TEXT["cat_Latn"].values()}
-    with pytest.raises(KSLError, match="no decoded paper ticket for 'deu_Latn'"):
-        ticket.paper_ticket_mapped("deu_Latn", tok)
 
 
 def test_a_discovery_record_reads_its_tickets_without_building_file_names(flores_dir, tmp_path):

@@ -12,10 +12,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-
-from .bootstrap import resamples
-
 # --- extraction rules -------------------------------------------------------------------------
 
 _FIELD_RESTART = re.compile(r"\n[ \t]*(?:###|[^\W\d_][\w'()-]*(?: [\w'()-]+){0,3}:)")
@@ -108,45 +104,3 @@ def termination_stats(continuations: list[dict]) -> dict:
 def mean_words(hyps: list[str]) -> float:
     return sum(len(h.split()) for h in hyps) / max(len(hyps), 1)
 
-
-def _resample_counts(size: int, n: int, seed: int) -> np.ndarray:
-    """``n`` bootstrap resamples of ``size`` sentences, as per-sentence counts (one row per resample)."""
-    return np.stack([r[0][1] for r in resamples([size], n, seed)])
-
-
-def _paired_deltas(m, hyps_a: list[str], hyps_b: list[str], refs: list[str], counts: np.ndarray):
-    """(score(b) - score(a), the same difference on every resample). sacrebleu's per-sentence sufficient
-    statistics are summed per resample, so nothing is re-tokenized."""
-    def score(row):
-        return m._compute_score_from_stats(row.round().astype(int).tolist()).score
-
-    sa = np.asarray(m._extract_corpus_statistics(hyps_a, [refs]), dtype=np.float64)
-    sb = np.asarray(m._extract_corpus_statistics(hyps_b, [refs]), dtype=np.float64)
-    boot = np.array([score(b) - score(a) for a, b in zip(counts @ sa, counts @ sb)])
-    a, b = score(sa.sum(0)), score(sb.sum(0))
-    return b - a, boot, a, b
-
-
-def gain_decomposition(base: dict[str, list[str]], arm: dict[str, list[str]], refs: list[str], tgt_lang: str,
-                       metric: str = "chrf++", n: int = 1000, seed: int = 0) -> dict:
-    """An arm's gain over the base model under each extraction rule (keys of ``base``/``arm``, which must
-    include ``whole`` and ``first_line``) and its collapse 1 - gain(first_line) / gain(whole), each with a
-    95 % percentile interval from the same ``n`` paired resamples of sentences (so the ratio's interval
-    respects the correlation of its two gains). The collapse is 0 when the gain survives the first-line
-    rule and 1 when it is all in stopping; its interval is unreliable when gain(whole) is near 0."""
-    m = _metrics(tgt_lang)[metric]
-    counts = _resample_counts(len(refs), n, seed)
-    gains, boot = {}, {}
-    for rule in base:
-        gains[rule], boot[rule], _, _ = _paired_deltas(m, base[rule], arm[rule], refs, counts)
-    out = {"metric": metric, "n_resamples": n, "seed": seed}
-    for rule in base:
-        low, high = np.percentile(boot[rule], [2.5, 97.5])
-        out[rule] = {"gain": round(gains[rule], 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = 1 - boot["first_line"] / boot["whole"]
-    ratio = ratio[np.isfinite(ratio)]
-    collapse = 1 - gains["first_line"] / gains["whole"] if gains["whole"] else float("nan")
-    low, high = np.percentile(ratio, [2.5, 97.5]) if len(ratio) else (float("nan"), float("nan"))
-    out["collapse"] = {"value": round(collapse, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
-    return out

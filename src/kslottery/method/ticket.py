@@ -28,21 +28,6 @@ SIGNIFICANCE_RULES = RULES[:3]   # the rules that threshold a p-value (topk rank
 # How the book names each rule for readers.
 RULE_NAMES = {"alpha": "uncorrected", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "topk": "top-k by D"}
 
-# The paper's published tickets (LLaMA-1/2 vocabulary ids), ../shared/notes/ks-lottery.md section 2.
-PAPER_TICKETS = {
-    "cat_Latn": [13, 263, 278, 297, 304, 310, 322, 338, 376, 393, 411, 29871, 29889, 29892, 29896, 29900, 29901, 29949],
-    "spa_Latn": [13, 262, 263, 278, 297, 304, 310, 313, 322, 363, 393, 411, 29871, 29889, 29892, 29896, 29897, 29901],
-    "ron_Latn": [13, 278, 297, 304, 310, 322, 338, 366, 393, 29871, 29889, 29892, 29896, 29900, 29901],
-    "dan_Latn": [13, 263, 278, 297, 304, 310, 322, 29871, 29889, 29892, 29896, 29900],
-    "deu_Latn": [13, 263, 278, 297, 304, 310, 322, 338, 363, 29871, 29889, 29892, 29896, 29901, 29915],
-    "por_Latn": [13, 263, 278, 297, 304, 310, 322, 338, 363, 411, 29871, 29889, 29892, 29896, 29900, 29901, 29915],
-}
-# The en->ca ticket decoded (the notes, section 2): surface text of each LLaMA piece ("▁" is a space).
-PAPER_TICKET_TEXT = {
-    "cat_Latn": {13: "\n", 263: " a", 278: " the", 297: " in", 304: " to", 310: " of", 322: " and", 338: " is",
-                 376: ' "', 393: " that", 411: " with", 29871: " ", 29889: ".", 29892: ",", 29896: "1",
-                 29900: "0", 29901: ":", 29949: "O"},
-}
 PAPER_TICKET_SIZES = {"cat_Latn": 18, "spa_Latn": 18, "ron_Latn": 15, "dan_Latn": 12, "deu_Latn": 15, "por_Latn": 17}
 
 
@@ -165,37 +150,6 @@ def make_ticket(ks: KSResult, rule: str, alpha: float = 0.05, k: int | None = No
                   statistic=[float(ks.statistic[i]) for i in ids], pvalue=[float(ks.pvalue[i]) for i in ids],
                   n_candidates=n_cand, n_unchanged=len(ks.changed) - n_cand, n_rows=len(ks.changed),
                   d=ks.d, method=ks.method, **provenance)
-
-
-def paper_ticket(lang: str, tokenizer=None) -> Ticket:
-    """The published LLaMA ticket for en->``lang`` (ids of the LLaMA-1/2 32,000-token vocabulary)."""
-    if lang not in PAPER_TICKETS:
-        raise KSLError(f"the paper published no ticket for {lang!r}", f"use one of {', '.join(PAPER_TICKETS)}")
-    if tokenizer is not None and len(tokenizer) < 32000:
-        raise KSLError("the paper's tickets are LLaMA vocabulary ids; this tokenizer has "
-                       f"{len(tokenizer)} tokens", "use them with a LLaMA-1/2 tokenizer (the paper profile)")
-    ids = PAPER_TICKETS[lang]
-    return Ticket(ids=list(ids), rule="published", tokens=decode_tokens(tokenizer, ids), model="LLaMA-7B")
-
-
-def paper_ticket_mapped(lang: str, tokenizer) -> tuple[Ticket, dict[str, str | None]]:
-    """The published ticket carried into another vocabulary by the tokens' text: each piece's surface
-    string is encoded with ``tokenizer`` and kept where it is one token. Returns the ticket and, per
-    surface string, the token it became (None where it splits into several)."""
-    if lang not in PAPER_TICKET_TEXT:
-        raise KSLError(f"no decoded paper ticket for {lang!r}",
-                       f"use {', '.join(PAPER_TICKET_TEXT)} or the LLaMA ids (paper profile)")
-    ids, mapping = [], {}
-    for text in PAPER_TICKET_TEXT[lang].values():
-        enc = tokenizer(text, add_special_tokens=False)["input_ids"]
-        mapping[text] = tokenizer.convert_ids_to_tokens(enc[0]) if len(enc) == 1 else None
-        if len(enc) == 1 and enc[0] not in ids:
-            ids.append(enc[0])
-    if not ids:
-        raise KSLError("no token of the paper's ticket is a single token in this vocabulary",
-                       "use the LLaMA ids with a LLaMA tokenizer (the paper profile)")
-    return Ticket(ids=sorted(ids), rule="published, mapped by text", tokens=decode_tokens(tokenizer, sorted(ids)),
-                  model="LLaMA-7B"), mapping
 
 
 def ks_from_rows(rows: dict, vocab_size: int, method: str = "auto") -> KSResult:

@@ -44,39 +44,18 @@ def ks_matches_scipy(tune_path: str | Path, row_id: int, statistic: float, pvalu
     return abs(ref.statistic - statistic) < 1e-12 and abs(ref.pvalue - pvalue) <= 1e-9 * max(ref.pvalue, 1e-300)
 
 
-def changed_rows(tune_path: str | Path) -> int:
-    """How many embedding rows an embed run's saved rows file says moved (after != before)."""
-    rows = TunedRun(tune_path).rows()
-    return int((rows["after"] != rows["before"]).any(dim=1).sum())
-
-
 def claim_matches_outputs(claims_table, profile: str, claim_key: str = "embed_vs_full") -> bool | None:
-    """The numbers of the embed-vs-full claim's "this study" cell recomputed with sacrebleu from the eval
-    runs of its source table: from the fair test or the significance chapter, the paired difference
-    (embedding - full in the fair test, full - embed in the significance chapter; mean over paired seeds);
-    from the headline, the two arms' means over seeds (whole continuation). None when the claim was not
-    measured."""
+    """The embed-vs-full claim's paired difference (embedding - full, mean over the fair test's paired seeds),
+    recomputed with sacrebleu from the eval runs of its source table. None when the fair test did not measure it."""
     row = claims_table[claims_table["claim"] == PAPER[claim_key][0]]
-    source = row.iloc[0]["source"] if len(row) else ""
-    paired = {"fair_test": ("full fine-tuning", "embedding tuning"), "significance_ticket": ("embed", "full")}
-    if source in paired:
-        shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
-        scores = load_tables(profile, source)["scores"]
-        if "rule" in scores:
-            scores = scores[scores["rule"] == "whole"]
-        a, b = (scores[scores["arm"] == arm].set_index("seed")["run"] for arm in paired[source])
-        pairs = paired_seeds(list(a.index), list(b.index))   # the chapter's pairing
-        diff = sum(rescore_chrf(b[y]) - rescore_chrf(a[x]) for x, y in pairs) / len(pairs)
-        return round(diff, 1) == shown
-    if source != "partial_tuning_18_tokens":
+    if not len(row) or row.iloc[0]["source"] != "fair_test":
         return None
-    scores = load_tables(profile, source)["scores"]
-    shown = [float(x) for x in re.findall(r"-?\d+\.\d", row.iloc[0]["this study"])[:2]]
-    means = []
-    for arm in ("embed", "full"):
-        runs = scores[(scores["arm"] == arm) & (scores["rule"] == "whole")]["run"]
-        means.append(sum(rescore_chrf(r) for r in runs) / len(runs))
-    return [round(m, 1) for m in means] == shown
+    shown = float(re.search(r"[+-]\d+\.\d", row.iloc[0]["this study"]).group())
+    scores = load_tables(profile, "fair_test")["scores"]
+    a, b = (scores[scores["arm"] == arm].set_index("seed")["run"] for arm in ("full fine-tuning", "embedding tuning"))
+    pairs = paired_seeds(list(a.index), list(b.index))   # the chapter's pairing
+    diff = sum(rescore_chrf(b[y]) - rescore_chrf(a[x]) for x, y in pairs) / len(pairs)
+    return round(diff, 1) == shown
 
 
 HELD = {True: "yes", False: "NO", None: "not testable"}

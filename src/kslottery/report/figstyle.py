@@ -41,11 +41,6 @@ def min_points(width_in: float) -> float:
     return 1.1 * MIN_TEXT_PX * 72.0 * width_in / COLUMN_PX
 
 
-def shown_text_px(points: float, width_in: float) -> float:
-    """How high text of ``points`` appears in the column, for a figure ``width_in`` inches wide."""
-    return points * COLUMN_PX / (72.0 * width_in)
-
-
 def direct_labels(ax, size: float | None = None) -> None:
     """Replace the axes' legend by labels at the end of each line (or beside each group of points), moved
     apart vertically where they would overlap."""

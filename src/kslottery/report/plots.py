@@ -27,85 +27,6 @@ def baseline_heatmap(df, metric: str = "chrf++"):
     return finish(fig)
 
 
-def loss_curves(curves: dict):
-    """Training loss per step for each labelled run."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, df in curves.items():
-        ax.plot(df["step"], df["loss"], label=label)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss per target token")
-    ax.legend()
-    return finish(fig)
-
-
-def ks_distributions(rows):
-    """Distribution of D and of -log10 p over the changed rows, and D against the L2 shift."""
-    import numpy as np
-
-    fig, grid = plt.subplots(2, 2, figsize=(9, 6.5))
-    axes = [grid[0][0], grid[0][1], grid[1][0]]
-    grid[1][1].set_visible(False)
-    sns.histplot(rows["D"], bins=40, ax=axes[0])
-    axes[0].set_title("KS statistic D (changed rows)")
-    sns.histplot(-np.log10(rows["p"].clip(lower=1e-300)), bins=40, ax=axes[1])
-    axes[1].set_xlabel("-log10 p")
-    axes[1].set_title("p-values")
-    sns.scatterplot(data=rows, x="l2_shift", y="D", hue="in_template", s=10, ax=axes[2])
-    axes[2].set_title("D against the row's L2 shift")
-    return finish(fig)
-
-
-def ticket_size_curve(sizes):
-    """Significant ticket size against alpha (log scale), a line per correction."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.lineplot(data=sizes, x="alpha", y="size", hue="rule", marker="o", ax=ax)
-    ax.set_xscale("log")
-    ax.set_title("ticket size against alpha and correction")
-    return finish(fig)
-
-
-def frequency_relation(rows):
-    """D against a row's training-token count (log scale), template tokens in their own colour."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.scatterplot(data=rows, x="train_count", y="D", hue="in_template", s=10, ax=ax)
-    ax.set_xscale("log")
-    ax.set_title("D against training-token frequency")
-    return finish(fig)
-
-
-def jaccard_heatmap(matrix, title: str = "ticket overlap (Jaccard)"):
-    """A square matrix of Jaccard overlaps, annotated, on a fixed 0-1 scale so heatmaps compare."""
-    fig, ax = plt.subplots(figsize=(1.2 * len(matrix) + 2, 1.0 * len(matrix) + 1.5))
-    sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax)
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")   # long run labels stay readable
-    ax.set_title(title)
-    return finish(fig)
-
-
-def headline_bars(scores, metric: str = "chrf++", rules=("whole", "first_line")):
-    """Each arm's score under the whole-continuation and first-line rules (bars: mean over seeds)."""
-    df = scores[scores["rule"].isin(rules)]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    sns.barplot(data=df, x="arm", y=metric, hue="rule", errorbar=("pi", 100), ax=ax)
-    ax.tick_params(axis="x", rotation=30)
-    ax.set_xlabel("")
-    return finish(fig)
-
-
-def gain_intervals(intervals):
-    """chrF++ gain over the base model with paired-bootstrap 95 % intervals, per arm, seed and rule."""
-    df = intervals.copy()
-    df["label"] = df["arm"] + df["seed"].map(lambda s: "" if s is None or s != s else f" (seed {int(s)})")
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(df) + 1.5))
-    for i, row in enumerate(df.itertuples()):
-        color = "C0" if row.rule == "whole" else "C1"
-        ax.errorbar(row.gain, i, xerr=[[row.gain - row.ci_low], [row.ci_high - row.gain]], fmt="o", color=color)
-    ax.set_yticks(range(len(df)), [f"{r.label} [{r.rule}]" for r in df.itertuples()])
-    ax.axvline(0, color="grey", lw=1)
-    ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
-    return finish(fig)
-
-
 def certified_rates(rates):
     """Per noise level, each object's certified-agreement rate with its 95 % interval, beside the share of
     contexts below the ceiling (the most it could be) and how often the smoothed prediction is the model's."""
@@ -126,50 +47,6 @@ def certified_rates(rates):
         ax.invert_yaxis()
     axes[-1][0].set_xlabel("share of contexts")
     axes[0][0].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    return finish(fig)
-
-
-def gain_decomposition(df):
-    """Each arm's chrF++ gain over the base model under each extraction rule (points: seeds or draws,
-    bars: 95 % intervals), so a gain that exists only under the whole-continuation rule stands out."""
-    rules = [c[len("gain "):] for c in df.columns if c.startswith("gain ") and not c.endswith(" ci")]
-    d = df[df["arm"] != "base"].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) * len(rules) / 1.5 + 1.6))
-    labels = [f"{r.arm}" + ("" if r.seed is None or r.seed != r.seed else f" #{int(r.seed)}") for r in d.itertuples()]
-    for j, rule in enumerate(rules):
-        y = [i + (j - (len(rules) - 1) / 2) * 0.25 for i in range(len(d))]
-        gain, ci = d[f"gain {rule}"], d[f"gain {rule} ci"]
-        err = [[g - c[0] for g, c in zip(gain, ci)], [c[1] - g for g, c in zip(gain, ci)]]
-        ax.errorbar(gain, y, xerr=err, fmt="o", ms=4, color=f"C{j}", label=rule.replace("_", " "))
-    ax.set_yticks(range(len(d)), labels)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=1)
-    ax.set_xlabel("chrF++ gain over the base model (95 % CI)")
-    ax.legend(title="extraction rule", fontsize=8)
-    return finish(fig)
-
-
-def stopping_vs_gain(df):
-    """EOS rate against the whole-continuation gain: do arms gain by stopping?"""
-    d = df[df["arm"] != "base"]
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.scatterplot(data=d, x="eos_rate", y="gain whole", hue="arm", ax=ax, s=40)
-    ax.set_xlabel("EOS rate")
-    ax.set_ylabel("chrF++ gain (whole continuation)")
-    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return finish(fig)
-
-
-def template_transfer_heatmap(df):
-    """Gain over the base model (same template) of each trained delta under each evaluation template."""
-    d = df[df["trained"] != "base"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.7 * d["trained"].nunique() + 2.2), sharey=True)
-    for ax, rule in zip(axes, ("whole", "first_line")):
-        grid = d.pivot(index="trained", columns="template", values=f"gain {rule}")
-        sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, ax=ax, cbar=False)
-        ax.set_title(f"chrF++ gain, {rule.replace('_', ' ')}")
-        ax.set_ylabel("")
-    axes[1].tick_params(labelleft=False)   # the rows are the same trained deltas
     return finish(fig)
 
 
@@ -229,48 +106,6 @@ def certifiable_radius(sigmas, alpha: float, n_used: int, norms: dict | None = N
     ax.set_xlabel("estimation samples n")
     ax.set_ylabel(f"largest certifiable radius (alpha {alpha:g})")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return finish(fig)
-
-
-def arm_scores(scores, rules=("whole", "first_line")):
-    """chrF++ of every arm, one dot per seed, under the whole-continuation and first-line rules; the base
-    model as a line."""
-    import pandas as pd
-
-    df = pd.concat([scores.assign(rule=r, chrf=scores[f"chrf++ {r}"]) for r in rules], ignore_index=True)
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    arms = [a for a in dict.fromkeys(df["arm"]) if a != "base"]
-    sns.stripplot(data=df[df["arm"] != "base"], x="arm", y="chrf", hue="rule", order=arms, dodge=True, ax=ax)
-    base = df[df["arm"] == "base"]
-    for i, r in enumerate(rules):
-        if len(base[base["rule"] == r]):
-            ax.axhline(float(base[base["rule"] == r]["chrf"].iloc[0]), color=f"C{i}", ls="--", lw=1,
-                       label=f"base ({r})")
-    ax.tick_params(axis="x", rotation=30)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-    ax.set_xlabel("")
-    ax.set_ylabel("chrF++ (devtest)")
-    ax.legend(fontsize=8)
-    return finish(fig)
-
-
-def comparison_forest(comparisons, margin: float | None = None):
-    """Paired differences b - a with their 95 % intervals, one line per comparison and rule; the shaded band
-    is the equivalence margin stated before scoring."""
-    df = comparisons.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(8, 0.38 * len(df) + 1.4))
-    for i, row in df.iterrows():
-        color = "C0" if row["rule"] == "whole" else "C1"
-        d = row["b - a"]
-        ax.errorbar(d, i, xerr=[[d - row["ci95 low"]], [row["ci95 high"] - d]], fmt="o", color=color)
-    ax.set_yticks(range(len(df)), [f"{r['b']} - {r['a']} [{r['rule']}]" for _, r in df.iterrows()], fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=1)
-    if margin:
-        ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"equivalence margin +-{margin:g}")
-        ax.legend(fontsize=8, loc="lower right")
-    ax.set_xlabel("chrF++ difference, b - a (95 % CI, seeds and sentences resampled)")
     return finish(fig)
 
 

@@ -17,10 +17,7 @@ import yaml
 from ..method.errors import KSLError
 from ..study.design import Design
 
-ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket",
-         "six_pairs", "certification",
-         "partial_tuning_18_tokens", "termination_and_templates", "paper_tickets",
-         "paper_vs_study"]
+ORDER = ["baseline_and_prompts", "budget_sweep", "fair_test", "six_pairs", "certification", "paper_vs_study"]
 # plumbing: pages quarantined in the book (report.profiles labels them); protocol: the fair test's design
 # (kslottery.study.design.Design, checked key by key when the profile is read).
 KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict}

@@ -249,30 +249,3 @@ def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
         out += [_branch(arm, t, s) for s in t.seeds[arm.seeds]]
     return out
 
-
-def catalogue(k: int, prefix_init: str = "random", fixed: tuple[str, ...] = ()) -> dict[str, Arm]:
-    """The arms the headline and its audit share, by name; a chapter lists the names it runs. Seed lists:
-    ``seeds`` (the trunk and its tickets), ``method_seeds`` (full / LoRA / prefix), ``audit_seeds`` (the
-    stopping rows and transfer controls), ``draws`` / ``matched_draws`` / ``frequency_draws`` (random
-    tickets, trained at the first seed). ``fixed`` names tickets given to the trunk (the paper's, the
-    stopping rows), each tuned at every seed of ``seeds``."""
-    arms = [
-        Arm("base", kind="base"),
-        Arm("base + newline stop", kind="base", score=(("stop_on_newline", True),)),
-        Arm("embed", mode="embed", lr="embed"),
-        Arm("full", mode="full", lr="full", seeds="method_seeds"),
-        Arm("lora", mode="lora", lr="lora", seeds="method_seeds"),
-        Arm("prefix", mode="prefix", lr="prefix", seeds="method_seeds", options=(("prefix_init", prefix_init),)),
-        Arm(f"KS top-{k}", mode="rows", ticket="ks", lr="rows"),
-        *[Arm(name, mode="rows", ticket=f"fixed:{name}", lr="rows") for name in fixed],
-        Arm(f"random-{k}", mode="rows", ticket="random", lr="rows", seeds="draws", draws=True),
-        Arm(f"frequency-{k}", mode="rows", ticket="frequency", lr="rows", seeds="frequency_draws", draws=True),
-        Arm(f"frequency-matched-{k}", mode="rows", ticket="frequency-matched", lr="rows", seeds="matched_draws",
-            draws=True),
-        Arm(f"transfer KS top-{k}", kind="transfer", ticket="ks"),
-        Arm("transfer, norm-matched random delta", kind="transfer", ticket="ks", seeds="audit_seeds",
-            options=(("delta", "norm-matched"), ("seed", SEED))),
-        Arm("transfer, delta x 0.5", kind="transfer", ticket="ks", seeds="audit_seeds", options=(("scale", 0.5),)),
-        Arm("transfer, delta x 2", kind="transfer", ticket="ks", seeds="audit_seeds", options=(("scale", 2.0),)),
-    ]
-    return {a.name: a for a in arms}

@@ -44,87 +44,11 @@ PAPER = {
 }
 
 
-def _mean(scores: pd.DataFrame, arm: str, rule: str, metric: str = "chrf++") -> float | None:
-    df = scores[(scores["arm"] == arm) & (scores["rule"] == rule)]
-    return float(df[metric].mean()) if len(df) else None
-
-
-def _fmt(*values, unit: str = "") -> str:
-    return " vs ".join("—" if v is None else f"{v:.1f}{unit}" for v in values)
-
-
-def _matches(a: float | None, b: float | None, base: float | None) -> bool | None:
-    """``a`` matches ``b`` when their difference is within 10 % of ``b``'s gain over the base model."""
-    return None if None in (a, b, base) else abs(a - b) <= 0.1 * max(abs(b - base), 1e-9)
-
-
 def _verdict(ok: bool | str | None) -> str:
     """reproduced / not reproduced / not testable; a string is a verdict with its reason (inconclusive...)."""
     if isinstance(ok, str):
         return ok
     return {True: "reproduced", False: "not reproduced", None: "not testable: the chapter's measurement is undefined"}[ok]
-
-
-def _headline(add, tables: dict, k: int, **_) -> None:
-    """The 18-token chapter: every arm trained at the first budget, one seed per arm."""
-    s = tables["partial_tuning_18_tokens"]["scores"]
-    arm = lambda a, r: _mean(s, a, r)   # noqa: E731
-    ticket = f"KS top-{k}"
-    for key, a, b in (("embed_vs_full", "embed", "full"), ("ticket_vs_embed", ticket, "embed")):
-        w, f = (arm(a, "whole"), arm(b, "whole")), (arm(a, "first_line"), arm(b, "first_line"))
-        base = arm("base", "whole")
-        add(key, f"{_fmt(*w)} (whole); {_fmt(*f)} (first line)", _matches(*w, base), "partial_tuning_18_tokens",
-            "matches = within 10 % of the second arm's gain over the base model (whole continuation)")
-    w, f = (arm("base", "whole"), arm(ticket, "whole")), (arm("base", "first_line"), arm(ticket, "first_line"))
-    emb = arm("embed", "whole")
-    share = None if None in w + (emb,) or emb == w[0] else (w[1] - w[0]) / (emb - w[0])
-    add("eighteen", f"{w[0]:.1f} → {w[1]:.1f} (whole); {f[0]:.1f} → {f[1]:.1f} (first line)",
-        None if share is None else share >= 0.9, "partial_tuning_18_tokens",
-        "" if share is None else f"the ticket recovers {share:.0%} of embedding tuning's whole-continuation gain")
-    pre = (arm("prefix", "whole"), arm("embed", "whole"))
-    add("prefix", _fmt(*pre) + " (prefix vs embed, whole)", None if None in pre else pre[0] < pre[1],
-        "partial_tuning_18_tokens")
-    fr = (arm(f"frequency-{k}", "whole"), arm("embed", "whole"))
-    add("frequency", _fmt(*fr) + f" (frequency-{k} vs embedding tuning, whole)",
-        _matches(*fr, arm("base", "whole")), "partial_tuning_18_tokens",
-        "the notes label 28.8 vs 27.9 frequency vs embedding tuning; 27.9 is also the KS ticket's reported mean")
-    rnd = (arm(ticket, "whole"), arm(f"random-{k}", "whole"))
-    add("random", _fmt(*rnd) + f" (KS top-{k} vs random-{k}, whole)", None if None in rnd else rnd[0] > rnd[1],
-        "partial_tuning_18_tokens", "random: mean over draws")
-
-
-def _finetune(add, tables: dict, **_) -> None:
-    """Without the headline, the finetune notebook compares embedding and full tuning on every pair (base from
-    the grid, whose scores use the same sentences and decoding when the profile sizes them alike)."""
-    if "partial_tuning_18_tokens" in tables or "chrf++ (whole)" not in tables["finetune"]["table"]:
-        return
-    t, grid = tables["finetune"]["table"], tables.get("baseline_and_prompts")
-    parts, oks = [], []
-    for pair, g in t.groupby("pair", sort=False):
-        e, f = (g.loc[g["mode"] == m, "chrf++ (whole)"] for m in ("embed", "full"))
-        if not len(e) or not len(f):
-            continue
-        e, f = float(e.iloc[0]), float(f.iloc[0])
-        base = None
-        if grid is not None:
-            b = grid["grid"]
-            b = b[(b["pair"] == pair) & (b["template"] == "explicit") & (b["rule"] == "whole")]
-            base = float(b["chrf++"].iloc[0]) if len(b) else None
-        parts.append(f"{pair.split('-')[1][:3]}: {e:.1f} vs {f:.1f}" + ("" if base is None else f" (base {base:.1f})"))
-        if base is not None:
-            oks.append(_matches(e, f, base))
-    if parts:
-        add("embed_vs_full", "; ".join(parts) + " (chrF++, whole)", None if not oks else all(oks), "finetune",
-            "matches = within 10 % of full fine-tuning's gain over the base model, on every pair")
-
-
-def _ks_sizes(add, tables: dict, **_) -> None:
-    t = tables["ks_ticket_discovery"]["tickets"]
-    sig = t[~t["ticket"].str.startswith("topk")]
-    ours = "; ".join(f"{r.ticket}: {int(r.size)}" for r in sig.groupby("ticket", sort=False)["size"].max()
-                     .reset_index().itertuples())
-    add("sizes", f"largest over runs: {ours}", bool((sig["size"] > 0).any()), "ks_ticket_discovery",
-        "no: no row is significant, so a ticket exists only as top-k" if not (sig["size"] > 0).any() else "")
 
 
 def _certified(add, tables: dict, **_) -> None:
@@ -150,56 +74,25 @@ def _certified(add, tables: dict, **_) -> None:
         "computes its limits before sampling"))
 
 
-def _audit(add, tables: dict, k: int, **_) -> None:
-    d = tables["termination_and_templates"]["term"]
-    r = d[d["arm"] == f"KS top-{k}"]
-    if len(r):
-        c = r["collapse"].mean()
-        add("stopping", f"collapse of KS top-{k}: {c:.2f} (mean over {len(r)} seeds); "
-            f"embedding tuning: {d.loc[d['arm'] == 'embed', 'collapse'].mean():.2f}",
-            None if c != c else bool(c >= 0.5), "termination_and_templates",
-            "collapse = 1 - gain(first line) / gain(whole); undefined where the whole gain is 0")
-    ticket_gain = d.loc[d["arm"] == f"KS top-{k}", "gain whole"].mean()
-    singles = d[d["arm"].isin(["newline row", "':' row", "BOS+EOS rows"])].groupby("arm")["gain whole"].mean()
-    if len(singles) and ticket_gain:
-        share = singles.max() / ticket_gain
-        add("single_row", f"best single row {singles.idxmax()}: {share:.0%} of the {k}-row gain (whole)",
-            bool(share >= 0.9), "termination_and_templates")
-
-
 # Where each claim is measured, in order: a later source replaces what an earlier one found for the same claim
-# (the significance chapters, which test the paper's own object, come last). Each entry runs only when its
+# (the fair test, which tests the paper's own object, comes last). Each entry runs only when its
 # notebook's tables exist in the profile.
 SOURCES = [
-    ("partial_tuning_18_tokens", _headline),
-    ("finetune", _finetune),
-    ("ks_ticket_discovery", _ks_sizes),
     ("certification", _certified),
-    ("termination_and_templates", _audit),
-    ("significance_ticket", lambda add, tables, **_: _significance(add, tables["significance_ticket"])),
     ("six_pairs", lambda add, tables, **_: _six_pairs(add, tables["six_pairs"], fair_claims.sgd_sizes(tables))),
     ("fair_test", lambda add, tables, **_: fair_claims.judge(add, tables["fair_test"])),
 ]
 # The budget and learning rates each source chapter judged its claims under; the fair test names its protocol.
 PROTOCOLS = {
-    "partial_tuning_18_tokens": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
-    "finetune": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
-    "ks_ticket_discovery": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
-    "termination_and_templates": "first budget (256 pairs, 32 Adam steps, each arm at a fixed lr)",
     # Under protocol fair-v1 these two chapters train at the discovery budget (the sweep's Adam lr and steps),
     # not at dev-chosen learning rates: their claims are about the ticket's size and its certificate.
     "certification": "discovery budget (every arm at the budget sweep's Adam lr and steps)",
-    "significance_ticket": "KS budget (every arm at the budget sweep's lr and steps)",
     "six_pairs": "discovery budget (the budget sweep's Adam lr and steps, seed 0)",
 }
 NOTEBOOKS = ["baseline_and_prompts", "budget_sweep", *dict(SOURCES)]
 # The table on each source chapter's page that holds a claim's numbers ("notebook/name": the name it is saved and
 # published under, kslottery.report.tables.readable(csv=...)); the claims table links each row to it.
-EVIDENCE = {
-    "partial_tuning_18_tokens": "scores", "finetune": "table", "ks_ticket_discovery": "tickets",
-    "certification": "rates", "termination_and_templates": "term", "significance_ticket": "comparisons",
-    "six_pairs": "pairs", "fair_test": "comparisons",
-}
+EVIDENCE = {"certification": "rates", "six_pairs": "pairs", "fair_test": "comparisons"}
 
 
 def claims(profile: str, k: int = 18, notebooks: list[str] | None = None) -> pd.DataFrame:
@@ -232,58 +125,6 @@ def claims(profile: str, k: int = 18, notebooks: list[str] | None = None) -> pd.
                          else NOT_RUN, "source": "", "note": "", "protocol": "", "evidence": ""})
     order = {claim: i for i, (claim, _, _) in enumerate(PAPER.values())}
     return pd.DataFrame(rows).sort_values("claim", key=lambda c: c.map(order), ignore_index=True)
-
-
-def _equivalence_verdict(r) -> str | bool:
-    """TOST at the chapter's margin: equivalent -> reproduced; the 95 % interval wholly outside the margin ->
-    not reproduced; otherwise the data cannot tell at this precision."""
-    if r["equivalent (TOST 5 %)"] is True or r["equivalent (TOST 5 %)"] == "True":
-        return True
-    m, low, high = r["equivalence margin"], r["ci95 low"], r["ci95 high"]
-    if low >= m or high <= -m:
-        return False
-    if low > 0 or high < 0:
-        return (f"not reproduced: the arms differ ({'better' if low > 0 else 'worse'}, 95 % interval "
-                f"[{low:.1f}, {high:.1f}]), perhaps by less than ±{m:g}")
-    return f"inconclusive: the 95 % interval [{low:.1f}, {high:.1f}] is not inside ±{m:g}"
-
-
-def _significance(add, sig: dict) -> None:
-    """The claims the significance-defined ticket chapter tests as the paper states them (paired, per seed)."""
-    c = sig["comparisons"]
-    c = c[c["rule"] == "whole"].set_index(["a", "b"])
-
-    def diff(a, b):
-        r = c.loc[(a, b)]
-        return r, (f"{b} − {a}: {r['b - a']:+.1f} chrF++, 95 % CI [{r['ci95 low']:.1f}, {r['ci95 high']:.1f}], "
-                   f"{int(r['seeds'])} seeds")
-
-    sizes = sig["tickets"]
-    sizes = ", ".join(str(int(n)) for n in sizes.loc[sizes["arm"] == "KS ticket", "rows"])
-    if ("embed", "KS ticket") in c.index:
-        r, text = diff("embed", "KS ticket")
-        add("ticket_vs_embed", f"{text} (tickets of {sizes} rows)", _equivalence_verdict(r), "significance_ticket",
-            f"equivalence test (TOST) at ±{r['equivalence margin']:g} chrF++, whole continuation")
-    if ("embed", "full") in c.index and ("embed", "KS ticket") in c.index:
-        # The paper's first claim, tested paired at the chapter's budget; the chapter states its one margin
-        # for "matches" on the ticket row, and the same margin judges this match.
-        r, text = diff("embed", "full")
-        r = r.copy()
-        r["equivalence margin"] = c.loc[("embed", "KS ticket"), "equivalence margin"]
-        full_seeds = sorted(sig["scores"].loc[sig["scores"]["arm"] == "full", "seed"]) if "scores" in sig else []
-        one_run = (f"; full fine-tuning is one run (seed {int(full_seeds[0])}), paired with each seed's "
-                   "embedding tuning" if len(full_seeds) == 1 else "")
-        add("embed_vs_full", text, _equivalence_verdict(r), "significance_ticket",
-            f"at the significance chapter's budget; equivalence at the chapter's ±{r['equivalence margin']:g} "
-            f"chrF++, whole continuation{one_run}")
-    if ("embed", "most frequent") in c.index:
-        r, text = diff("embed", "most frequent")
-        add("frequency", f"{text} (the most frequent tokens, as many as the ticket)", _equivalence_verdict(r),
-            "significance_ticket", "the paper's 28.8 vs 27.9 compares frequency tuning with embedding tuning")
-    if ("frequency-matched", "KS ticket") in c.index:
-        r, text = diff("frequency-matched", "KS ticket")
-        add("random", f"{text} (frequency-matched random rows of the ticket's size)",
-            bool(r["ci95 low"] > 0), "significance_ticket", "reproduced = the ticket is better, 95 % CI above 0")
 
 
 def _six_pairs(add, pairs: dict, sgd: str = "") -> None:

@@ -29,8 +29,6 @@ from scipy import stats
 
 from ..method.errors import KSLError
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable")
-
 
 def t_interval(per_seed: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean of the per-seed differences and its t interval at ``level`` (n - 1 degrees of freedom)."""

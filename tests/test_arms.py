@@ -1,15 +1,13 @@
-"""The arm registry and the significance-defined ticket experiment (kslottery.study.arms, kslottery.study.significance)."""
+"""Arms as branches of a trunk (kslottery.study.arms) and the six pairs' seed overlap (kslottery.study.six_pairs)."""
 
 import pandas as pd
 import pytest
-import sacrebleu
 
 from kslottery.method import ticket, tuning
 from kslottery.method.errors import KSLError
 from kslottery.study import budget
 from kslottery.study.arms import Arm, Trunk, plan
 from kslottery.study.protocol import Protocol
-from kslottery.study.significance import compare_arms
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -86,31 +84,6 @@ def test_plan_trains_each_arm_at_each_seed_and_refuses_what_it_cannot_run(trunk)
         plan(trunk, [Arm("full", mode="full", lr="full")])
 
 
-REFS = ["El gat dorm al sol.", "Avui plou molt a Barcelona.", "La reunió comença a les nou."]
-GOOD = ["El gat dorm al sol.", "Avui plou a Barcelona.", "La reunió comença a les nou."]
-BAD = ["Un gos corre.", "Fa sol.", "Demà."]
-
-
-def test_comparisons_pair_seeds_and_the_base_model_and_equal_a_direct_recomputation():
-    def chrf(h):
-        return sacrebleu.corpus_chrf(h, [REFS], word_order=2).score
-
-    hyps = {("base", None): {"whole": BAD}, ("embed", 0): {"whole": GOOD}, ("embed", 1): {"whole": BAD},
-            ("KS ticket", 0): {"whole": GOOD}, ("KS ticket", 1): {"whole": GOOD}}
-    result = {"hyps": hyps, "refs": REFS, "tgt": "cat_Latn"}
-    out = compare_arms(result, [("embed", "KS ticket", True), ("base", "KS ticket", False)], margin=1.0,
-                       rules=("whole",), n=200).set_index("a")
-    e = out.loc["embed"]
-    assert e["seeds"] == 2 and e["b - a"] == pytest.approx((chrf(GOOD) - chrf(BAD)) / 2, abs=1e-3)
-    assert e["per seed"] == [0.0, pytest.approx(chrf(GOOD) - chrf(BAD), abs=1e-3)]
-    assert not e["equivalent (TOST 5 %)"]          # one seed differs by tens of points
-    b = out.loc["base"]
-    assert b["seeds"] == 2 and b["b - a"] == pytest.approx(chrf(GOOD) - chrf(BAD), abs=1e-3)
-    assert pd.isna(b["equivalence margin"])
-    with pytest.raises(KSLError, match="arm not run"):
-        compare_arms(result, [("embed", "full", False)], rules=("whole",), n=10)
-
-
 def test_the_chosen_budget_comes_from_the_sweeps_table(tmp_path, monkeypatch):
     from kslottery.study.results import save_tables
 
@@ -129,41 +102,6 @@ def test_a_ticket_of_hundreds_of_ids_passes_as_ids_or_as_text():
     ids = list(range(1000, 1400))
     assert ticket.ticket_ids(tuple(reversed(ids)), 49152) == ids
     assert ticket.ticket_ids(",".join(map(str, ids)), 49152) == ids     # once tried as a file name: OSError
-
-
-def _two_arm_result(copy_rates, sentences=40, seed=0):
-    """Arm a writes nothing useful; arm b at seed s copies the reference for a share copy_rates[s] of the
-    sentences (drawn at random): per-seed differences vary by sentence noise and by the rates' spread."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    refs = [f"la frase numero {i} diu coses diferents {i * 7}" for i in range(sentences)]
-    hyps = {}
-    for s, rate in enumerate(copy_rates):
-        hyps[("a", s)] = {"whole": ["xyz"] * sentences}
-        hyps[("b", s)] = {"whole": [r if rng.random() < rate else "xyz" for r in refs]}
-    return {"hyps": hyps, "refs": refs, "tgt": "cat_Latn"}
-
-
-def test_precision_sends_a_seed_spread_to_more_seeds_and_sentence_noise_to_more_sentences():
-    from kslottery.study.significance import compare_arms, precision
-
-    for rates, data_seed in (([0.5] * 8, 1), ([0.1, 0.9] * 4, 0)):
-        result = _two_arm_result(rates, sentences=100, seed=data_seed)
-        comp = compare_arms(result, [("a", "b", False)], rules=("whole",), n=200)
-        p = precision(result, comp, ("a", "b"), 3.0, n=200)
-        assert p["ci95 width"] > 3.0 and not p["within"] and p["seeds"] == 8
-        if rates[0] == rates[-1]:   # seeds alike: sentence noise alone, more sentences reach the width
-            assert p["seed sd (beyond sentences)"] == 0.0
-            assert p["sentences for the width"] == pytest.approx(100 * (p["ci95 width"] / 3.0) ** 2, rel=0.01)
-        else:                       # seeds far apart: no number of sentences narrows the seed spread
-            assert p["seed sd (beyond sentences)"] > 3 * p["one seed's sentence-only width"]
-            assert p["sentences for the width"] is None and p["seeds for the width"] > 1000
-        assert p["width with one more seed"] == pytest.approx(p["ci95 width"] * (8 / 9) ** 0.5)
-    wide = precision(result, comp, ("a", "b"), 1000.0, n=200)
-    assert wide["within"] and wide["sentences for the width"] == 100 and wide["seeds for the width"] == 8
-    with pytest.raises(KSLError, match="no comparison"):
-        precision(result, comp, ("b", "a"), 3.0)
 
 
 def test_a_budget_without_a_ticket_is_refused_before_any_arm_trains():
@@ -185,7 +123,7 @@ def test_the_seed_overlap_reuses_the_trunks_discovery_runs_and_averages_off_the_
     import os
     from pathlib import Path
 
-    from kslottery.study.significance import seed_overlap
+    from kslottery.study.six_pairs import seed_overlap
 
     expected = {s: trunk.ticket(s) for s in (0, 1)}
     before = sorted(Path(os.environ["KSL_RUNS"]).glob("tune-*"))
@@ -204,12 +142,40 @@ def test_the_seed_overlap_reuses_the_trunks_discovery_runs_and_averages_off_the_
     ([[1.0, 0.0], [0.0, 1.0]], 0.0),
 ])
 def test_mean_off_diagonal_leaves_out_each_set_against_itself(matrix, mean):
-    from kslottery.study.significance import mean_off_diagonal
+    from kslottery.study.six_pairs import mean_off_diagonal
 
     assert mean_off_diagonal(pd.DataFrame(matrix)) == pytest.approx(mean)
 
 
+def test_jaccard_is_one_on_the_diagonal_and_the_share_of_the_union_off_it():
+    from kslottery.study.six_pairs import jaccard
+
+    m = jaccard({"a": [1, 2, 3], "b": [2, 3, 4, 5], "c": []})
+    assert m.loc["a", "a"] == 1.0 and m.loc["a", "b"] == pytest.approx(2 / 5) and m.loc["c", "c"] == 0.0
+
+
 def test_mean_off_diagonal_of_one_set_is_nan():
-    from kslottery.study.significance import mean_off_diagonal
+    from kslottery.study.six_pairs import mean_off_diagonal
 
     assert mean_off_diagonal(pd.DataFrame([[1.0]])) != mean_off_diagonal(pd.DataFrame([[1.0]]))
+
+
+def test_protocol_trains_the_configs_a_direct_tune_would():
+    # Chapters reuse each other's runs only if the configs are identical.
+    from dataclasses import asdict
+
+    p = Protocol(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)
+    direct = tuning.TuneConfig(model="gemma3-270m", pair="eng_Latn-cat_Latn", split="dev", limit=400,
+                               template="explicit", mode="embed", lr=1e-3, epochs=1.0, batch_size=8, seed=2)
+    assert asdict(p.config(mode="embed", lr=1e-3, seed=2)) == asdict(direct)
+    # the paper preset reaches the modes it defines and leaves LoRA alone
+    paper = Protocol(model="m", pair="eng_Latn-cat_Latn", train_limit=997, eval_limit=1012, preset="paper")
+    assert paper.config(mode="embed").resolved().schedule == "cosine"
+    assert paper.config(mode="lora", lr=3e-4).resolved().lr == 3e-4
+
+
+def test_load_tokenizer_matches_the_full_load(tiny):
+    from kslottery.method import models
+
+    tok = models.load_tokenizer("tiny:smollm2-135m")
+    assert len(tok) == len(tiny.tokenizer) and tok("Hola")["input_ids"] == tiny.tokenizer("Hola")["input_ids"]
