@@ -7,7 +7,7 @@ from kslottery.method import ticket, tuning
 from kslottery.method.errors import KSLError
 from kslottery.study import budget
 from kslottery.study.arms import Arm, Trunk, plan
-from kslottery.study.protocol import Protocol
+from kslottery.study.recipe import Recipe
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -26,7 +26,7 @@ def trunk(tmp_path_factory, flores_dir):
     mp = pytest.MonkeyPatch()
     mp.setenv("KSL_RUNS", str(tmp_path_factory.mktemp("runs")))
     # The smoke profile's chosen budget: on the tiny random model Bonferroni keeps 12 of 283 rows.
-    p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=2, batch_size=4,
+    p = Recipe(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=2, batch_size=4,
                  max_new_tokens=2, progress=False)
     yield Trunk(p, {"embed": 0.02, "rows": 0.02}, {"seeds": [0, 1]}, rule="bonferroni", alpha=0.05,
                 options={"max_steps": 2})
@@ -55,7 +55,7 @@ def test_controls_take_the_tickets_size_and_the_rows_the_seed_saw(trunk):
     assert len(freq) == len(matched) == len(ks) and not set(matched) & set(ks)
     counts = trunk.counts(0)
     # two steps of 4 pairs: only those 8 examples are the pool, not all 16 training pairs
-    cfg = trunk.protocol.config(mode="embed", lr=0.02, seed=0, max_steps=2)
+    cfg = trunk.recipe.config(mode="embed", lr=0.02, seed=0, max_steps=2)
     examples = tuning.encode_all(load_tokenizer("tiny:smollm2-135m"), tuning.training_bitext(cfg), cfg)
     seen = [i for b in tuning.batch_order(len(examples), cfg) for i in b]
     assert len(seen) == 8
@@ -106,9 +106,9 @@ def test_a_ticket_of_hundreds_of_ids_passes_as_ids_or_as_text():
 
 def test_a_budget_without_a_ticket_is_refused_before_any_arm_trains():
     from kslottery.study.arms import Trunk
-    from kslottery.study.protocol import Protocol
+    from kslottery.study.recipe import Recipe
 
-    trunk = Trunk(Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4),
+    trunk = Trunk(Recipe(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4),
                   {"embed": 0.001, "rows": 0.001}, {"seeds": [0, 1]}, options={"max_steps": 2})
     from kslottery.method.discovery import DiscoveryRecord
 
@@ -164,12 +164,12 @@ def test_protocol_trains_the_configs_a_direct_tune_would():
     # Chapters reuse each other's runs only if the configs are identical.
     from dataclasses import asdict
 
-    p = Protocol(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)
+    p = Recipe(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)
     direct = tuning.TuneConfig(model="gemma3-270m", pair="eng_Latn-cat_Latn", split="dev", limit=400,
                                template="explicit", mode="embed", lr=1e-3, epochs=1.0, batch_size=8, seed=2)
     assert asdict(p.config(mode="embed", lr=1e-3, seed=2)) == asdict(direct)
     # the paper preset reaches the modes it defines and leaves LoRA alone
-    paper = Protocol(model="m", pair="eng_Latn-cat_Latn", train_limit=997, eval_limit=1012, preset="paper")
+    paper = Recipe(model="m", pair="eng_Latn-cat_Latn", train_limit=997, eval_limit=1012, preset="paper")
     assert paper.config(mode="embed").resolved().schedule == "cosine"
     assert paper.config(mode="lora", lr=3e-4).resolved().lr == 3e-4
 

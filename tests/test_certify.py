@@ -131,7 +131,7 @@ def test_partial_tuning_leaves_at_least_the_perturbation_of_partial_transfer(tmp
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     r = certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
     c = r["contexts"].pivot_table(index=["seed", "sentence", "position"], columns="object", values="norm")
-    for tuned, pasted in (("KS ticket", "transfer of KS ticket"), ("random", "transfer of random")):
+    for tuned, pasted in (("Adam ticket", "partial transfer, Adam ticket"), ("random rows", "partial transfer, random rows")):
         assert (c[tuned] >= c[pasted] - 1e-6).all()
     # (two Adam steps move a ticket row almost by lr * sign(gradient) alone or with the rest: equality is allowed)
     sizes = r["objects"].groupby("seed")["size"].nunique()

@@ -29,12 +29,12 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
     row = lambda obj, sigma, cert, low, high, kept, below: {   # noqa: E731
         "object": obj, "sigma": sigma, "certified": cert, "certified ci95 low": low, "certified ci95 high": high,
         "smoothed = model": kept, "below ceiling": below}
-    rates = pd.DataFrame([row("KS ticket", 2.2, 0.41, 0.3, 0.52, 0.02, 0.6), row("KS ticket", 0.03, 0.0, 0.0, 0.0, 0.97, 0.0),
-                          row("random", 2.2, 0.9, 0.8, 1.0, 0.02, 0.9)])
+    rates = pd.DataFrame([row("Adam ticket", 2.2, 0.41, 0.3, 0.52, 0.02, 0.6), row("Adam ticket", 0.03, 0.0, 0.0, 0.0, 0.97, 0.0),
+                          row("random rows", 2.2, 0.9, 0.8, 1.0, 0.02, 0.9)])
     results.save_tables("t", "certification", rates=rates)
     got = claims.claims("t").set_index("claim").loc[claims.PAPER["certified"][0]]
     assert got["verdict"] == claims.NOT_RETRIEVED and got["source"] == "certification"
-    assert got["this study"].startswith("partial tuning of the KS ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
+    assert got["this study"].startswith("partial tuning of the Adam ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
     assert "keeps the model's prediction at 2% of contexts" in got["this study"]
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]
 
@@ -90,7 +90,7 @@ def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatc
         [{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}]))
     # a chapter this profile no longer runs, its tables still on disk
     results.save_tables("t", "certification", rates=pd.DataFrame([{
-        "object": "KS ticket", "sigma": 0.03, "certified": 0.5, "certified ci95 low": 0.4, "certified ci95 high": 0.6,
+        "object": "Adam ticket", "sigma": 0.03, "certified": 0.5, "certified ci95 low": 0.4, "certified ci95 high": 0.6,
         "smoothed = model": 0.9, "below ceiling": 0.1}]))
     claim = claims.PAPER["certified"][0]
     assert claims.claims("t").set_index("claim").loc[claim, "source"] == "certification"

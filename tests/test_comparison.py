@@ -1,9 +1,9 @@
-"""Paired differences pooled over seeds, and the equivalence test (TOST) behind a "matches" claim."""
+"""Paired differences pooled over seeds, their bootstrap intervals, and the rules that read them."""
 
 import pytest
 
 from kslottery.method.errors import KSLError
-from kslottery.study import comparison
+from kslottery.study import comparison, verdicts
 
 REFS = ["El gat dorm al sofà.", "La casa és blava i gran.", "Avui plou molt a Barcelona.",
         "Els nens juguen al parc.", "M'agrada el cafè amb llet.", "On és l'estació de tren?",
@@ -12,25 +12,28 @@ BAD = ["El gos.", "Una casa.", "Plou.", "Nens.", "Cafè.", "Estació.", "Platja.
 NEAR = [r.replace(".", "!") for r in REFS]     # every sentence off by one character
 
 
-def test_identical_arms_are_equivalent_within_any_margin():
-    r = comparison.compare([(REFS, REFS), (REFS, REFS)], REFS, "cat_Latn", margin=1.0, n=200)
-    assert r["delta"] == 0 and r["ci95"] == [0, 0] and r["equivalent"] and not r["superior"]
+def test_identical_arms_differ_by_nothing_at_any_level():
+    r = comparison.compare([(REFS, REFS), (REFS, REFS)], REFS, "cat_Latn", n=200)
+    assert r["delta"] == 0 and r["ci95"] == r["ci90"] == [0, 0]
+    assert verdicts.equivalence(r["ci90"], r["ci95"], margin=1.0) == "reproduced"
 
 
 def test_a_large_difference_is_not_equivalent_and_a_small_one_is():
-    far = comparison.compare([(BAD, REFS)], REFS, "cat_Latn", margin=1.0, n=200)
-    assert far["superior"] and not far["equivalent"]
-    near = comparison.compare([(REFS, NEAR)] * 3, REFS, "cat_Latn", margin=10.0, n=200)
-    assert -10 < near["tost_ci"][0] <= near["delta"] <= near["tost_ci"][1] < 10 and near["equivalent"]
-    # the (1 - 2 alpha) interval of TOST lies inside the 95 % interval
-    assert near["ci95"][0] <= near["tost_ci"][0] and near["tost_ci"][1] <= near["ci95"][1]
+    far = comparison.compare([(BAD, REFS)], REFS, "cat_Latn", n=200)
+    assert far["ci95"][0] > 0 and verdicts.equivalence(far["ci90"], far["ci95"], margin=1.0) == "not reproduced"
+    near = comparison.compare([(REFS, NEAR)] * 3, REFS, "cat_Latn", n=200)
+    assert -10 < near["ci90"][0] <= near["delta"] <= near["ci90"][1] < 10
+    assert verdicts.equivalence(near["ci90"], near["ci95"], margin=10.0) == "reproduced"
+    # the 90 % interval a TOST reads lies inside the 95 % interval
+    assert near["ci95"][0] <= near["ci90"][0] and near["ci90"][1] <= near["ci95"][1]
 
 
 def test_seeds_that_disagree_widen_the_interval_past_the_margin():
     # seed 0: b much better; seed 1: b much worse. The mean is ~0, but resampling seeds shows how unsure it is.
-    split = comparison.compare([(BAD, REFS), (REFS, BAD)], REFS, "cat_Latn", margin=5.0, n=400)
+    split = comparison.compare([(BAD, REFS), (REFS, BAD)], REFS, "cat_Latn", n=400)
     assert abs(split["delta"]) < 1e-6 and split["per_seed"][0] == -split["per_seed"][1]
-    assert split["ci95_width"] > 50 and not split["equivalent"] and not split["superior"]
+    assert split["ci95_width"] > 50 and split["ci95"][0] < 0 < split["ci95"][1]
+    assert verdicts.equivalence(split["ci90"], split["ci95"], margin=5.0) == "inconclusive"
 
 
 def test_bad_comparisons_are_refused():
@@ -38,8 +41,6 @@ def test_bad_comparisons_are_refused():
         comparison.compare([], REFS, "cat_Latn")
     with pytest.raises(KSLError, match="must cover the same sentences"):
         comparison.compare([(REFS[:3], REFS)], REFS, "cat_Latn")
-    with pytest.raises(KSLError, match="margin 0 is not positive"):
-        comparison.compare([(REFS, REFS)], REFS, "cat_Latn", margin=0)
 
 
 @pytest.mark.parametrize("a, b, expected", [

@@ -9,8 +9,9 @@ import pytest
 from kslottery.method import baselines, data, models, tuning
 from kslottery.method.errors import KSLError
 from kslottery.study import fair
-from kslottery.study.design import ARMS, Design
-from kslottery.study.protocol import Protocol
+from kslottery.study.arms import FAMILY, REGISTRY
+from kslottery.study.design import Design
+from kslottery.study.recipe import Recipe
 
 TINY = "tiny:smollm2-135m"
 
@@ -38,7 +39,7 @@ def test_earliest_seen_rows_equal_a_direct_computation_from_the_batches(flores_d
 def test_learning_rate_selection_never_reads_devtest(flores_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path / "clean"))
     design = Design(train_pairs=8, dev_sentences=3, batch_size=4)
-    proto = Protocol(model=TINY, pair=design.pair, train_limit=8, eval_limit=3, batch_size=4, max_new_tokens=4,
+    proto = Recipe(model=TINY, pair=design.pair, train_limit=8, eval_limit=3, batch_size=4, max_new_tokens=4,
                      progress=False)
 
     def train(lr, seed):
@@ -77,15 +78,12 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
                     selection_seeds={"embed": (0,), "rows": (0,), "full": (0,)}, n_bootstrap=50)
     r = fair.fair_test(design, TINY, adam=(0.02, 2), sgd=(30.0, 4), max_new_tokens=4, progress=False)
     s = r["scores"]
-    family = {name: f for name, f, _, _ in ARMS}
-    source = {name: src for name, _, src, _ in ARMS}
     for _, row in s[s["arm"] != "base"].iterrows():
-        f = family[row["arm"]]
+        f, arm = FAMILY[row["arm"]], REGISTRY[row["arm"]]
         if f != "transfer":
             assert row["lr"] == r["lrs"][f"{f} (chosen)"], row["arm"]
-        if source[row["arm"]] in ("ks", "ks-sgd"):
-            trunk = r["trunks"]["sgd" if source[row["arm"]] == "ks-sgd" else "main"]
-            assert row["ticket"] == trunk.ticket(row["seed"]), row["arm"]
+        if arm.ticket == "ks":
+            assert row["ticket"] == r["trunks"][arm.trunk].ticket(row["seed"]), row["arm"]
         if row["arm"] == "earliest-seen rows":
             assert len(row["ticket"]) == len(r["trunks"]["main"].ticket(row["seed"]))
     assert set(s.loc[s["arm"] == "full fine-tuning", "seed"]) == {0}

@@ -152,9 +152,9 @@ def test_run_names_survive_the_layout(flores_dir):
     profile recorded before the package was split into layers (provenance at 33d351c) come out unchanged."""
     from kslottery.method import evaluate, tuning
     from kslottery.method.runs import Run
-    from kslottery.study.protocol import Protocol
+    from kslottery.study.recipe import Recipe
 
-    p = Protocol(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4, batch_size=4,
+    p = Recipe(model="tiny:smollm2-135m", pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=4, batch_size=4,
                  max_new_tokens=8)
     names = [Run("tune", tuning.run_params(c, tuning.training_bitext(c))).name
              for c in (p.config(mode="embed", lr=0.01, seed=0), p.config(mode="full", lr=0.0001, seed=0))]
@@ -162,3 +162,60 @@ def test_run_names_survive_the_layout(flores_dir):
                             max_new_tokens=8)
     names.append(Run("eval", evaluate.run_params(e, evaluate.load_test_set(e))).name)
     assert names == ["tune-a1115ff8a7f5", "tune-97d3e8c6f6eb", "eval-f7c3289284cf"]
+
+
+# A run's own files: only the method library's run kinds (their owners) open them; the study and the report read
+# runs through the owners' records (kslottery.method.runs.finished, evaluate.outputs, tuned.TunedRun...).
+RUN_FILES = ("params.json", "record.json", "outputs.jsonl", "DONE", "MANIFEST.json", "rows.safetensors")
+
+
+def run_files_named_outside_owners(trees: dict[str, ast.Module]) -> list[str]:
+    return [f"{name}:{node.lineno}: {node.value!r}" for name, tree in trees.items() if layer(name) not in (0, None)
+            for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in RUN_FILES]
+
+
+def arms_declared_outside_the_registry(trees: dict[str, ast.Module]) -> list[str]:
+    """Every ``Arm(...)`` call outside the registry's own assignment in kslottery.study.arms."""
+    bad = []
+    for name, tree in trees.items():
+        allowed = set()
+        if name == "kslottery.study.arms":
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "REGISTRY" for t in node.targets):
+                    allowed = {id(n) for n in ast.walk(node)}
+        bad += [f"{name}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Arm" and id(node) not in allowed]
+    return bad
+
+
+def notebook_trees() -> dict[str, ast.Module]:
+    import json
+
+    out = {}
+    for path in sorted((PKG.parents[1] / "notebooks").glob("*.ipynb")):
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        code = "\n".join("".join(c["source"]) for c in cells)
+        out[f"notebook {path.stem}"] = ast.parse("\n".join(x for x in code.splitlines() if not x.startswith(("%", "!"))))
+    return out
+
+
+def test_the_study_and_the_report_read_runs_only_through_their_owners():
+    bad = run_files_named_outside_owners(modules())
+    assert not bad, "a run's files opened outside the method library (read it through its owner's record):\n" + \
+        "\n".join(bad)
+
+
+def test_every_arm_is_declared_in_the_registry():
+    bad = arms_declared_outside_the_registry({**modules(), **notebook_trees()})
+    assert not bad, "arms declared outside kslottery.study.arms.REGISTRY (add it there, select it by name):\n" + \
+        "\n".join(bad)
+
+
+def test_the_layout_checkers_see_a_planted_violation():
+    planted = {"kslottery.report.checks": ast.parse('p = root / name / "record.json"\n'),
+               "kslottery.study.fair": ast.parse('from .arms import Arm\nx = Arm("mine", kind="base")\n'),
+               "kslottery.study.arms": ast.parse('REGISTRY = {a.name: a for a in (Arm("base", kind="base"),)}\n'
+                                                 'EXTRA = Arm("extra", kind="base")\n'),
+               "kslottery.method.tuned": ast.parse('p = path / "record.json"\n')}
+    assert run_files_named_outside_owners(planted) == ["kslottery.report.checks:1: 'record.json'"]
+    assert arms_declared_outside_the_registry(planted) == ["kslottery.study.fair:2", "kslottery.study.arms:2"]

@@ -82,3 +82,20 @@ def test_a_discovery_record_reads_its_tickets_without_building_file_names(flores
         with pytest.raises(KSLError, match="no ticket 'topk-18'"):
             found.ticket("topk-18")
     assert found["reused"]
+
+
+@pytest.mark.parametrize("text, rule, level, key, label", [
+    ("bh_0.05", "bh", 0.05, "bh-0.05", "Benjamini-Hochberg at 0.05"),
+    ("bonferroni_0.01", "bonferroni", 0.01, "bonferroni-0.01", "Bonferroni at 0.01"),
+    ("alpha_0.1", "alpha", 0.1, "alpha-0.1", "uncorrected at 0.1"),
+    ("topk_18", "topk", 18, "topk-18", "top-k by D at 18"),
+])
+def test_a_rule_has_one_spelling_and_names_its_ticket(text, rule, level, key, label):
+    r = ticket.Rule.parse(text)
+    assert (r.rule, r.level, str(r), r.key, r.label) == (rule, level, text, key, label)
+
+
+@pytest.mark.parametrize("text", ["bh-0.05", "bh_5", "fdr_0.05", "bh", "topk_0", "bh_x"])
+def test_a_misspelt_rule_is_refused_with_the_spelling_to_use(text):
+    with pytest.raises(KSLError, match=r"unknown ticket rule .*write RULE_LEVEL: alpha_0.05, bonferroni_0.05"):
+        ticket.Rule.parse(text)

@@ -92,7 +92,7 @@ def test_the_default_profile_states_a_design_and_its_seed_count_follows_from_the
     sd = (4.80 - 0.67) / 2 / stats.t.ppf(0.975, 3) * math.sqrt(4)
     assert round(sd, 2) == 1.30
     assert len(d.seeds) == verdicts.seeds_needed(1.30, d.margin, delta=0.5) == 5
-    names = {a[0] for a in ARMS}
+    names = set(ARMS)
     assert {x for a, b, _ in PRIMARY + SECONDARY for x in (a, b)} <= names
     # issue 26: each ticket and the exposure control meets both references, embedding and full fine-tuning
     for arm in ("Adam ticket", "SGD ticket", "earliest-seen rows"):

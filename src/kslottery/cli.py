@@ -104,8 +104,8 @@ def cmd_run(ns) -> int:
 
 
 def cmd_status(ns) -> int:
-    from .method.progress import describe, status
     from .method.runs import runs_root
+    from .method.status import describe, status
 
     root = runs_root(ns.runs_dir)
     if not root.is_dir():

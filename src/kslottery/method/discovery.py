@@ -13,7 +13,7 @@ from .. import __version__
 from .errors import KSLError
 from .ks import METHODS
 from .runs import Run, releases_locks
-from .ticket import SIGNIFICANCE_RULES, Ticket, ks_from_rows, make_ticket, tokenizer_fingerprint
+from .ticket import SIGNIFICANCE_RULES, Rule, Ticket, ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
 
 
@@ -56,9 +56,9 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRe
     prov = dict(tokenizer=tokenizer, model=tune_rec["model"]["spec"], data_sha256=tune_rec["data"]["sha256"],
                 code_version=__version__, vocab_size=tune_rec["model"]["vocab_size"],
                 tokenizer_sha256=tokenizer_fingerprint(tokenizer), tune_run=Path(cfg.tuned).name)
-    tickets = {f"{rule}-{cfg.alpha}": make_ticket(res, rule, alpha=cfg.alpha, **prov)
+    tickets = {Rule(rule, cfg.alpha).key: make_ticket(res, rule, alpha=cfg.alpha, **prov)
                for rule in SIGNIFICANCE_RULES}
-    tickets[f"topk-{cfg.k}"] = make_ticket(res, "topk", k=cfg.k, **prov)
+    tickets[Rule("topk", cfg.k).key] = make_ticket(res, "topk", k=cfg.k, **prov)
     for name, t in tickets.items():
         t.save(work / f"ticket-{name}.json")
     from safetensors.torch import save_file

@@ -183,10 +183,16 @@ class EvalRecord(dict):
         return self["scores"][rule][metric]["score"]
 
 
+def outputs(record: dict) -> list[dict]:
+    """The saved outputs of a finished eval run, one per sentence in order: source, reference, raw continuation,
+    its flags and the hypothesis under every extraction rule (``hyp``)."""
+    with open(Path(record["path"]) / "outputs.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
 def hypotheses(record: dict) -> dict[str, list[str]]:
     """The extracted hypotheses of a finished eval run, per extraction rule, in sentence order."""
-    with open(Path(record["path"]) / "outputs.jsonl") as f:
-        rows = [json.loads(line)["hyp"] for line in f]
+    rows = [o["hyp"] for o in outputs(record)]
     return {rule: [r[rule] for r in rows] for rule in rows[0]} if rows else {}
 
 

@@ -107,7 +107,7 @@ def _k_merge(before: np.ndarray, after: np.ndarray, out: np.ndarray) -> None:
 
 
 def ks_counts(before: torch.Tensor, after: torch.Tensor, chunk_rows: int | None = None,
-              threads: int | None = None, algorithm: str = "auto") -> torch.Tensor:
+              threads: int | None = None, algorithm: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """(k, changed): k_j = d * D_j and whether row j differs at all, in chunks of rows (bounded memory).
 
     ``algorithm``: ``merge`` (CPU), ``keys`` (any device), ``auto`` (merge on CPU, keys on CUDA)."""

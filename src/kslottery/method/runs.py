@@ -309,3 +309,13 @@ class Run:
 
     def record(self) -> dict:
         return json.loads((self.path / "record.json").read_text())
+
+
+def finished(name: str, root: str | os.PathLike | None = None) -> tuple[dict, dict] | None:
+    """``(params, record)`` of the finished run called ``name`` (its files checked against the manifest), or None
+    while it is unfinished or absent: how code that does not own a run kind reads a run it did not compute."""
+    path = runs_root(root) / name
+    if not (path / DONE).exists():
+        return None
+    verify(path)
+    return json.loads((path / "params.json").read_text()), json.loads((path / "record.json").read_text())

@@ -5,15 +5,15 @@ wrong count."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from ..method import evaluate
 from ..method.runs import runs_root
 from ..method.tuned import TunedRun
+from ..study.arms import FAMILY
 from ..study.claims import PAPER
 from ..study.comparison import paired_seeds
-from ..study.design import ARMS
 from ..study.results import load_tables
 from .tables import readable
 
@@ -23,7 +23,7 @@ def rescore_chrf(run_name: str, rule: str = "whole") -> float:
     import sacrebleu
 
 
-    rows = [json.loads(line) for line in (runs_root() / run_name / "outputs.jsonl").read_text().splitlines()]
+    rows = evaluate.outputs({"path": runs_root() / run_name})
     return sacrebleu.corpus_chrf([r["hyp"][rule] for r in rows], [[r["ref"] for r in rows]], word_order=2).score
 
 
@@ -103,7 +103,6 @@ def arm_scores_match_outputs(scores) -> bool:
 def arms_at_chosen_lrs(result: dict) -> bool:
     """Every trained arm of the fair test ran at its family's learning rate chosen on dev (read back from each
     tune run's own config, not from the plan)."""
-    family = {name: fam for name, fam, _, _ in ARMS}
     s = result["scores"]
-    trained = s[s["arm"].map(lambda a: family.get(a) in ("embed", "rows", "full"))]
-    return bool(len(trained)) and all(r.lr == result["lrs"][f"{family[r.arm]} (chosen)"] for r in trained.itertuples())
+    trained = s[s["arm"].map(lambda a: FAMILY[a] in ("embed", "rows", "full"))]
+    return bool(len(trained)) and all(r.lr == result["lrs"][f"{FAMILY[r.arm]} (chosen)"] for r in trained.itertuples())

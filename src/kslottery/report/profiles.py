@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..method.errors import KSLError
-from ..method.runs import git_commit, machine, runs_root, versions, write_json
+from ..method.runs import finished, git_commit, machine, versions, write_json
 from ..study.results import repo_root
 from .profile_schema import ORDER, check_parameters, find_profile, read_profile
 from .tables import publish
@@ -222,9 +222,8 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
     prov = json.loads(path.read_text()) if path.exists() else {}
     walls, signatures = {}, set()
     for name in used:
-        rec = runs_root() / name / "record.json"
-        if rec.exists():
-            r = json.loads(rec.read_text())
+        if (run := finished(name)) is not None:
+            r = run[1]
             walls[name] = r.get("wall_s", 0.0)
             if r.get("peak_rss_gib") is not None:
                 peak_rss_gib = max(peak_rss_gib or 0.0, r["peak_rss_gib"])
@@ -261,8 +260,7 @@ def _run_machines(used: list[str]) -> dict[str, list[str]]:
 
     out: dict[str, list[str]] = {}
     for name in used:
-        params = runs_root() / name / "params.json"
-        m = json.loads(params.read_text()).get("machine") if params.exists() else None
+        m = run[0].get("machine") if (run := finished(name)) is not None else None
         if m:
             out.setdefault(_describe(m), []).append(name)
     return out

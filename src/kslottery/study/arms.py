@@ -3,14 +3,13 @@
 The trunk is what every arm of one seed shares: that seed's embedding tuning, the KS discovery on it and
 the seed's own ticket under the experiment's selection rule. An :class:`Arm` is a recipe on top of it:
 what is trained (a tuning mode) or pasted (partial transfer), from which ticket source, with which
-learning rate and over which list of seeds. :func:`plan` turns a list of arms into runs (trained, or
-reused by their hash-named directories) and :func:`score` scores them, so adding an arm to a chapter is
-one entry in its list.
+learning rate and over which list of seeds. :data:`REGISTRY` holds every arm of the study under the one name
+every page shows; chapters, the certificate and the claims select arms from it by name (:func:`arms`), and
+:func:`plan` turns them into runs (trained, or reused by their hash-named directories).
 
-    >>> trunk = Trunk(protocol, lrs={"embed": 1e-2, "rows": 1e-2}, seeds={"seeds": [0, 1, 2]},
+    >>> trunk = Trunk(recipe, lrs={"embed": 1e-2, "rows": 1e-2}, seeds={"seeds": [0, 1, 2]},
     ...               rule="bh", alpha=0.05, options={"max_steps": 8})                   # doctest: +SKIP
-    >>> runs = plan(trunk, [Arm("embed", mode="embed", lr="embed"),
-    ...                     Arm("KS ticket", mode="rows", ticket="ks", lr="rows")])      # doctest: +SKIP
+    >>> runs = plan(trunk, arms("embedding tuning", "Adam ticket"))                      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ from ..method import baselines, tuning
 from ..method.discovery import DiscoveryConfig, discover
 from ..method.errors import KSLError
 from ..method.models import load_tokenizer
-from ..method.ticket import ks_from_rows, select
+from ..method.ticket import Rule, ks_from_rows, select
 from ..method.transfer import TransferConfig, transfer
 from ..method.tuned import TunedRun
-from .protocol import Protocol
+from .recipe import Recipe
 
 KINDS = ("base", "tune", "transfer")
 SEED = "<seed>"   # in Arm.options: replaced by the branch's seed
@@ -40,8 +39,10 @@ class Arm:
     ticket: str | None = field(default=None, metadata={
         "help": "where the rows come from (rows mode and transfer): a source in TICKETS, 'topk:K', or "
                 "'fixed:NAME' for a ticket given to the trunk"})
-    lr: str | None = field(default=None, metadata={"help": "the key of the trunk's learning rate this arm uses"})
-    seeds: str = field(default="seeds", metadata={"help": "the key of the trunk's seed list this arm runs over"})
+    lr: str | None = field(default=None, metadata={
+        "help": "the arm family whose learning rate the arm trains at: a key of the trunk's arm_lrs (else lrs)"})
+    seeds: str = field(default="seeds", metadata={
+        "help": "the key of the trunk's seed list this arm runs over: seeds (primary), secondary or full"})
     trunk: str = field(default="main", metadata={"help": "which trunk's discovery the ticket comes from"})
     draws: bool = field(default=False, metadata={
         "help": "the seed list holds draws of a random ticket: every draw trains at the trunk's first seed"})
@@ -61,11 +62,11 @@ class Arm:
 
 @dataclass
 class Trunk:
-    """One embedding tuning per seed under ``protocol``, its KS discovery, and the seed's ticket: the ``rule``
+    """One embedding tuning per seed under ``recipe``, its KS discovery, and the seed's ticket: the ``rule``
     ticket at ``alpha`` (bh, bonferroni, alpha) or the top ``k`` rows by D (rule topk). ``options`` (TuneConfig
     fields such as max_steps) apply to every run of the trunk, ``embed_options`` (such as optimizer="sgd") only
     to the discovery's embedding tuning."""
-    protocol: Protocol
+    recipe: Recipe
     lrs: dict[str, float]
     seeds: dict[str, list[int]]
     rule: str = "bh"
@@ -77,13 +78,16 @@ class Trunk:
     # The fair test trains its arms at a budget of their own (a full epoch), not at the discovery's: when
     # given, trained arms take these options instead of ``options``, and no arm reuses the discovery run.
     arm_options: dict | None = None
+    # ... and at learning rates of their own (each family's, chosen on dev): when given, an arm's lr key is read
+    # here, while ``lrs["embed"]`` stays the discovery's learning rate.
+    arm_lrs: dict | None = None
 
     def __post_init__(self):
         self._embed, self._found, self._counts, self._seen = {}, {}, {}, {}
 
     def embed(self, seed: int) -> dict:
         if seed not in self._embed:
-            self._embed[seed] = self.protocol.tune(mode="embed", lr=self.lrs["embed"], seed=seed,
+            self._embed[seed] = self.recipe.tune(mode="embed", lr=self.lrs["embed"], seed=seed,
                                                    **self.options, **self.embed_options)
         return self._embed[seed]
 
@@ -93,7 +97,7 @@ class Trunk:
         return self._found[seed]
 
     def ticket_name(self) -> str:
-        return f"topk-{self.k}" if self.rule == "topk" else f"{self.rule}-{self.alpha}"
+        return Rule("topk", self.k).key if self.rule == "topk" else Rule(self.rule, self.alpha).key
 
     def ticket(self, seed: int) -> list[int]:
         """The seed's own ticket, in the discovery's order (larger D first)."""
@@ -118,7 +122,7 @@ class Trunk:
         """The encoded training examples of this seed's discovery tuning and its micro-batches in training
         order, up to max_steps (a pure function of the config: no run is read)."""
         if seed not in self._seen:
-            cfg = self.protocol.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
+            cfg = self.recipe.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options,
                                        **self.embed_options)
             examples = tuning.training_examples(cfg, self.tokenizer)
             self._seen[seed] = (examples, tuning.batch_order(len(examples), cfg))
@@ -137,13 +141,13 @@ class Trunk:
     @cached_property
     def tokenizer(self):
         """The model's tokenizer, loaded once per trunk (a 262k-token one costs about a second)."""
-        return load_tokenizer(self.protocol.model)
+        return load_tokenizer(self.recipe.model)
 
     def token(self, text: str) -> int:
         """The id of a text that the tokenizer encodes as one token (the ':' row)."""
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
-            raise KSLError(f"{text!r} is {len(ids)} tokens for {self.protocol.model}", "drop the arm built on it")
+            raise KSLError(f"{text!r} is {len(ids)} tokens for {self.recipe.model}", "drop the arm built on it")
         return int(ids[0])
 
     def counts(self, seed: int) -> Counter:
@@ -155,7 +159,7 @@ class Trunk:
 
     def bos(self) -> int:
         if self.tokenizer.bos_token_id is None:
-            raise KSLError(f"{self.protocol.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
+            raise KSLError(f"{self.recipe.model}'s tokenizer has no BOS token", "drop the arms built on <bos>")
         return int(self.tokenizer.bos_token_id)
 
 
@@ -219,12 +223,13 @@ def _branch(arm: Arm, t: Trunk, s: int) -> Branch:
         ids = ticket_for(arm, t, seed, draw)
         return Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(seed)["path"], ticket=tuple(ids), **opts)),
                       ids, score)
-    if arm.mode == "embed" and arm.lr == "embed" and not opts and t.arm_options is None:
+    if arm.mode == "embed" and arm.lr == "embed" and not opts and t.arm_options is None and t.arm_lrs is None:
         return Branch(arm.name, s, t.embed(seed), None, score)
-    if t.lrs.get(arm.lr) is None:
-        raise KSLError(f"arm {arm.name} needs its learning rate", f"pass lr_{arm.lr}")
+    lrs = t.lrs if t.arm_lrs is None else t.arm_lrs
+    if lrs.get(arm.lr) is None:
+        raise KSLError(f"arm {arm.name} needs its learning rate", f"give the trunk a learning rate for {arm.lr}")
     ids = ticket_for(arm, t, seed, draw) if arm.mode == "rows" else None
-    run = t.protocol.tune(mode=arm.mode, lr=t.lrs[arm.lr], seed=seed,
+    run = t.recipe.tune(mode=arm.mode, lr=lrs[arm.lr], seed=seed,
                           **({"ticket": tuple(ids)} if ids is not None else {}),
                           **(t.options if t.arm_options is None else t.arm_options), **opts)
     return Branch(arm.name, s, run, ids, score)
@@ -249,3 +254,35 @@ def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
         out += [_branch(arm, t, s) for s in t.seeds[arm.seeds]]
     return out
 
+
+
+# The arm registry: every arm of the study, by the one name every table, figure and claim shows. Its learning
+# rate is its family's (the trunk says which value); its seed list is primary (``seeds``), ``secondary`` or
+# ``full``, and each chapter's trunk says which seeds those are. Controls take the size of the seed's Adam ticket.
+PAPER_K = 18   # the paper's en->ca ticket size
+REGISTRY = {a.name: a for a in (
+    Arm("base", kind="base"),
+    Arm("embedding tuning", mode="embed", lr="embed"),
+    Arm("full fine-tuning", mode="full", lr="full", seeds="full"),
+    Arm("Adam ticket", mode="rows", ticket="ks", lr="rows"),
+    Arm("SGD ticket", mode="rows", ticket="ks", lr="rows", trunk="sgd"),
+    Arm(f"top-{PAPER_K} by D", mode="rows", ticket=f"topk:{PAPER_K}", lr="rows"),
+    Arm("earliest-seen rows", mode="rows", ticket="earliest", lr="rows"),
+    Arm("most frequent rows", mode="rows", ticket="frequency", lr="rows", seeds="secondary"),
+    Arm("frequency-matched rows", mode="rows", ticket="frequency-matched", lr="rows", seeds="secondary"),
+    Arm("random rows", mode="rows", ticket="random", lr="rows", seeds="secondary"),
+    Arm("<bos> row", mode="rows", ticket="bos", lr="rows", seeds="secondary"),
+    Arm("':' row", mode="rows", ticket="colon", lr="rows", seeds="secondary"),
+    Arm("partial transfer, Adam ticket", kind="transfer", ticket="ks", seeds="secondary"),
+    Arm("partial transfer, SGD ticket", kind="transfer", ticket="ks", trunk="sgd", seeds="secondary"),
+    Arm("partial transfer, random rows", kind="transfer", ticket="random", seeds="secondary"),
+)}
+FAMILY = {name: ("transfer" if a.kind == "transfer" else a.mode or "base") for name, a in REGISTRY.items()}
+
+
+def arms(*names: str) -> list[Arm]:
+    """The registry's arms of these names, in this order; a name it does not hold is refused with the names it does."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise KSLError(f"no arm named {unknown} in the registry", f"use one of {', '.join(REGISTRY)}")
+    return [REGISTRY[n] for n in names]

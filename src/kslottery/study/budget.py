@@ -21,7 +21,7 @@ import pandas as pd
 from ..method import baselines, models, trainable, tuning
 from ..method.baselines import first_gradient_step, token_counts
 from ..method.errors import KSLError
-from ..method.ticket import SIGNIFICANCE_RULES, decode_tokens, ks_from_rows, select
+from ..method.ticket import SIGNIFICANCE_RULES, Rule, decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
 from .results import load_tables
 
@@ -75,7 +75,7 @@ def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[lis
                "rows_changed": len(changed), "max_D": float(D.max()) if len(D) else 0.0,
                "min_p": float(res.pvalue.min())}
         for rule in RULES:
-            row[f"{rule}_{alpha:g}"] = len(select(res, rule, alpha))
+            row[str(Rule(rule, alpha))] = len(select(res, rule, alpha))
         for name, source in (("count", counts), ("first_step", first)):
             x = [source.get(int(i), 0) for i in changed]
             defined = len(changed) > 2 and len(set(x)) > 1 and len(set(D.tolist())) > 1   # else rho is undefined
@@ -186,5 +186,5 @@ def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: s
     if choice is None:
         raise KSLError(f"no {optimizer} budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows",
                        "extend the sweep's learning rates or snapshots")
-    name, alpha = rule.rsplit("_", 1)
-    return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": name, "alpha": float(alpha)}
+    r = Rule.parse(rule)
+    return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": r.rule, "alpha": r.level}

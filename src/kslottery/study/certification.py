@@ -13,7 +13,8 @@ Three stages, the first two before any noise is drawn:
    per seed and noise level so an interrupted run resumes), joined with stage 1: a context is certified for
    an object where the smoothed model answers and the object's perturbation is below the radius.
 
-The objects are branches of the significance chapter's trunk (:mod:`kslottery.study.arms`), so they reuse its runs.
+The objects are arms of the registry (:mod:`kslottery.study.arms`), branches of the discovery budget's trunk, so they
+reuse its runs.
 
     >>> r = experiment("gemma3-270m", "eng_Latn-cat_Latn", train_limit=512, batch_size=8, lr=1e-2, steps=8,
     ...                seeds=[0, 1, 2], sentences=24, positions=16, sigmas=[0.03], cover=0.5, n0=8, n=64,
@@ -33,20 +34,15 @@ from ..method.bootstrap import percentile_interval, resamples
 from ..method.errors import KSLError
 from ..method.runs import Run, releases_locks, write_json
 from ..method.tuned import TunedRun
-from .arms import Arm, Trunk, plan
-from .protocol import Protocol
+from .arms import REGISTRY, Arm, Trunk, arms, plan
+from .recipe import Recipe
 
-# Each object is compared with the embedding-tuned model of its own seed. Controls take the size of the seed's
-# own ticket; a same-size top-k by D is the ticket itself (see kslottery.study.significance) and is not listed.
-OBJECTS = [
-    Arm("KS ticket", mode="rows", ticket="ks", lr="rows"),
-    Arm("most frequent", mode="rows", ticket="frequency", lr="rows"),
-    Arm("frequency-matched", mode="rows", ticket="frequency-matched", lr="rows"),
-    Arm("random", mode="rows", ticket="random", lr="rows"),
-    Arm("transfer of KS ticket", kind="transfer", ticket="ks"),
-    Arm("transfer of random", kind="transfer", ticket="random"),
-]
-COVERED = "KS ticket"   # the object whose perturbations the chosen noise level must be able to cover
+# Each object (an arm of the registry) is compared with the embedding-tuned model of its own seed. Controls take the
+# size of the seed's own ticket; a same-size top-k by D is the ticket itself (every row's KS test has the same d,
+# so p falls as D grows) and is not listed.
+OBJECTS = ("Adam ticket", "most frequent rows", "frequency-matched rows", "random rows", "partial transfer, Adam ticket",
+           "partial transfer, random rows")
+COVERED = "Adam ticket"   # the object whose perturbations the chosen noise level must be able to cover
 
 
 def _kind(arm: Arm) -> str:
@@ -91,7 +87,6 @@ def perturbations(lm, trunk: Trunk, branches, contexts: list[dict]) -> pd.DataFr
     import torch
 
     base = lm.model.get_input_embeddings().weight.detach().clone()
-    arms = {a.name: a for a in OBJECTS}
     out = []
     for seed in trunk.seeds["seeds"]:
         tuned = _matrix(base, trunk.embed(seed)["path"])
@@ -101,7 +96,7 @@ def perturbations(lm, trunk: Trunk, branches, contexts: list[dict]) -> pd.DataFr
             for i, c in enumerate(contexts):
                 norms = certify.perturbation_norms(c["ids"], tuned, partial)[-c["last"]:]
                 agree = _argmax(lm.model, partial, c) == own[i]
-                out += [{"seed": seed, "object": b.arm, "kind": _kind(arms[b.arm]), "size": len(b.ticket),
+                out += [{"seed": seed, "object": b.arm, "kind": _kind(REGISTRY[b.arm]), "size": len(b.ticket),
                          "sentence": i, "position": p, "norm": float(norms[p]), "agree": bool(agree[p]),
                          "prediction": int(own[i][p])} for p in range(c["last"])]
     with torch.no_grad():
@@ -176,23 +171,24 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
                seeds: list[int], sentences: int, positions: int, sigmas: list[float], n0: int, n: int,
                cert_alpha: float, cover: float | None = 0.5, template: str = "explicit", rule: str = "bh",
                alpha: float = 0.05, progress: bool = True) -> dict:
-    """Every object of :data:`OBJECTS` at every seed (trained at the significance chapter's budget, or reused),
+    """Every object of :data:`OBJECTS` at every seed (trained at the discovery budget, or reused),
     the perturbations, the noise levels they call for, and the certificates, stored in a hash-named
     ``cert-*`` run. Returns {"contexts", "sigmas", "table", "objects" (one row per seed x object), "run"}."""
 
     if positions < 1 or sentences < 1:
         raise KSLError(f"sentences={sentences}, positions={positions}", "certify at least one position of one sentence")
-    proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=1, template=template,
+    proto = Recipe(model=model, pair=pair, train_limit=train_limit, eval_limit=1, template=template,
                      batch_size=batch_size, progress=progress)
-    trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": seeds}, rule=rule, alpha=alpha,
+    trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": seeds, "secondary": seeds}, rule=rule, alpha=alpha,
                   options={"max_steps": steps})
     trunk.require_tickets()
-    branches = plan(trunk, OBJECTS)
+    branches = plan(trunk, arms(*OBJECTS))
     objects = pd.DataFrame([{"seed": b.seed, "object": b.arm, "size": len(b.ticket), "run": b.run["run"],
                              "embedding run": trunk.embed(b.seed)["run"]} for b in branches])
-    params = dict(objects=sorted(objects["run"]), tuned=sorted(objects["embedding run"].unique()), pair=pair,
-                  template=template, sentences=sentences, positions=positions, sigmas=sorted(sigmas), cover=cover,
-                  n0=n0, n=n, cert_alpha=cert_alpha)
+    # the objects' names are stored in the run (contexts.json), so they are part of its name
+    params = dict(objects=sorted(objects["run"]), object_names=list(OBJECTS),
+                  tuned=sorted(objects["embedding run"].unique()), pair=pair, template=template, sentences=sentences,
+                  positions=positions, sigmas=sorted(sigmas), cover=cover, n0=n0, n=n, cert_alpha=cert_alpha)
     run = Run("cert", params)
     if run.claim():
         work = run.start()

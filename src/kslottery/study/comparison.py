@@ -1,17 +1,15 @@
-"""Comparing two arms: the paired difference pooled over seeds, and the equivalence test behind "matches".
+"""Comparing two arms: the paired difference pooled over seeds, with its bootstrap intervals.
 
-"Partial tuning of the ticket matches embedding tuning" is a claim of equivalence, which a difference
-whose interval contains 0 does not support (it may only be imprecise). The two one-sided tests (TOST)
-with a margin stated in advance do: the arms are equivalent at level alpha when the (1 - 2 alpha)
-interval of their difference lies inside (-margin, +margin).
+The intervals are read by the study's one set of rules (:mod:`kslottery.study.verdicts`): "matches" is an
+equivalence test (TOST: the 90 % interval inside a margin stated in advance), "better" a difference test.
 
 Seeds are a second source of variance beside sentences: each seed's two arms are scored on the same
 sentences, and the bootstrap resamples seeds and, within each drawn seed, sentences (a two-level
 bootstrap), so the interval covers both.
 
-    >>> r = compare([(hyps_embed_s0, hyps_ticket_s0), (hyps_embed_s1, hyps_ticket_s1)], refs, "cat_Latn",
-    ...             margin=1.0)                                           # doctest: +SKIP
-    >>> r["delta"], r["ci95"], r["equivalent"]                            # doctest: +SKIP
+    >>> r = compare([(hyps_embed_s0, hyps_ticket_s0), (hyps_embed_s1, hyps_ticket_s1)], refs, "cat_Latn")
+    ...                                                                   # doctest: +SKIP
+    >>> r["delta"], r["ci95"], r["ci90"]                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -35,17 +33,14 @@ def paired_seeds(seeds_a: list, seeds_b: list) -> list[tuple]:
 
 
 def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang: str, metric: str = "chrf++",
-            margin: float | None = None, alpha: float = 0.05, n: int = 1000, seed: int = 0) -> dict:
+            n: int = 1000, seed: int = 0) -> dict:
     """score(b) - score(a), averaged over seeds; ``pairs`` holds one (hyps_a, hyps_b) per seed, all on
-    ``refs``. Returns the difference, its 95 % interval, the interval's width, and with ``margin`` the
-    TOST verdict at ``alpha`` (the 1 - 2 alpha interval inside +-margin) beside a superiority verdict
-    (the 95 % interval excludes 0)."""
+    ``refs``. Returns the difference, each seed's, and its 95 % and 90 % bootstrap intervals (the 90 % one
+    is what a TOST at 5 % reads)."""
     if not pairs:
         raise KSLError("no seeds to compare", "give one (hyps_a, hyps_b) pair per seed")
     if any(len(a) != len(refs) or len(b) != len(refs) for a, b in pairs):
         raise KSLError("every seed's hypotheses must cover the same sentences as refs", "score both arms on refs")
-    if margin is not None and margin <= 0:
-        raise KSLError(f"equivalence margin {margin} is not positive", "state a margin such as 1.0 chrF++")
     m = _metrics(tgt_lang)[metric]
 
     def score(stats):
@@ -58,12 +53,8 @@ def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang:
     boot = np.array([np.mean([score(c @ stats[i][1]) - score(c @ stats[i][0]) for i, c in draw])
                      for draw in resamples([len(refs)] * seeds, n, seed)])
     low, high = percentile_interval(boot, 0.95)
-    out = {"metric": metric, "delta": round(float(np.mean(per_seed)), 4),
-           "per_seed": [round(d, 4) for d in per_seed], "ci95": [round(float(low), 4), round(float(high), 4)],
-           "ci95_width": round(float(high - low), 4), "superior": bool(low > 0 or high < 0),
-           "seeds": seeds, "n_resamples": n, "seed": seed}
-    if margin is not None:
-        tl, th = percentile_interval(boot, 1 - 2 * alpha)
-        out.update(margin=margin, alpha=alpha, tost_ci=[round(float(tl), 4), round(float(th), 4)],
-                   equivalent=bool(-margin < tl and th < margin))
-    return out
+    low90, high90 = percentile_interval(boot, 0.90)
+    return {"metric": metric, "delta": round(float(np.mean(per_seed)), 4),
+            "per_seed": [round(d, 4) for d in per_seed], "ci95": [round(float(low), 4), round(float(high), 4)],
+            "ci90": [round(float(low90), 4), round(float(high90), 4)], "ci95_width": round(float(high - low), 4),
+            "seeds": seeds, "n_resamples": n, "seed": seed}

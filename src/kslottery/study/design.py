@@ -31,25 +31,16 @@ import typing
 from dataclasses import dataclass, field
 
 from ..method.errors import KSLError
+from ..method.ticket import Rule
+from .arms import REGISTRY
 
 FAMILIES = ("embed", "rows", "full")
-# Arms: (name, family, ticket source or None, primary?). Ticket sources are kslottery.study.arms.TICKETS keys;
-# "ks" is the Adam-discovered ticket, "ks-sgd" the SGD-discovered one, and each control takes the size of the
-# seed's Adam ticket.
-ARMS = (
-    ("embedding tuning", "embed", None, True),
-    ("full fine-tuning", "full", None, True),
-    ("Adam ticket", "rows", "ks", True),
-    ("SGD ticket", "rows", "ks-sgd", True),
-    ("earliest-seen rows", "rows", "earliest", True),
-    ("most frequent rows", "rows", "frequency", False),
-    ("frequency-matched rows", "rows", "frequency-matched", False),
-    ("top-18 by D", "rows", "topk:18", True),
-    ("<bos> row", "rows", "bos", False),
-    ("':' row", "rows", "colon", False),
-    ("partial transfer, Adam ticket", "transfer", "ks", False),
-    ("partial transfer, SGD ticket", "transfer", "ks-sgd", False),
-)
+# The fair test's arms, by their names in the registry (kslottery.study.arms.REGISTRY, which holds each arm's family,
+# ticket source and seed list: primary arms run on ``seeds``, the others on ``secondary_seeds`` or ``full_seeds``).
+# The SGD ticket is discovered by plain SGD; each control takes the size of the seed's Adam ticket.
+ARMS = ("embedding tuning", "full fine-tuning", "Adam ticket", "SGD ticket", "earliest-seen rows", "most frequent rows",
+        "frequency-matched rows", "top-18 by D", "<bos> row", "':' row", "partial transfer, Adam ticket",
+        "partial transfer, SGD ticket")
 # (a, b, kind): the difference is score(b) - score(a); "equivalence" claims are TOST at the margin.
 PRIMARY = (
     ("embedding tuning", "Adam ticket", "equivalence"),
@@ -116,6 +107,7 @@ class Design:
         if not set(self.secondary_seeds) <= set(self.seeds) or not set(self.full_seeds) <= set(self.seeds):
             raise KSLError(f"protocol {self.name}: secondary and full seeds must be primary seeds too",
                            "take them from the start of `seeds`")
+        Rule.parse(self.discovery_rule)   # a misspelt rule is refused when the profile is read
         if self.margin <= 0:
             raise KSLError(f"protocol {self.name}: margin {self.margin} is not positive", "state a positive margin")
 
@@ -135,10 +127,12 @@ class Design:
                 block[key] = {k: tuple(v) for k, v in value.items()}
         return cls(**block)
 
+    def seed_lists(self) -> dict[str, list[int]]:
+        """The trunk's seed lists, keyed as the registry's arms name them."""
+        return {"seeds": list(self.seeds), "secondary": list(self.secondary_seeds), "full": list(self.full_seeds)}
+
     def seeds_of(self, arm: str) -> tuple:
-        family = next(f for name, f, _, _ in ARMS if name == arm)
-        primary = next(p for name, _, _, p in ARMS if name == arm)
-        return self.full_seeds if family == "full" else (self.seeds if primary else self.secondary_seeds)
+        return tuple(self.seed_lists()[REGISTRY[arm].seeds])
 
     def settings(self) -> list[dict]:
         """The design as a reader's table: one row per setting, its value written out (grids and seed lists in

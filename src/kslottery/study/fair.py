@@ -15,10 +15,11 @@ import pandas as pd
 
 from ..method import baselines, data, evaluate
 from ..method.errors import KSLError
-from .arms import Arm, Trunk, plan
+from ..method.ticket import Rule
+from .arms import FAMILY, REGISTRY, Trunk, arms, plan
 from .comparison import compare, paired_seeds
 from .design import ARMS, PRIMARY, SECONDARY, Design
-from .protocol import Protocol
+from .recipe import Recipe
 from .results import slug
 from .verdicts import equivalence, holm, superiority, t_interval, t_p_value, union
 
@@ -56,25 +57,12 @@ def grid_edges(selection: dict) -> str:
     return "the chosen rate is at the edge of the grid for " + "; ".join(edges) + ": a better rate may lie outside it"
 
 
-def dev_score(proto: Protocol, design: Design) -> Callable[[str], float]:
+def dev_score(proto: Recipe, design: Design) -> Callable[[str], float]:
     """chrF++ (whole continuation) of a run on the held-out dev pairs: dev[train_pairs:][:dev_sentences]."""
     def score(path: str) -> float:
         rec = proto.score(path, split="dev", offset=design.dev_offset(), limit=design.dev_sentences)
         return rec.chrf("whole")
     return score
-
-
-def _arms() -> list[Arm]:
-    out = [Arm("base", kind="base")]
-    for name, family, source, primary in ARMS:
-        seeds = "full" if family == "full" else ("seeds" if primary else "secondary")
-        trunk = "sgd" if source == "ks-sgd" else "main"
-        source = "ks" if source == "ks-sgd" else source
-        if family == "transfer":
-            out.append(Arm(name, kind="transfer", ticket=source, seeds=seeds, trunk=trunk))
-        else:
-            out.append(Arm(name, mode=family, lr=f"{family} (chosen)", ticket=source, seeds=seeds, trunk=trunk))
-    return out
 
 
 def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[float, int], *,
@@ -84,13 +72,13 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
     learning rate of every family chosen on held-out dev pairs, then every arm of the design on its seeds,
     scored on devtest. Returns {"selection": {family: select_lr result}, "lrs", "scores", "hyps", "refs",
     "tgt", "tickets": {(trunk, seed): ids}, "trunks"}."""
-    proto = Protocol(model=model, pair=design.pair, train_limit=design.train_pairs, eval_limit=design.test_sentences,
+    proto = Recipe(model=model, pair=design.pair, train_limit=design.train_pairs, eval_limit=design.test_sentences,
                      template=template, epochs=design.epochs, batch_size=design.batch_size,
                      max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size, drop_finished=drop_finished,
                      progress=progress)
-    rule, alpha = design.discovery_rule.rsplit("_", 1)
-    seeds = {"seeds": list(design.seeds), "full": list(design.full_seeds), "secondary": list(design.secondary_seeds)}
-    trunks = {name: Trunk(proto, {"embed": lr}, seeds, rule=rule, alpha=float(alpha), options={"max_steps": steps},
+    rule = Rule.parse(design.discovery_rule)
+    seeds = design.seed_lists()
+    trunks = {name: Trunk(proto, {"embed": lr}, seeds, rule=rule.rule, alpha=rule.level, options={"max_steps": steps},
                           embed_options=extra, arm_options={})
               for name, (lr, steps), extra in (("main", adam, {}), ("sgd", sgd, {"optimizer": "sgd"}))}
     for t in trunks.values():
@@ -102,10 +90,10 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
     selection = {f: select_lr(train[f], score, design.lr_grids[f], design.selection_seeds[f]) for f in train}
     lrs = {f"{f} (chosen)": sel["chosen"] for f, sel in selection.items()}
     for t in trunks.values():
-        t.lrs.update(lrs)
+        t.arm_lrs = {f: sel["chosen"] for f, sel in selection.items()}
     bitext = data.load_flores(design.pair, "devtest", limit=design.test_sentences)
     rows, hyps = [], {}
-    for b in plan(trunks, _arms()):
+    for b in plan(trunks, [REGISTRY["base"], *arms(*ARMS)]):
         rec = proto.score(b.path)
         hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
         rows.append({"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None,
@@ -139,13 +127,13 @@ def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFra
                 raise KSLError(f"comparison {b} - {a}: an arm was not run", "run every arm of the design")
             pairs = [(hyps[(a, x)][rule], hyps[(b, y)][rule]) for x, y in paired_seeds(seeds_of[a], seeds_of[b])]
             # one bootstrap gives both: its 95 % interval and, with the margin, the TOST's 90 % one
-            boot = compare(pairs, result["refs"], result["tgt"], margin=design.margin, n=design.n_bootstrap)
+            boot = compare(pairs, result["refs"], result["tgt"], n=design.n_bootstrap)
             per_seed = boot["per_seed"]
             mean, t_lo, t_hi = t_interval(per_seed, 0.95)
             _, t90_lo, t90_hi = t_interval(per_seed, 0.90)
             rows.append({"role": role, "a": a, "b": b, "kind": kind, "seeds": len(per_seed), "b - a": mean,
                          "bootstrap 95 %": tuple(boot["ci95"]), "t 95 %": (t_lo, t_hi),
-                         "bootstrap 90 %": tuple(boot["tost_ci"]), "t 90 %": (t90_lo, t90_hi),
+                         "bootstrap 90 %": tuple(boot["ci90"]), "t 90 %": (t90_lo, t90_hi),
                          "p (seeds)": t_p_value(per_seed), "per seed": per_seed})
     out = pd.DataFrame(rows)
     secondary = out["role"] == "secondary"
@@ -230,10 +218,9 @@ def arm_table(result: dict) -> pd.DataFrame:
     """One row per arm: its family's chosen lr, seeds, ticket size, and mean devtest scores over its seeds
     (whole continuation, first line) with the share of outputs that stopped by themselves."""
     s = result["scores"]
-    family = {name: fam for name, fam, _, _ in ARMS}
     rows = []
     for arm, g in s.groupby("arm", sort=False):
-        rows.append({"arm": arm, "family": family.get(arm, "base"), "lr": g["lr"].dropna().iloc[0]
+        rows.append({"arm": arm, "family": FAMILY[arm], "lr": g["lr"].dropna().iloc[0]
                      if g["lr"].notna().any() else None, "seeds": len(g),
                      "rows": g["rows"].mean() if g["rows"].notna().any() else None,
                      "chrF++ whole": g["chrf++ whole"].mean(), "chrF++ first line": g["chrf++ first_line"].mean(),

@@ -16,11 +16,10 @@ from ..method.errors import KSLError
 from ..method.models import load_tokenizer
 from ..method.ticket import PAPER_TICKET_SIZES, SIGNIFICANCE_RULES, decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
-from .arms import Arm, Trunk, plan
-from .protocol import Protocol
+from .arms import Trunk, arms, plan
+from .recipe import Recipe
 
-PAIR_ARMS = [Arm("base", kind="base"), Arm("embed", mode="embed", lr="embed"),
-             Arm("KS ticket", mode="rows", ticket="ks", lr="rows")]
+PAIR_ARMS = ("base", "embedding tuning", "Adam ticket")   # registry names; a pair without a ticket runs the first two
 
 
 def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: int, lr: float, steps: int,
@@ -38,7 +37,7 @@ def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: in
     tok = load_tokenizer(model)
     rows, tickets, shared, embed_runs = [], {}, {}, {}
     for pair in pairs:
-        proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
+        proto = Recipe(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
                          batch_size=batch_size, max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size,
                          drop_finished=drop_finished, progress=progress)
         trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": [seed]}, rule=rule, alpha=alpha,
@@ -54,9 +53,9 @@ def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: in
         if not score:
             branches = []
         elif ticket:
-            branches = plan(trunk, PAIR_ARMS)
+            branches = plan(trunk, arms(*PAIR_ARMS))
         else:   # nothing significant: no ticket to tune, the pair still shows its sizes and base score
-            branches = plan(trunk, PAIR_ARMS[:2])
+            branches = plan(trunk, arms(*PAIR_ARMS[:2]))
         for b in branches:
             rec = proto.score(b.path)
             row[f"chrf++ {b.arm}"] = rec.chrf("whole")
@@ -84,7 +83,7 @@ def seed_overlap(model: str, pair: str, seeds: list[int], *, train_limit: int, b
 
     if len(seeds) < 2:
         raise KSLError(f"seed overlap needs two seeds or more, got {list(seeds)}", "list at least two seeds")
-    proto = Protocol(model=model, pair=pair, train_limit=train_limit, eval_limit=0, template=template,
+    proto = Recipe(model=model, pair=pair, train_limit=train_limit, eval_limit=0, template=template,
                      batch_size=batch_size, progress=progress)
     trunk = Trunk(proto, {"embed": lr}, {"seeds": list(seeds)}, rule=rule, alpha=alpha, options={"max_steps": steps})
     tickets = {s: trunk.ticket(s) for s in seeds}

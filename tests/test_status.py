@@ -1,4 +1,4 @@
-"""Where a runs folder stands (kslottery.method.progress, ``kslottery status``)."""
+"""Where a runs folder stands (kslottery.method.status, ``kslottery status``)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from kslottery.cli import main
-from kslottery.method import progress, tuning
+from kslottery.method import status, tuning
 
 
 @pytest.mark.parametrize("kw", [dict(limit=16, batch_size=4), dict(limit=16, batch_size=4, max_steps=2),
@@ -17,7 +17,7 @@ def test_planned_steps_are_the_steps_a_tuning_takes(kw, flores_dir, tmp_path, mo
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     rec = tuning.tune(tuning.TuneConfig(model="tiny:smollm2-135m", lr=1e-2, **kw), progress=False)
     params = json.loads((tmp_path / rec["run"] / "params.json").read_text())["params"]
-    assert progress.tune_steps(params) == rec["train"]["steps"]
+    assert status.tune_steps(params) == rec["train"]["steps"]
 
 
 def _partial(root, name, steps_logged, last_line_cut=False, pid=None):
@@ -42,13 +42,13 @@ def test_status_counts_finished_runs_and_says_how_far_each_unfinished_one_got(tm
     _partial(tmp_path, "tune-bbbbbbbbbbbb", 8, last_line_cut=True, pid=os.getpid())
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     _partial(tmp_path, "tune-cccccccccccc", 0, pid=int(dead.stdout))   # a killed run leaves its pid file behind
-    s = progress.status(tmp_path)
+    s = status.status(tmp_path)
     assert s["finished"] == {"eval": {"runs": 1, "hours": 0.5}}
     live, stale = s["unfinished"]
     assert (live["step"], live["steps"], live["lr"], live["seed"]) == (8, 64, 0.001, 1)   # the cut line is not a step
     assert live["computing"] == f"process {os.getpid()}"
     assert (stale["step"], stale["computing"]) == (0, None)
-    text = progress.describe(s)
+    text = status.describe(s)
     assert "finished: 1 runs (eval 1), 0.5 h of recorded compute" in text
     assert "tune-bbbbbbbbbbbb  mode embed lr 0.001 seed 1  step 8/64" in text
     assert "tune-cccccccccccc" in text and "nobody computing it (rerun to resume)" in text

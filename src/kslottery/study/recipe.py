@@ -1,11 +1,12 @@
-"""One experimental protocol shared by the headline and the audit: how an arm is trained and scored.
+"""The recipe every arm of a chapter shares: how it is trained and scored (not the profile's ``protocol:`` block,
+which is :class:`kslottery.study.design.Design`).
 
-Every arm of the 18-token experiment and of its audit trains on the same FLORES dev pairs with the
-same batch, epochs and template, and is scored on the same devtest sentences with the same decoding,
-so the run directories (named by the hash of exactly these parameters) are shared between notebooks:
-an arm the headline trained is reused, not retrained, by the audit.
+Every arm of a chapter trains on the same FLORES dev pairs with the same batch, epochs and template, and is
+scored on the same devtest sentences with the same decoding, so the run directories (named by the hash of
+exactly these parameters) are shared between chapters: an arm one chapter trained is reused, not retrained,
+by another.
 
-    >>> p = Protocol(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)  # doctest: +SKIP
+    >>> p = Recipe(model="gemma3-270m", pair="eng_Latn-cat_Latn", train_limit=400, eval_limit=200)  # doctest: +SKIP
     >>> record = p.score(p.tune(mode="embed", lr=1e-3)["path"])                                     # doctest: +SKIP
 """
 
@@ -24,7 +25,7 @@ def tune_config(preset: str | None = None, mixed_precision: str = "no", **kw) ->
 
 
 @dataclass
-class Protocol:
+class Recipe:
     model: str
     pair: str
     train_limit: int
