@@ -51,7 +51,7 @@ def test_run_help():
 
 
 def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, monkeypatch):
-    from kslottery.method.runs import Run, record_runs_to
+    from kslottery.method.runs import Run, record_runs_to, write_manifest
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
     log = tmp_path / "used.runs"
@@ -63,6 +63,7 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
         path = run.finish({"x": i})
         rec = path / "record.json"
         rec.write_text(rec.read_text().replace(f'"wall_s": {json.loads(rec.read_text())["wall_s"]}', f'"wall_s": {wall}'))
+        write_manifest(path)   # the run as if it had taken that long (its manifest matches again)
         names.append(run.name)
     record_runs_to(None)
     Run("eval", {"i": 99})                  # named after recording stopped: not in the log
@@ -89,6 +90,7 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     params = tmp_path / "runs" / names[1] / "params.json"
     p = json.loads(params.read_text())
     params.write_text(json.dumps({**p, "machine": {**p["machine"], "cpus": 16, "cuda": "NVIDIA H200"}}))
+    write_manifest(params.parent)
     profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, used[:1])
     page = (out / "provenance.md").read_text()
     runs_line = next(line for line in page.splitlines() if line.startswith("Runs computed on:"))
