@@ -97,10 +97,14 @@ SMOKE = dict(train_limit=16, batch_size=4, lr=0.02, steps=2, seeds=[0, 1], sente
              cover=0.5, n0=4, n=16, cert_alpha=0.01, rule="bonferroni", progress=False)
 
 
-def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """One certification run, interrupted at its second certificate and then resumed: both tests below read it,
+    so the run is computed once."""
     from kslottery.study import certification
 
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    mp, root = pytest.MonkeyPatch(), tmp_path_factory.mktemp("cert-runs")
+    mp.setenv("KSL_RUNS", str(root))
     real, calls = certify.certify_sequence, []
 
     def interrupted_at_the_second_seed(model, ids, sigma, *a, **k):
@@ -109,27 +113,31 @@ def test_certification_run_resumes_after_an_interruption(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(model, ids, sigma, *a, **k)
 
-    monkeypatch.setattr(certify, "certify_sequence", interrupted_at_the_second_seed)
+    mp.setattr(certify, "certify_sequence", interrupted_at_the_second_seed)
     with pytest.raises(KeyboardInterrupt):
         certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
-    partial = next(tmp_path.glob("cert-*.partial"))
-    assert (partial / "contexts.json").exists() and (partial / "certs-seed0-sigma0.01.json").exists()
-    assert not [p for p in tmp_path.glob("cert-*") if not p.name.endswith(".partial")]
+    partial = next(root.glob("cert-*.partial"))
+    left = {"contexts": (partial / "contexts.json").exists(), "first job": (partial / "certs-seed0-sigma0.01.json").exists(),
+            "finished": [p.name for p in root.glob("cert-*") if not p.name.endswith(".partial")]}
     calls.clear()
-    monkeypatch.setattr(certify, "certify_sequence", lambda m, i, s, *a, **k: (calls.append(s), real(m, i, s, *a, **k))[1])
+    mp.setattr(certify, "certify_sequence", lambda m, i, s, *a, **k: (calls.append(s), real(m, i, s, *a, **k))[1])
     r = certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
+    yield {"left": left, "calls": list(calls), "result": r, "root": root}
+    mp.undo()
+
+
+def test_certification_run_resumes_after_an_interruption(resumed):
+    assert resumed["left"] == {"contexts": True, "first job": True, "finished": []}
     # 3 jobs left (seed 0 at the covering level, seed 1 at both), 2 sentences each: the first came from its file
+    calls, r = resumed["calls"], resumed["result"]
     assert len(calls) == 6 and calls.count(0.01) == 2
     assert sorted(r["table"]["sigma"].unique()) == r["sigmas"] and len(r["sigmas"]) == 2
 
 
-def test_partial_tuning_leaves_at_least_the_perturbation_of_partial_transfer(tmp_path, monkeypatch):
+def test_partial_tuning_leaves_at_least_the_perturbation_of_partial_transfer(resumed):
     """E' - E_PT covers the rows off the ticket (as transfer's E' - E_T does) plus the ticket rows, trained
     differently: at every context its norm is at least transfer's, for the KS and the random ticket alike."""
-    from kslottery.study import certification
-
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    r = certification.experiment("tiny:smollm2-135m", "eng_Latn-cat_Latn", **SMOKE)
+    r = resumed["result"]
     c = r["contexts"].pivot_table(index=["seed", "sentence", "position"], columns="object", values="norm")
     for tuned, pasted in (("Adam ticket", "partial transfer, Adam ticket"), ("random rows", "partial transfer, random rows")):
         assert (c[tuned] >= c[pasted] - 1e-6).all()
@@ -138,7 +146,7 @@ def test_partial_tuning_leaves_at_least_the_perturbation_of_partial_transfer(tmp
     assert (sizes == 1).all()                      # every control has its seed's ticket size
     t = r["table"]
     assert (t["certified"] <= t["below_ceiling"]).all() and (t["radius"] <= t["ceiling"] + 1e-9).all()
-    assert len(list(tmp_path.glob("tune-*"))) == 2 * 5   # per seed: the embedding run and four rows runs
+    assert len(list(resumed["root"].glob("tune-*"))) == 2 * 5   # per seed: the embedding run and four rows runs
 
 
 @pytest.mark.parametrize("norm_q,n,alpha,expected", [(1.0, 64, 0.01, 0.68), (3.133, 64, 0.01, 2.2),
