@@ -53,3 +53,45 @@ def test_paired_seeds_is_the_one_pairing_rule(a, b, expected):
     from kslottery.study.comparison import paired_seeds
 
     assert paired_seeds(a, b) == expected
+
+
+def test_crossed_resamples_share_the_sentence_indices_across_seeds():
+    from kslottery.method.bootstrap import crossed_resamples
+
+    for draw in crossed_resamples(groups=5, size=30, n=20, seed=3):
+        assert len(draw) == 5
+        first = draw[0][1]
+        assert first.sum() == 30 and all((c == first).all() for _, c in draw)
+
+
+def _coverage(draws, n_sims=300, seeds=5, sentences=100, n=300):
+    """Share of simulated studies whose 95 % percentile interval holds the true difference (0.5), when every seed
+    scores the same sentences: d[s, i] = 0.5 + seed effect + sentence effect + noise."""
+    import numpy as np
+
+    from kslottery.method.bootstrap import percentile_interval
+
+    rng, hit = np.random.default_rng(7), 0
+    for k in range(n_sims):
+        d = (0.5 + rng.normal(0, 0.3, (seeds, 1)) + rng.normal(0, 2.0, (1, sentences))
+             + rng.normal(0, 1.0, (seeds, sentences)))
+        boot = [np.mean([c @ d[g] / sentences for g, c in draw]) for draw in draws(seeds, sentences, n, k)]
+        lo, hi = percentile_interval(boot, 0.95)
+        hit += lo <= 0.5 <= hi
+    return hit / n_sims
+
+
+def test_the_crossed_bootstrap_covers_near_nominal_where_independent_draws_do_not():
+    from kslottery.method.bootstrap import crossed_resamples, resamples
+
+    crossed = _coverage(lambda s, i, n, k: crossed_resamples(s, i, n, k))
+    nested = _coverage(lambda s, i, n, k: resamples([i] * s, n, k))
+    assert 0.90 <= crossed <= 0.98, crossed
+    assert nested < 0.85, nested        # the sentences' variance divided by the seeds: far too narrow
+
+
+def test_compare_reads_the_crossed_scheme_and_refuses_an_unknown_one():
+    r = comparison.compare([(BAD, REFS), (BAD, NEAR)], REFS, "cat_Latn", n=100, scheme="crossed")
+    assert r["scheme"] == "crossed" and r["ci95"][0] <= r["delta"] <= r["ci95"][1]
+    with pytest.raises(KSLError, match="unknown bootstrap scheme 'paired'"):
+        comparison.compare([(BAD, REFS)], REFS, "cat_Latn", scheme="paired")

@@ -109,3 +109,45 @@ def test_the_default_profile_states_a_design_and_its_seed_count_follows_from_the
     ("not testable: no chapter of this profile measures it", "not testable"), ("none: plumbing test", None)])
 def test_a_verdict_is_read_by_its_longest_vocabulary_word(verdict, word):
     assert verdicts.verdict_word(verdict) == word
+
+
+# fair-v2's outcome words. The first row is fair-v1's Adam ticket - embedding tuning (book/results/default at
+# c48db40: 90 % union [-3.00, -1.73], bootstrap 95 % [-3.14, -1.59]), which fair-v1 called "inconclusive".
+@pytest.mark.parametrize("ci90, ci95, p, outcome", [
+    ((-3.00, -1.73), (-3.14, -1.59), None, "b worse"),
+    ((-3.23, -1.88), (-3.39, -1.74), None, "b worse"),                    # fair-v1's top-18 by D
+    ((-4.91, -2.39), (-5.20, -2.10), None, "b worse, beyond the margin"),  # wholly past -2
+    ((2.40, 4.00), (2.10, 4.30), None, "b better, beyond the margin"),
+    ((-0.24, 1.00), (-0.32, 1.12), None, "equivalent"),                   # fair-v1's SGD ticket
+    ((0.20, 1.00), (0.10, 1.20), None, "equivalent; b slightly better"),
+    ((-1.50, -0.30), (-1.70, -0.10), None, "equivalent; b slightly worse"),
+    ((0.50, 3.00), (0.30, 3.30), 0.08, "inconclusive"),                   # significant alone, not after Holm
+    ((0.50, 3.00), (0.30, 3.30), 0.01, "b better"),
+    ((-2.50, 1.50), (-3.00, 2.00), None, "inconclusive"),
+    ((-1.90, 1.99), (-2.00, 2.00), None, "equivalent"),                   # the 95 % interval may touch the margin
+])
+def test_outcomes_say_which_way(ci90, ci95, p, outcome):
+    assert verdicts.outcome(ci90, ci95, 2.0, p_adjusted=p) == outcome
+    assert outcome in verdicts.OUTCOME_WORDS
+
+
+def test_the_outcome_reads_both_sides_alike():
+    """Mirroring an interval around 0 mirrors the outcome: no side of the margin is read at another level."""
+    for lo90, hi90, lo95, hi95 in [(-3.0, -1.7, -3.1, -1.6), (0.2, 1.0, 0.1, 1.2), (-5.0, -2.4, -5.2, -2.1),
+                                   (-2.5, 1.5, -3.0, 2.0)]:
+        a = verdicts.outcome((lo90, hi90), (lo95, hi95), 2.0)
+        b = verdicts.outcome((-hi90, -lo90), (-hi95, -lo95), 2.0)
+        assert a.replace("worse", "X").replace("better", "worse").replace("X", "better") == b
+
+
+def test_the_grid_extends_past_an_edge_at_most_twice():
+    falling = {1e-3: 30.0, 3e-4: 31.0, 1e-4: 32.0}            # best at the lowest rate: look below it
+    assert verdicts.extend_grid(falling) == pytest.approx(1e-4 / 3)
+    falling[1e-4 / 3] = 32.5
+    assert verdicts.extend_grid(falling, done=1) == pytest.approx(1e-4 / 9)
+    falling[1e-4 / 9] = 33.0
+    assert verdicts.extend_grid(falling, done=2) is None      # spent: the best stays the grid's best, at its edge
+    rising = {1e-5: 30.0, 3e-5: 31.0, 1e-4: 31.5}
+    assert verdicts.extend_grid(rising) == pytest.approx(3e-4)
+    assert verdicts.extend_grid({1e-4: 30.0, 3e-4: 32.0, 1e-3: 31.0}) is None   # bracketed
+    assert verdicts.extend_grid({1e-4: 31.0, 3e-4: 31.0, 1e-3: 30.0}) == pytest.approx(1e-4 / 3)  # tie: smaller

@@ -27,6 +27,18 @@ def resamples(sizes: list[int], n: int, seed: int = 0) -> Iterator[list[tuple[in
         yield [(int(g), np.bincount(rng.integers(0, sizes[g], sizes[g]), minlength=sizes[g])) for g in drawn]
 
 
+def crossed_resamples(groups: int, size: int, n: int, seed: int = 0) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """``n`` resamples of a crossed design, ``groups`` seeds that all score the same ``size`` sentences: each
+    resample draws the seeds with replacement and ONE set of sentence counts shared by every drawn seed. A
+    sentence that is hard for one seed is hard for all, so the sentences' share of the variance is not divided
+    by the number of seeds, as independent draws per seed (:func:`resamples`) would divide it."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        drawn = rng.integers(0, groups, groups)
+        counts = np.bincount(rng.integers(0, size, size), minlength=size)
+        yield [(int(g), counts) for g in drawn]
+
+
 def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
     """The central percentile interval of bootstrap ``values`` at ``level``."""
     low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..method.bootstrap import percentile_interval, resamples
+from ..method.bootstrap import crossed_resamples, percentile_interval, resamples
 from ..method.errors import KSLError
 from ..method.metrics import _metrics
 
@@ -33,10 +33,13 @@ def paired_seeds(seeds_a: list, seeds_b: list) -> list[tuple]:
 
 
 def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang: str, metric: str = "chrf++",
-            n: int = 1000, seed: int = 0) -> dict:
+            n: int = 1000, seed: int = 0, scheme: str = "nested") -> dict:
     """score(b) - score(a), averaged over seeds; ``pairs`` holds one (hyps_a, hyps_b) per seed, all on
     ``refs``. Returns the difference, each seed's, and its 95 % and 90 % bootstrap intervals (the 90 % one
-    is what a TOST at 5 % reads)."""
+    is what a TOST at 5 % reads). ``scheme``: ``crossed`` draws one set of sentences per resample for every seed
+    (every seed scores the same sentences: :func:`kslottery.method.bootstrap.crossed_resamples`); ``nested``
+    draws sentences anew within each drawn seed (protocol fair-v1's scheme, which divides the sentences' share
+    of the variance by the number of seeds)."""
     if not pairs:
         raise KSLError("no seeds to compare", "give one (hyps_a, hyps_b) pair per seed")
     if any(len(a) != len(refs) or len(b) != len(refs) for a, b in pairs):
@@ -50,11 +53,13 @@ def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang:
               np.asarray(m._extract_corpus_statistics(b, [refs]), dtype=np.float64)) for a, b in pairs]
     per_seed = [score(sb.sum(0)) - score(sa.sum(0)) for sa, sb in stats]
     seeds = len(pairs)
-    boot = np.array([np.mean([score(c @ stats[i][1]) - score(c @ stats[i][0]) for i, c in draw])
-                     for draw in resamples([len(refs)] * seeds, n, seed)])
+    if scheme not in ("crossed", "nested"):
+        raise KSLError(f"unknown bootstrap scheme {scheme!r}", "use crossed or nested")
+    draws = crossed_resamples(seeds, len(refs), n, seed) if scheme == "crossed" else resamples([len(refs)] * seeds, n, seed)
+    boot = np.array([np.mean([score(c @ stats[i][1]) - score(c @ stats[i][0]) for i, c in draw]) for draw in draws])
     low, high = percentile_interval(boot, 0.95)
     low90, high90 = percentile_interval(boot, 0.90)
     return {"metric": metric, "delta": round(float(np.mean(per_seed)), 4),
             "per_seed": [round(d, 4) for d in per_seed], "ci95": [round(float(low), 4), round(float(high), 4)],
             "ci90": [round(float(low90), 4), round(float(high90), 4)], "ci95_width": round(float(high - low), 4),
-            "seeds": seeds, "n_resamples": n, "seed": seed}
+            "seeds": seeds, "n_resamples": n, "seed": seed, "scheme": scheme}

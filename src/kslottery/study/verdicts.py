@@ -83,6 +83,57 @@ def superiority(ci95: tuple[float, float], margin: float, p_adjusted: float | No
     return "inconclusive"
 
 
+def outcome(ci90: tuple[float, float], ci95: tuple[float, float], margin: float,
+            p_adjusted: float | None = None, alpha: float = 0.05) -> str:
+    """What a comparison b - a found, in words that say which way, by one reading of one interval construction
+    on both sides of zero and of the margin (the four outcomes of an equivalence test beside a difference test;
+    Lakens, Scheel & Isager 2018):
+
+    - *equivalent* when the 90 % interval lies inside (-margin, +margin) (TOST at 5 %);
+    - *b better* / *b worse* when the 95 % interval excludes 0 and, where the comparison is in a Holm family,
+      its adjusted p is below ``alpha``; with *, beyond the margin* when the 95 % interval lies wholly beyond it;
+    - both: *equivalent; b slightly better* (or *worse*): a difference smaller than the margin;
+    - *inconclusive* otherwise: the data allow neither.
+
+    >>> outcome((-3.00, -1.73), (-3.14, -1.59), 2.0)      # fair-v1's Adam ticket - embedding tuning
+    'b worse'
+    """
+    if margin <= 0:
+        raise KSLError(f"equivalence margin {margin} is not positive", "state a margin such as 2.0 chrF++")
+    equivalent = -margin < ci90[0] and ci90[1] < margin
+    differs = (ci95[0] > 0 or ci95[1] < 0) and (p_adjusted is None or p_adjusted < alpha)
+    way = "better" if ci95[0] > 0 else "worse"
+    if equivalent and differs:
+        return f"equivalent; b slightly {way}"
+    if equivalent:
+        return "equivalent"
+    if differs:
+        beyond = ci95[0] >= margin or ci95[1] <= -margin
+        return f"b {way}" + (", beyond the margin" if beyond else "")
+    return "inconclusive"
+
+
+# Every outcome word, in the order a table or a legend lists them.
+OUTCOME_WORDS = ("equivalent", "equivalent; b slightly better", "equivalent; b slightly worse", "b better",
+                 "b better, beyond the margin", "b worse", "b worse, beyond the margin", "inconclusive")
+
+
+def extend_grid(means: dict[float, float], step: float = 3.0, most: int = 2, done: int = 0) -> float | None:
+    """The extension rule a learning-rate grid follows before any test score: when the best mean dev score sits at
+    the lowest or highest point, the next point one ``step`` (a factor) past that edge is to be added, at most
+    ``most`` times per family (``done`` already added); None when the best point is inside the grid or the
+    extensions are spent. Ties go to the smaller rate, as the selection's do."""
+    grid = sorted(means)
+    if len(grid) < 2 or done >= most:
+        return None
+    best = min(grid, key=lambda lr: (-means[lr], lr))
+    if best == grid[0]:
+        return grid[0] / step
+    if best == grid[-1]:
+        return grid[-1] * step
+    return None
+
+
 def seeds_needed(sd: float, margin: float, delta: float = 0.0, alpha: float = 0.05, most: int = 50) -> int | None:
     """The fewest seeds whose t-based TOST can pass when the true difference is ``delta`` and the per-seed
     differences spread with standard deviation ``sd``: t(1 - alpha, n - 1) sd / sqrt(n) + |delta| < margin.
