@@ -179,3 +179,18 @@ def test_load_tokenizer_matches_the_full_load(tiny):
 
     tok = models.load_tokenizer("tiny:smollm2-135m")
     assert len(tok) == len(tiny.tokenizer) and tok("Hola")["input_ids"] == tiny.tokenizer("Hola")["input_ids"]
+
+
+def test_the_discovery_run_gives_back_the_ks_test_it_computed(trunk):
+    """Selections beyond the run's own tickets (top-k of any k, other rules) read the ks run, not a new KS test."""
+    import torch
+
+    from kslottery.method.ticket import ks_from_rows, select
+    from kslottery.method.tuned import TunedRun
+
+    run = TunedRun(trunk.embed(0)["path"])
+    fresh, stored = ks_from_rows(run.rows(), run.vocab_size), trunk.discovery(0).result()
+    assert torch.equal(fresh.statistic, stored.statistic) and torch.equal(fresh.pvalue, stored.pvalue)
+    assert torch.equal(fresh.changed, stored.changed) and torch.equal(fresh.k, stored.k) and fresh.d == stored.d
+    for k in (1, 5, 30):
+        assert trunk.topk(0, k) == select(fresh, "topk", k=k).tolist()

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from .. import __version__
 from .errors import KSLError
-from .ks import METHODS
+from .ks import METHODS, KSResult
 from .runs import Run, releases_locks
 from .ticket import SIGNIFICANCE_RULES, Rule, Ticket, ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
+
+KS_FILE = "ks.safetensors"   # D and p of every changed row, as the run computed them
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRe
     from safetensors.torch import save_file
     ids = rows["ids"].long()
     save_file({"ids": ids, "statistic": res.statistic[ids].contiguous(), "pvalue": res.pvalue[ids].contiguous()},
-              work / "ks.safetensors")
+              work / KS_FILE)
     record = {"config": asdict(cfg), "tune_run": Path(cfg.tuned).name, "model": tune_rec["model"],
               "n_rows": int(len(res.changed)), "n_changed": int(res.changed.sum()), "d": res.d,
               "max_statistic": float(res.statistic.max()), "min_pvalue": float(res.pvalue.min()),
@@ -91,3 +93,23 @@ class DiscoveryRecord(dict):
 
     def ids(self, name: str) -> list[int]:
         return list(self._entry(name)["ids"])
+
+    def result(self) -> KSResult:
+        """The run's KS test over the whole vocabulary, as it computed it (D and p of the changed rows from
+        ``ks.safetensors``; D = 0, p = 1 elsewhere): any other selection of rows reads it here instead of
+        testing the rows again."""
+        import torch
+        from safetensors.torch import load_file
+
+        saved = load_file(str(Path(self["path"]) / KS_FILE))
+        n, d = int(self["n_rows"]), int(self["d"])
+        D, p = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
+        changed = torch.zeros(n, dtype=torch.bool)
+        ids = saved["ids"].long()
+        D[ids], p[ids] = saved["statistic"].double(), saved["pvalue"].double()
+        changed[ids] = D[ids] > 0
+        if int(changed.sum()) != self["n_changed"]:   # a row that moved with D = 0 (a permutation): test again
+            tuned = TunedRun(Path(self["path"]).parent / self["tune_run"])
+            return ks_from_rows(tuned.rows(), n, self["config"]["method"])
+        return KSResult(statistic=D, pvalue=p, k=torch.round(D * d).to(torch.int32), changed=changed, d=d,
+                        method=self["config"]["method"])

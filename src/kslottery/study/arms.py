@@ -22,9 +22,8 @@ from ..method import baselines, tuning
 from ..method.discovery import DiscoveryConfig, discover
 from ..method.errors import KSLError
 from ..method.models import load_tokenizer
-from ..method.ticket import Rule, ks_from_rows, select
+from ..method.ticket import Rule, select
 from ..method.transfer import TransferConfig, transfer
-from ..method.tuned import TunedRun
 from .recipe import Recipe
 
 KINDS = ("base", "tune", "transfer")
@@ -115,8 +114,7 @@ class Trunk:
     def topk(self, seed: int, k: int) -> list[int]:
         """The k rows of largest D in this seed's discovery (ties: smaller p, then smaller id)."""
 
-        run = TunedRun(self.embed(seed)["path"])
-        return [int(i) for i in select(ks_from_rows(run.rows(), run.vocab_size), "topk", k=k)]
+        return [int(i) for i in select(self.discovery(seed).result(), "topk", k=k)]
 
     def batches(self, seed: int) -> tuple[list[dict], list[list[int]]]:
         """The encoded training examples of this seed's discovery tuning and its micro-batches in training

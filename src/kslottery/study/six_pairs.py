@@ -14,8 +14,7 @@ import pandas as pd
 from ..method import data
 from ..method.errors import KSLError
 from ..method.models import load_tokenizer
-from ..method.ticket import PAPER_TICKET_SIZES, SIGNIFICANCE_RULES, decode_tokens, ks_from_rows, select
-from ..method.tuned import TunedRun
+from ..method.ticket import PAPER_TICKET_SIZES, SIGNIFICANCE_RULES, decode_tokens, select
 from .arms import Trunk, arms, plan
 from .recipe import Recipe
 
@@ -43,8 +42,7 @@ def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: in
         trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": [seed]}, rule=rule, alpha=alpha,
                       options={"max_steps": steps})
         embed_runs[pair] = trunk.embed(seed)["path"]
-        run = TunedRun(embed_runs[pair])
-        res = ks_from_rows(run.rows(), run.vocab_size)
+        res = trunk.discovery(seed).result()
         tgt = data.parse_pair(pair)[1]
         row = {"pair": pair, "paper size": PAPER_TICKET_SIZES.get(tgt), "rows changed": int(res.changed.sum())}
         for r in SIGNIFICANCE_RULES:
