@@ -10,12 +10,14 @@ be one the notebook declares (papermill's ``parameters`` cell), of the type of i
 from __future__ import annotations
 
 import ast
+import re
+from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from ..method.errors import KSLError
 from ..study.design import Design
+from .profile_values import check_value
+from .profile_yaml import check_data, load_yaml
 
 ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_sweep", "fair_test", "significance_ticket",
          "six_pairs", "certification",
@@ -25,6 +27,48 @@ ORDER = ["baseline_and_prompts", "finetune", "ks_ticket_discovery", "budget_swee
 # (kslottery.study.design.Design, checked key by key when the profile is read).
 KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict}
 REQUIRED = ("notebooks",)
+
+
+# A profile's name is its file's stem and becomes folder and file names (book/results/<name>/, figure labels):
+# a plain identifier, so a file named "...yaml" (stem "..") cannot write into book/ itself.
+NAME = re.compile(r"^[a-z0-9_-]+$")
+# The package's own profiles: only its own profiles/<name>.yaml may publish under these names, so a user's
+# elsewhere/default.yaml cannot overwrite the study's tracked pages.
+RESERVED = ("default", "smoke", "paper")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile, checked: its name, its file, its settings (the YAML as plain data) and its home, the folder
+    whose ``book/results/<name>/``, ``_build/profile-<name>/`` and ``.ksl-partial/`` it writes (the checkout
+    for a profile in the checkout's profiles/, else the folder the user works in)."""
+
+    name: str
+    path: Path
+    settings: dict
+    home: Path
+
+    @property
+    def pages(self) -> Path:
+        return self.home / "book" / "results" / self.name
+
+    def parameters(self, notebook: str) -> dict:
+        return {"profile": self.name, **(self.settings.get("common") or {}),
+                **(self.settings["notebooks"].get(notebook) or {})}
+
+
+def open_profile(spec: str, root: Path) -> Profile:
+    """The profile ``spec`` names (see :func:`find_profile`), read and checked, with its name and home."""
+    path = find_profile(spec, root)
+    name = path.stem
+    if not NAME.match(name):
+        raise KSLError(f"profile {path} has the name {name!r}, not a plain name of a-z, 0-9, _ and -",
+                       "rename the file, e.g. mine.yaml")
+    own = path.resolve().parent == (root / "profiles").resolve()
+    if name in RESERVED and not own:
+        raise KSLError(f"profile {path} takes the name {name!r}, which the package keeps for its own "
+                       f"profiles/{name}.yaml", f"rename the file, e.g. my-{name}.yaml")
+    return Profile(name, path, read_profile(path), (root if own else Path.cwd()).resolve())
 
 
 def find_profile(spec: str, root: Path) -> Path:
@@ -112,15 +156,14 @@ def check_parameters(params: dict, notebook: Path, path: Path) -> None:
             raise KSLError(f"profile {path}: {notebook.stem}.{name} is {_type_name(value)} ({value!r}), "
                            f"but the notebook's default is {_type_name(declared[name])} ({declared[name]!r})",
                            f"give {name} as {_type_name(declared[name])}")
+        check_value(name, value, f"{notebook.stem}.{name}", path)
 
 
 def read_profile(path: Path) -> dict:
-    try:
-        prof = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise KSLError(f"profile {path} is not valid YAML{where}", "fix the YAML syntax") from None
+    """The profile at ``path`` as plain data, checked: the YAML (no tags beyond the plain ones, no aliases), every
+    value (only strings, numbers, booleans, null, lists and mappings, all the way down), the top-level keys and
+    the fair test's design. The one reader of a profile file: the runner and the book builder both call it."""
+    prof = check_data(load_yaml(path), path)
     prof = check_schema(prof, path)
     if "protocol" in prof:
         Design.from_profile(prof)   # a misspelled or mistyped design key is one line before anything runs
