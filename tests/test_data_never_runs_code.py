@@ -144,3 +144,99 @@ def test_a_file_where_the_partial_folder_belongs_is_one_line(tmp_path, monkeypat
     assert capsys.readouterr().err == (f"error: {tmp_path.resolve()}/.ksl-partial is a file, where the runner keeps "
                                        f"unfinished pages; remove or rename {tmp_path.resolve()}/.ksl-partial, then "
                                        "rerun\n")
+
+
+# A model folder is data too (issue 44, items 2 and 8): (how to damage a good folder, the one line).
+EVIL = ('import pathlib\npathlib.Path(__file__).parent.parent.joinpath("' + MARKER + '").touch()\n'
+        "from transformers import LlamaConfig, LlamaForCausalLM\n"
+        "class EvilConfig(LlamaConfig):\n    model_type = 'evil'\n"
+        "class EvilModel(LlamaForCausalLM):\n    config_class = EvilConfig\n")
+
+
+def _remote(folder: Path, config: str = "config.json") -> None:
+    c = json.loads((folder / config).read_text())
+    auto = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel", "AutoTokenizer": ["evil.T", None]}
+    (folder / config).write_text(json.dumps({**c, "model_type": "evil", "auto_map": auto}))
+    (folder / "evil.py").write_text(EVIL)
+
+
+def _no_tokenizer(folder: Path) -> None:
+    for p in folder.glob("tokenizer*"):
+        p.unlink()
+
+
+MODEL_DIRS = [
+    ("remote", _remote, "{d}/config.json names custom code (auto_map), which kslottery never runs; use a model whose "
+     "architecture transformers ships"),
+    ("remote-tokenizer", lambda d: _remote(d, "tokenizer_config.json"), "{d}/tokenizer_config.json names custom code"),
+    ("no-tokenizer", _no_tokenizer, "{d} has no tokenizer (tokenizer.json, tokenizer.model, vocab.json, spiece.model, "
+     "sentencepiece.bpe.model); copy the tokenizer files"),
+    ("stray-safetensors", lambda d: (d / "extra.safetensors").write_bytes(b"\xff" * 1000),
+     "{d}/extra.safetensors is not a safetensors file (damaged, truncated or a stray file); remove it, or download"),
+    ("truncated-weights", lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:6]),
+     "{d}/model.safetensors is not a safetensors file"),
+    ("bad-config", lambda d: (d / "config.json").write_text("{"), "{d}/config.json is not valid JSON; restore the file"),
+    ("no-config", lambda d: (d / "config.json").unlink(), "{d} has no config.json; give a Hugging Face model directory"),
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny):
+    good = tmp_path_factory.mktemp("model") / "good"
+    tiny.model.save_pretrained(good)
+    tiny.tokenizer.save_pretrained(good)
+    return good
+
+
+@pytest.mark.parametrize("name,damage,says", MODEL_DIRS, ids=[m[0] for m in MODEL_DIRS])
+def test_a_damaged_or_code_bearing_model_folder_is_one_line(name, damage, says, model_dir, tmp_path, monkeypatch,
+                                                             capsys):
+    import io
+    import shutil
+
+    folder = tmp_path / "models" / name
+    shutil.copytree(model_dir, folder)
+    damage(folder)
+    before = _tree(folder)
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))   # a prompt would read "y"; none is asked
+    code = main(["models", str(folder), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: " + says.format(d=folder)), err
+    assert not (tmp_path / MARKER).exists() and _tree(folder) == before
+
+
+def test_echo_y_does_not_run_a_model_folders_code(model_dir, tmp_path):
+    """The probe exactly: `echo y | kslottery models DIR` on a folder whose config.json names custom code."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "models" / "evil"
+    shutil.copytree(model_dir, folder)
+    _remote(folder)
+    r = subprocess.run([sys.executable, "-m", "kslottery.cli", "models", str(folder)], input="y\n",
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert r.stderr == (f"error: {folder}/config.json names custom code (auto_map), which kslottery never runs; use a "
+                        "model whose architecture transformers ships, or remove auto_map if the architecture is a "
+                        "standard one\n")
+    assert not (tmp_path / "models" / MARKER).exists()
+
+
+def test_a_garbage_gguf_is_one_line(tmp_path, capsys):
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"not a gguf" * 100)
+    assert main(["models", str(path), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"error: {path} is not a GGUF file (it does not start with the GGUF magic "
+                                       "bytes); check the file, or download it again\n")
+
+
+def test_every_transformers_load_refuses_remote_code_explicitly():
+    """trust_remote_code=False at every from_pretrained / from_config of the package (PEFT adapters excepted:
+    they load weights into a model already built)."""
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "kslottery"
+    calls = [(p.name, m.group(0)) for p in src.rglob("*.py") for m in
+             re.finditer(r"Auto\w+\.from_(?:pretrained|config)\((?:[^()]|\([^()]*\))*\)", p.read_text())]
+    assert calls and all("trust_remote_code=False" in call for _, call in calls), calls
