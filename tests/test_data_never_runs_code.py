@@ -240,3 +240,76 @@ def test_every_transformers_load_refuses_remote_code_explicitly():
     calls = [(p.name, m.group(0)) for p in src.rglob("*.py") for m in
              re.finditer(r"Auto\w+\.from_(?:pretrained|config)\((?:[^()]|\([^()]*\))*\)", p.read_text())]
     assert calls and all("trust_remote_code=False" in call for _, call in calls), calls
+
+
+# Finished means finished (issue 44, item 4): (verb and arguments, the one line); {donor} is a finished embed run,
+# {eval}, {ks} and {undone} run directories of the wrong kind or without DONE.
+TINY = ["--model", "tiny:smollm2-135m", "--quiet"]
+NOT_DONE = [
+    (["tune", "--lr", "inf", *TINY], "lr must be positive and finite (got inf); pass a positive --lr"),
+    (["tune", "--lr", "nan", *TINY], "lr must be positive and finite (got nan)"),
+    (["tune", "--weight-decay", "nan", *TINY], "weight_decay be >= 0; pass values in range"),
+    (["tune", "--weight-decay", "inf", *TINY], "weight_decay be >= 0"),
+    (["transfer", "--tuned", "{donor}", "--ticket", "13", "--scale", "nan"],
+     "scale nan is not a finite number; pass --scale like 0.5, 1 or 2"),
+    (["transfer", "--tuned", "{donor}", "--ticket", "13", "--scale", "inf"], "scale inf is not a finite number"),
+    (["evaluate", "--tuned", "{eval}", *TINY], "{eval} is not a finished tune or transfer run (an eval run); give a "
+     "runs/tune-* or runs/transfer-* directory"),
+    (["evaluate", "--tuned", "{ks}", *TINY], "{ks} is not a finished tune or transfer run (a ks run)"),
+    (["ks", "--tuned", "{undone}"], "{undone} is not a finished tune or transfer run (no DONE); rerun the tune command"),
+    (["transfer", "--tuned", "{undone}", "--ticket", "13"], "(no DONE)"),
+    (["evaluate", "--tuned", "{file}", *TINY], "{file} is not a finished tune or transfer run (not a directory)"),
+]
+
+
+@pytest.fixture(scope="module")
+def donor(tmp_path_factory, flores_dir):
+    import shutil
+
+    from kslottery.method.tuning import TuneConfig, tune
+
+    root = tmp_path_factory.mktemp("donor")
+    path = Path(tune(TuneConfig(model="tiny:smollm2-135m", limit=8, batch_size=4, lr=1e-2), runs_dir=root,
+                     progress=False)["path"])
+    others = tmp_path_factory.mktemp("others")
+    for kind in ("eval", "ks"):
+        shutil.copytree(path, others / f"{kind}-0123456789ab")
+    shutil.copytree(path, others / "tune-0123456789ab")
+    (others / "tune-0123456789ab" / "DONE").unlink()
+    (others / "tune-ba9876543210").write_text("a file where a run directory should be")
+    return {"donor": str(path), "eval": str(others / "eval-0123456789ab"), "ks": str(others / "ks-0123456789ab"),
+            "undone": str(others / "tune-0123456789ab"), "file": str(others / "tune-ba9876543210")}
+
+
+@pytest.mark.parametrize("args,says", NOT_DONE, ids=[" ".join(a[:3]) for a, _ in NOT_DONE])
+def test_a_run_that_is_not_finished_or_not_finite_is_one_line(args, says, donor, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main([a.format(**donor) for a in args] + ["--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and says.format(**donor) in err, err
+    assert _tree(runs) <= {Path(".locks")}   # no run, no .partial
+
+
+@pytest.mark.parametrize("what", ["tensor", "loss"])
+def test_a_run_that_computed_nan_is_never_done(what, tmp_path):
+    """The net under every verb: finish() refuses a run whose tensors or loss are not finite, and keeps nothing."""
+    import re
+
+    import torch
+    from safetensors.torch import save_file
+
+    from kslottery.method.errors import KSLError
+    from kslottery.method.runs import Run
+
+    run = Run("tune", {"probe": what}, tmp_path)
+    assert run.claim()
+    work = run.start()
+    save_file({"after": torch.tensor([1.0, float("nan") if what == "tensor" else 2.0])}, work / "rows.safetensors")
+    record = {"train": {"final_loss": float("nan") if what == "loss" else 1.0}}
+    says = "rows.safetensors holds 1 values that are nan or inf (in after)" if what == "tensor" else \
+        "its final loss is nan"
+    with pytest.raises(KSLError, match=re.escape(f"computed values that are not finite ({says}); nothing was kept; give")):
+        run.finish(record)
+    assert not run.work.exists() and not run.path.exists()
+    assert run.claim()   # the lock was let go: a rerun may compute it
+    run.release()
