@@ -313,3 +313,80 @@ def test_a_run_that_computed_nan_is_never_done(what, tmp_path):
     assert not run.work.exists() and not run.path.exists()
     assert run.claim()   # the lock was let go: a rerun may compute it
     run.release()
+
+
+# A damaged place for a run (issue 44, items 5 and 8): (how the runs folder is damaged, the one line); {run} is the
+# path of the donor's run in a copy of its runs folder, {root} that folder. The same tune command again must not
+# compute anything, and must say what to delete.
+def _undone(run: Path) -> None:
+    (run / "DONE").unlink()
+
+
+def _file_for_run(run: Path) -> None:
+    import shutil
+
+    shutil.rmtree(run)
+    run.write_text("not a run")
+
+
+def _locks_file(run: Path) -> None:
+    import shutil
+
+    shutil.rmtree(run)
+    shutil.rmtree(run.parent / ".locks", ignore_errors=True)
+    (run.parent / ".locks").write_text("not a folder")
+
+
+def _partial_file(run: Path) -> None:
+    import shutil
+
+    shutil.rmtree(run)
+    run.with_name(run.name + ".partial").write_text("not a folder")
+
+
+PLACES = [
+    (_undone, "error: {run} is a run directory without DONE (a run that never finished, or a copy); delete or move "
+     "{run}, then rerun to compute it anew\n"),
+    (_file_for_run, "error: {run} is a file, where run {name} belongs; delete or move {run}, then rerun\n"),
+    (_locks_file, "error: {root}/.locks is a file, where the runs' lock folder belongs; delete or move {root}/.locks, "
+     "then rerun\n"),
+    (_partial_file, "error: {run}.partial is a file, where run {name}'s work folder belongs; delete or move "
+     "{run}.partial, then rerun\n"),
+]
+
+
+@pytest.mark.parametrize("damage,says", PLACES, ids=[d.__name__ for d, _ in PLACES])
+def test_a_damaged_place_for_a_run_is_one_line_before_computing(damage, says, donor, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(Path(donor["donor"]).parent, root)
+    run = root / Path(donor["donor"]).name
+    damage(run)
+    before = _tree(root)
+    code = main(["tune", "--model", "tiny:smollm2-135m", "--limit", "8", "--batch-size", "4", "--lr", "0.01", "--quiet",
+                 "--runs-dir", str(root)])
+    err = capsys.readouterr().err
+    assert code == 2 and err == says.format(run=run, root=root, name=run.name), err
+    assert _tree(root) - before <= {Path(".locks"), Path(".locks") / f"{run.name}.lock"}   # nothing computed
+
+
+def test_a_truncated_checkpoint_names_its_fix(tmp_path):
+    import torch
+
+    from kslottery.method import checkpoints
+    from kslottery.method.errors import KSLError
+
+    p = torch.nn.Parameter(torch.ones(4, 3))
+    opt = torch.optim.AdamW([p], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    work = tmp_path / "tune-0123456789ab.partial"
+    work.mkdir()
+    checkpoints.save(work, [p], opt, sched, 3)
+    assert checkpoints.resume(work, [p], opt, sched, True) == 3
+    f = work / "ckpt" / "params.safetensors"
+    f.write_bytes(f.read_bytes()[:20])
+    with pytest.raises(KSLError) as e:
+        checkpoints.resume(work, [p], opt, sched, True)
+    assert str(e.value) == (f"the checkpoint {work}/ckpt of the unfinished run {work.name} is damaged (SafetensorError); "
+                            f"delete {work}/ckpt to restart the run from step 0 (or {work} to start over), then rerun")

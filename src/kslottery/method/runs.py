@@ -269,6 +269,7 @@ class Run:
         if self.done:
             return False
         ensure_writable(self.root)
+        self.check_place()
         (self.root / LOCKS).mkdir(exist_ok=True)
         lock_file = self.root / LOCKS / f"{self.name}.lock"
         pid_file = lock_file.with_suffix(".pid")
@@ -288,12 +289,26 @@ class Run:
             return False
         return True
 
+    def check_place(self) -> None:
+        """Before computing: the run's name, its ``.partial`` and ``.locks`` are free for it. A folder without
+        DONE (or a file) under the run's name used to cost a full recompute and then a traceback at the rename,
+        on every rerun."""
+        for path, what in ((self.root / LOCKS, "the runs' lock folder"), (self.work, f"run {self.name}'s work folder")):
+            if path.exists() and not path.is_dir():
+                raise KSLError(f"{path} is a file, where {what} belongs", f"delete or move {path}, then rerun")
+        if self.path.is_file() or self.path.is_symlink() and not self.path.exists():
+            raise KSLError(f"{self.path} is a file, where run {self.name} belongs", f"delete or move {self.path}, then rerun")
+        if self.path.is_dir() and not (self.path / DONE).exists():
+            raise KSLError(f"{self.path} is a run directory without DONE (a run that never finished, or a copy)",
+                           f"delete or move {self.path}, then rerun to compute it anew")
+
     def release(self) -> None:
         """Let go of the run's lock (finish does; a caller that gives up after claim may)."""
         _let_go(self.root / LOCKS / f"{self.name}.lock")
 
     def start(self) -> Path:
         ensure_writable(self.root)
+        self.check_place()
         self.work.mkdir(exist_ok=True)
         self._t0 = time.time()
         write_json(self.work / "params.json", {
