@@ -390,3 +390,51 @@ def test_a_truncated_checkpoint_names_its_fix(tmp_path):
         checkpoints.resume(work, [p], opt, sched, True)
     assert str(e.value) == (f"the checkpoint {work}/ckpt of the unfinished run {work.name} is damaged (SafetensorError); "
                             f"delete {work}/ckpt to restart the run from step 0 (or {work} to start over), then rerun")
+
+
+# Files a user passes are data (issue 44, item 8): (file name, its text, verb and arguments, the one line).
+OWN_FILES = [
+    ("ticket.json", json.dumps({"ids": [13, "263"], "rule": "topk"}), ["transfer", "--tuned", "{donor}", "--ticket", "{f}"],
+     "ticket {f} holds an id that is not an integer ('263'); give a ticket JSON written by `kslottery ks`"),
+    ("ticket.json", json.dumps({"ids": [13, 2.5], "rule": "topk"}), ["transfer", "--tuned", "{donor}", "--ticket", "{f}"],
+     "ticket {f} holds an id that is not an integer (2.5)"),
+    ("ticket.json", json.dumps({"ids": 13, "rule": "topk"}), ["transfer", "--tuned", "{donor}", "--ticket", "{f}"],
+     "ticket {f} holds an id that is not an integer (13)"),
+    ("news.jsonl", '{"src": "Hello.", "tgt": "Hola."}\n{"src": 5, "tgt": "Cinc."}\n',
+     ["evaluate", "--test-file", "{f}", *TINY], "{f}: line 2: src is int 5, not a string; write each sentence as a "
+     "JSON string"),
+    ("news.jsonl", '{"src": "Hello.", "tgt": ["Hola."]}\n', ["tune", "--train-file", "{f}", *TINY],
+     "{f}: line 1: tgt is list [\"Hola.\"], not a string"),
+]
+
+
+@pytest.mark.parametrize("name,text,args,says", OWN_FILES, ids=[f"{a[0]}-{n}-{i}" for i, (n, _, a, _) in
+                                                                 enumerate(OWN_FILES)])
+def test_a_users_file_of_the_wrong_shape_is_one_line(name, text, args, says, donor, tmp_path, capsys):
+    f = tmp_path / name
+    f.write_text(text)
+    runs = tmp_path / "runs"
+    code = main([a.format(f=f, **donor) for a in args] + ["--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and says.format(f=f) in err, err
+    assert _tree(runs) <= {Path(".locks")}
+
+
+@pytest.mark.parametrize("file,text", [("record.json", '{"wall_s": 12'), ("record.json", "[1, 2]"),
+                                       ("params.json", "\x00\x01")])
+def test_status_reports_a_damaged_record_instead_of_a_traceback(file, text, donor, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(Path(donor["donor"]).parent, root)
+    run = root / Path(donor["donor"]).name
+    if file == "params.json":   # an unfinished run's params, as status reads them
+        run = run.rename(run.with_name(run.name + ".partial"))
+        (run / "DONE").unlink()
+    (run / file).write_text(text)
+    assert main(["status", "--runs-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    name = run.name.removesuffix(".partial")
+    assert f"damaged: {run.name}  its {file} cannot be read (delete {run.name} and rerun the command that made it)" \
+        in out, out
+    assert (f"unfinished: {name}" in out) == (file == "params.json")
