@@ -438,3 +438,43 @@ def test_status_reports_a_damaged_record_instead_of_a_traceback(file, text, dono
     assert f"damaged: {run.name}  its {file} cannot be read (delete {run.name} and rerun the command that made it)" \
         in out, out
     assert (f"unfinished: {name}" in out) == (file == "params.json")
+
+
+SLEEPER = """import nbformat
+cells = [nbformat.v4.new_code_cell("profile = 'x'\\nlimit = 1", metadata={"tags": ["parameters"]}),
+         nbformat.v4.new_code_cell("import pathlib, time\\npathlib.Path('started').touch()\\ntime.sleep(120)")]
+ks = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=ks), "notebooks/baseline_and_prompts.ipynb")
+"""
+RUNNER = """import sys
+from pathlib import Path
+from kslottery.report import profiles
+profiles.repo_root = lambda: Path.cwd()
+from kslottery.cli import main
+sys.exit(main(["run", "--profile", "mine", "--quiet"]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_profile_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """A real kernel, interrupted inside a cell: the clean message alone (no ZMQ traceback from the kernel's
+    log), exit 130, and neither a page nor a half-executed notebook left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text("notebooks:\n  baseline_and_prompts:\n    limit: 2\n")
+    subprocess.run([sys.executable, "-c", SLEEPER], cwd=tmp_path, check=True)
+    p = subprocess.Popen([sys.executable, "-c", RUNNER], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    t0 = time.time()
+    while not (tmp_path / "notebooks" / "started").exists() and time.time() - t0 < 120:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == "interrupted: rerun the same command to resume\n", err
+    assert list((tmp_path / ".ksl-partial" / "run-mine").iterdir()) == []
+    assert not (tmp_path / "book").exists()

@@ -182,7 +182,6 @@ def run_profile(spec: str, only: list[str] | None = None, root: Path | None = No
     prof, todo = checked(spec, only, root)
     os.environ.setdefault("KSL_RUNS", str(root / "runs"))
     with profile_lock(prof) as partial:
-        prof.pages.mkdir(parents=True, exist_ok=True)
         return [_execute(prof, nb, root, partial, progress) for nb in todo]
 
 
@@ -201,17 +200,24 @@ def _execute(prof: Profile, nb: str, root: Path, partial: Path, progress: bool) 
     log.unlink(missing_ok=True)
     staged = tmp.with_suffix(".in.ipynb")
     with_recorder(src, staged, log)
-    # The kernel's log says, on every notebook, that it talks to papermill over TCP without encryption:
-    # both ends are this machine's loopback, so only its errors are shown.
-    pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
-                        progress_bar=progress, kernel_name="python3",
-                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    # The kernel's log says, on every notebook, that it talks to papermill over TCP without encryption (both
+    # ends are this machine's loopback), and on Ctrl-C a ZMQ traceback from the socket papermill closed: only
+    # critical messages are shown. A cell's error reaches the user through papermill, not this log.
+    try:
+        pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
+                            progress_bar=progress, kernel_name="python3",
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    except BaseException:   # a failed or interrupted notebook leaves nothing half-written behind
+        for path in (staged, tmp, log):
+            path.unlink(missing_ok=True)
+        raise
     staged.unlink(missing_ok=True)
     final = out_dir / f"{nb}.ipynb"
     used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
     log.unlink(missing_ok=True)
     # The kernel is a child of this process: its peak resident memory, once it has exited.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    out_dir.mkdir(parents=True, exist_ok=True)   # only now: a notebook that failed leaves no empty folder
     record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof.settings)
     entry = json.loads((out_dir / "provenance.json").read_text())[nb]
     without_recorder(tmp, final, profile, prof.settings, entry)   # the page names its own cost (rerun note)
