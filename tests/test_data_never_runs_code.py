@@ -478,3 +478,21 @@ def test_ctrl_c_during_a_profile_is_one_line_and_leaves_nothing_half_written(tmp
     assert p.returncode == 130 and err == "interrupted: rerun the same command to resume\n", err
     assert list((tmp_path / ".ksl-partial" / "run-mine").iterdir()) == []
     assert not (tmp_path / "book").exists()
+
+
+def test_a_prompt_longer_than_the_context_is_said_once_before_generation(tiny, capsys):
+    """Issue 44, item 8: a 1 MB source line made a 200,001-token prompt on an 8,192-token model, silently."""
+    import types
+
+    from kslottery.method import prompts
+    from kslottery.method.context import context_length
+
+    assert context_length(tiny.model) == 8192
+    small = types.SimpleNamespace(config=types.SimpleNamespace(max_position_embeddings=16))
+    ids = [[1] * 8, [1] * 40, [1] * 12, [1] * 15]
+    assert prompts.warn_long_prompts(ids, small, 4) == [1, 3]
+    assert capsys.readouterr().err == ("warning: 2 prompts (sentence 1 and others, up to 40 tokens) plus 4 new tokens "
+                                       "exceed the model's context of 16 tokens; generation will be slow and its "
+                                       "output unreliable: shorten or split those source lines\n")
+    assert prompts.warn_long_prompts(ids[:1], small, 4) == [] and capsys.readouterr().err == ""
+    assert prompts.warn_long_prompts(ids, types.SimpleNamespace(), 4) == []   # a model that does not say
