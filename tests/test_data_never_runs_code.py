@@ -496,3 +496,17 @@ def test_a_prompt_longer_than_the_context_is_said_once_before_generation(tiny, c
                                        "output unreliable: shorten or split those source lines\n")
     assert prompts.warn_long_prompts(ids[:1], small, 4) == [] and capsys.readouterr().err == ""
     assert prompts.warn_long_prompts(ids, types.SimpleNamespace(), 4) == []   # a model that does not say
+
+
+def test_summary_reads_a_users_profile_where_the_user_works(tmp_path, monkeypatch, capsys):
+    from kslottery.report import profiles
+
+    _stub_papermill(monkeypatch)
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text(BASE + "    limit: 2\n")
+    profiles.run_profile("mine", progress=False)
+    capsys.readouterr()
+    assert main(["summary", "--profile", "mine"]) == 0
+    assert capsys.readouterr().out.startswith("profile mine: 1 notebooks executed at")
