@@ -40,7 +40,7 @@ def stage(spec: str, root: Path | None = None) -> tuple[str, Path]:
     contents, config (the styles and config come from the checkout ``root``)."""
     root = root or repo_root()
     profile_ = open_profile(spec, root)
-    prof, profile, path = profile_.settings, profile_.name, profile_.path
+    profile, path = profile_.name, profile_.path
     names = pages(profile, profile_.home)
     src = partial_root(profile_.home) / f"book-{profile}"
     shutil.rmtree(src, ignore_errors=True)
@@ -58,7 +58,7 @@ def stage(spec: str, root: Path | None = None) -> tuple[str, Path]:
            "chapters": [{"file": f"results/{profile}/{name}"} for name in names]}
     (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     (src / "index.md").write_text(
-        f"# Profile `{profile}`\n\n{prof.get('description') or ''}\n\n"
+        f"# Profile `{profile}`\n\n{profile_.description}\n\n"
         f"The notebooks of `{path}` as `kslottery run` executed them into `book/results/{profile}/`; each page "
         "says how to rerun it, and the provenance page lists the runs, parameters, versions and machine behind "
         "every number. The method and the study's own results are in the study's book (`make book`).\n")

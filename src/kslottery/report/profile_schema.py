@@ -4,7 +4,10 @@ anything runs or any folder is created.
 A profile is YAML with ``notebooks:`` (required: notebook name -> its parameters), ``common:`` (parameters
 every notebook gets) and ``description:``. ``--profile NAME`` is looked up as ``profiles/NAME.yaml`` in the
 current folder, then in the checkout; ``--profile path/to/mine.yaml`` is that file. Every parameter must
-be one the notebook declares (papermill's ``parameters`` cell), of the type of its default there.
+be one the notebook declares (papermill's ``parameters`` cell), of the type of its default there, and a value
+that notebook accepts (:mod:`.profile_values`). The file is read as plain data only (:mod:`.profile_yaml`: no
+YAML tags beyond the plain ones, no aliases). :func:`open_profile` is the one way in: it gives the checked
+:class:`Profile`, with its name and the folder it publishes into; the runner and the book builder both use it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,19 @@ class Profile:
     @property
     def pages(self) -> Path:
         return self.home / "book" / "results" / self.name
+
+    # the settings, typed as check_schema checked them (the dict stays what notebooks and Design read)
+    @property
+    def description(self) -> str:
+        return self.settings.get("description") or ""
+
+    @property
+    def plumbing(self) -> bool:
+        return bool(self.settings.get("plumbing"))
+
+    @property
+    def notebooks(self) -> dict[str, dict]:
+        return {nb: params or {} for nb, params in self.settings["notebooks"].items()}
 
     def parameters(self, notebook: str) -> dict:
         return {"profile": self.name, **(self.settings.get("common") or {}),

@@ -47,7 +47,7 @@ def checked(spec: str, only: list[str] | None, root: Path) -> tuple[Profile, lis
     """:func:`plan`, with the profile as :class:`~kslottery.report.profile_schema.Profile` (name, home)."""
     prof = open_profile(spec, root)
     only = [name.strip() for item in (only or []) for name in item.split(",") if name.strip()]   # a,b or repeated
-    available = [nb for nb in ORDER if nb in prof.settings["notebooks"]]
+    available = [nb for nb in ORDER if nb in prof.notebooks]
     todo = [nb for nb in available if not only or nb in only]
     if only and set(only) - set(todo):
         raise KSLError(f"profile {prof.name} has no notebook {sorted(set(only) - set(todo))}",
