@@ -256,7 +256,10 @@ NOT_DONE = [
     (["evaluate", "--tuned", "{eval}", *TINY], "{eval} is not a finished tune or transfer run (an eval run); give a "
      "runs/tune-* or runs/transfer-* directory"),
     (["evaluate", "--tuned", "{ks}", *TINY], "{ks} is not a finished tune or transfer run (a ks run)"),
-    (["ks", "--tuned", "{undone}"], "{undone} is not a finished tune or transfer run (no DONE); rerun the tune command"),
+    (["ks", "--tuned", "{undone}"], "{undone} is not a finished tune or transfer run (no DONE); delete or move it, "
+     "then rerun the tune command that makes it"),
+    (["ks", "--tuned", "{partial}"], "{partial} is not a finished tune or transfer run (no DONE); rerun the tune "
+     "command that makes it (it resumes), then give {undone}\n"),
     (["transfer", "--tuned", "{undone}", "--ticket", "13"], "(no DONE)"),
     (["evaluate", "--tuned", "{file}", *TINY], "{file} is not a finished tune or transfer run (not a directory)"),
 ]
@@ -276,9 +279,11 @@ def donor(tmp_path_factory, flores_dir):
         shutil.copytree(path, others / f"{kind}-0123456789ab")
     shutil.copytree(path, others / "tune-0123456789ab")
     (others / "tune-0123456789ab" / "DONE").unlink()
+    shutil.copytree(others / "tune-0123456789ab", others / "tune-0123456789ab.partial")
     (others / "tune-ba9876543210").write_text("a file where a run directory should be")
     return {"donor": str(path), "eval": str(others / "eval-0123456789ab"), "ks": str(others / "ks-0123456789ab"),
-            "undone": str(others / "tune-0123456789ab"), "file": str(others / "tune-ba9876543210")}
+            "undone": str(others / "tune-0123456789ab"), "file": str(others / "tune-ba9876543210"),
+            "partial": str(others / "tune-0123456789ab.partial")}
 
 
 @pytest.mark.parametrize("args,says", NOT_DONE, ids=[" ".join(a[:3]) for a, _ in NOT_DONE])

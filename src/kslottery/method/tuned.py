@@ -71,8 +71,10 @@ class TunedRun:
         if not self.path.is_dir():
             raise KSLError(f"{self.path} is not a finished tune or transfer run (not a directory)", fix)
         if not (self.path / "DONE").is_file() or not (self.path / "record.json").is_file():
-            raise KSLError(f"{self.path} is not a finished tune or transfer run (no DONE)",
-                           f"rerun the {kind} command that makes it (it resumes), or give a finished run directory")
+            fix = (f"rerun the {kind} command that makes it (it resumes), then give {self.path.with_name(self.path.name[:-8])}"
+                   if self.path.name.endswith(".partial") else
+                   f"delete or move it, then rerun the {kind} command that makes it")
+            raise KSLError(f"{self.path} is not a finished tune or transfer run (no DONE)", fix)
         verify(self.path)   # a damaged run is an error naming the file, before anything reads it
 
     @property
