@@ -515,3 +515,27 @@ def test_summary_reads_a_users_profile_where_the_user_works(tmp_path, monkeypatc
     capsys.readouterr()
     assert main(["summary", "--profile", "mine"]) == 0
     assert capsys.readouterr().out.startswith("profile mine: 1 notebooks executed at")
+
+
+def test_a_notebook_finds_the_users_profile_by_its_name(tmp_path, monkeypatch):
+    """The kernel's first cell names the profile file being run: a notebook reading its profile by name (the fair
+    test's design) gets the user's file, which lies outside both folders a name is looked up in."""
+    import nbformat
+
+    from kslottery.method.runs import record_runs_to
+    from kslottery.report import profile_schema, profiles
+
+    monkeypatch.setattr(profile_schema, "_running", {})
+    (tmp_path / "elsewhere").mkdir()
+    mine = tmp_path / "elsewhere" / "mine-issue44.yaml"
+    mine.write_text(BASE + "    limit: 3\n")
+    src, staged = tmp_path / "nb.ipynb", tmp_path / "staged.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), src)
+    profiles.with_recorder(src, staged, tmp_path / "nb.runs", mine)
+    with pytest.raises(Exception, match="unknown profile 'mine-issue44'"):
+        profiles.load_profile("mine-issue44")
+    try:
+        exec(nbformat.read(staged, as_version=4).cells[0].source, {})   # what the kernel runs first
+    finally:
+        record_runs_to(None)
+    assert profiles.load_profile("mine-issue44")["notebooks"]["baseline_and_prompts"] == {"limit": 3}

@@ -60,13 +60,14 @@ def checked(spec: str, only: list[str] | None, root: Path) -> tuple[Profile, lis
 RECORDER_TAG = "ksl-run-recorder"
 
 
-def with_recorder(src: Path, dst: Path, log: Path) -> None:
+def with_recorder(src: Path, dst: Path, log: Path, profile_file: Path | None = None) -> None:
     """A copy of the notebook whose first cell tells the kernel where to record the runs it uses (an argument
     of :func:`kslottery.report.kernel.setup`, not an environment variable), and which quiets third-party warnings."""
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
-    cell = nbformat.v4.new_code_cell(f"from kslottery.report.kernel import setup\nsetup({str(log)!r})")
+    args = repr(str(log)) + (f", {str(profile_file.resolve())!r}" if profile_file is not None else "")
+    cell = nbformat.v4.new_code_cell(f"from kslottery.report.kernel import setup\nsetup({args})")
     cell.metadata["tags"] = [RECORDER_TAG, "remove-cell"]
     nb.cells.insert(0, cell)
     nbformat.write(nb, dst)
@@ -199,7 +200,7 @@ def _execute(prof: Profile, nb: str, root: Path, partial: Path, progress: bool) 
     log = tmp.with_suffix(".runs")
     log.unlink(missing_ok=True)
     staged = tmp.with_suffix(".in.ipynb")
-    with_recorder(src, staged, log)
+    with_recorder(src, staged, log, prof.path)
     # The kernel's log says, on every notebook, that it talks to papermill over TCP without encryption (both
     # ends are this machine's loopback), and on Ctrl-C a ZMQ traceback from the socket papermill closed: only
     # critical messages are shown. A cell's error reaches the user through papermill, not this log.
