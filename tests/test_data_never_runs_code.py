@@ -45,6 +45,8 @@ PROFILES = [   # (file name, text, what the one line says)
      ": budget_sweep.lrs is -0.01, not a finite number > 0; give lrs a positive number"),
     ("budget.yaml", BASE.replace("baseline_and_prompts", "fair_test") + "    sgd_budget: [30.0, 0]\n",
      ": fair_test.sgd_budget is [30.0, 0], not a budget [lr, steps]"),
+    ("rule.yaml", BASE.replace("baseline_and_prompts", "budget_sweep") + "    choice_rule: bonferoni_0.05\n",
+     ": budget_sweep.choice_rule is 'bonferoni_0.05', not a rule like bonferroni_0.05; write <rule>_<alpha>"),
     ("intkey.yaml", BASE + "    4: 4\n", ": key 4 under notebooks.baseline_and_prompts is not a string"),
     ("...yaml", BASE + "    limit: 4\n", "has the name '..', not a plain name of a-z, 0-9, _ and -; rename the file"),
     ("Mine.yaml", BASE + "    limit: 4\n", "has the name 'Mine', not a plain name"),

@@ -23,6 +23,25 @@ PAIRS = re.compile(r"^(\w+_)?pairs?$")
 TEMPLATES = re.compile(r"^(\w+_)?templates?$")
 
 
+# settings with a closed set of values, as TuneConfig.resolved checks them (imported there with torch, which a
+# profile check must not wait for)
+CHOICES = {"mixed_precision": ("no", "bf16"), "prefix_init": ("random", "zero"), "preset": ("paper",)}
+
+
+def _check_rule(rule: str, where: str, path: Path) -> None:
+    """``<rule>_<alpha>`` of a significance rule (budget.chosen and fair split it the same way)."""
+    from ..method.ticket import SIGNIFICANCE_RULES
+
+    name, _, alpha = rule.rpartition("_")
+    try:
+        ok = name in SIGNIFICANCE_RULES and 0 < float(alpha) < 1
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _bad(path, where, rule, "not a rule like bonferroni_0.05",
+                   f"write <rule>_<alpha> with rule one of {', '.join(SIGNIFICANCE_RULES)} and alpha in (0, 1)")
+
+
 def _items(value) -> list:
     return value if isinstance(value, list) else [value]
 
@@ -52,6 +71,11 @@ def check_value(name: str, value, where: str, path: Path) -> None:
             raise _bad(path, where, item, "not a finite number > 0", f"give {name} a positive number, like 0.01")
         if LEVELS.match(name) and not (isinstance(item, (int, float)) and 0 < item <= 1):
             raise _bad(path, where, item, "not a level in (0, 1]", f"give {name} a level like 0.05")
+        if name in CHOICES and item not in CHOICES[name]:
+            raise _bad(path, where, item, f"not one of {', '.join(CHOICES[name])}",
+                       f"give {name} as one of {', '.join(CHOICES[name])}")
+        if name.endswith("rule") and isinstance(item, str):
+            _check_rule(item, where, path)
         if PAIRS.match(name) and isinstance(item, str):
             _check_pair(item, where, path)
         if TEMPLATES.match(name) and isinstance(item, str) and item != prompts.SAMPLED:
