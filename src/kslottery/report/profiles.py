@@ -183,10 +183,10 @@ def run_profile(spec: str, only: list[str] | None = None, root: Path | None = No
     prof, todo = checked(spec, only, root)
     os.environ.setdefault("KSL_RUNS", str(root / "runs"))
     with profile_lock(prof) as partial:
-        return [_execute(prof, nb, root, partial, progress) for nb in todo]
+        return [_execute_notebook(prof, nb, root, partial, progress) for nb in todo]
 
 
-def _execute(prof: Profile, nb: str, root: Path, partial: Path, progress: bool) -> Path:
+def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progress: bool) -> Path:
     import papermill as pm
 
     profile, out_dir = prof.name, prof.pages
