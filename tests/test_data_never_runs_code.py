@@ -541,3 +541,10 @@ def test_a_notebook_finds_the_users_profile_by_its_name(tmp_path, monkeypatch):
     finally:
         record_runs_to(None)
     assert profiles.load_profile("mine-issue44")["notebooks"]["baseline_and_prompts"] == {"limit": 3}
+
+
+def test_the_profile_check_knows_the_rules_the_method_knows():
+    from kslottery.method.ticket import SIGNIFICANCE_RULES
+    from kslottery.report import profile_values
+
+    assert profile_values.SIGNIFICANCE_RULES == SIGNIFICANCE_RULES

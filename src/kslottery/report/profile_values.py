@@ -28,10 +28,13 @@ TEMPLATES = re.compile(r"^(\w+_)?templates?$")
 CHOICES = {"mixed_precision": ("no", "bf16"), "prefix_init": ("random", "zero"), "preset": ("paper",)}
 
 
+# method.ticket.SIGNIFICANCE_RULES (a test keeps them equal): importing ticket imports torch, seconds a profile
+# check must not wait for
+SIGNIFICANCE_RULES = ("alpha", "bonferroni", "bh")
+
+
 def _check_rule(rule: str, where: str, path: Path) -> None:
     """``<rule>_<alpha>`` of a significance rule (budget.chosen and fair split it the same way)."""
-    from ..method.ticket import SIGNIFICANCE_RULES
-
     name, _, alpha = rule.rpartition("_")
     try:
         ok = name in SIGNIFICANCE_RULES and 0 < float(alpha) < 1
