@@ -155,16 +155,28 @@ def test_a_damaged_run_is_never_used(reader, damage, file, says, finished, tmp_p
     assert sorted(p.name for p in runs.iterdir()) == before and half_written(runs) == []
 
 
-def test_a_sound_run_verifies_and_one_from_before_manifests_still_loads(finished, tmp_path):
+def test_a_sound_run_verifies_and_one_without_its_manifest_is_refused(finished, tmp_path):
+    """Issue 44: a deleted or emptied manifest, or a file it does not list, no longer lets a tampered run through
+    (runs from before manifests are recomputed once)."""
     from kslottery.method.tuned import TunedRun
 
     verify(finished)
     recorded = json.loads((finished / MANIFEST).read_text())["sha256"]
     assert {"rows.safetensors", "record.json", "params.json", "train_log.jsonl"} <= set(recorded)
+    assert len(TunedRun(finished).rows()["ids"]) > 0
     old = tmp_path / finished.name
     shutil.copytree(finished, old)
     (old / MANIFEST).unlink()
-    assert len(TunedRun(old).rows()["ids"]) > 0
+    with pytest.raises(KSLError, match=f"run {old.name} is damaged: it has no MANIFEST.json; delete {old} and run"):
+        TunedRun(old)
+    (old / MANIFEST).write_text('{"sha256": {}}')
+    with pytest.raises(KSLError, match="is damaged: params.json is not in its MANIFEST.json"):
+        TunedRun(old)
+    shutil.rmtree(old)
+    shutil.copytree(finished, old)
+    (old / "extra.safetensors").write_bytes(b"x")
+    with pytest.raises(KSLError, match="is damaged: extra.safetensors is not in its MANIFEST.json"):
+        TunedRun(old)
     damaged = tmp_path / "again" / finished.name
     shutil.copytree(finished, damaged)
     truncate(damaged / "train_log.jsonl")   # any file, not only the ones a reader loads

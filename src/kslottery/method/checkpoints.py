@@ -5,6 +5,7 @@ so that Ctrl-C or SIGTERM leaves a checkpoint rather than a torn one."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import models
-from .errors import disk_full, no_space
+from .errors import KSLError, disk_full, no_space
 
 
 @contextlib.contextmanager
@@ -46,6 +47,8 @@ def save(work: Path, params, opt, sched, step: int) -> None:
         ck.mkdir(exist_ok=True)
         save_file({f"p{i}": p.detach().float().contiguous() for i, p in enumerate(params)}, ck / "params.safetensors")
         torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ck / "state.pt")
+        for path in (ck / "params.safetensors", ck / "state.pt", ck):   # on disk before it replaces the last one
+            _fsync(path)
     except BaseException as e:
         shutil.rmtree(ck, ignore_errors=True)   # never a half-written checkpoint beside the last good one
         if not isinstance(e, KeyboardInterrupt) and no_space(e, work):
@@ -55,6 +58,15 @@ def save(work: Path, params, opt, sched, step: int) -> None:
     if final.exists():
         shutil.rmtree(final)
     ck.rename(final)
+    _fsync(work)   # the rename itself: a power cut must leave the old checkpoint or the new one, not neither
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def snapshot(work: Path, lm: models.LoadedModel, step: int) -> None:
@@ -76,13 +88,17 @@ def resume(work: Path, params, opt, sched, main: bool) -> int:
         if main:
             (work / "train_log.jsonl").unlink(missing_ok=True)
         return 0
-    saved = load_file(ck / "params.safetensors")
-    with torch.no_grad():
-        for i, p in enumerate(params):
-            p.copy_(saved[f"p{i}"])
-    state = torch.load(ck / "state.pt", weights_only=True)
-    opt.load_state_dict(state["opt"])
-    sched.load_state_dict(state["sched"])
+    try:
+        saved = load_file(ck / "params.safetensors")
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                p.copy_(saved[f"p{i}"])
+        state = torch.load(ck / "state.pt", weights_only=True)
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+    except Exception as e:   # truncated or foreign: every rerun would fail the same way until it is removed
+        raise KSLError(f"the checkpoint {ck} of the unfinished run {work.name} is damaged ({type(e).__name__})",
+                       f"delete {ck} to restart the run from step 0 (or {work} to start over), then rerun") from None
     # Keep the log consistent with the checkpoint: drop entries written after it.
     logf = work / "train_log.jsonl"
     if main and logf.exists():

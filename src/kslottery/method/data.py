@@ -174,6 +174,10 @@ def read_jsonl(path: str | os.PathLike, src_lang: str, tgt_lang: str,
         except (json.JSONDecodeError, KeyError, TypeError):
             raise KSLError(f"{path}: line {i} is not a JSON object with {src_key!r} and {tgt_key!r}",
                            "write one object per line, or pass the right field names") from None
+        for key, value in ((src_key, src[-1]), (tgt_key, tgt[-1])):
+            if not isinstance(value, str):   # a number or a list is no sentence: it failed later, as a traceback
+                raise KSLError(f"{path}: line {i}: {key} is {type(value).__name__} {json.dumps(value)[:40]}, not a string",
+                               "write each sentence as a JSON string")
     _validate(src, tgt, str(path))
     return Bitext(src_lang, tgt_lang, src, tgt, path.name)
 

@@ -134,6 +134,7 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
     work = run.start()
     ids = [prompts.encode_prompt(lm.tokenizer, template.render(s, bitext.src_lang, bitext.tgt_lang))
            for s in bitext.src]
+    prompts.warn_long_prompts(ids, lm.model, config.max_new_tokens)   # issue 44: say so before minutes pass
     ckpt = work / "generations.partial.jsonl"
     done = _load_done(ckpt)
 

@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 
 from .errors import KSLError
+from .model_files import check_gguf, check_model_dir, check_no_remote_code
 from .runs import atomic_dir, file_sha256
 
 
@@ -166,8 +167,9 @@ def _cached_preset(preset: Preset, progress: bool) -> tuple[Path, str]:
     verify_sha256(gguf, expected)
     steps.update()
     with _gguf_progress(progress):
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                     trust_remote_code=False)
     _strip_gguf_quantization(model)
     steps.update()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,15 +188,15 @@ def _tiny(preset_name: str, progress: bool):
         raise KSLError(f"unknown preset {preset_name!r} in tiny:{preset_name}",
                        f"use tiny:<preset> with one of {', '.join(PRESETS)}")
     path, _ = _cached_preset(PRESETS[preset_name], progress)
-    config = AutoConfig.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     for key, value in dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                            num_attention_heads=4, num_key_value_heads=2, head_dim=16).items():
         setattr(config, key, value)
     if hasattr(config, "layer_types"):
         config.layer_types = config.layer_types[:2]
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    return model, AutoTokenizer.from_pretrained(path), str(path)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=False)
+    return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False), str(path)
 
 
 def _local_dir(path: Path, allow_pickle: bool, dtype):
@@ -208,16 +210,18 @@ def _local_dir(path: Path, allow_pickle: bool, dtype):
                        "convert them to safetensors, or pass --allow-pickle if you trust the file")
     if not has_safe and not pickles:
         raise KSLError(f"{path} holds no model weights", "give a Hugging Face model directory with *.safetensors")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=has_safe)
-    return model, AutoTokenizer.from_pretrained(path)
+    check_model_dir(path)   # before transformers reads a byte: custom code, tokenizer, damaged weights
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=has_safe, trust_remote_code=False)
+    return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False)
 
 
 def _gguf_file(path: Path, dtype, progress: bool):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_gguf(path)
     with _gguf_progress(progress):
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype, trust_remote_code=False)
     _strip_gguf_quantization(model)
     return model, tokenizer
 
@@ -245,8 +249,8 @@ def _hub(spec: str, dtype):
         raise KSLError(f"cannot fetch {spec!r}: the Hugging Face hub is not reachable from here (offline?)",
                        "download it elsewhere and pass its local directory or .gguf file as --model")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec)
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise KSLError(f"cannot fetch {spec!r} from the Hugging Face hub ({type(e).__name__}; offline?)",
                        "download it elsewhere and pass its local directory or .gguf file as --model") from None
@@ -363,7 +367,8 @@ def vocab_rows(spec: str, progress: bool = False) -> int | None:
     path = _preset_dir(spec, progress) or Path(spec).expanduser()
     if not (path / "config.json").is_file():
         return None
-    return int(AutoConfig.from_pretrained(path).get_text_config().vocab_size)
+    check_no_remote_code(path)
+    return int(AutoConfig.from_pretrained(path, trust_remote_code=False).get_text_config().vocab_size)
 
 
 def load_tokenizer(spec: str = DEFAULT_MODEL, progress: bool = False):
@@ -372,10 +377,12 @@ def load_tokenizer(spec: str = DEFAULT_MODEL, progress: bool = False):
 
     cached = _preset_dir(spec, progress)
     if cached is not None:
-        return AutoTokenizer.from_pretrained(cached)
+        return AutoTokenizer.from_pretrained(cached, trust_remote_code=False)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return AutoTokenizer.from_pretrained(path)
+        check_model_dir(path)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     if path.is_file() and path.suffix == ".gguf":
-        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        check_gguf(path)
+        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, trust_remote_code=False)
     return load(spec, progress=progress).tokenizer   # hub ids and errors: the same messages as load()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .context import warn_long_prompts as warn_long_prompts  # evaluate calls it beside the prompts it encodes
 from .errors import KSLError
 
 IGNORE_INDEX = -100

@@ -32,6 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import KSLError
+from .finite import not_finite
 
 DONE = "DONE"
 MANIFEST = "MANIFEST.json"
@@ -157,19 +158,25 @@ def _signature(path: Path) -> tuple:
 
 
 def verify(path: Path) -> None:
-    """Check a finished run against its manifest; a damaged run is an error naming the file, never used.
-    Runs finished before manifests existed have nothing to be checked against and are trusted as before."""
+    """Check a finished run against its manifest: the files present are exactly the files it lists, each with
+    its sha256. A damaged run (a file changed, missing or added, the manifest missing or empty) is an error
+    naming the file, never used."""
     path = Path(path)
-    if not (path / MANIFEST).exists():
-        return
     key = path.resolve()
-    if _verified.get(key) == _signature(path):
+    if (path / MANIFEST).exists() and _verified.get(key) == _signature(path):
         return
     fix = f"delete {path} and run the same command again to recompute it"
     try:
         recorded = json.loads((path / MANIFEST).read_text())["sha256"]
+        if not isinstance(recorded, dict):
+            raise TypeError
+    except FileNotFoundError:
+        raise KSLError(f"run {path.name} is damaged: it has no {MANIFEST}", fix) from None
     except (OSError, ValueError, KeyError, TypeError):
         raise KSLError(f"run {path.name} is damaged: its {MANIFEST} cannot be read", fix) from None
+    extra = sorted({p.relative_to(path).as_posix() for p in _artifacts(path)} - set(recorded))
+    if extra:
+        raise KSLError(f"run {path.name} is damaged: {extra[0]} is not in its {MANIFEST}", fix)
     for rel, digest in recorded.items():
         f = path / rel
         if not f.is_file():
@@ -262,6 +269,7 @@ class Run:
         if self.done:
             return False
         ensure_writable(self.root)
+        self.check_place()
         (self.root / LOCKS).mkdir(exist_ok=True)
         lock_file = self.root / LOCKS / f"{self.name}.lock"
         pid_file = lock_file.with_suffix(".pid")
@@ -281,12 +289,26 @@ class Run:
             return False
         return True
 
+    def check_place(self) -> None:
+        """Before computing: the run's name, its ``.partial`` and ``.locks`` are free for it. A folder without
+        DONE (or a file) under the run's name used to cost a full recompute and then a traceback at the rename,
+        on every rerun."""
+        for path, what in ((self.root / LOCKS, "the runs' lock folder"), (self.work, f"run {self.name}'s work folder")):
+            if path.exists() and not path.is_dir():
+                raise KSLError(f"{path} is a file, where {what} belongs", f"delete or move {path}, then rerun")
+        if self.path.is_file() or self.path.is_symlink() and not self.path.exists():
+            raise KSLError(f"{self.path} is a file, where run {self.name} belongs", f"delete or move {self.path}, then rerun")
+        if self.path.is_dir() and not (self.path / DONE).exists():
+            raise KSLError(f"{self.path} is a run directory without DONE (a run that never finished, or a copy)",
+                           f"delete or move {self.path}, then rerun to compute it anew")
+
     def release(self) -> None:
         """Let go of the run's lock (finish does; a caller that gives up after claim may)."""
         _let_go(self.root / LOCKS / f"{self.name}.lock")
 
     def start(self) -> Path:
         ensure_writable(self.root)
+        self.check_place()
         self.work.mkdir(exist_ok=True)
         self._t0 = time.time()
         write_json(self.work / "params.json", {
@@ -300,6 +322,12 @@ class Run:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         record = {**record, "run": self.name, "wall_s": round(time.time() - getattr(self, "_t0", time.time()), 1),
                   "peak_rss_gib": round(peak, 2)}
+        bad = not_finite(self.work, record)
+        if bad:   # a run of NaN is not a result: nothing is kept, so a rerun with other settings starts clean
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.release()
+            raise KSLError(f"run {self.name} computed values that are not finite ({bad}); nothing was kept",
+                           "give a finite, smaller learning rate, scale or weight decay and rerun")
         write_json(self.work / "record.json", record)
         write_manifest(self.work)
         (self.work / DONE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")

@@ -32,11 +32,28 @@ def _last_step(folder: Path) -> int | None:
     log = folder / "train_log.jsonl"
     if not log.exists():
         return None
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines[-2:]):   # a line cut by an interruption: the one before it is the last whole step
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0
+
+
+def _json(path: Path, damaged: list, run: str) -> dict:
+    """A run's JSON file, or {} where it is missing; a damaged one is listed (``kslottery status`` exists for the
+    runs folder of an interrupted, perhaps broken, study: it reports what it finds rather than stop at it)."""
+    if not path.exists():
+        return {}
     try:
-        return int(json.loads(lines[-1])["step"]) if lines else 0
-    except (ValueError, KeyError):   # a line cut by an interruption: the one before it is the last whole step
-        return int(json.loads(lines[-2])["step"]) if len(lines) > 1 else 0
+        value = json.loads(path.read_text())
+        if isinstance(value, dict):
+            return value
+    except (OSError, ValueError):
+        pass
+    damaged.append({"run": run, "file": path.name})
+    return {}
 
 
 def _computing(root: Path, name: str) -> str | None:
@@ -61,12 +78,12 @@ def _computing(root: Path, name: str) -> str | None:
 def status(root: Path) -> dict:
     """{"root", "finished": {kind: {"runs", "hours"}}, "unfinished": [one dict per ``.partial`` folder]}."""
     finished: dict[str, dict] = {}
-    unfinished = []
+    unfinished, damaged = [], []
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
         if folder.name.endswith(".partial"):
             name = folder.name.removesuffix(".partial")
-            meta = json.loads((folder / "params.json").read_text()) if (folder / "params.json").exists() else {}
-            params = meta.get("params", {})
+            meta = _json(folder / "params.json", damaged, folder.name)
+            params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
             modified = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
             unfinished.append({"run": name, "kind": name.split("-")[0], "mode": params.get("mode"),
                                "lr": params.get("lr"), "seed": params.get("seed"), "step": _last_step(folder),
@@ -74,12 +91,12 @@ def status(root: Path) -> dict:
                                "idle_s": round(time.time() - modified), "computing": _computing(Path(root), name)})
         elif (folder / "DONE").exists():
             kind = folder.name.split("-")[0]
-            rec = folder / "record.json"
-            wall = json.loads(rec.read_text()).get("wall_s", 0.0) if rec.exists() else 0.0
+            wall = _json(folder / "record.json", damaged, folder.name).get("wall_s", 0.0)
+            wall = wall if isinstance(wall, (int, float)) else 0.0
             k = finished.setdefault(kind, {"runs": 0, "hours": 0.0})
             k["runs"] += 1
             k["hours"] = round(k["hours"] + wall / 3600, 2)
-    return {"root": str(root), "finished": finished, "unfinished": unfinished}
+    return {"root": str(root), "finished": finished, "unfinished": unfinished, "damaged": damaged}
 
 
 def describe(s: dict) -> str:
@@ -97,4 +114,7 @@ def describe(s: dict) -> str:
         step = f"step {u['step']}/{u['steps']}" if u["step"] is not None and u["steps"] else "started"
         who = f"computing: {u['computing']}" if u["computing"] else "nobody computing it (rerun to resume)"
         lines.append(f"unfinished: {u['run']}  {what}  {step}  last write {u['idle_s']} s ago  {who}")
+    for d in s.get("damaged", []):
+        lines.append(f"damaged: {d['run']}  its {d['file']} cannot be read (delete {d['run']} and rerun the command "
+                     "that made it)")
     return "\n".join(lines)

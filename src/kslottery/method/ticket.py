@@ -225,7 +225,13 @@ def ticket_ids(spec, vocab: int | None = None) -> list[int]:
     elif not spec or not str(spec).strip():
         raise KSLError("no ticket given", "pass --ticket TICKET.json (from `kslottery ks`) or ids like 13,263")
     elif _is_file(spec):
-        ids = sorted(set(Ticket.load(spec).ids))
+        loaded = Ticket.load(spec).ids
+        if not isinstance(loaded, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in loaded):
+            bad = loaded if not isinstance(loaded, list) else next(i for i in loaded if not isinstance(i, int) or
+                                                                  isinstance(i, bool))
+            raise KSLError(f"ticket {spec} holds an id that is not an integer ({bad!r})",
+                           "give a ticket JSON written by `kslottery ks` (its ids are token row numbers)")
+        ids = sorted(set(loaded))
     else:
         try:
             ids = sorted({int(t) for t in spec.split(",") if t.strip()})

@@ -9,6 +9,7 @@ scaled by ``scale``) and ``norm-matched`` (a random direction per row with the l
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def transferred_rows(rows: dict, ids: list[int], delta: str = "learned", scale: 
 def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     if cfg.delta not in DELTAS:
         raise KSLError(f"unknown delta {cfg.delta!r}", f"use one of {', '.join(DELTAS)}")
+    if not math.isfinite(cfg.scale):   # nan or inf would paste rows of NaN into the model
+        raise KSLError(f"scale {cfg.scale} is not a finite number", "pass --scale like 0.5, 1 or 2")
     tuned = TunedRun(cfg.tuned)
     rows, tune_rec = tuned.rows(), tuned.record
     ids = ticket_ids(cfg.ticket, tuned.vocab_size)

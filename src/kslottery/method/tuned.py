@@ -23,6 +23,7 @@ from .errors import KSLError
 from .runs import verify
 
 ROWS = "rows.safetensors"
+KINDS = ("tune", "transfer")   # the runs that change a model (a run is named <kind>-<hash>)
 
 
 def write_rows(work: Path, ids, before, after) -> Path:
@@ -61,9 +62,19 @@ class TunedRun:
         if not str(path).strip():
             raise KSLError("no tune run given", "pass --tuned runs/tune-<hash> (from `kslottery tune`)")
         self.path = Path(path)
-        if not (self.path / "record.json").is_file():
-            raise KSLError(f"{self.path} is not a finished tune or transfer run (no record.json)",
-                           "give a runs/tune-* or runs/transfer-* directory")
+        kind = self.path.name.split("-")[0]
+        fix = "give a runs/tune-* or runs/transfer-* directory (from `kslottery tune` or `kslottery transfer`)"
+        if kind not in KINDS:   # an eval or ks run would silently score the base model as a "tuned" one
+            what = {"eval": "an eval run", "ks": "a ks run", "cert": "a cert run"}.get(
+                kind, "not a runs/tune-* or runs/transfer-* directory")
+            raise KSLError(f"{self.path} is not a finished tune or transfer run ({what})", fix)
+        if not self.path.is_dir():
+            raise KSLError(f"{self.path} is not a finished tune or transfer run (not a directory)", fix)
+        if not (self.path / "DONE").is_file() or not (self.path / "record.json").is_file():
+            fix = (f"rerun the {kind} command that makes it (it resumes), then give {self.path.with_name(self.path.name[:-8])}"
+                   if self.path.name.endswith(".partial") else
+                   f"delete or move it, then rerun the {kind} command that makes it")
+            raise KSLError(f"{self.path} is not a finished tune or transfer run (no DONE)", fix)
         verify(self.path)   # a damaged run is an error naming the file, before anything reads it
 
     @property

@@ -120,12 +120,12 @@ class TuneConfig:
                 raise KSLError(f"{name} must be at least 1 (got {getattr(self, name)})",
                                f"pass --{name.replace('_', '-')} 1 or more")
         for name in ("lr", "epochs"):
-            if not getattr(self, name) > 0:
-                raise KSLError(f"{name} must be positive (got {getattr(self, name)})",
+            if not 0 < getattr(self, name) < math.inf:   # inf passed "> 0" and trained rows into NaN
+                raise KSLError(f"{name} must be positive and finite (got {getattr(self, name)})",
                                f"pass a positive --{name}")
         if self.max_steps is not None and self.max_steps < 1:
             raise KSLError(f"max_steps must be at least 1 (got {self.max_steps})", "pass --max-steps 1 or more, or none")
-        if not 0 <= self.warmup_ratio < 1 or self.weight_decay < 0:
+        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.weight_decay < math.inf:   # nan fails both
             raise KSLError("warmup_ratio must lie in [0, 1) and weight_decay be >= 0", "pass values in range")
         if self.batch_size % self.grad_accum:
             raise KSLError(f"batch_size {self.batch_size} is not a multiple of grad_accum {self.grad_accum}",

@@ -7,12 +7,18 @@ time: importing :mod:`kslottery` in a user's own session changes none of their w
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from ..method.runs import record_runs_to
+from .profile_schema import remember
 
 
-def setup(log: str) -> None:
+def setup(log: str, profile_file: str | None = None) -> None:
+    """``log``: where the runs the notebook names are recorded; ``profile_file``: the profile being run, which
+    the notebook's own ``load_profile(profile)`` then finds by its name (a user's file may lie anywhere)."""
     record_runs_to(log)
+    if profile_file is not None:
+        remember(Path(profile_file))
     # transformers' loading bars import tqdm.auto, which warns inside Jupyter without ipywidgets; its 5.x
     # deprecation notices (raised inside transformers, torch and PEFT, not by this code) would drown the results.
     warnings.filterwarnings("ignore", message="IProgress not found")

@@ -21,7 +21,8 @@ import yaml
 
 from ..method.errors import KSLError
 from ..study.results import repo_root
-from .profile_schema import ORDER, find_profile, read_profile
+from .profile_lock import partial_root
+from .profile_schema import ORDER, open_profile
 
 
 def pages(profile: str, root: Path) -> list[str]:
@@ -35,14 +36,15 @@ def pages(profile: str, root: Path) -> list[str]:
 
 
 def stage(spec: str, root: Path | None = None) -> tuple[str, Path]:
-    """The book's source folder under .ksl-partial/, written anew: landing page, table of contents, config."""
+    """The book's source folder under .ksl-partial/ of the profile's home, written anew: landing page, table of
+    contents, config (the styles and config come from the checkout ``root``)."""
     root = root or repo_root()
-    path = find_profile(spec, root)
-    prof, profile = read_profile(path), path.stem
-    names = pages(profile, root)
-    src = root / ".ksl-partial" / f"book-{profile}"
+    profile_ = open_profile(spec, root)
+    profile, path = profile_.name, profile_.path
+    names = pages(profile, profile_.home)
+    src = partial_root(profile_.home) / f"book-{profile}"
     shutil.rmtree(src, ignore_errors=True)
-    shutil.copytree(root / "book" / "results" / profile, src / "results" / profile)
+    shutil.copytree(profile_.pages, src / "results" / profile)
     shutil.copytree(root / "book" / "_vendor", src / "_vendor")
     config = yaml.safe_load((root / "_config.yml").read_text())
     # Sphinx extensions of the study's own (book/_ext: the tables' CSV files published beside their pages), at
@@ -56,7 +58,7 @@ def stage(spec: str, root: Path | None = None) -> tuple[str, Path]:
            "chapters": [{"file": f"results/{profile}/{name}"} for name in names]}
     (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     (src / "index.md").write_text(
-        f"# Profile `{profile}`\n\n{prof.get('description') or ''}\n\n"
+        f"# Profile `{profile}`\n\n{profile_.description}\n\n"
         f"The notebooks of `{path}` as `kslottery run` executed them into `book/results/{profile}/`; each page "
         "says how to rerun it, and the provenance page lists the runs, parameters, versions and machine behind "
         "every number. The method and the study's own results are in the study's book (`make book`).\n")
@@ -67,7 +69,7 @@ def build(spec: str, root: Path | None = None, out: Path | None = None) -> Path:
     """Stage and build the profile's book; returns the folder holding index.html."""
     root = root or repo_root()
     profile, src = stage(spec, root)
-    out = out or root / "_build" / f"profile-{profile}"
+    out = out or open_profile(spec, root).home / "_build" / f"profile-{profile}"
     jb = Path(sys.executable).with_name("jupyter-book")
     r = subprocess.run([str(jb), "build", str(src), "--path-output", str(out), "--keep-going", "-n"],
                        capture_output=True, text=True)

@@ -4,18 +4,23 @@ anything runs or any folder is created.
 A profile is YAML with ``notebooks:`` (required: notebook name -> its parameters), ``common:`` (parameters
 every notebook gets) and ``description:``. ``--profile NAME`` is looked up as ``profiles/NAME.yaml`` in the
 current folder, then in the checkout; ``--profile path/to/mine.yaml`` is that file. Every parameter must
-be one the notebook declares (papermill's ``parameters`` cell), of the type of its default there.
+be one the notebook declares (papermill's ``parameters`` cell), of the type of its default there, and a value
+that notebook accepts (:mod:`.profile_values`). The file is read as plain data only (:mod:`.profile_yaml`: no
+YAML tags beyond the plain ones, no aliases). :func:`open_profile` is the one way in: it gives the checked
+:class:`Profile`, with its name and the folder it publishes into; the runner and the book builder both use it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from ..method.errors import KSLError
 from ..study.design import Design
+from .profile_values import check_value
+from .profile_yaml import check_data, load_yaml
 
 ORDER = ["baseline_and_prompts", "budget_sweep", "fair_test", "six_pairs", "certification", "paper_vs_study"]
 # plumbing: pages quarantined in the book (report.profiles labels them); protocol: the fair test's design
@@ -24,9 +29,75 @@ KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool,
 REQUIRED = ("notebooks",)
 
 
+# A profile's name is its file's stem and becomes folder and file names (book/results/<name>/, figure labels):
+# a plain identifier, so a file named "...yaml" (stem "..") cannot write into book/ itself.
+NAME = re.compile(r"^[a-z0-9_-]+$")
+# The package's own profiles: only its own profiles/<name>.yaml may publish under these names, so a user's
+# elsewhere/default.yaml cannot overwrite the study's tracked pages.
+RESERVED = ("default", "smoke", "paper")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile, checked: its name, its file, its settings (the YAML as plain data) and its home, the folder
+    whose ``book/results/<name>/``, ``_build/profile-<name>/`` and ``.ksl-partial/`` it writes (the checkout
+    for a profile in the checkout's profiles/, else the folder the user works in)."""
+
+    name: str
+    path: Path
+    settings: dict
+    home: Path
+
+    @property
+    def pages(self) -> Path:
+        return self.home / "book" / "results" / self.name
+
+    # the settings, typed as check_schema checked them (the dict stays what notebooks and Design read)
+    @property
+    def description(self) -> str:
+        return self.settings.get("description") or ""
+
+    @property
+    def plumbing(self) -> bool:
+        return bool(self.settings.get("plumbing"))
+
+    @property
+    def notebooks(self) -> dict[str, dict]:
+        return {nb: params or {} for nb, params in self.settings["notebooks"].items()}
+
+    def parameters(self, notebook: str) -> dict:
+        return {"profile": self.name, **(self.settings.get("common") or {}),
+                **(self.settings["notebooks"].get(notebook) or {})}
+
+
+def open_profile(spec: str, root: Path) -> Profile:
+    """The profile ``spec`` names (see :func:`find_profile`), read and checked, with its name and home."""
+    path = find_profile(spec, root)
+    name = path.stem
+    if not NAME.match(name):
+        raise KSLError(f"profile {path} has the name {name!r}, not a plain name of a-z, 0-9, _ and -",
+                       "rename the file, e.g. mine.yaml")
+    own = path.resolve().parent == (root / "profiles").resolve()
+    if name in RESERVED and not own:
+        raise KSLError(f"profile {path} takes the name {name!r}, which the package keeps for its own "
+                       f"profiles/{name}.yaml", f"rename the file, e.g. my-{name}.yaml")
+    return Profile(name, path, read_profile(path), (root if own else Path.cwd()).resolve())
+
+
+# The profile file the runner executes, by name, in its notebook kernels (report.kernel.setup): a notebook that
+# reads its own profile by name (the fair test's design) finds the user's file, wherever it lies, not another.
+_running: dict[str, Path] = {}
+
+
+def remember(path: Path) -> None:
+    _running[path.stem] = path
+
+
 def find_profile(spec: str, root: Path) -> Path:
     """The profile file: a path given as such (it ends in .yaml / .yml or names a folder), else
     ``profiles/<spec>.yaml`` in the current folder, then in the checkout ``root``."""
+    if spec in _running:
+        return _running[spec]
     if spec.endswith((".yaml", ".yml")) or "/" in spec:
         path = Path(spec).expanduser()
         if not path.is_file():
@@ -109,15 +180,14 @@ def check_parameters(params: dict, notebook: Path, path: Path) -> None:
             raise KSLError(f"profile {path}: {notebook.stem}.{name} is {_type_name(value)} ({value!r}), "
                            f"but the notebook's default is {_type_name(declared[name])} ({declared[name]!r})",
                            f"give {name} as {_type_name(declared[name])}")
+        check_value(name, value, f"{notebook.stem}.{name}", path)
 
 
 def read_profile(path: Path) -> dict:
-    try:
-        prof = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise KSLError(f"profile {path} is not valid YAML{where}", "fix the YAML syntax") from None
+    """The profile at ``path`` as plain data, checked: the YAML (no tags beyond the plain ones, no aliases), every
+    value (only strings, numbers, booleans, null, lists and mappings, all the way down), the top-level keys and
+    the fair test's design. The one reader of a profile file: the runner and the book builder both call it."""
+    prof = check_data(load_yaml(path), path)
     prof = check_schema(prof, path)
     if "protocol" in prof:
         Design.from_profile(prof)   # a misspelled or mistyped design key is one line before anything runs

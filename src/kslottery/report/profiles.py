@@ -19,7 +19,8 @@ from pathlib import Path
 from ..method.errors import KSLError
 from ..method.runs import finished, git_commit, machine, versions, write_json
 from ..study.results import repo_root
-from .profile_schema import ORDER, check_parameters, find_profile, read_profile
+from .profile_lock import profile_lock
+from .profile_schema import ORDER, Profile, check_parameters, find_profile, open_profile, read_profile
 from .tables import publish
 
 __all__ = ["ORDER", "load_profile", "notebook_parameters", "run_profile"]
@@ -31,35 +32,42 @@ def load_profile(spec: str, root: Path | None = None) -> dict:
 
 
 def notebook_parameters(prof: dict, notebook: str, profile: str) -> dict:
+    """What papermill passes to ``notebook`` (as :meth:`Profile.parameters`)."""
     return {"profile": profile, **(prof.get("common") or {}), **(prof["notebooks"].get(notebook) or {})}
 
 
 def plan(spec: str, only: list[str] | None, root: Path) -> tuple[str, dict, list[str]]:
     """Everything checked before a folder is created or a kernel starts: the profile's name (its file's
     stem), the profile, and the notebooks to run, each with parameters its parameters cell declares."""
-    path = find_profile(spec, root)
-    prof, profile = read_profile(path), path.stem
+    prof, todo = checked(spec, only, root)
+    return prof.name, prof.settings, todo
+
+
+def checked(spec: str, only: list[str] | None, root: Path) -> tuple[Profile, list[str]]:
+    """:func:`plan`, with the profile as :class:`~kslottery.report.profile_schema.Profile` (name, home)."""
+    prof = open_profile(spec, root)
     only = [name.strip() for item in (only or []) for name in item.split(",") if name.strip()]   # a,b or repeated
-    available = [nb for nb in ORDER if nb in prof["notebooks"]]
+    available = [nb for nb in ORDER if nb in prof.notebooks]
     todo = [nb for nb in available if not only or nb in only]
     if only and set(only) - set(todo):
-        raise KSLError(f"profile {profile} has no notebook {sorted(set(only) - set(todo))}",
+        raise KSLError(f"profile {prof.name} has no notebook {sorted(set(only) - set(todo))}",
                        f"choose from {', '.join(available)}")
     for nb in todo:
-        check_parameters(notebook_parameters(prof, nb, profile), root / "notebooks" / f"{nb}.ipynb", path)
-    return profile, prof, todo
+        check_parameters(prof.parameters(nb), root / "notebooks" / f"{nb}.ipynb", prof.path)
+    return prof, todo
 
 
 RECORDER_TAG = "ksl-run-recorder"
 
 
-def with_recorder(src: Path, dst: Path, log: Path) -> None:
+def with_recorder(src: Path, dst: Path, log: Path, profile_file: Path | None = None) -> None:
     """A copy of the notebook whose first cell tells the kernel where to record the runs it uses (an argument
     of :func:`kslottery.report.kernel.setup`, not an environment variable), and which quiets third-party warnings."""
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
-    cell = nbformat.v4.new_code_cell(f"from kslottery.report.kernel import setup\nsetup({str(log)!r})")
+    args = repr(str(log)) + (f", {str(profile_file.resolve())!r}" if profile_file is not None else "")
+    cell = nbformat.v4.new_code_cell(f"from kslottery.report.kernel import setup\nsetup({args})")
     cell.metadata["tags"] = [RECORDER_TAG, "remove-cell"]
     nb.cells.insert(0, cell)
     nbformat.write(nb, dst)
@@ -169,46 +177,55 @@ def relabel(profile: str, root: Path | None = None) -> list[Path]:
 
 def run_profile(spec: str, only: list[str] | None = None, root: Path | None = None,
                 progress: bool = True) -> list[Path]:
+    """Execute the profile's notebooks into ``book/results/<name>/`` of its home (the checkout for the
+    package's own profiles, else the folder the user works in), one run of a profile at a time."""
+    root = root or repo_root()
+    prof, todo = checked(spec, only, root)
+    os.environ.setdefault("KSL_RUNS", str(root / "runs"))
+    with profile_lock(prof) as partial:
+        return [_execute_notebook(prof, nb, root, partial, progress) for nb in todo]
+
+
+def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progress: bool) -> Path:
     import papermill as pm
 
-    root = root or repo_root()
-    profile, prof, todo = plan(spec, only, root)
-    out_dir = root / "book" / "results" / profile
-    out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("KSL_RUNS", str(root / "runs"))
-    done = []
-    for nb in todo:
-        src = root / "notebooks" / f"{nb}.ipynb"
-        params = notebook_parameters(prof, nb, profile)
-        # Executed outside the book's source tree until finished, so a book build never sees a half notebook.
-        tmp = root / ".ksl-partial" / f"{profile}-{nb}.ipynb"
-        tmp.parent.mkdir(exist_ok=True)
-        t0 = time.time()
-        commit = git_commit()   # the code the notebook runs: a commit made while it runs is not its commit
-        print(f"[{profile}] {nb} ...", flush=True)
-        log = tmp.with_suffix(".runs")
-        log.unlink(missing_ok=True)
-        staged = tmp.with_suffix(".in.ipynb")
-        with_recorder(src, staged, log)
-        # The kernel's log says, on every notebook, that it talks to papermill over TCP without encryption:
-        # both ends are this machine's loopback, so only its errors are shown.
+    profile, out_dir = prof.name, prof.pages
+    src = root / "notebooks" / f"{nb}.ipynb"
+    params = prof.parameters(nb)
+    # Executed outside the book's source tree until finished, so a book build never sees a half notebook.
+    tmp = partial / f"{nb}.ipynb"
+    t0 = time.time()
+    commit = git_commit()   # the code the notebook runs: a commit made while it runs is not its commit
+    print(f"[{profile}] {nb} ...", flush=True)
+    log = tmp.with_suffix(".runs")
+    log.unlink(missing_ok=True)
+    staged = tmp.with_suffix(".in.ipynb")
+    with_recorder(src, staged, log, prof.path)
+    # The kernel's log says, on every notebook, that it talks to papermill over TCP without encryption (both
+    # ends are this machine's loopback), and on Ctrl-C a ZMQ traceback from the socket papermill closed: only
+    # critical messages are shown. A cell's error reaches the user through papermill, not this log.
+    try:
         pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
                             progress_bar=progress, kernel_name="python3",
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        staged.unlink(missing_ok=True)
-        final = out_dir / f"{nb}.ipynb"
-        used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
-        log.unlink(missing_ok=True)
-        # The kernel is a child of this process: its peak resident memory, once it has exited.
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof)
-        entry = json.loads((out_dir / "provenance.json").read_text())[nb]
-        without_recorder(tmp, final, profile, prof, entry)   # the page names its own cost (rerun note)
-        tmp.unlink(missing_ok=True)
-        publish(profile, nb, root)   # the notebook's tables into the book, so a clean clone rebuilds it
-        print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final.relative_to(root)}", flush=True)
-        done.append(final)
-    return done
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    except BaseException:   # a failed or interrupted notebook leaves nothing half-written behind
+        for path in (staged, tmp, log):
+            path.unlink(missing_ok=True)
+        raise
+    staged.unlink(missing_ok=True)
+    final = out_dir / f"{nb}.ipynb"
+    used = list(dict.fromkeys(log.read_text().split())) if log.exists() else []
+    log.unlink(missing_ok=True)
+    # The kernel is a child of this process: its peak resident memory, once it has exited.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    out_dir.mkdir(parents=True, exist_ok=True)   # only now: a notebook that failed leaves no empty folder
+    record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof.settings)
+    entry = json.loads((out_dir / "provenance.json").read_text())[nb]
+    without_recorder(tmp, final, profile, prof.settings, entry)   # the page names its own cost (rerun note)
+    tmp.unlink(missing_ok=True)
+    publish(profile, nb, prof.home)   # the notebook's tables into the book, so a clean clone rebuilds it
+    print(f"[{profile}] {nb} done in {time.time() - t0:.0f} s -> {final}", flush=True)
+    return final
 
 
 def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..method.errors import KSLError
 from ..study.results import book_dir, repo_root
+from .profile_schema import RESERVED
 from .profiles import totals
 
 
@@ -43,7 +44,10 @@ def _section(title: str, df: pd.DataFrame | None, columns: list[str]) -> list[st
 
 def summary(profile: str, root: Path | None = None) -> str:
     """The text ``kslottery summary`` prints for a profile's published pages."""
-    root = root or repo_root()
+    here = Path.cwd() / "book" / "results" / profile / "provenance.json"
+    # a user's profile publishes where the user works (report.profile_schema.Profile.home); the package's own
+    # names are always the checkout's
+    root = root or (Path.cwd() if here.exists() and profile not in RESERVED else repo_root())
     prov_path = root / "book" / "results" / profile / "provenance.json"
     if not prov_path.exists():
         raise KSLError(f"profile {profile!r} has no executed pages in {prov_path.parent}",
