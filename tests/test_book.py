@@ -385,6 +385,67 @@ def test_each_page_check_fails_on_its_defect(synthetic, browser, check, bad, goo
     assert problems(browser, check, synthetic / f"{good}.html") == []
 
 
+# A phone held upright (headless Chromium will not open a window under 500 px, so the device is emulated).
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+WIDER_THAN_THE_SCREEN = """
+    const de = document.documentElement, out = [];
+    if (de.scrollWidth > de.clientWidth + 1) out.push(`page ${de.scrollWidth}px wide on a ${de.clientWidth}px screen`);
+    for (const t of document.querySelectorAll('main table')) {
+        for (let a = t.parentElement; a && a !== document.body; a = a.parentElement) {
+            if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX) && a.scrollWidth > a.clientWidth + 1) {
+                const what = (t.caption ? t.caption.innerText : t.innerText).trim().slice(0, 60);
+                out.push(`table scrolls sideways: "${what}"`);
+                break;
+            }
+        }
+    }
+    return out;"""
+
+
+@pytest.fixture
+def phone(browser):
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    yield browser
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_every_page_fits_a_phone(html, phone):
+    """At 390 x 844 no page is wider than the screen and no table scrolls sideways: a table that does not fit
+    becomes cards (book/_vendor/tables.js), long signatures and paths break, wide equations scroll in their box."""
+    pages = sorted(p for p in html.rglob("*.html") if not {"_static", "_sources"} & set(p.parts)
+                   and p.name not in ("genindex.html", "search.html"))
+    bad = [p for page in pages for p in problems(phone, WIDER_THAN_THE_SCREEN, page)]
+    assert not bad, "\n".join(bad)
+
+
+PHONE_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{head}</head>
+<body><main><div class="bd-article"><h1>t</h1><p>{text}</p>
+<div class="output text_html" style="overflow-x: auto"><table><caption>Table 1. Six comparisons</caption>
+<thead><tr>{heads}</tr></thead><tbody><tr>{cells}</tr></tbody></table></div></div></main></body></html>"""
+
+
+def test_the_phone_check_fails_on_a_wide_table_and_a_long_token_and_the_book_styles_repair_both(
+        tmp_path, phone):
+    for name in ("tables.css", "tables.js"):
+        shutil.copy(ROOT / "book" / "_vendor" / name, tmp_path / name)
+    heads = "".join(f"<th>column {i}</th>" for i in range(8)) + "<th>outcome</th>"
+    cells = "".join(f"<td style='white-space: nowrap'>[-3.14, -1.59] {i}</td>" for i in range(8)) + "<td>b worse</td>"
+    text = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0|" * 2
+    parts = dict(heads=heads, cells=cells, text=text)
+    (tmp_path / "bare.html").write_text(PHONE_PAGE.format(head="", **parts))
+    (tmp_path / "styled.html").write_text(PHONE_PAGE.format(
+        head='<link rel="stylesheet" href="tables.css"><script src="tables.js"></script>', **parts))
+    found = problems(phone, WIDER_THAN_THE_SCREEN, tmp_path / "bare.html")
+    assert any("page" in p for p in found) and any("scrolls sideways" in p for p in found)
+    assert problems(phone, WIDER_THAN_THE_SCREEN, tmp_path / "styled.html") == []
+    # the card opens with its outcome, under its column's name
+    first = phone.execute_script("const c = document.querySelector('table.ksl-cards td'); "
+                                 "return [c.getAttribute('data-label'), getComputedStyle(c).order];")
+    assert first[0] == "column 0"
+    assert phone.execute_script("return getComputedStyle(document.querySelector('td[data-label=outcome]')).order") == "-1"
+
+
 def test_every_verdict_links_to_the_table_holding_its_number(html, browser):
     """The claims pages' evidence links (and the landing page's, once it shows the verdict table) land on a table
     or on a row of one, not on a page: the link's anchor is the id of a <table> or of a cell inside one."""
