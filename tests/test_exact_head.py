@@ -51,9 +51,19 @@ def test_too_many_candidates_fall_back_and_are_counted():
     torch.manual_seed(0)
     head = linear(0.1 + torch.randn(300, 32) * 1e-6)    # a flat row: hundreds of logits within the bound
     h = torch.randn(3, 1, 32)
-    exact = exact_head.ExactHead(head, max_candidates=8)
+    exact = exact_head.ExactHead(head, max_candidates=8, max_wide=100)
     assert torch.equal(exact.argmax(h), head(h)[:, -1].argmax(-1))
     assert exact.stats["fallback_too_many"] == 3 and exact.stats["fallback_steps"] == 1
+    assert exact.stats["fallback_near_tie"] == 0
+
+
+def test_rows_with_more_candidates_than_the_batched_pass_keeps_are_rescored_alone():
+    torch.manual_seed(3)
+    head = linear(torch.randn(2000, 16) * 0.05)
+    h = torch.randn(6, 1, 16)
+    exact = exact_head.ExactHead(head, max_candidates=1)
+    assert torch.equal(exact.argmax(h), head(h)[:, -1].argmax(-1))
+    assert exact.stats["wide_rows"] > 0 and exact.stats["fallback_too_many"] == 0
 
 
 @pytest.mark.parametrize("scale", [0.02, 1.0, 30.0])

@@ -32,7 +32,8 @@ accumulates in float32 in any order, with or without FMA (``torch.get_float32_ma
 So ``|q_j - r_j| <= E = c ||h|| max_j ||w_j|| + u/(1-u) max_j |q_j| + tiny`` with
 ``c = 2u + u^2 + g(K)((1+u)^2 + 1)`` (``tiny`` covers flushed subnormals). The float32 argmax ``j*``
 has ``r_j* >= r_m`` for the bf16 argmax ``m``, hence ``q_j* >= q_m - 2E``: the candidates
-``{j : q_j >= max q - 2E}`` contain it. If there are more than ``max_candidates``, the row falls back.
+``{j : q_j >= max q - 2E}`` contain it. The batched pass keeps the top ``max_candidates``; a row with
+more is rescored alone with all of them, and falls back beyond ``max_wide``.
 
 Among the candidates, ``s_j`` is recomputed in float64 (error ``<= g64(K) S_j``, about 1e-13 relative),
 with ``S_j`` itself, so each reference logit lies in ``[c_j - e_j, c_j + e_j]``,
@@ -101,15 +102,16 @@ def for_head(head: torch.nn.Linear, max_candidates: int = 64) -> ExactHead:
 class ExactHead:
     """``argmax(hidden)`` equals ``head(hidden)[:, -1].argmax(-1)`` for a bias-free float32 ``nn.Linear``.
 
-    ``stats`` counts rows, fallback rows (and why: too many candidates, a near tie, non-finite values),
-    fallback steps (each one full float32 head pass) and candidates."""
+    ``stats`` counts rows, candidates, rows rescored alone (``wide_rows``), fallback rows (and why: too
+    many candidates, a near tie, non-finite values) and fallback steps (each one full float32 head pass)."""
 
-    def __init__(self, head: torch.nn.Linear, max_candidates: int = 64):
+    def __init__(self, head: torch.nn.Linear, max_candidates: int = 64, max_wide: int = 4096):
         self.head = head
         w = head.weight.detach()
         self.version = (w.data_ptr(), w._version)   # an in-place change of the weight makes a new ExactHead
         self.w16 = w.to(torch.bfloat16)     # rounded once; the float32 weight stays the reference
-        self.k = max_candidates
+        self.k = max_candidates      # candidates per row in the batched pass (topk)
+        self.max_wide = max_wide     # a row with more is rescored alone, up to this many; beyond, it falls back
         n = w.shape[1]
         g32 = _gamma(n, U32)
         # float32 norms (a float64 copy of Gemma's head would take seconds and 1.3 GB), rounded up by
@@ -142,28 +144,26 @@ class ExactHead:
         thr = vals[:, 0] - 2 * e
         inside = vals >= thr[:, None]
         finite = torch.isfinite(vals[:, 0]) & torch.isfinite(e)
-        too_many = inside[:, -1] & (k > self.k)
-        # float64 logits and |h|.|w| of the candidates: the reference logit lies within c_exact * S of each
-        wc = self.head.weight.detach()[idx].double()                    # (rows, k, hidden)
-        hd = h.double()
-        c = torch.einsum("rkd,rd->rk", wc, hd)
-        s = torch.einsum("rkd,rd->rk", wc.abs(), hd.abs())
-        err = self.c_exact * s
-        c = torch.where(inside, c, torch.full_like(c, -torch.inf))
-        best = c.argmax(-1)
-        rows = torch.arange(len(h))
-        low = c[rows, best] - err[rows, best]
-        others = torch.where(inside, c + err, torch.full_like(c, -torch.inf))
-        others[rows, best] = -torch.inf
-        separated = low > others.amax(-1)
-        ok = finite & ~too_many & separated
-        tok = idx[rows, best]
+        tok, separated = self._decide(h, idx, inside)
+        n_cand = inside.sum(-1)
+        too_many = torch.zeros_like(separated)
+        # a flat row has more candidates than topk kept: rescore all of them (up to max_wide), one row at a time
+        for r in (inside[:, -1] & finite & (k > self.k)).nonzero().flatten().tolist():
+            wide = (q[r].double() >= thr[r]).nonzero().flatten()
+            n_cand[r] = len(wide)
+            if len(wide) <= self.max_wide:
+                t, sep = self._decide(h[r:r + 1], wide[None], torch.ones(1, len(wide), dtype=torch.bool))
+                tok[r], separated[r] = t[0], sep[0]
+            else:
+                too_many[r], separated[r] = True, False
+        ok = finite & separated
         n_fall = int((~ok).sum())
         self.stats["rows"] += len(h)
-        self.stats["candidates"] += int(inside.sum())
+        self.stats["candidates"] += int(n_cand[finite].sum())
         self.stats["fallback_rows"] += n_fall
-        self.stats["fallback_too_many"] += int((finite & too_many).sum())
-        self.stats["fallback_near_tie"] += int((finite & ~too_many & ~separated).sum())
+        self.stats["fallback_too_many"] += int(too_many.sum())
+        self.stats["fallback_near_tie"] += int((finite & ~separated & ~too_many).sum())
+        self.stats["wide_rows"] += int((n_cand > self.k).sum())
         self.stats["fallback_nonfinite"] += int((~finite).sum())
         if n_fall:
             # the float32 path's own call, same shapes: its tokens by construction
@@ -171,3 +171,18 @@ class ExactHead:
             full = self.head(hidden)[:, -1].argmax(-1)
             tok = torch.where(ok, tok, full)
         return tok
+
+    def _decide(self, h: torch.Tensor, idx: torch.Tensor, inside: torch.Tensor):
+        """The best candidate per row by float64 logits, and whether its interval for the float32 logit
+        lies strictly above every other candidate's (only then is it the float32 head's argmax)."""
+        wc = self.head.weight.detach()[idx].double()                    # (rows, candidates, hidden)
+        hd = h.double()
+        c = torch.einsum("rkd,rd->rk", wc, hd)
+        err = self.c_exact * torch.einsum("rkd,rd->rk", wc.abs(), hd.abs())
+        c = torch.where(inside, c, torch.full_like(c, -torch.inf))
+        best = c.argmax(-1)
+        rows = torch.arange(len(h))
+        low = c[rows, best] - err[rows, best]
+        others = torch.where(inside, c + err, torch.full_like(c, -torch.inf))
+        others[rows, best] = -torch.inf
+        return idx[rows, best].clone(), low > others.amax(-1)

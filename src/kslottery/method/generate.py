@@ -64,13 +64,14 @@ def stop_ids(tokenizer, stop_on_newline: bool) -> list[int]:
 def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8, max_new_tokens: int = 128,
              num_beams: int = 1, stop_on_newline: bool = False, progress: bool = True,
              on_batch=None, done: dict[int, Continuation] | None = None,
-             drop_finished: bool = False, exact_bf16: bool = False,
+             drop_finished: bool = False, exact_bf16: bool = False, own_loop: bool = False,
              stats: dict | None = None) -> list[Continuation]:
     """Continue each tokenized prompt. Prompts are batched by length (less padding) and results come
     back in input order. ``on_batch(indices, continuations)`` is called after each batch, so callers can
     checkpoint; prompts whose index is in ``done`` are not recomputed (resume). ``exact_bf16``: greedy
     tokens through the exact bf16 head (see the module docstring); ``stats`` (a dict) receives its
-    counters, or the reason it was declined."""
+    counters, or the reason it was declined. ``own_loop``: greedy decoding in this module's loop even
+    with neither option (the float32 head; for comparisons)."""
     from tqdm import tqdm
     from transformers import GenerationConfig
 
@@ -99,7 +100,7 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
         for row, i in enumerate(idx):
             ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]):] = 1
-        if num_beams == 1 and (drop_finished or (exact_bf16 and why is None)):
+        if num_beams == 1 and (drop_finished or own_loop or (exact_bf16 and why is None)):
             new = greedy(model, ids.to(device), mask.to(device), stops, max_new_tokens,
                          drop_finished=drop_finished, exact_bf16=exact_bf16, stats=stats)
         else:
