@@ -142,7 +142,7 @@ def test_beam_search_and_peft_models_keep_the_float32_path(tiny):
     lm = models.load("tiny:smollm2-135m", progress=False)
     pm = peft.get_peft_model(lm.model, peft.LoraConfig(r=2, target_modules=["q_proj"])).eval()
     generate.generate(pm, lm.tokenizer, p, max_new_tokens=3, progress=False, exact_bf16=True, stats=stats)
-    assert "not a plain" in stats["declined"] and "rows" not in stats
+    assert "is not a plain causal LM" in stats["declined"] and "rows" not in stats
 
 
 def test_evaluate_uses_the_exact_head_by_default_without_renaming_runs(tmp_path):

@@ -64,14 +64,23 @@ def _gamma(n: int, u: float) -> float:
     return n * u / (1 - n * u)
 
 
+# Causal LMs whose forward (transformers 5.24, read) computes ``lm_head(model(...).last_hidden_state)`` and
+# nothing after it but Gemma 3's optional soft-capping. Others are declined: Granite divides its logits by
+# ``logits_scaling``, Cohere multiplies them by ``logit_scale``, and a float32 rescaling can merge two
+# logits into a tie that the index decides.
+CHECKED = ("LlamaForCausalLM", "Gemma3ForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM")
+
+
 def unsupported(model) -> str | None:
-    """Why ``model``'s greedy step cannot use the exact bf16 head (None: it can). The step needs a
-    plain causal LM whose logits are ``lm_head(model.model(...).last_hidden_state)``: a bias-free float32
+    """Why ``model``'s greedy step cannot use the exact bf16 head (None: it can). The step needs one of
+    the ``CHECKED`` causal LMs: logits ``lm_head(model.model(...).last_hidden_state)``, a bias-free float32
     ``nn.Linear`` head on the CPU, no soft-capping, float32 matmuls at full precision."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if not type(model).__name__.endswith("ForCausalLM") or head is None or getattr(model, "lm_head", None) is not head \
+    if type(model).__name__ not in CHECKED:
+        return f"{type(model).__name__} is not a plain causal LM whose head was checked ({', '.join(CHECKED)})"
+    head = model.get_output_embeddings()
+    if head is None or getattr(model, "lm_head", None) is not head \
             or not isinstance(getattr(model, "model", None), torch.nn.Module):
-        return "not a plain *ForCausalLM with model.model and model.lm_head"
+        return "no model.model and model.lm_head"
     if type(head) is not torch.nn.Linear or head.bias is not None:
         return f"the head is a {type(head).__name__}{' with a bias' if head.bias is not None else ''}"
     if head.weight.dtype != torch.float32 or head.weight.device.type != "cpu":
