@@ -45,6 +45,12 @@ A fallback computes the full float32 head on the whole batch, the same call with
 float32 path makes, so its tokens are that path's by construction. Monotone logit transforms are not
 handled: a model with ``final_logit_softcapping`` (Gemma 2; Gemma 3's config defaults to none) is
 declined, since float32 ``tanh`` can merge distinct logits into a tie that decides by index.
+
+Measured (``benchmarks/decoding.py``, Gemma 3 270M, 64 FLORES devtest prompts x 64 tokens in batches of
+32, one torch thread on the shared 2-core CPU): 1.40x HF ``generate``'s CPU time (1.27x wall), every
+continuation identical; about 2 candidates per row, one row in 4,096 fell back. The decoder body and
+the prompt prefill stay float32 and now take most of a step, so the head alone cannot give more than
+about 1.5-2x here.
 """
 
 from __future__ import annotations
