@@ -9,15 +9,24 @@ much as one that runs to the cap. Dropping them gives the same tokens up to floa
 batch may take other matmul kernels); on the 2-core CPU it was 1.21x faster for a tuned Gemma that
 stops after ~48 tokens of 96 (``benchmarks/generation.py``): a decoding step there costs nearly as
 much for 4 rows as for 32.
+
+Greedy decoding can also choose each token through a bfloat16 vocabulary pass (``exact_bf16``,
+``exact_head.ExactHead``): the bf16 head proposes candidates, float64 recomputation and a stated error
+bound choose the float32 head's argmax, and rows the bound cannot settle take the float32 head itself,
+so the tokens are the float32 path's. It runs in this module's own loop (keeping every row unless
+``drop_finished``), on models ``exact_head.unsupported`` accepts; others keep HF ``generate``.
+Beam search keeps the float32 path.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import torch
 
+from . import exact_head
 from .errors import KSLError
 
 _NEWLINE_IDS: dict[tuple, tuple[int, ...]] = {}
@@ -55,10 +64,14 @@ def stop_ids(tokenizer, stop_on_newline: bool) -> list[int]:
 def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8, max_new_tokens: int = 128,
              num_beams: int = 1, stop_on_newline: bool = False, progress: bool = True,
              on_batch=None, done: dict[int, Continuation] | None = None,
-             drop_finished: bool = False) -> list[Continuation]:
+             drop_finished: bool = False, exact_bf16: bool = False, own_loop: bool = False,
+             stats: dict | None = None) -> list[Continuation]:
     """Continue each tokenized prompt. Prompts are batched by length (less padding) and results come
     back in input order. ``on_batch(indices, continuations)`` is called after each batch, so callers can
-    checkpoint; prompts whose index is in ``done`` are not recomputed (resume)."""
+    checkpoint; prompts whose index is in ``done`` are not recomputed (resume). ``exact_bf16``: greedy
+    tokens through the exact bf16 head (see the module docstring); ``stats`` (a dict) receives its
+    counters, or the reason it was declined. ``own_loop``: greedy decoding in this module's loop even
+    with neither option (the float32 head; for comparisons)."""
     from tqdm import tqdm
     from transformers import GenerationConfig
 
@@ -69,6 +82,11 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
     config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
                               eos_token_id=stops, pad_token_id=pad, early_stopping=num_beams > 1)
     device = next(model.parameters()).device
+    # a PEFT-wrapped model is declined and keeps HF generate, unless drop_finished asks for the own loop
+    # (which decodes the base model of a prefix-tuned one, and may use the exact head there)
+    why = exact_head.unsupported(model) if exact_bf16 and num_beams == 1 else None
+    if why is not None and stats is not None and not drop_finished:
+        stats["declined"] = why
     done = done or {}
     order = sorted((i for i in range(len(prompts)) if i not in done), key=lambda i: -len(prompts[i]))
     out: list[Continuation | None] = [done.get(i) for i in range(len(prompts))]
@@ -82,8 +100,9 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
         for row, i in enumerate(idx):
             ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]):] = 1
-        if drop_finished and num_beams == 1:
-            new = greedy_drop_finished(model, ids.to(device), mask.to(device), stops, max_new_tokens)
+        if num_beams == 1 and (drop_finished or own_loop or (exact_bf16 and why is None)):
+            new = greedy(model, ids.to(device), mask.to(device), stops, max_new_tokens,
+                         drop_finished=drop_finished, exact_bf16=exact_bf16, stats=stats)
         else:
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                  generation_config=config)
@@ -99,13 +118,30 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
     return out
 
 
-@torch.no_grad()
 def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: list[int],
-                         max_new_tokens: int) -> list[list[int]]:
+                         max_new_tokens: int, **kw) -> list[list[int]]:
     """Greedy continuation of a left-padded batch; a row leaves the batch (and the KV cache) as soon as it
     emits a stop id. Returns each row's new tokens, its stop token included."""
+    return greedy(model, ids, mask, stops, max_new_tokens, drop_finished=True, **kw)
+
+
+@torch.no_grad()
+def greedy(model, ids: torch.Tensor, mask: torch.Tensor, stops: list[int], max_new_tokens: int, *,
+           drop_finished: bool = True, exact_bf16: bool = False, stats: dict | None = None) -> list[list[int]]:
+    """Greedy continuation of a left-padded batch. ``drop_finished``: a row leaves the batch (and the KV
+    cache) as soon as it emits a stop id; otherwise every row stays, as in HF ``generate``, so each step's
+    shapes (and float32 kernels) are generate's. ``exact_bf16``: tokens through ``exact_head.ExactHead``.
+    Returns each row's new tokens, its stop token included."""
 
     model, cache, virtual = _start(model, ids.shape[0])
+    head = None
+    if exact_bf16:
+        why = exact_head.unsupported(model)
+        if why is None:
+            head = exact_head.for_head(model.lm_head)
+            head.stats = Counter()       # this call's counters (the head is reused across calls)
+        elif stats is not None:
+            stats["declined"] = why
     if virtual:   # every row attends to the prefix, and positions count it, as they did in training
         mask = torch.cat([mask.new_ones(mask.shape[0], virtual), mask], 1)
     # transformers renamed past_key_values to cache (the old name warns from 5.2x); accept both
@@ -115,25 +151,37 @@ def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: li
     new: list[list[int]] = [[] for _ in alive]
     # positions count real tokens only (after the prefix, if any), as generate's and training's do
     pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, virtual:]
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, **{key: cache},
-                   use_cache=True, logits_to_keep=1).logits[:, -1]
+
+    def choose(**inputs) -> torch.Tensor:
+        if head is None:
+            return model(**inputs, **{key: cache}, use_cache=True, logits_to_keep=1).logits[:, -1].argmax(-1)
+        # the decoder's last position, sliced as the model's forward slices it before its head
+        hidden = model.model(**inputs, **{key: cache}, use_cache=True).last_hidden_state[:, -1:]
+        return head.argmax(hidden)
+
+    tok = choose(input_ids=ids, attention_mask=mask, position_ids=pos)
     nxt = pos[:, -1] + 1
+    stopped = torch.zeros(len(alive), dtype=torch.bool, device=ids.device)   # rows kept after stopping
     for step in range(max_new_tokens):
-        tok = logits.argmax(-1)
-        for row, t in zip(alive, tok.tolist()):
-            new[row].append(t)
-        finished = torch.isin(tok, stop)
+        for row, t, s in zip(alive, tok.tolist(), stopped.tolist()):
+            if not s:
+                new[row].append(t)
+        finished = torch.isin(tok, stop) | stopped
         if step == max_new_tokens - 1 or bool(finished.all()):
             break
-        if bool(finished.any()):
+        if not drop_finished:
+            stopped = finished
+        elif bool(finished.any()):
             keep = (~finished).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
             alive = [alive[i] for i in keep.tolist()]
-            tok, mask, nxt = tok[keep], mask[keep], nxt[keep]
+            tok, mask, nxt, stopped = tok[keep], mask[keep], nxt[keep], stopped[keep]
         mask = torch.cat([mask, mask.new_ones(len(alive), 1)], 1)
-        logits = model(input_ids=tok[:, None], attention_mask=mask, position_ids=nxt[:, None],
-                       **{key: cache}, use_cache=True).logits[:, -1]
+        tok = choose(input_ids=tok[:, None], attention_mask=mask, position_ids=nxt[:, None])
         nxt = nxt + 1
+    if head is not None and stats is not None:
+        for name, n in head.stats.items():
+            stats[name] = stats.get(name, 0) + n
     return new
 
 
