@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__
 from .errors import KSLError
 from .ks import METHODS, KSResult
-from .runs import Run, releases_locks
+from .runs import Run, RunRecord, releases_locks
 from .ticket import SIGNIFICANCE_RULES, Rule, Ticket, ks_from_rows, make_ticket, tokenizer_fingerprint
 from .tuned import TunedRun
 
@@ -49,8 +49,8 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRe
                        "KS discovery reads an embed-mode run (every row free to move)")
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name}
     run = Run("ks", params, runs_dir)
-    if not run.claim():   # finished (or finished while this process waited for its lock)
-        return DiscoveryRecord({**run.record(), "reused": True, "path": str(run.path)})
+    if (reused := run.reuse(DiscoveryRecord)) is not None:
+        return reused
     work = run.start()   # the run's wall-clock starts here, so that it counts the KS test itself
     if tokenizer is None:
         tokenizer = tuned.tokenizer()
@@ -72,11 +72,10 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRe
               "max_statistic": float(res.statistic.max()), "min_pvalue": float(res.pvalue.min()),
               "tickets": {n: {"size": len(t), "ids": t.ids, "tokens": t.tokens, "file": f"ticket-{n}.json"}
                           for n, t in tickets.items()}}
-    path = run.finish(record)
-    return DiscoveryRecord({**record, "run": run.name, "reused": False, "path": str(path)})
+    return run.complete(record, DiscoveryRecord)
 
 
-class DiscoveryRecord(dict):
+class DiscoveryRecord(RunRecord):
     """A finished ks run's record (the dict ``record.json`` holds) with readers for its tickets, so that no
     caller builds a ticket's file name: ``.ticket("bh-0.05")``, ``.ticket_file("topk-18")``, ``.ids(...)``."""
 

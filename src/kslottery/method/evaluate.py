@@ -18,7 +18,7 @@ import torch
 
 from . import data, generate, metrics, models, prompts
 from .errors import KSLError
-from .runs import Run, named_params, releases_locks
+from .runs import Run, RunRecord, named_params, releases_locks
 from .tuned import TunedRun
 
 
@@ -124,8 +124,8 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
             # after the first token
             revisions["prefix_in_cache"] = True
     run = Run("eval", params, runs_dir, seed=config.seed, revisions=revisions)
-    if not run.claim():   # finished (or finished while this process waited for its lock)
-        return EvalRecord({**run.record(), "reused": True, "path": str(run.path)})
+    if (reused := run.reuse(EvalRecord)) is not None:
+        return reused
     if callable(lm):
         lm = lm()
     if lm is None:
@@ -159,11 +159,10 @@ def evaluate(config: EvalConfig, runs_dir=None, lm=None, progress: bool = True) 
         "name": bitext.name, "sha256": bitext.sha256, "n": len(bitext),
         "files": [str(Path(f).resolve()) for f in (config.test_file, config.source_file, config.target_file) if f]},
         **record, "decoding": {"exact_bf16": config.exact_bf16 and config.num_beams == 1, **decoding}}
-    path = run.finish(record)
-    return EvalRecord({**record, "run": run.name, "reused": False, "path": str(path)})
+    return run.complete(record, EvalRecord)
 
 
-class EvalRecord(dict):
+class EvalRecord(RunRecord):
     """A finished eval run's record, with typed readers for what the study reads from it (it stays the dict
     ``record.json`` holds, so code and tests that read keys keep working)."""
 

@@ -232,8 +232,18 @@ def record_runs_to(path: str | os.PathLike | None) -> None:
     _run_log = Path(path) if path is not None else None
 
 
+class RunRecord(dict):
+    """What every run kind's owner returns: the finished run's ``record.json`` with ``run`` (its name), ``path`` and
+    ``reused`` (found finished, not computed by this call). Owners subclass it with typed readers (EvalRecord,
+    DiscoveryRecord, TunedRecord, CertRecord); it stays a dict, so code that reads keys keeps working."""
+
+
 class Run:
     """One run: ``Run(kind, params, root)``; ``done`` says whether it can be reused.
+
+    Every run kind computes through the same three steps: ``reuse`` (claim it; the finished run's record when it
+    needs no computing), ``start`` (its ``.partial`` folder), ``complete`` (finish it and return its record), so
+    each kind's owner returns a typed record read from disk the same way whether it computed the run or not.
 
     Work writes into ``run.work`` (the ``.partial`` folder); ``finish()`` stamps ``DONE`` and renames it."""
 
@@ -337,6 +347,18 @@ class Run:
 
     def record(self) -> dict:
         return json.loads((self.path / "record.json").read_text())
+
+    def reuse(self, record_type: type[RunRecord] = RunRecord) -> RunRecord | None:
+        """Claim the run. None: this process holds its lock and computes it. Otherwise it is finished (perhaps by
+        the process this one waited for): its record, as ``record_type``."""
+        if self.claim():
+            return None
+        return record_type({**self.record(), "reused": True, "path": str(self.path)})
+
+    def complete(self, record: dict, record_type: type[RunRecord] = RunRecord) -> RunRecord:
+        """Finish the run with ``record`` and return what a later reuse reads: the record as written to disk."""
+        path = self.finish(record)
+        return record_type({**self.record(), "reused": False, "path": str(path)})
 
 
 def finished(name: str, root: str | os.PathLike | None = None) -> tuple[dict, dict] | None:

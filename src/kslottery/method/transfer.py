@@ -18,7 +18,7 @@ import torch
 from .errors import KSLError
 from .runs import Run, releases_locks
 from .ticket import check_ticket_model, ticket_ids
-from .tuned import TunedRun, write_rows
+from .tuned import TunedRecord, TunedRun, write_rows
 
 DELTAS = ("learned", "norm-matched")
 
@@ -48,7 +48,7 @@ def transferred_rows(rows: dict, ids: list[int], delta: str = "learned", scale: 
 
 
 @releases_locks
-def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
+def transfer(cfg: TransferConfig, runs_dir=None) -> TunedRecord:
     if cfg.delta not in DELTAS:
         raise KSLError(f"unknown delta {cfg.delta!r}", f"use one of {', '.join(DELTAS)}")
     if not math.isfinite(cfg.scale):   # nan or inf would paste rows of NaN into the model
@@ -59,13 +59,12 @@ def transfer(cfg: TransferConfig, runs_dir=None) -> dict:
     check_ticket_model(cfg.ticket, tuned.model_spec, tuned.vocab_size)
     params = {**asdict(cfg), "tuned": Path(cfg.tuned).name, "ticket": ids}
     run = Run("transfer", params, runs_dir, seed=cfg.seed)
-    if not run.claim():   # finished (or finished while this process waited for its lock)
-        return {**run.record(), "reused": True, "path": str(run.path)}
+    if (reused := run.reuse(TunedRecord)) is not None:
+        return reused
     out = transferred_rows(rows, ids, cfg.delta, cfg.scale, cfg.seed)
     work = run.start()
     write_rows(work, out["ids"], out["before"], out["after"])
     record = {"config": asdict(cfg), "tune_run": Path(cfg.tuned).name, "model": tune_rec["model"],
               "ticket_ids": ids, "rows_pasted": len(out["ids"]),
               "rows_not_changed_by_tuning": sorted(set(ids) - set(out["ids"].tolist()))}
-    path = run.finish(record)
-    return {**record, "run": run.name, "reused": False, "path": str(path)}
+    return run.complete(record, TunedRecord)

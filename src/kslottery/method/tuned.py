@@ -20,7 +20,7 @@ import torch
 
 from . import models
 from .errors import KSLError
-from .runs import verify
+from .runs import RunRecord, verify
 
 ROWS = "rows.safetensors"
 KINDS = ("tune", "transfer")   # the runs that change a model (a run is named <kind>-<hash>)
@@ -55,6 +55,14 @@ def apply_rows(model, ids: torch.Tensor, rows: torch.Tensor) -> None:
     weight = model.get_input_embeddings().weight
     with torch.no_grad():
         weight.index_copy_(0, ids.long().to(weight.device), rows.to(weight.dtype).to(weight.device))
+
+
+class TunedRecord(RunRecord):
+    """What ``tune`` and ``transfer`` return: the finished run's record; :attr:`tuned` reads its rows and weights."""
+
+    @property
+    def tuned(self) -> TunedRun:
+        return TunedRun(self["path"])
 
 
 class TunedRun:

@@ -33,7 +33,7 @@ from .errors import Interrupted, KSLError
 from .runs import Run, named_params, releases_locks, write_json
 from .ticket import check_ticket_model, ticket_ids
 from .trainable import RowDelta, n_trainable, prepare_model, schedule
-from .tuned import apply_rows, write_rows, write_rows_adapter
+from .tuned import TunedRecord, apply_rows, write_rows, write_rows_adapter
 
 MODES = ("embed", "full", "lora", "prefix", "rows")
 SCHEDULES = ("constant", "cosine")
@@ -363,7 +363,7 @@ def is_main_process() -> bool:
 
 
 @releases_locks
-def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
+def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> TunedRecord:
     """Resolve, train, export into ``runs/tune-<hash>``; reuse a finished run, resume an interrupted one.
 
     Under torchrun / accelerate launch every process trains; only rank 0 writes the run directory."""
@@ -371,8 +371,10 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     run = Run("tune", run_params(cfg, bitext), runs_dir, seed=cfg.seed)
     main = is_main_process()
     # Only rank 0 writes the run, so only rank 0 takes its lock: another rank would wait on its own rank 0.
-    if (not run.claim()) if main else run.done:
-        return {**run.record(), "reused": True, "path": str(run.path)}
+    if main and (reused := run.reuse(TunedRecord)) is not None:
+        return reused
+    if not main and run.done:
+        return TunedRecord({**run.record(), "reused": True, "path": str(run.path)})
     lm = models.load(cfg.model, allow_pickle=cfg.allow_pickle, progress=progress and main)
     if cfg.ticket:   # the tokenizer, now loaded, is the one the ticket's ids must have been read with
         check_ticket_model(cfg.ticket, cfg.model, lm.info.vocab_size, lm.tokenizer)
@@ -384,7 +386,8 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
     before = lm.model.get_input_embeddings().weight.detach().clone().float()
     summary = {**train(lm, cfg, examples, work, progress), "input": fit}
     if not main:
-        return {"config": asdict(cfg), "train": summary, "run": run.name, "reused": False, "path": str(run.path)}
+        return TunedRecord({"config": asdict(cfg), "train": summary, "run": run.name, "reused": False,
+                            "path": str(run.path)})
     trend = loss_trend(work / "train_log.jsonl")
     # Rounding noise is not a rise: a run whose loss ends within 0.1 % of where it began did not diverge.
     if trend and trend[1] > trend[0] * 1.001 + 1e-9:
@@ -396,5 +399,4 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> dict:
               "train": summary, **artifacts}
     write_json(work / "train_summary.json", summary)
     shutil.rmtree(work / "ckpt", ignore_errors=True)
-    path = run.finish(record)
-    return {**run.record(), "reused": False, "path": str(path)}
+    return run.complete(record, TunedRecord)

@@ -25,6 +25,7 @@ reuse its runs.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ import pandas as pd
 from ..method import certify, data, models, prompts
 from ..method.bootstrap import percentile_interval, resamples
 from ..method.errors import KSLError
-from ..method.runs import Run, releases_locks, write_json
+from ..method.runs import Run, RunRecord, releases_locks, write_json
 from ..method.tuned import TunedRun
 from .arms import REGISTRY, Arm, Trunk, arms, plan
 from .recipe import Recipe
@@ -166,11 +167,28 @@ def certified(contexts: pd.DataFrame, certs: pd.DataFrame, n: int, alpha: float)
     return t
 
 
+CONTEXTS, CERTIFICATES, NOISE_LEVELS = "contexts.json", "certificates.json", "noise_levels.json"
+
+
+class CertRecord(RunRecord):
+    """A finished cert run (this module owns the kind): its contexts with each object's perturbation, the
+    certificates of the embedding-tuned model, and the noise levels they were drawn at."""
+
+    def contexts(self) -> pd.DataFrame:
+        return pd.read_json(Path(self["path"]) / CONTEXTS, orient="records")
+
+    def certificates(self) -> pd.DataFrame:
+        return pd.read_json(Path(self["path"]) / CERTIFICATES, orient="records")
+
+    def noise_levels(self) -> list[float]:
+        return json.loads((Path(self["path"]) / NOISE_LEVELS).read_text())
+
+
 @releases_locks
 def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: float, steps: int,
                seeds: list[int], sentences: int, positions: int, sigmas: list[float], n0: int, n: int,
                cert_alpha: float, cover: float | None = 0.5, template: str = "explicit", rule: str = "bh",
-               alpha: float = 0.05, progress: bool = True) -> dict:
+               alpha: float = 0.05, progress: bool = True, runs_dir=None) -> dict:
     """Every object of :data:`OBJECTS` at every seed (trained at the discovery budget, or reused),
     the perturbations, the noise levels they call for, and the certificates, stored in a hash-named
     ``cert-*`` run. Returns {"contexts", "sigmas", "table", "objects" (one row per seed x object), "run"}."""
@@ -189,30 +207,28 @@ def experiment(model: str, pair: str, *, train_limit: int, batch_size: int, lr: 
     params = dict(objects=sorted(objects["run"]), object_names=list(OBJECTS),
                   tuned=sorted(objects["embedding run"].unique()), pair=pair, template=template, sentences=sentences,
                   positions=positions, sigmas=sorted(sigmas), cover=cover, n0=n0, n=n, cert_alpha=cert_alpha)
-    run = Run("cert", params)
-    if run.claim():
+    run = Run("cert", params, runs_dir)
+    if (rec := run.reuse(CertRecord)) is None:
         work = run.start()
         lm = models.load(model, untie_head=True, progress=progress)
         ctx = _contexts(lm.tokenizer, pair, template, sentences, positions)
-        ctx_path = work / "contexts.json"
+        ctx_path = work / CONTEXTS
         if not ctx_path.exists():   # cheap, but the noise levels depend on it: computed once per run
             perturbations(lm, trunk, branches, ctx).to_json(ctx_path.with_suffix(".tmp"), orient="records")
             ctx_path.with_suffix(".tmp").replace(ctx_path)
         contexts = pd.read_json(ctx_path, orient="records")
         levels = noise_levels(contexts, sigmas, cover, n, cert_alpha)
         certs = _certificates(lm, trunk, ctx, levels, n0, n, cert_alpha, work, progress)
-        certs.to_json(work / "certificates.json", orient="records")
-        write_json(work / "noise_levels.json", levels)
+        certs.to_json(work / CERTIFICATES, orient="records")
+        write_json(work / NOISE_LEVELS, levels)
         rows = lm.model.get_input_embeddings().weight.detach().float()
         # the scale the noise is added at: a typical raw embedding row's norm, and the rows' width
-        run.finish({"config": params, "noise_levels": levels, "contexts": len(contexts),
-                    "row_norm_median": float(rows.norm(dim=1).median()), "hidden": int(rows.shape[1])})
-    contexts = pd.read_json(run.path / "contexts.json", orient="records")
-    levels = json.loads((run.path / "noise_levels.json").read_text())
-    certs = pd.read_json(run.path / "certificates.json", orient="records")
-    rec = run.record()
+        rec = run.complete({"config": params, "noise_levels": levels, "contexts": len(contexts),
+                            "row_norm_median": float(rows.norm(dim=1).median()), "hidden": int(rows.shape[1])},
+                           CertRecord)
+    contexts, levels, certs = rec.contexts(), rec.noise_levels(), rec.certificates()
     return {"contexts": contexts, "sigmas": levels, "table": certified(contexts, certs, n, cert_alpha),
-            "objects": objects, "run": run.name, "row_norm_median": rec["row_norm_median"], "hidden": rec["hidden"]}
+            "objects": objects, "run": rec["run"], "row_norm_median": rec["row_norm_median"], "hidden": rec["hidden"]}
 
 
 def rate_interval(df: pd.DataFrame, column: str, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
