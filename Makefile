@@ -70,8 +70,10 @@ test-fast: install
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
 # reuses finished runs), then the book with its results.
+# EXECUTOR=ray: each stage's independent runs as Ray tasks on a local instance (ADDRESS=host:port: a Ray cluster).
 study: install
-	$(BIN)/kslottery run --profile default
+	$(BIN)/kslottery run --profile default $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(ADDRESS),--address $(ADDRESS)) \
+	  $(if $(WORKERS),--workers $(WORKERS))
 	$(BIN)/jupyter-book build book/ -W -n --keep-going
 	@echo "open _build/html/index.html"
 

@@ -16,11 +16,13 @@ import yaml
 
 from ..method.errors import KSLError
 from ..study.design import Design
+from ..study.executor import parse_resources
 
 ORDER = ["baseline_and_prompts", "budget_sweep", "fair_test", "six_pairs", "certification", "paper_vs_study"]
 # plumbing: pages quarantined in the book (report.profiles labels them); protocol: the fair test's design
 # (kslottery.study.design.Design, checked key by key when the profile is read).
-KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict}
+# resources: CPUs and GPUs per run kind when the study runs on Ray (kslottery.study.executor.parse_resources).
+KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict, "resources": dict}
 REQUIRED = ("notebooks",)
 
 
@@ -121,4 +123,9 @@ def read_profile(path: Path) -> dict:
     prof = check_schema(prof, path)
     if "protocol" in prof:
         Design.from_profile(prof)   # a misspelled or mistyped design key is one line before anything runs
+    if "resources" in prof:
+        try:
+            parse_resources(prof["resources"])
+        except KSLError as e:
+            raise KSLError(f"profile {path}: {e.problem}", e.fix) from None
     return prof

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..method.errors import KSLError
 from ..method.runs import finished, git_commit, machine, versions, write_json
+from ..study.executor import environ, environment
 from ..study.results import repo_root
 from .profile_schema import ORDER, check_parameters, find_profile, read_profile
 from .tables import publish
@@ -167,12 +168,19 @@ def relabel(profile: str, root: Path | None = None) -> list[Path]:
     return done
 
 
-def run_profile(spec: str, only: list[str] | None = None, root: Path | None = None,
-                progress: bool = True) -> list[Path]:
-    import papermill as pm
-
+def run_profile(spec: str, only: list[str] | None = None, root: Path | None = None, progress: bool = True,
+                executor: str | None = None, address: str | None = None, workers: int | None = None) -> list[Path]:
+    """Execute the profile's notebooks; ``executor`` ("ray", with a cluster ``address`` or a local instance of
+    ``workers`` CPUs) reaches each kernel through its environment (:func:`kslottery.study.executor.environment`)."""
     root = root or repo_root()
     profile, prof, todo = plan(spec, only, root)
+    with environ(environment(executor, address, workers, prof.get("resources"))):
+        return _execute(root, profile, prof, todo, progress)
+
+
+def _execute(root: Path, profile: str, prof: dict, todo: list[str], progress: bool) -> list[Path]:
+    import papermill as pm
+
     out_dir = root / "book" / "results" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KSL_RUNS", str(root / "runs"))
