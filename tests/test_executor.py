@@ -47,6 +47,16 @@ def test_the_runner_passes_the_choice_to_the_kernel_and_restores_the_environment
     assert "KSL_EXECUTOR" not in os.environ
 
 
+def test_kslottery_run_takes_the_executor_and_refuses_ray_options_without_it(capsys):
+    from kslottery.cli import build_parser, main
+
+    ns = build_parser().parse_args(["run", "--profile", "smoke", "--executor", "ray", "--address", "auto",
+                                    "--workers", "4"])
+    assert (ns.executor, ns.address, ns.workers) == ("ray", "auto", 4)
+    assert main(["run", "--profile", "smoke", "--only", "budget_sweep", "--workers", "2", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --address and --workers choose how Ray runs; add --executor ray")
+
+
 def stage(root: Path, ex: str, kill: bool = False) -> tuple[pd.DataFrame, set]:
     """A stage of the study covering every run kind but certification: each seed's embedding tuning, its KS
     discovery, rows tuning on the seed's ticket and on a control, partial transfers, and the scores of all."""

@@ -236,9 +236,14 @@ def _call(call: tuple) -> object:
     return fn(item)
 
 
-def _map(calls: list[tuple], kind: str) -> list:
-    """(owner, config) pairs through the executor (quiet when any owner is: a notebook that asks for no bars)."""
-    quiet = any(getattr(fn, "keywords", {}).get("progress") is False for fn, _ in calls)
+def _quiet(calls: list[tuple]) -> bool:
+    """Whether an owner was asked for no progress bars (a notebook's progress=False): then neither is the executor."""
+    return any(getattr(fn, "keywords", {}).get("progress") is False for fn, _ in calls)
+
+
+def _map(calls: list[tuple], kind: str, quiet: bool | None = None) -> list:
+    """(owner, config) pairs through the executor, results in order."""
+    quiet = _quiet(calls) if quiet is None else quiet
     return executor.current(progress=not quiet).map(_call, calls, kind) if calls else []
 
 
@@ -298,10 +303,10 @@ def jobs(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[tuple[Branch
 def compute(todo: list[tuple[Branch, str | None, tuple | None]]) -> list[Branch]:
     """The runs of :func:`jobs`' branches, in order: every tune run through the executor at once, then every
     transfer (it reads only finished embedding tunings)."""
-    out = {}
+    out, quiet = {}, _quiet([call for _, _, call in todo if call])
     for kind in ("tune", "transfer"):
         at = [i for i, (_, k, _) in enumerate(todo) if k == kind]
-        out |= dict(zip(at, _map([todo[i][2] for i in at], kind)))
+        out |= dict(zip(at, _map([todo[i][2] for i in at], kind, quiet)))
     return [replace(b, run=out[i]) if i in out else b for i, (b, _, _) in enumerate(todo)]
 
 

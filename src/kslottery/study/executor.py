@@ -154,8 +154,7 @@ class Ray:
             while todo and len(pending) < cap:
                 i = todo.pop(0)
                 pending[remote.remote(fn, items[i], self.resources[kind]["cpus"], root)] = i
-            bar.set_postfix_str(f"finished {bar.n}, running {min(slots, len(pending))}, "
-                                f"waiting {len(todo) + max(0, len(pending) - slots)}")
+            show(bar, slots, len(pending), len(todo))
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=10)
             for ref in ready:
                 i = pending.pop(ref)
@@ -170,6 +169,7 @@ class Ray:
                     bar.close()
                     raise KSLError(error, "fix the cause and run the same command again: finished runs are reused")
                 bar.update(1)
+                show(bar, slots, len(pending), len(todo))
         bar.close()
         runs.note_runs([n for ns in names for n in ns])   # in the items' order, as a serial map names them
         return results
@@ -213,6 +213,11 @@ def environ(env: dict[str, str]):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def show(bar, slots: int, pending: int, todo: int) -> None:
+    """finished / running / waiting on the bar: of the submitted tasks, Ray runs as many as the slots hold."""
+    bar.set_postfix_str(f"finished {bar.n}, running {min(slots, pending)}, waiting {todo + max(0, pending - slots)}")
 
 
 def current(env: dict | None = None, progress: bool = True):

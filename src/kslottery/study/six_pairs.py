@@ -46,8 +46,8 @@ def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: in
     # a pair without a ticket (nothing significant) still shows its sizes and base score
     todo = [jobs(trunk, arms(*(PAIR_ARMS if trunk.ticket(seed) else PAIR_ARMS[:2]))) if score else [] for trunk in trunks]
     done = compute([job for pair_jobs in todo for job in pair_jobs])
-    recs = protos[0].score_all([proto.eval_config(b.path) for proto, pair_jobs in zip(protos, todo)
-                                for b, _, _ in pair_jobs]) if done else []
+    of = [proto for proto, pair_jobs in zip(protos, todo) for _ in pair_jobs]   # each branch's pair's recipe
+    recs = protos[0].score_all([proto.eval_config(b.path) for proto, b in zip(of, done)])
     at = 0
     for pair, trunk, pair_jobs in zip(pairs, trunks, todo):
         embed_runs[pair] = trunk.embed(seed)["path"]
