@@ -71,12 +71,19 @@ def stage(root: Path, ex: str, kill: bool = False) -> tuple[pd.DataFrame, set]:
                                       "partial transfer, random rows")]
     if not kill:
         chosen.insert(1, Arm("embedding tuning", mode="embed", lr="embed"))
-    branches = plan(trunk, chosen)
-    recs = p.score_all([p.eval_config(b.path) for b in branches])
+    runs.record_runs_to(root.with_suffix(".runs"))   # as kslottery run records a notebook's runs for its provenance
+    try:
+        branches = plan(trunk, chosen)
+        recs = p.score_all([p.eval_config(b.path) for b in branches])
+    finally:
+        runs.record_runs_to(None)
     table = pd.DataFrame([{"arm": b.arm, "seed": b.seed, "trained": b.run["run"] if b.run else None,
                            "ticket": b.ticket, "eval": r["run"], "chrf": r.chrf("whole"),
                            "first line": r.chrf("first_line"), "eos": r.eos_rate} for b, r in zip(branches, recs)])
-    return table, {p.name for p in root.iterdir() if not p.name.startswith(".")}
+    names = {p.name for p in root.iterdir() if not p.name.startswith(".")}
+    # every run the stage used is in the notebook's record, those the Ray workers computed too
+    assert set(root.with_suffix(".runs").read_text().split()) == names
+    return table, names
 
 
 @pytest.fixture
@@ -109,6 +116,15 @@ def test_a_stage_on_two_ray_workers_gives_the_serial_runs_and_tables(flores_dir,
     verified(tmp_path / "ray", ray_runs)
     logs = list((tmp_path / "ray" / ".logs").glob("*.log"))
     assert {p.stem for p in logs} <= ray_runs and logs   # each task's output, under its run's name
+    # a task that fails is one line naming its run and its log
+    fails = lambda params: (runs.Run("tune", params), print("what the run said"), 1 / 0)   # noqa: E731
+    with pytest.raises(KSLError) as e:
+        executor.current().map(fails, [{"x": 1}])
+    name = runs.Run("tune", {"x": 1}).name
+    log = tmp_path / "ray" / ".logs" / f"{name}.log"
+    assert str(e.value) == (f"run {name} failed in a Ray worker (ZeroDivisionError: division by zero); its log: {log}; "
+                            "fix the cause and run the same command again: finished runs are reused")
+    assert "what the run said" in log.read_text()
 
 
 def kill_a_worker_mid_run(root: Path, killed: list) -> None:

@@ -45,7 +45,7 @@ DEFAULT = {"cpus": 1, "gpus": 0}
 RETRIES = 3
 # Forwarded to every worker: a worker on another node does not inherit the driver's environment.
 # (The runs folder goes with each task: see _task.)
-FORWARD = ("KSL_DATA_DIR", "KSL_CACHE", "SACREBLEU", "HF_HUB_OFFLINE", "KSL_NO_WAIT")
+FORWARD = ("KSL_DATA_DIR", "KSL_CACHE", "SACREBLEU", "HF_HUB_OFFLINE")
 
 
 def parse_resources(block) -> dict[str, dict]:
@@ -83,9 +83,9 @@ class Serial:
 def _task(fn: Callable, item, threads: int, root: str) -> tuple:
     """In a Ray worker: compute one item with ``threads`` torch threads into the runs folder ``root`` (the
     driver's, which a worker reused across notebooks or tests must not take from its own start), its output in a
-    log under ``root/.logs``.
-    Returns (result or None, the runs it named, None or a one-line error): an exception never crosses back
-    unpickled, and the driver records the runs for the notebook's provenance as if it had named them."""
+    log under ``root/.logs``. Returns (result or None, the runs it named, None or a one-line error): an exception
+    never crosses back unpickled, and the driver records the runs for the notebook's provenance as if it had named
+    them."""
     import torch
 
     torch.set_num_threads(threads)
@@ -178,7 +178,8 @@ class Ray:
 def environment(name: str | None, address: str | None = None, workers: int | None = None,
                 resources: dict | None = None) -> dict[str, str]:
     """The variables that pass a choice to a notebook kernel (``kslottery run --executor ...``), checked here so
-    a bad choice is one line before any kernel starts. No choice: nothing is set (the caller's environment holds)."""
+    a bad choice is one line before any kernel starts. No choice: only the profile's resources (the caller's own
+    KSL_EXECUTOR, if any, holds)."""
     if name is None:
         if address is not None or workers is not None:
             raise KSLError("--address and --workers choose how Ray runs", "add --executor ray")
