@@ -42,9 +42,10 @@ def test_the_serial_executor_maps_in_order_and_bad_choices_are_one_line():
 
 def test_the_runner_passes_the_choice_to_the_kernel_and_restores_the_environment(monkeypatch):
     monkeypatch.delenv("KSL_EXECUTOR", raising=False)
-    with executor.environ({"KSL_EXECUTOR": "ray"}):
-        assert os.environ["KSL_EXECUTOR"] == "ray"
-    assert "KSL_EXECUTOR" not in os.environ
+    monkeypatch.setenv("KSL_WORKERS", "7")
+    with executor.environ({"KSL_EXECUTOR": "serial", "KSL_WORKERS": "2"}):
+        assert os.environ["KSL_EXECUTOR"] == "serial" and os.environ["KSL_WORKERS"] == "2"
+    assert "KSL_EXECUTOR" not in os.environ and os.environ["KSL_WORKERS"] == "7"
 
 
 def test_kslottery_run_takes_the_executor_and_refuses_ray_options_without_it(capsys):
@@ -158,3 +159,32 @@ def test_a_worker_killed_in_the_middle_of_a_run_leaves_the_serial_results_and_no
     assert 0 < runs.finished(name, tmp_path / "ray")[1]["train"]["resumed_at"] < 40
     assert on_ray.to_csv() == serial.to_csv()
     verified(tmp_path / "ray", ray_runs)
+
+
+@pytest.mark.slow
+def test_kslottery_run_with_the_ray_executor_executes_a_notebook_whose_provenance_lists_the_workers_runs(
+        flores_dir, tmp_path, monkeypatch):
+    """The runner starts one local Ray instance, the notebook's kernel joins it (KSL_RAY_ADDRESS), and the runs the
+    workers computed are in the page's provenance."""
+    import json
+    import shutil
+
+    import yaml
+
+    from kslottery.report import profiles
+
+    pytest.importorskip("ray")
+    smoke = yaml.safe_load((Path(profiles.repo_root()) / "profiles" / "smoke.yaml").read_text())
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mini.yaml").write_text(yaml.safe_dump({
+        "description": "the smoke budget sweep on Ray", "plumbing": True, "common": smoke["common"],
+        "resources": {"tune": {"cpus": 1}}, "notebooks": {"budget_sweep": smoke["notebooks"]["budget_sweep"]}}))
+    shutil.copytree(Path(profiles.repo_root()) / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("KSL_EXECUTOR", raising=False)
+    [page] = profiles.run_profile("mini", root=tmp_path, progress=False, executor="ray", workers=2)
+    used = json.loads((page.parent / "provenance.json").read_text())["budget_sweep"]["runs"]
+    computed = {p.name for p in (tmp_path / "runs").iterdir() if p.name.split("-")[0] in ("tune", "ks")}
+    assert set(used) == computed and len(computed) == 4   # 2 Adam lrs + 1 SGD lr, and a discovery
+    assert {p.stem for p in (tmp_path / "runs" / ".logs").glob("*.log")} == {n for n in computed if n.startswith("tune")}
+    assert "KSL_EXECUTOR" not in os.environ and "KSL_RAY_ADDRESS" not in os.environ

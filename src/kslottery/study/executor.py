@@ -203,7 +203,13 @@ def environment(name: str | None, address: str | None = None, workers: int | Non
 
 @contextlib.contextmanager
 def environ(env: dict[str, str]):
-    """``env`` set in this process (and so in the kernels it starts) for the block, then as it was."""
+    """``env`` set in this process (and so in the kernels it starts) for the block, then as it was. A local Ray
+    study starts its one Ray instance here, for every notebook's kernel to join (started once, not per notebook),
+    and stops it after the last one."""
+    env, local = dict(env), env.get("KSL_EXECUTOR") == "ray" and not env.get("KSL_RAY_ADDRESS")
+    if local:
+        ray = Ray(None, int(env["KSL_WORKERS"]) if env.get("KSL_WORKERS") else None, {})._connect()
+        env["KSL_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     before = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -214,6 +220,8 @@ def environ(env: dict[str, str]):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        if local:
+            ray.shutdown()
 
 
 def show(bar, slots: int, pending: int, todo: int) -> None:
