@@ -166,7 +166,7 @@ def _add_study_commands(sub) -> None:
                    help="serial (the default: one run after another) or ray: each stage's independent runs as Ray "
                    "tasks, with the profile's resources: per run kind (needs the ray extra)")
     r.add_argument("--address", default=None, help="with --executor ray: a Ray cluster to join (e.g. HEAD:6379 or "
-                   "auto); without it a local Ray instance starts in each notebook's kernel")
+                   "auto); without it one local Ray instance starts for the run, and every notebook's kernel joins it")
     r.add_argument("--workers", type=int, default=None, help="with --executor ray: the CPUs of the local instance "
                    "(default: all), or on a cluster the most tasks in flight at once")
     r.set_defaults(func=cmd_run)

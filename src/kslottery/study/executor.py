@@ -8,8 +8,9 @@ computes one run through the same owner that computes it serially (``tuning.tune
 writing one run, and a task Ray retries after a worker died resumes from the run's ``.partial`` folder. Ray
 schedules; nothing here does. The next stage starts when ``map`` returns.
 
-The choice reaches a notebook kernel through the environment (``kslottery run --executor ray`` sets it):
-``KSL_EXECUTOR`` (serial or ray), ``KSL_RAY_ADDRESS`` (a cluster to join; none: a local instance),
+The choice reaches a notebook kernel through the environment (``kslottery run --executor ray`` sets it, and starts
+the one local instance the kernels join when no cluster is named): ``KSL_EXECUTOR`` (serial or ray),
+``KSL_RAY_ADDRESS`` (the instance or cluster to join; none: the kernel starts a local one),
 ``KSL_WORKERS`` (local: CPUs of the instance; a cluster: tasks in flight at most) and ``KSL_RESOURCES`` (the
 profile's ``resources:`` block as JSON: CPUs, which are also torch threads, and GPUs per run kind). Every value is
 parsed and checked, never evaluated.
@@ -208,7 +209,10 @@ def environ(env: dict[str, str]):
     and stops it after the last one."""
     env, local = dict(env), env.get("KSL_EXECUTOR") == "ray" and not env.get("KSL_RAY_ADDRESS")
     if local:
-        ray = Ray(None, int(env["KSL_WORKERS"]) if env.get("KSL_WORKERS") else None, {})._connect()
+        import ray
+
+        local = not ray.is_initialized()   # an instance this process had already is left running after the block
+        Ray(None, int(env["KSL_WORKERS"]) if env.get("KSL_WORKERS") else None, {})._connect()
         env["KSL_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     before = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
