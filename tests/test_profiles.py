@@ -256,7 +256,7 @@ def test_the_runner_publishes_a_labelled_page_that_names_its_cost(tmp_path, monk
 GOOD = "common:\n  model: tiny:smollm2-135m\nnotebooks:\n  baseline_and_prompts:\n    limit: 4\n"
 BAD_PROFILES = [
     (GOOD.replace("common:", "comon:"),
-     "has unknown key ['comon']; use description, common, notebooks, plumbing, protocol (notebooks is required)"),
+     "has unknown key ['comon']; use description, common, notebooks, plumbing, protocol, resources (notebooks is required)"),
     ("common:\n  model: tiny:smollm2-135m\n", "has no notebooks key; add notebooks: with one or more of"),
     ("notebooks: [baseline_and_prompts]\n", "notebooks is a list, not a mapping; write notebooks: as a mapping"),
     (GOOD.replace("baseline_and_prompts:", "baseline_and_prompt:"), "names unknown notebook 'baseline_and_prompt'"),
@@ -269,7 +269,12 @@ BAD_PROFILES = [
      "the notebook's default is a list"),
     (GOOD + "  six_pairs: 3\n", "notebooks.six_pairs is a number, not a mapping"),
     ("notebooks:\n  baseline_and_prompts: {limit: 4\n", "is not valid YAML (line 3); fix the YAML syntax"),
-    ("- a list\n", "is not a mapping of keys; write description, common, notebooks, plumbing, protocol at the top level"),
+    ("- a list\n", "is not a mapping of keys; write description, common, notebooks, plumbing, protocol, resources at the "
+     "top level"),
+    # the Ray executor's resources per run kind (kslottery.study.executor): checked like the rest, never evaluated
+    (GOOD + "resources:\n  tune: {cpus: 0}\n", "resources.tune.cpus is 0; give a whole number of CPUs, at least 1"),
+    (GOOD + "resources:\n  train: {cpus: 1}\n", "resources names unknown run kinds ['train']; use tune, eval, transfer"),
+    (GOOD + "resources:\n  eval: {gpus: '__import__(\"os\")'}\n", "resources.eval.gpus is '__import__"),
 ]
 
 

@@ -99,7 +99,8 @@ def cmd_transfer(ns) -> int:
 def cmd_run(ns) -> int:
     from .report.profiles import run_profile
 
-    run_profile(ns.profile, only=ns.only or None, progress=not ns.quiet)
+    run_profile(ns.profile, only=ns.only or None, progress=not ns.quiet, executor=ns.executor, address=ns.address,
+                workers=ns.workers)
     return 0
 
 
@@ -161,6 +162,13 @@ def _add_study_commands(sub) -> None:
     r.add_argument("--only", action="append", metavar="NOTEBOOK",
                    help=f"run only this notebook (repeatable, or comma-separated), in the study's order: {', '.join(ORDER)}")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--executor", choices=("serial", "ray"), default=None,
+                   help="serial (the default: one run after another) or ray: each stage's independent runs as Ray "
+                   "tasks, with the profile's resources: per run kind (needs the ray extra)")
+    r.add_argument("--address", default=None, help="with --executor ray: a Ray cluster to join (e.g. HEAD:6379 or "
+                   "auto); without it one local Ray instance starts for the run, and every notebook's kernel joins it")
+    r.add_argument("--workers", type=int, default=None, help="with --executor ray: the CPUs of the local instance "
+                   "(default: all), or on a cluster the most tasks in flight at once")
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("book", help="build a small book of one profile's executed pages (e.g. your own profile)",

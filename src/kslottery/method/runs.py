@@ -369,3 +369,11 @@ def finished(name: str, root: str | os.PathLike | None = None) -> tuple[dict, di
         return None
     verify(path)
     return json.loads((path / "params.json").read_text()), json.loads((path / "record.json").read_text())
+
+
+def note_runs(names: list[str]) -> None:
+    """Record runs another process computed for this one (a Ray worker of :mod:`kslottery.study.executor`) as if
+    this process had named them, so a notebook's provenance lists every run it used."""
+    if _run_log is not None and names:
+        with open(_run_log, "a") as f:
+            f.write("".join(n + "\n" for n in names))

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from ..method.errors import KSLError
 from ..study.design import Design
+from ..study.executor import parse_resources
 from .profile_values import check_value
 from .profile_yaml import check_data, load_yaml
 
 ORDER = ["baseline_and_prompts", "budget_sweep", "fair_test", "six_pairs", "certification", "paper_vs_study"]
 # plumbing: pages quarantined in the book (report.profiles labels them); protocol: the fair test's design
 # (kslottery.study.design.Design, checked key by key when the profile is read).
-KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict}
+# resources: CPUs and GPUs per run kind when the study runs on Ray (kslottery.study.executor.parse_resources).
+KEYS = {"description": str, "common": dict, "notebooks": dict, "plumbing": bool, "protocol": dict, "resources": dict}
 REQUIRED = ("notebooks",)
 
 
@@ -60,6 +62,11 @@ class Profile:
     @property
     def plumbing(self) -> bool:
         return bool(self.settings.get("plumbing"))
+
+    @property
+    def resources(self) -> dict | None:
+        """CPUs and GPUs per run kind when the study runs on Ray (checked by kslottery.study.executor)."""
+        return self.settings.get("resources")
 
     @property
     def notebooks(self) -> dict[str, dict]:
@@ -191,4 +198,9 @@ def read_profile(path: Path) -> dict:
     prof = check_schema(prof, path)
     if "protocol" in prof:
         Design.from_profile(prof)   # a misspelled or mistyped design key is one line before anything runs
+    if "resources" in prof:
+        try:
+            parse_resources(prof["resources"])
+        except KSLError as e:
+            raise KSLError(f"profile {path}: {e.problem}", e.fix) from None
     return prof

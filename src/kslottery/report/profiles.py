@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..method.errors import KSLError
 from ..method.runs import finished, git_commit, machine, versions, write_json
+from ..study.executor import environ, environment
 from ..study.results import repo_root
 from .profile_lock import profile_lock
 from .profile_schema import ORDER, Profile, check_parameters, find_profile, open_profile, read_profile
@@ -175,14 +176,16 @@ def relabel(profile: str, root: Path | None = None) -> list[Path]:
     return done
 
 
-def run_profile(spec: str, only: list[str] | None = None, root: Path | None = None,
-                progress: bool = True) -> list[Path]:
+def run_profile(spec: str, only: list[str] | None = None, root: Path | None = None, progress: bool = True,
+                executor: str | None = None, address: str | None = None, workers: int | None = None) -> list[Path]:
     """Execute the profile's notebooks into ``book/results/<name>/`` of its home (the checkout for the
-    package's own profiles, else the folder the user works in), one run of a profile at a time."""
+    package's own profiles, else the folder the user works in), one run of a profile at a time; ``executor``
+    ("ray", with a cluster ``address`` or a local instance of ``workers`` CPUs) reaches each kernel through its
+    environment (:func:`kslottery.study.executor.environment`)."""
     root = root or repo_root()
     prof, todo = checked(spec, only, root)
     os.environ.setdefault("KSL_RUNS", str(root / "runs"))
-    with profile_lock(prof) as partial:
+    with environ(environment(executor, address, workers, prof.resources)), profile_lock(prof) as partial:
         return [_execute_notebook(prof, nb, root, partial, progress) for nb in todo]
 
 

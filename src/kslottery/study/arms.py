@@ -15,8 +15,8 @@ every page shows; chapters, the certificate and the claims select arms from it b
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field, replace
+from functools import cached_property, partial
 
 from ..method import baselines, tuning
 from ..method.discovery import DiscoveryConfig, discover
@@ -24,6 +24,7 @@ from ..method.errors import KSLError
 from ..method.models import load_tokenizer
 from ..method.ticket import Rule, select
 from ..method.transfer import TransferConfig, transfer
+from . import executor
 from .recipe import Recipe
 
 KINDS = ("base", "tune", "transfer")
@@ -84,10 +85,12 @@ class Trunk:
     def __post_init__(self):
         self._embed, self._found, self._counts, self._seen = {}, {}, {}, {}
 
+    def embed_config(self, seed: int) -> tuning.TuneConfig:
+        return self.recipe.config(mode="embed", lr=self.lrs["embed"], seed=seed, **self.options, **self.embed_options)
+
     def embed(self, seed: int) -> dict:
         if seed not in self._embed:
-            self._embed[seed] = self.recipe.tune(mode="embed", lr=self.lrs["embed"], seed=seed,
-                                                   **self.options, **self.embed_options)
+            self._embed[seed] = tuning.tune(self.embed_config(seed), progress=self.recipe.progress)
         return self._embed[seed]
 
     def discovery(self, seed: int) -> dict:
@@ -104,6 +107,7 @@ class Trunk:
 
     def require_tickets(self) -> None:
         """Refuse, before any arm trains, a budget too small for the rule: a seed with an empty ticket."""
+        prefetch([(self, s) for s in self.seeds["seeds"]])
         for s in self.seeds["seeds"]:
             if not self.ticket(s):
                 lr, steps = self.lrs["embed"], self.options.get("max_steps")
@@ -212,45 +216,101 @@ class Branch:
         return self.run["path"] if self.run else None
 
 
-def _branch(arm: Arm, t: Trunk, s: int) -> Branch:
-    """Train (or reuse) ``arm`` at seed (or draw) ``s``."""
+def prefetch(seeds: list[tuple[Trunk, int]]) -> None:
+    """The first stage: the embedding tuning of every (trunk, seed) listed that is not computed yet, all at once
+    through the executor; :meth:`Trunk.embed` then reuses them."""
+    todo, seen = [], set()
+    for t, s in seeds:   # a trunk is a mutable dataclass, so not hashable: known by its identity
+        if s not in t._embed and (id(t), s) not in seen:
+            seen.add((id(t), s))
+            todo.append((t, s))
+    calls = [(partial(tuning.tune, progress=t.recipe.progress), t.embed_config(s)) for t, s in todo]
+    for (t, s), rec in zip(todo, _map(calls, "tune")):
+        t._embed[s] = rec
+
+
+def _call(call: tuple) -> object:
+    fn, item = call
+    return fn(item)
+
+
+def _quiet(calls: list[tuple]) -> bool:
+    """Whether an owner was asked for no progress bars (a notebook's progress=False): then neither is the executor."""
+    return any(getattr(fn, "keywords", {}).get("progress") is False for fn, _ in calls)
+
+
+def _map(calls: list[tuple], kind: str, quiet: bool | None = None) -> list:
+    """(owner, config) pairs through the executor, results in order."""
+    quiet = _quiet(calls) if quiet is None else quiet
+    return executor.current(progress=not quiet).map(_call, calls, kind) if calls else []
+
+
+def _trunk_seed(arm: Arm, t: Trunk, s: int) -> int | None:
+    """The seed whose embedding tuning the branch of ``arm`` at ``s`` reads (its donor or its ticket's
+    discovery), or None when it reads none (full fine-tuning, a fixed ticket, the <bos> or ':' row)."""
+    seed = t.seeds["seeds"][0] if arm.draws else s
+    if arm.kind == "transfer":
+        return seed
+    if arm.mode == "rows":
+        return None if arm.ticket in ("bos", "colon") or arm.ticket.startswith("fixed:") else seed
+    reuse = arm.mode == "embed" and arm.lr == "embed" and not arm.options and t.arm_options is None and t.arm_lrs is None
+    return seed if reuse else None
+
+
+def _job(arm: Arm, t: Trunk, s: int) -> tuple[Branch, str | None, object]:
+    """The branch of ``arm`` at seed (or draw) ``s`` and what computes its run: the run kind and its (owner,
+    config), or (None, None) for the trunk's own run, reused."""
     seed, draw = (t.seeds["seeds"][0], s) if arm.draws else (s, None)
     opts = {k: (s if v == SEED else v) for k, v in arm.options}
     score = dict(arm.score)
     if arm.kind == "transfer":
         ids = ticket_for(arm, t, seed, draw)
-        return Branch(arm.name, s, transfer(TransferConfig(tuned=t.embed(seed)["path"], ticket=tuple(ids), **opts)),
-                      ids, score)
+        return Branch(arm.name, s, None, ids, score), "transfer", (transfer, TransferConfig(
+            tuned=t.embed(seed)["path"], ticket=tuple(ids), **opts))
     if arm.mode == "embed" and arm.lr == "embed" and not opts and t.arm_options is None and t.arm_lrs is None:
-        return Branch(arm.name, s, t.embed(seed), None, score)
+        return Branch(arm.name, s, t.embed(seed), None, score), None, None
     lrs = t.lrs if t.arm_lrs is None else t.arm_lrs
     if lrs.get(arm.lr) is None:
         raise KSLError(f"arm {arm.name} needs its learning rate", f"give the trunk a learning rate for {arm.lr}")
     ids = ticket_for(arm, t, seed, draw) if arm.mode == "rows" else None
-    run = t.recipe.tune(mode=arm.mode, lr=lrs[arm.lr], seed=seed,
-                          **({"ticket": tuple(ids)} if ids is not None else {}),
+    cfg = t.recipe.config(mode=arm.mode, lr=lrs[arm.lr], seed=seed, **({"ticket": tuple(ids)} if ids is not None else {}),
                           **(t.options if t.arm_options is None else t.arm_options), **opts)
-    return Branch(arm.name, s, run, ids, score)
+    return Branch(arm.name, s, None, ids, score), "tune", (partial(tuning.tune, progress=t.recipe.progress), cfg)
 
 
-def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
-    """Train (or reuse) every arm at every seed of its list; returns one branch per (arm, seed)."""
+def jobs(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[tuple[Branch, str | None, object]]:
+    """Every arm at every seed of its list, as :func:`_job` gives it (base: no run). The stages: the trunks'
+    embedding tunings the branches read, all at once (:func:`prefetch`), then their discoveries and tickets here."""
     trunks = {"main": trunks} if isinstance(trunks, Trunk) else trunks
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise KSLError(f"arm names repeat: {names}", "give every arm its own name")
-    out = []
+    wanted = []
     for arm in arms:
         if arm.trunk not in trunks:
             raise KSLError(f"arm {arm.name!r} names trunk {arm.trunk!r}", f"use one of {', '.join(trunks)}")
         t = trunks[arm.trunk]
-        if arm.kind == "base":
-            out.append(Branch(arm.name, None, None, None, dict(arm.score)))
-            continue
-        if arm.seeds not in t.seeds:
+        if arm.kind != "base" and arm.seeds not in t.seeds:
             raise KSLError(f"arm {arm.name!r} runs over seed list {arm.seeds!r}", f"give the trunk seeds[{arm.seeds!r}]")
-        out += [_branch(arm, t, s) for s in t.seeds[arm.seeds]]
-    return out
+        wanted += [(arm, t, None)] if arm.kind == "base" else [(arm, t, s) for s in t.seeds[arm.seeds]]
+    prefetch([(t, seed) for arm, t, s in wanted if arm.kind != "base" and (seed := _trunk_seed(arm, t, s)) is not None])
+    return [(Branch(arm.name, None, None, None, dict(arm.score)), None, None) if arm.kind == "base" else _job(arm, t, s)
+            for arm, t, s in wanted]
+
+
+def compute(todo: list[tuple[Branch, str | None, tuple | None]]) -> list[Branch]:
+    """The runs of :func:`jobs`' branches, in order: every tune run through the executor at once, then every
+    transfer (it reads only finished embedding tunings)."""
+    out, quiet = {}, _quiet([call for _, _, call in todo if call])
+    for kind in ("tune", "transfer"):
+        at = [i for i, (_, k, _) in enumerate(todo) if k == kind]
+        out |= dict(zip(at, _map([todo[i][2] for i in at], kind, quiet)))
+    return [replace(b, run=out[i]) if i in out else b for i, (b, _, _) in enumerate(todo)]
+
+
+def plan(trunks: Trunk | dict[str, Trunk], arms: list[Arm]) -> list[Branch]:
+    """Train (or reuse) every arm at every seed of its list; returns one branch per (arm, seed)."""
+    return compute(jobs(trunks, arms))
 
 
 

@@ -13,6 +13,7 @@ what explains D: how often the row occurs in the training text and how early it 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..method.baselines import first_gradient_step, token_counts
 from ..method.errors import KSLError
 from ..method.ticket import SIGNIFICANCE_RULES, Rule, decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
+from . import executor
 from .results import load_tables
 
 RULES = SIGNIFICANCE_RULES
@@ -100,12 +102,13 @@ def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[fl
     epoch when that is train_limit / batch_size), and the snapshot table of each, stacked."""
 
     tables, examples = [], None
-    for lr in lrs:
-        cfg = tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
-                                mode="embed", lr=lr, batch_size=batch_size, seed=seed, optimizer=optimizer,
-                                max_steps=None if max(snapshots) * batch_size == train_limit else max(snapshots),
-                                snapshots=tuple(snapshots), checkpoint_every=checkpoint_every)
-        rec = tuning.tune(cfg, progress=progress)
+    cfgs = [tuning.TuneConfig(model=model, pair=pair, split="dev", limit=train_limit, template=template,
+                              mode="embed", lr=lr, batch_size=batch_size, seed=seed, optimizer=optimizer,
+                              max_steps=None if max(snapshots) * batch_size == train_limit else max(snapshots),
+                              snapshots=tuple(snapshots), checkpoint_every=checkpoint_every) for lr in lrs]
+    # every learning rate's run at once through the executor (kslottery.study.executor); the tables here
+    recs = executor.current(progress=progress).map(partial(tuning.tune, progress=progress), cfgs, "tune")
+    for cfg, rec in zip(cfgs, recs):
         if examples is None:   # the learning rate changes neither the examples nor the batch order
             examples = tuning.training_examples(cfg)
             batches = tuning.batch_order(len(examples), cfg)

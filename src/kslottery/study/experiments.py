@@ -6,10 +6,13 @@ and returns a tidy ``pandas.DataFrame``; the notebooks only call these and plot.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 
 from ..method import data, evaluate, models, prompts
 from ..method.errors import KSLError
+from . import executor
 
 # Notebook parameters that are lists (papermill passes whatever the YAML holds).
 LIST_PARAMS = ("pairs", "templates", "seeds", "sigmas", "lrs", "sgd_lrs", "snapshots", "reference_seeds")
@@ -54,11 +57,15 @@ def baseline_grid(model: str, pairs: list[str], templates: list[str], split: str
             loaded["lm"] = models.load(model, progress=progress)
         return loaded["lm"]
 
+    cells = [(pair, template) for pair in pairs for template in templates]
+    cfgs = [evaluate.EvalConfig(model=model, pair=pair, template=template, split=split, limit=limit,
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, drop_finished=drop_finished)
+            for pair, template in cells]
+    ex = executor.current(progress=progress)
+    # serially the cells share one loaded model; a Ray worker loads its own
+    score = ((lambda cfg: evaluate.evaluate(cfg, lm=lm, progress=progress)) if ex.name == "serial"
+             else partial(evaluate.evaluate, progress=progress))
     rows = []
-    for pair in pairs:
-        for template in templates:
-            cfg = evaluate.EvalConfig(model=model, pair=pair, template=template, split=split, limit=limit,
-                                      max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                      drop_finished=drop_finished)
-            rows += _eval_rows(evaluate.evaluate(cfg, lm=lm, progress=progress), pair=pair, template=template)
+    for (pair, template), rec in zip(cells, ex.map(score, cfgs, "eval")):
+        rows += _eval_rows(rec, pair=pair, template=template)
     return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ import pandas as pd
 from ..method import baselines, data, evaluate
 from ..method.errors import KSLError
 from ..method.ticket import Rule
-from .arms import FAMILY, REGISTRY, Trunk, arms, plan
+from .arms import FAMILY, REGISTRY, Trunk, arms, plan, prefetch
 from .comparison import compare, paired_seeds
 from .design import ARMS, PRIMARY, SECONDARY, Design
 from .recipe import Recipe
@@ -57,12 +57,31 @@ def grid_edges(selection: dict) -> str:
     return "the chosen rate is at the edge of the grid for " + "; ".join(edges) + ": a better rate may lie outside it"
 
 
+def dev_config(proto: Recipe, design: Design, path: str):
+    """The eval config of a run on the held-out dev pairs: dev[train_pairs:][:dev_sentences]."""
+    return proto.eval_config(path, split="dev", offset=design.dev_offset(), limit=design.dev_sentences)
+
+
 def dev_score(proto: Recipe, design: Design) -> Callable[[str], float]:
     """chrF++ (whole continuation) of a run on the held-out dev pairs: dev[train_pairs:][:dev_sentences]."""
     def score(path: str) -> float:
         rec = proto.score(path, split="dev", offset=design.dev_offset(), limit=design.dev_sentences)
         return rec.chrf("whole")
     return score
+
+
+def selections(proto: Recipe, design: Design, main: Trunk) -> dict:
+    """:func:`select_lr` for every family, its grid (family x lr x seed) trained at once through the executor,
+    then every grid run scored on the held-out dev pairs at once."""
+    configs = {"embed": lambda lr, s: proto.config(mode="embed", lr=lr, seed=s),
+               "rows": lambda lr, s: proto.config(mode="rows", lr=lr, seed=s, ticket=tuple(main.ticket(s))),
+               "full": lambda lr, s: proto.config(mode="full", lr=lr, seed=s)}
+    grid = [(f, lr, s) for f in configs for lr in design.lr_grids[f] for s in design.selection_seeds[f]]
+    trained = dict(zip(grid, proto.tune_all([configs[f](lr, s) for f, lr, s in grid])))
+    paths = list(dict.fromkeys(run["path"] for run in trained.values()))
+    dev = {p: rec.chrf("whole") for p, rec in zip(paths, proto.score_all([dev_config(proto, design, p) for p in paths]))}
+    return {f: select_lr(lambda lr, s, f=f: trained[(f, lr, s)], dev.__getitem__, design.lr_grids[f],
+                         design.selection_seeds[f]) for f in configs}
 
 
 def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[float, int], *,
@@ -81,20 +100,18 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
     trunks = {name: Trunk(proto, {"embed": lr}, seeds, rule=rule.rule, alpha=rule.level, options={"max_steps": steps},
                           embed_options=extra, arm_options={})
               for name, (lr, steps), extra in (("main", adam, {}), ("sgd", sgd, {"optimizer": "sgd"}))}
+    # the stages: both trunks' discovery tunings at once, the learning-rate grids, then the arms
+    prefetch([(t, seed) for t in trunks.values() for seed in t.seeds["seeds"]])
     for t in trunks.values():
         t.require_tickets()
-    main, score = trunks["main"], dev_score(proto, design)
-    train = {"embed": lambda lr, s: proto.tune(mode="embed", lr=lr, seed=s),
-             "rows": lambda lr, s: proto.tune(mode="rows", lr=lr, seed=s, ticket=tuple(main.ticket(s))),
-             "full": lambda lr, s: proto.tune(mode="full", lr=lr, seed=s)}
-    selection = {f: select_lr(train[f], score, design.lr_grids[f], design.selection_seeds[f]) for f in train}
+    selection = selections(proto, design, trunks["main"])
     lrs = {f"{f} (chosen)": sel["chosen"] for f, sel in selection.items()}
     for t in trunks.values():
         t.arm_lrs = {f: sel["chosen"] for f, sel in selection.items()}
     bitext = data.load_flores(design.pair, "devtest", limit=design.test_sentences)
     rows, hyps = [], {}
-    for b in plan(trunks, [REGISTRY["base"], *arms(*ARMS)]):
-        rec = proto.score(b.path)
+    branches = plan(trunks, [REGISTRY["base"], *arms(*ARMS)])
+    for b, rec in zip(branches, proto.score_all([proto.eval_config(b.path) for b in branches])):
         hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
         rows.append({"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None,
                      "chrf++ whole": rec.chrf("whole"),

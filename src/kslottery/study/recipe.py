@@ -13,8 +13,10 @@ by another.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from ..method import evaluate, tuning
+from . import executor
 
 
 def tune_config(preset: str | None = None, mixed_precision: str = "no", **kw) -> tuning.TuneConfig:
@@ -50,13 +52,26 @@ class Recipe:
         """Train (or reuse) one arm; ``kw`` are TuneConfig fields (mode, lr, ticket, seed, template...)."""
         return tuning.tune(self.config(**kw), progress=self.progress)
 
+    def tune_all(self, configs: list[tuning.TuneConfig]) -> list[dict]:
+        """Train (or reuse) independent runs through the executor (:mod:`kslottery.study.executor`), in order."""
+        return executor.current(progress=self.progress).map(partial(tuning.tune, progress=self.progress), configs, "tune")
+
+    def eval_config(self, tuned: str | None = None, template: str | None = None, stop_on_newline: bool = False,
+                    split: str = "devtest", offset: int = 0, limit: int | None = None) -> evaluate.EvalConfig:
+        return evaluate.EvalConfig(model=self.model, pair=self.pair, template=template or self.template,
+                                   split=split, offset=offset, limit=limit or self.eval_limit,
+                                   max_new_tokens=self.max_new_tokens, batch_size=self.eval_batch_size,
+                                   num_beams=self.num_beams, stop_on_newline=stop_on_newline, tuned=tuned,
+                                   drop_finished=self.drop_finished)
+
     def score(self, tuned: str | None = None, template: str | None = None, stop_on_newline: bool = False,
               split: str = "devtest", offset: int = 0, limit: int | None = None) -> dict:
         """Score the base model or a tune/transfer run on devtest (under ``template``, default the protocol's);
         ``split="dev"`` with an ``offset`` past the training pairs scores held-out dev pairs instead."""
-        cfg = evaluate.EvalConfig(model=self.model, pair=self.pair, template=template or self.template,
-                                  split=split, offset=offset, limit=limit or self.eval_limit, max_new_tokens=self.max_new_tokens,
-                                  batch_size=self.eval_batch_size, num_beams=self.num_beams,
-                                  stop_on_newline=stop_on_newline, tuned=tuned,
-                                  drop_finished=self.drop_finished)
+        cfg = self.eval_config(tuned, template, stop_on_newline, split, offset, limit)
         return evaluate.evaluate(cfg, progress=self.progress)
+
+    def score_all(self, configs: list[evaluate.EvalConfig]) -> list[evaluate.EvalRecord]:
+        """Score (or reuse) independent eval runs through the executor, in order."""
+        return executor.current(progress=self.progress).map(partial(evaluate.evaluate, progress=self.progress),
+                                                            configs, "eval")

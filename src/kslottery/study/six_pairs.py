@@ -15,7 +15,7 @@ from ..method import data
 from ..method.errors import KSLError
 from ..method.models import load_tokenizer
 from ..method.ticket import PAPER_TICKET_SIZES, SIGNIFICANCE_RULES, decode_tokens, select
-from .arms import Trunk, arms, plan
+from .arms import Trunk, arms, compute, jobs, prefetch
 from .recipe import Recipe
 
 PAIR_ARMS = ("base", "embedding tuning", "Adam ticket")   # registry names; a pair without a ticket runs the first two
@@ -35,12 +35,20 @@ def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: in
 
     tok = load_tokenizer(model)
     rows, tickets, shared, embed_runs = [], {}, {}, {}
-    for pair in pairs:
-        proto = Recipe(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
-                         batch_size=batch_size, max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size,
-                         drop_finished=drop_finished, progress=progress)
-        trunk = Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": [seed]}, rule=rule, alpha=alpha,
-                      options={"max_steps": steps})
+    protos = [Recipe(model=model, pair=pair, train_limit=train_limit, eval_limit=eval_limit, template=template,
+                     batch_size=batch_size, max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size,
+                     drop_finished=drop_finished, progress=progress) for pair in pairs]
+    trunks = [Trunk(proto, {"embed": lr, "rows": lr}, {"seeds": [seed]}, rule=rule, alpha=alpha,
+                    options={"max_steps": steps}) for proto in protos]
+    # the stages: every pair's embedding tuning at once, each pair's ticket here, every pair's arms at once, their scores
+    prefetch([(trunk, seed) for trunk in trunks])
+    # a pair without a ticket (nothing significant) still shows its sizes and base score
+    todo = [jobs(trunk, arms(*(PAIR_ARMS if trunk.ticket(seed) else PAIR_ARMS[:2]))) if score else [] for trunk in trunks]
+    done = compute([job for pair_jobs in todo for job in pair_jobs])
+    of = [proto for proto, pair_jobs in zip(protos, todo) for _ in pair_jobs]   # each branch's pair's recipe
+    recs = protos[0].score_all([proto.eval_config(b.path) for proto, b in zip(of, done)])
+    at = 0
+    for pair, trunk, pair_jobs in zip(pairs, trunks, todo):
         embed_runs[pair] = trunk.embed(seed)["path"]
         res = trunk.discovery(seed).result()
         tgt = data.parse_pair(pair)[1]
@@ -48,16 +56,10 @@ def experiment(model: str, pairs: list[str], *, train_limit: int, batch_size: in
         for r in SIGNIFICANCE_RULES:
             row[f"{r} {alpha:g}"] = len(select(res, r, alpha))
         ticket = trunk.ticket(seed)
-        if not score:
-            branches = []
-        elif ticket:
-            branches = plan(trunk, arms(*PAIR_ARMS))
-        else:   # nothing significant: no ticket to tune, the pair still shows its sizes and base score
-            branches = plan(trunk, arms(*PAIR_ARMS[:2]))
-        for b in branches:
-            rec = proto.score(b.path)
+        for b, rec in zip(done[at:at + len(pair_jobs)], recs[at:at + len(pair_jobs)]):
             row[f"chrf++ {b.arm}"] = rec.chrf("whole")
             row[f"chrf++ first line, {b.arm}"] = rec.chrf("first_line")
+        at += len(pair_jobs)
         counts = trunk.counts(seed)
         every = set.intersection(*(set(e["input_ids"]) for e in trunk.seen(seed)))
         tickets[pair], shared[pair] = ticket, sorted(every & set(ticket))
