@@ -348,10 +348,11 @@ class Run:
     def record(self) -> dict:
         return json.loads((self.path / "record.json").read_text())
 
-    def reuse(self, record_type: type[RunRecord] = RunRecord) -> RunRecord | None:
+    def reuse(self, record_type: type[RunRecord] = RunRecord, claim: bool = True) -> RunRecord | None:
         """Claim the run. None: this process holds its lock and computes it. Otherwise it is finished (perhaps by
-        the process this one waited for): its record, as ``record_type``."""
-        if self.claim():
+        the process this one waited for): its record, as ``record_type``. ``claim=False`` (a rank other than 0
+        of a multi-process run, which never writes it): None while it is unfinished, and no lock is taken."""
+        if self.claim() if claim else not self.done:
             return None
         return record_type({**self.record(), "reused": True, "path": str(self.path)})
 

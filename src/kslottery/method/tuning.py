@@ -371,10 +371,8 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> TunedRecord:
     run = Run("tune", run_params(cfg, bitext), runs_dir, seed=cfg.seed)
     main = is_main_process()
     # Only rank 0 writes the run, so only rank 0 takes its lock: another rank would wait on its own rank 0.
-    if main and (reused := run.reuse(TunedRecord)) is not None:
+    if (reused := run.reuse(TunedRecord, claim=main)) is not None:
         return reused
-    if not main and run.done:
-        return TunedRecord({**run.record(), "reused": True, "path": str(run.path)})
     lm = models.load(cfg.model, allow_pickle=cfg.allow_pickle, progress=progress and main)
     if cfg.ticket:   # the tokenizer, now loaded, is the one the ticket's ids must have been read with
         check_ticket_model(cfg.ticket, cfg.model, lm.info.vocab_size, lm.tokenizer)
@@ -386,8 +384,7 @@ def tune(cfg: TuneConfig, runs_dir=None, progress: bool = True) -> TunedRecord:
     before = lm.model.get_input_embeddings().weight.detach().clone().float()
     summary = {**train(lm, cfg, examples, work, progress), "input": fit}
     if not main:
-        return TunedRecord({"config": asdict(cfg), "train": summary, "run": run.name, "reused": False,
-                            "path": str(run.path)})
+        return TunedRecord(config=asdict(cfg), train=summary, run=run.name, reused=False, path=str(run.path))
     trend = loss_trend(work / "train_log.jsonl")
     # Rounding noise is not a rise: a run whose loss ends within 0.1 % of where it began did not diverge.
     if trend and trend[1] > trend[0] * 1.001 + 1e-9:
