@@ -70,13 +70,15 @@ def test_learning_rate_selection_never_reads_devtest(flores_dir, tmp_path, monke
 
 
 @pytest.mark.slow
-def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flores_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    design = Design(train_pairs=16, batch_size=4, dev_sentences=3, test_sentences=3, seeds=(0, 1), full_seeds=(0,),
-                    secondary_seeds=(0, 1), discovery_rule="bonferroni_0.05",
-                    lr_grids={"embed": (0.01, 0.05), "rows": (0.01, 0.05), "full": (1e-4, 1e-3)},
-                    selection_seeds={"embed": (0,), "rows": (0,), "full": (0,)}, n_bootstrap=50)
-    r = fair.fair_test(design, TINY, adam=(0.02, 2), sgd=(30.0, 4), max_new_tokens=4, progress=False)
+def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flores_dir):
+    # The smoke profile's fair test, exactly (its design, its budgets, its decoding), in the session's runs folder:
+    # the smoke notebook nbval executes after the unit tests then reuses these runs instead of computing them again.
+    from kslottery.report.profiles import load_profile
+
+    smoke = load_profile("smoke")
+    design = Design.from_profile(smoke)
+    r = fair.fair_test(design, TINY, adam=(0.02, 2), sgd=tuple(smoke["notebooks"]["fair_test"]["sgd_budget"]),
+                       max_new_tokens=smoke["notebooks"]["fair_test"]["max_new_tokens"], progress=False)
     s = r["scores"]
     for _, row in s[s["arm"] != "base"].iterrows():
         f, arm = FAMILY[row["arm"]], REGISTRY[row["arm"]]
@@ -96,7 +98,7 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
             assert lo > 0 and row["p (Holm)"] < 0.05
         if row["outcome"] == "not equivalent":
             assert lo >= design.margin or hi <= -design.margin
-    assert c.loc[c["role"] == "secondary", "p (Holm)"].notna().all() and c["protocol"].eq("fair-v1").all()
+    assert c.loc[c["role"] == "secondary", "p (Holm)"].notna().all() and c["protocol"].eq(design.name).all()
     e = fair.exposure(r)
     from kslottery.method.baselines import first_gradient_step
     examples, batches = r["trunks"]["main"].batches(1)
