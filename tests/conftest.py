@@ -36,6 +36,24 @@ def tiny():
 
 
 @pytest.fixture
+def varied_tiny():
+    """A tiny random model of a preset with larger weights (std 0.5): greedy decoding then gives varied tokens and
+    near ties in bfloat16, not one repeated id."""
+    def load(preset: str):
+        import torch
+
+        from kslottery.method import models
+
+        lm = models.load(f"tiny:{preset}", progress=False, untie_head=True)
+        torch.manual_seed(0)
+        for w in lm.model.parameters():
+            if w.dim() > 1:
+                w.data.normal_(0, 0.5)
+        return lm
+    return load
+
+
+@pytest.fixture
 def runs_dir(tmp_path):
     return tmp_path / "runs"
 
