@@ -543,8 +543,15 @@ def test_a_notebook_finds_the_users_profile_by_its_name(tmp_path, monkeypatch):
     assert profiles.load_profile("mine-issue44")["notebooks"]["baseline_and_prompts"] == {"limit": 3}
 
 
-def test_the_profile_check_knows_the_rules_the_method_knows():
-    from kslottery.method.ticket import SIGNIFICANCE_RULES
+def test_the_profile_check_reads_the_rules_without_torch():
+    """The rules have one home, which the profile check imports before torch would have loaded."""
+    import subprocess
+    import sys
+
+    from kslottery.method import rules, ticket
     from kslottery.report import profile_values
 
-    assert profile_values.SIGNIFICANCE_RULES == SIGNIFICANCE_RULES
+    code = "import sys; from kslottery.report import profile_values; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert profile_values.SIGNIFICANCE_RULES is rules.SIGNIFICANCE_RULES is ticket.SIGNIFICANCE_RULES
+    assert out == "False"

@@ -23,47 +23,8 @@ import numpy as np
 from .errors import KSLError
 from .ks import KSResult, ks_test
 
-RULES = ("alpha", "bonferroni", "bh", "topk")
-SIGNIFICANCE_RULES = RULES[:3]   # the rules that threshold a p-value (topk ranks D)
-# How the book names each rule for readers.
-RULE_NAMES = {"alpha": "uncorrected", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "topk": "top-k by D"}
-
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A selection rule at its level, in the one spelling profiles, tables and code share (``bh_0.05``,
-    ``topk_18``); :attr:`key` names the rule's ticket inside a ks run (``bh-0.05``, its file ``ticket-bh-0.05.json``).
-
-    >>> r = Rule.parse("bh_0.05"); r.rule, r.level, str(r), r.key, r.label
-    ('bh', 0.05, 'bh_0.05', 'bh-0.05', 'Benjamini-Hochberg at 0.05')
-    """
-    rule: str
-    level: float   # alpha for a significance rule, k for topk
-
-    @classmethod
-    def parse(cls, text: str) -> Rule:
-        rule, _, level = str(text).rpartition("_")
-        try:
-            value = int(level) if rule == "topk" else float(level)
-        except ValueError:
-            value = None
-        if rule not in RULES or value is None or not (0 < value < 1 or (rule == "topk" and value >= 1)):
-            raise KSLError(f"unknown ticket rule {text!r}", "write RULE_LEVEL: alpha_0.05, bonferroni_0.05, bh_0.05 or "
-                                                            "topk_18")
-        return cls(rule, value)
-
-    def __str__(self) -> str:
-        return f"{self.rule}_{self.level:g}"
-
-    @property
-    def key(self) -> str:
-        return f"{self.rule}-{self.level}"
-
-    @property
-    def label(self) -> str:
-        return f"{RULE_NAMES[self.rule]} at {self.level:g}"
-
+# the rules and their one spelling live in .rules (no torch: a profile is checked against them before it loads)
+from .rules import RULE_NAMES, RULES, SIGNIFICANCE_RULES, Rule  # noqa: F401
 
 PAPER_TICKET_SIZES = {"cat_Latn": 18, "spa_Latn": 18, "ron_Latn": 15, "dan_Latn": 12, "deu_Latn": 15, "por_Latn": 17}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..method import data, prompts
 from ..method.errors import KSLError
+from ..method.rules import SIGNIFICANCE_RULES, Rule
 
 # counts that must be at least 1 (None, where a notebook allows it, means "all" or "off")
 COUNTS = re.compile(r"^(.*_)?(limit|batch_size|max_new_tokens|k|min_ticket|sentences|positions|n0|n|n_bootstrap|"
@@ -28,17 +29,11 @@ TEMPLATES = re.compile(r"^(\w+_)?templates?$")
 CHOICES = {"mixed_precision": ("no", "bf16"), "prefix_init": ("random", "zero"), "preset": ("paper",)}
 
 
-# method.ticket.SIGNIFICANCE_RULES (a test keeps them equal): importing ticket imports torch, seconds a profile
-# check must not wait for
-SIGNIFICANCE_RULES = ("alpha", "bonferroni", "bh")
-
-
 def _check_rule(rule: str, where: str, path: Path) -> None:
-    """``<rule>_<alpha>`` of a significance rule (budget.chosen and fair split it the same way)."""
-    name, _, alpha = rule.rpartition("_")
+    """A significance rule in the study's one spelling (:class:`kslottery.method.rules.Rule`)."""
     try:
-        ok = name in SIGNIFICANCE_RULES and 0 < float(alpha) < 1
-    except ValueError:
+        ok = Rule.parse(rule).rule in SIGNIFICANCE_RULES
+    except KSLError:
         ok = False
     if not ok:
         raise _bad(path, where, rule, "not a rule like bonferroni_0.05",
