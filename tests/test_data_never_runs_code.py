@@ -549,9 +549,27 @@ def test_the_profile_check_reads_the_rules_without_torch():
     import sys
 
     from kslottery.method import rules, ticket
-    from kslottery.report import profile_values
+    from kslottery.study import parameters
 
-    code = "import sys; from kslottery.report import profile_values; print('torch' in sys.modules)"
+    code = "import sys; from kslottery.study import parameters; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert profile_values.SIGNIFICANCE_RULES is rules.SIGNIFICANCE_RULES is ticket.SIGNIFICANCE_RULES
+    assert parameters.SIGNIFICANCE_RULES is rules.SIGNIFICANCE_RULES is ticket.SIGNIFICANCE_RULES
     assert out == "False"
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"limit": 0}, "notebook six_pairs: limit is 0, not a count of at least 1"),
+    ({"pairs": ["eng_Latn-cat"]}, "notebook six_pairs: pairs: "),
+    ({"choice_rule": "bh-0.05"}, "notebook six_pairs: choice_rule is 'bh-0.05', not a rule like bonferroni_0.05"),
+    ({"pairs": "eng_Latn-cat_Latn"}, "six_pairs: parameter pairs must be a list"),
+])
+def test_a_notebook_checks_its_parameters_as_the_runner_does(params, says):
+    """Inside a kernel (papermill only warns), the notebook's check is the runner's: the same one line."""
+    from kslottery.method.errors import KSLError
+    from kslottery.study import experiments
+
+    with pytest.raises(KSLError) as e:
+        experiments.check("six_pairs", **params)
+    assert str(e.value).startswith(says) and "\n" not in str(e.value)
+    assert experiments.check("six_pairs", limit=4, pairs=["eng_Latn-cat_Latn"]) == {"limit": 4,
+                                                                                   "pairs": ["eng_Latn-cat_Latn"]}

@@ -5,7 +5,7 @@ A profile is YAML with ``notebooks:`` (required: notebook name -> its parameters
 every notebook gets) and ``description:``. ``--profile NAME`` is looked up as ``profiles/NAME.yaml`` in the
 current folder, then in the checkout; ``--profile path/to/mine.yaml`` is that file. Every parameter must
 be one the notebook declares (papermill's ``parameters`` cell), of the type of its default there, and a value
-that notebook accepts (:mod:`.profile_values`). The file is read as plain data only (:mod:`.profile_yaml`: no
+that notebook accepts (:mod:`kslottery.study.parameters`). The file is read as plain data only (:mod:`.profile_yaml`: no
 YAML tags beyond the plain ones, no aliases). :func:`open_profile` is the one way in: it gives the checked
 :class:`Profile`, with its name and the folder it publishes into; the runner and the book builder both use it.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from ..method.errors import KSLError
 from ..study.design import Design
 from ..study.executor import parse_resources
-from .profile_values import check_value
+from ..study.parameters import check_value
 from .profile_yaml import check_data, load_yaml
 
 ORDER = ["baseline_and_prompts", "budget_sweep", "fair_test", "six_pairs", "certification", "paper_vs_study"]
@@ -187,7 +187,7 @@ def check_parameters(params: dict, notebook: Path, path: Path) -> None:
             raise KSLError(f"profile {path}: {notebook.stem}.{name} is {_type_name(value)} ({value!r}), "
                            f"but the notebook's default is {_type_name(declared[name])} ({declared[name]!r})",
                            f"give {name} as {_type_name(declared[name])}")
-        check_value(name, value, f"{notebook.stem}.{name}", path)
+        check_value(name, value, f"{notebook.stem}.{name}", f"profile {path}")
 
 
 def read_profile(path: Path) -> dict:

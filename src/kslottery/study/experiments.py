@@ -10,29 +10,22 @@ from functools import partial
 
 import pandas as pd
 
-from ..method import data, evaluate, models, prompts
+from ..method import evaluate, models
 from ..method.errors import KSLError
 from . import executor
+from .parameters import check_value
 
 # Notebook parameters that are lists (papermill passes whatever the YAML holds).
 LIST_PARAMS = ("pairs", "templates", "seeds", "sigmas", "lrs", "sgd_lrs", "snapshots", "reference_seeds")
 
 
 def check(notebook: str, **params) -> dict:
-    """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones)."""
+    """Validate a notebook's parameters (papermill only warns about unknown or mistyped ones), with the one check
+    the profile runner applied before the kernel started (:func:`kslottery.study.parameters.check_value`)."""
     for name, value in params.items():
         if name in LIST_PARAMS and not isinstance(value, list):
             raise KSLError(f"{notebook}: parameter {name} must be a list, got {value!r}", "pass lists through YAML")
-    for pair in params.get("pairs", []):
-        for code in data.parse_pair(pair):
-            prompts.language_name(code)
-    for t in params.get("templates", []) + ([params["template"]] if "template" in params else []):
-        prompts.get_template(t)
-    for name in ("limit", "train_limit", "max_new_tokens", "batch_size", "k", "eval_limit", "eval_batch_size",
-                 "sentences", "positions"):
-        if name in params and params[name] is not None and (not isinstance(params[name], int) or params[name] < 1):
-            raise KSLError(f"{notebook}: parameter {name} must be a positive integer, got {params[name]!r}",
-                           "fix it in the profile YAML")
+        check_value(name, value, name, f"notebook {notebook}")
     return params
 
 
