@@ -25,12 +25,15 @@ def test_the_claims_invariant_recomputes_the_paired_difference_it_shows(tmp_path
                                      progress=False)["run"] for n in (3, 4))
     diff = checks.rescore_chrf(full) - checks.rescore_chrf(embed)
     results.save_tables("t", "fair_test", scores=pd.DataFrame(   # one full run paired with two seeds
-        [{"arm": "embedding tuning", "seed": 0, "run": embed}, {"arm": "embedding tuning", "seed": 1, "run": embed},
-         {"arm": "full fine-tuning", "seed": 0, "run": full}]))
+        [{"model": "m", "arm": "embedding tuning", "seed": 0, "run": embed},
+         {"model": "m", "arm": "embedding tuning", "seed": 1, "run": embed},
+         {"model": "m", "arm": "full fine-tuning", "seed": 0, "run": full},
+         {"model": "other", "arm": "embedding tuning", "seed": 0, "run": full},   # another model's runs: not read
+         {"model": "other", "arm": "full fine-tuning", "seed": 0, "run": embed}]))
 
     def row(shown, source="fair_test"):
-        return pd.DataFrame([{"claim": claims.PAPER["embed_vs_full"][0], "source": source,
-                              "this study": f"embedding tuning − full fine-tuning: {shown:+.1f} chrF++, 1 seeds"}])
+        return pd.DataFrame([{"claim": claims.PAPER["embed_vs_full"][0], "source": source, "model": "m",
+                              "this study": f"embedding tuning − full fine-tuning = {shown:+.1f} chrF++: on m, ..."}])
 
     assert checks.claim_matches_outputs(row(-diff), "t") is True
     assert checks.claim_matches_outputs(row(-diff + 0.3), "t") is False

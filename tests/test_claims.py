@@ -39,31 +39,42 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]
 
 
-def test_the_fair_test_judges_its_claims_and_names_its_protocol(tmp_path, monkeypatch):
+def _comp(model, a, b, diff, ci95, ci90, outcome, kind="equivalence", role="primary", p=0.001):
+    from kslottery.study.verdicts import claim_verdict
+
+    return {"model": model, "role": role, "kind": kind, "seeds": 5, "margin": 2.0, "protocol": "fair-v2",
+            "a": a, "b": b, "b - a": diff, "95 % (union)": ci95, "90 % (union)": ci90, "p (Holm)": p,
+            "outcome": outcome, "verdict": claim_verdict(outcome, kind)}
+
+
+def test_the_fair_test_judges_each_claim_on_each_model_and_says_which_way(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6], "per seed": [0.1] * 5}
     comps = pd.DataFrame([
-        {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"},
-        {**row, "a": "embedding tuning", "b": "SGD ticket", "b - a": 0.1, "verdict": "reproduced"},
-        {**row, "a": "embedding tuning", "b": "earliest-seen rows", "b - a": 0.2, "verdict": "reproduced"},
-        {**row, "role": "secondary", "a": "full fine-tuning", "b": "embedding tuning", "b - a": -4.0,
-         "bootstrap 95 %": [-5.0, -3.0], "t 95 %": [-6.0, -2.5], "95 % (union)": [-6.0, -2.5],
-         "verdict": "not reproduced"}])
+        # fair-v1's Adam-ticket row as fair-v2 reads it: worse, not "inconclusive"
+        _comp("gemma3-270m", "embedding tuning", "Adam ticket", -2.345, (-3.14, -1.59), (-3.0, -1.73), "b worse"),
+        _comp("smollm2-135m", "embedding tuning", "Adam ticket", 0.2, (-0.6, 1.0), (-0.5, 0.9), "equivalent", p=0.6),
+        _comp("gemma3-270m", "frequency-matched rows", "Adam ticket", 1.5, (0.6, 2.4), (0.7, 2.3),
+              "equivalent; b slightly better", kind="superiority"),
+        _comp("gemma3-270m", "full fine-tuning", "embedding tuning", -3.6, (-4.9, -2.4), (-4.7, -2.5),
+              "b worse, beyond the margin")])
     results.save_tables("t", "fair_test", comparisons=comps)
-    t = claims.claims("t").set_index("claim")
-    ticket = t.loc["Partial tuning of the KS ticket matches embedding tuning"]
-    assert ticket["verdict"] == "inconclusive" and ticket["protocol"] == "fair-v1" and ticket["source"] == "fair_test"
-    assert "t 95 % [-0.9, 1.6]" in ticket["this study"] and "SGD ticket: reproduced" in ticket["note"]
-    # with the comparisons' own words saved beside the verdicts, the note uses them
-    results.save_tables("t", "fair_test", comparisons=comps.assign(outcome=[
-        "inconclusive", "equivalent", "equivalent", "not equivalent"]))
-    note = claims.claims("t").set_index("claim").loc[ticket.name, "note"]
-    assert "SGD ticket: equivalent; earliest-seen rows: equivalent" in note and "reproduced" not in note
-    full = t.loc["Embedding tuning matches full fine-tuning"]
-    assert full["verdict"] == "not reproduced" and "(secondary)" in full["this study"]
-    assert t.loc["Prefix tuning is clearly weaker", "verdict"] == claims.NOT_RUN
-    assert ticket["evidence"] == "fair_test/comparisons#row0" and t.loc["Prefix tuning is clearly weaker", "evidence"] == ""
+    t = claims.claims("t", model="gemma3-270m")
+    ticket = t[t["claim"] == claims.PAPER["ticket_vs_embed"][0]].set_index("model")
+    assert list(ticket.index) == ["gemma3-270m", "smollm2-135m"]
+    g = ticket.loc["gemma3-270m"]
+    assert g["verdict"] == "not reproduced: b worse" and g["protocol"] == "fair-v2" and g["source"] == "fair_test"
+    assert g["this study"].startswith("Adam ticket − embedding tuning = -2.3 chrF++: on gemma3-270m, Adam ticket is "
+                                      "worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])")
+    assert g["evidence"] == "fair_test/comparisons#row0" and ticket.loc["smollm2-135m", "verdict"] == "reproduced"
+    assert ticket.loc["smollm2-135m", "evidence"] == "fair_test/comparisons#row1"
+    random = t[t["claim"] == claims.PAPER["random"][0]].iloc[0]
+    assert random["verdict"] == "reproduced" and random["model"] == "gemma3-270m"
+    full = t[t["claim"] == claims.PAPER["embed_vs_full"][0]].iloc[0]
+    assert full["verdict"] == "not reproduced: b worse, beyond the margin"
+    # claims no chapter measured, and a claim of the single-row arm the design cut: one row, "not measured"
+    prefix = t[t["claim"] == claims.PAPER["prefix"][0]].iloc[0]
+    assert prefix["verdict"] == claims.NOT_RUN and prefix["evidence"] == "" and prefix["model"] == ""
+    assert (t["claim"] == claims.PAPER["single_row"][0]).sum() == 1
 
 
 def test_verdicts_are_counted_by_their_first_words():
@@ -84,10 +95,8 @@ def test_verdicts_are_counted_by_their_first_words():
 
 def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6], "per seed": [0.1] * 5}
     results.save_tables("t", "fair_test", comparisons=pd.DataFrame(
-        [{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}]))
+        [_comp("m", "embedding tuning", "Adam ticket", 0.3, (-0.9, 1.6), (-0.7, 1.4), "equivalent")]))
     # a chapter this profile no longer runs, its tables still on disk
     results.save_tables("t", "certification", rates=pd.DataFrame([{
         "object": "Adam ticket", "sigma": 0.03, "certified": 0.5, "certified ci95 low": 0.4, "certified ci95 high": 0.6,
@@ -99,81 +108,34 @@ def test_a_chapter_the_profile_retired_never_judges_a_claim(tmp_path, monkeypatc
     assert set(current["source"]) == {"fair_test", ""}
 
 
-def test_the_fair_tests_claims_say_which_way_an_equivalence_failed_and_what_the_single_rows_cannot_show(
-        tmp_path, monkeypatch):
-    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [2.5, 4.0], "t 95 %": [2.2, 4.4], "95 % (union)": [2.2, 4.4]}
-    comps = pd.DataFrame([
-        {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 3.3, "verdict": "not reproduced"},
-        {**row, "role": "secondary", "kind": "equivalence", "seeds": 2, "a": "embedding tuning",
-         "b": "most frequent rows", "b - a": -0.5, "verdict": "inconclusive"},
-        {**row, "role": "secondary", "kind": "superiority", "seeds": 2, "a": "<bos> row", "b": "Adam ticket",
-         "b - a": 4.0, "verdict": "reproduced"}])
-    results.save_tables("t", "fair_test", comparisons=comps)
-    t = claims.claims("t").set_index("claim")
-    ticket = t.loc[claims.PAPER["ticket_vs_embed"][0]]
-    assert ticket["verdict"] == "not reproduced"
-    assert "Adam ticket is better than embedding tuning by more than the margin" in ticket["note"]
-    assert "on 2 seeds by design" in t.loc[claims.PAPER["frequency"][0], "note"]
-    single = t.loc[claims.PAPER["single_row"][0]]
-    assert single["verdict"].startswith("not testable: the fair test compares each single row")
-    assert single["evidence"] == "fair_test/comparisons#row2" and single["source"] == "fair_test"
-
-
-@pytest.mark.parametrize("ticket_whole,ticket_first,verdict,brief", [
-    (30.0, 21.0, "reproduced", "collapse 0.90"),          # gain 10, first-line gain 1: 90 % of it is stopping
-    (30.0, 26.0, "not reproduced", "collapse 0.40"),
-    (17.0, 22.0, "not testable: no gain over the base model to decompose", "no gain to decompose (-3.0)"),
+@pytest.mark.parametrize("whole,first,bleu_whole,bleu_first,verdict", [
+    (30.0, 21.0, 12.0, 2.5, "reproduced"),          # chrF++ gain 10, first-line gain 1: 90 % of it is stopping
+    (30.0, 21.0, 12.0, 9.0, "not reproduced"),      # ... but in BLEU only 30 %: both must agree
+    (17.0, 22.0, 1.0, 2.0, "not testable: no gain over the base model to decompose"),
 ])
-def test_the_collapse_rule_needs_a_gain_to_decompose(tmp_path, monkeypatch, ticket_whole, ticket_first, verdict, brief):
+def test_the_collapse_is_measured_in_chrf_and_bleu_and_needs_a_gain(tmp_path, monkeypatch, whole, first, bleu_whole,
+                                                                     bleu_first, verdict):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-0.4, 1.1], "t 95 %": [-0.9, 1.6], "95 % (union)": [-0.9, 1.6]}
-    comps = pd.DataFrame([{**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": 0.3, "verdict": "inconclusive"}])
-    scores = pd.DataFrame([{"arm": "base", "seed": None, "chrf++ whole": 20.0, "chrf++ first_line": 20.0},
-                           {"arm": "Adam ticket", "seed": 0, "chrf++ whole": ticket_whole,
-                            "chrf++ first_line": ticket_first}])
+    comps = pd.DataFrame([_comp("m", "embedding tuning", "Adam ticket", 0.3, (-0.9, 1.6), (-0.7, 1.4), "equivalent")])
+    scores = pd.DataFrame([{"model": "m", "arm": "base", "seed": None, "chrf++ whole": 20.0, "chrf++ first_line": 20.0,
+                            "bleu whole": 2.0, "bleu first_line": 2.0},
+                           {"model": "m", "arm": "Adam ticket", "seed": 0, "chrf++ whole": whole,
+                            "chrf++ first_line": first, "bleu whole": bleu_whole, "bleu first_line": bleu_first}])
     results.save_tables("t", "fair_test", comparisons=comps, scores=scores)
-    got = claims.claims("t").set_index("claim").loc[claims.PAPER["stopping"][0]]
-    assert got["verdict"] == verdict and got["in brief"].startswith(brief)
-    if brief.startswith("collapse"):   # the metric's blind spot is said beside the number
-        assert "in chrF++ (the replication's is in spBLEU" in got["in brief"]
+    t = claims.claims("t")
+    got = t[t["claim"] == claims.PAPER["stopping"][0]].iloc[0]
+    assert got["verdict"] == verdict and got["model"] == "m"
+    if verdict != "not testable: no gain over the base model to decompose":
+        assert got["in brief"].startswith("chrf++: collapse 0.90 (gain +10.0); bleu: collapse ")
 
 
-def test_the_briefs_show_the_interval_each_outcome_reads_and_the_sgd_ticket_beside_the_adam_tickets_verdict(
-        tmp_path, monkeypatch):
+def test_the_ticket_size_is_judged_against_its_budget_per_model(tmp_path, monkeypatch):
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
-    row = {"role": "primary", "kind": "equivalence", "seeds": 5, "margin": 2.0, "protocol": "fair-v1",
-           "bootstrap 95 %": [-3.14, -1.59], "t 95 %": [-3.01, -1.68], "95 % (union)": [-3.14, -1.59],
-           "90 % (union)": [-3.0, -1.73]}
-    comps = pd.DataFrame([
-        {**row, "a": "embedding tuning", "b": "Adam ticket", "b - a": -2.34524, "verdict": "inconclusive",
-         "outcome": "inconclusive"},
-        {**row, "a": "embedding tuning", "b": "SGD ticket", "b - a": 0.38, "verdict": "reproduced",
-         "outcome": "equivalent"},
-        {**row, "role": "secondary", "kind": "superiority", "seeds": 2, "a": "<bos> row", "b": "Adam ticket",
-         "b - a": 1.16, "verdict": "inconclusive", "outcome": "inconclusive"}])
-    scores = pd.DataFrame([{"arm": arm, "seed": seed, "rows": rows, "chrf++ whole": v, "chrf++ first_line": v}
-                           for arm, seed, rows, v in [("base", None, 0, 18.5), ("<bos> row", 0, 1, 31.0),
-                                                       ("<bos> row", 1, 1, 31.3), ("top-18 by D", 0, 18, 31.5),
-                                                       ("SGD ticket", 0, 6, 34.0), ("SGD ticket", 1, 72, 35.0)]])
-    sweep = pd.DataFrame({"optimizer": ["sgd"] * 3 + ["adamw"], "bh_0.05": [7, 12, 17, 53]})
-    pairs = pd.DataFrame({"pair": ["eng_Latn-cat_Latn"], "bh 0.05": [53]})
-    results.save_tables("t", "fair_test", comparisons=comps, scores=scores)
+    sweep = pd.DataFrame({"model": ["g"] * 4 + ["s"] * 2, "optimizer": ["adamw"] * 6,
+                          "bh_0.05": [1, 12, 17, 53, 3, 40]})
     results.save_tables("t", "budget_sweep", sweep=sweep)
-    results.save_tables("t", "six_pairs", pairs=pairs)
-    full = claims.claims("t").set_index("claim").loc[claims.PAPER["ticket_vs_embed"][0]]
-    # the claims page's own columns say the same: the 90 % union, the SGD ticket and which interval each side reads
-    assert "90 % union [-3.0, -1.7], bootstrap 95 %" in full["this study"]
-    assert full["this study"].endswith("; SGD ticket: +0.4, equivalent")
-    assert "equivalent needs the 90 % union inside the margin" in full["note"]
+    results.save_tables("t", "six_pairs", pairs=pd.DataFrame({"pair": ["eng_Latn-cat_Latn"], "bh 0.05": [12]}))
     t = claims.claims("t").set_index("claim")["in brief"]
-    assert t[claims.PAPER["ticket_vs_embed"][0]] == (
-        "Adam ticket − embedding tuning: -2.3, 90 % [-3.0, -1.7], 95 % [-3.1, -1.6], 5 seeds; SGD ticket: +0.4, "
-        "equivalent")
-    assert t[claims.PAPER["single_row"][0]].endswith(
-        "means, not a test: <bos> row 31.1 (2 seeds), top-18 by D 31.5 (1 seed)")
     assert t[claims.PAPER["sizes"][0]] == (
-        "Benjamini-Hochberg 0.05 at the chosen budget: cat 53; plain SGD (not judged): 12–18 rows at 2 of 3 sweep "
-        "snapshots (en→ca, seed 0), the fair test's SGD tickets 6–72 rows over 2 seeds")
+        "Benjamini-Hochberg 0.05 at the chosen budget: cat 12; budget sweep (en→ca, seed 0), g: 12–18 rows at 2 of "
+        "4 Adam snapshots (sizes 1–53); s: 12–18 rows at 0 of 2 Adam snapshots (sizes 3–40)")

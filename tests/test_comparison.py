@@ -15,15 +15,16 @@ NEAR = [r.replace(".", "!") for r in REFS]     # every sentence off by one chara
 def test_identical_arms_differ_by_nothing_at_any_level():
     r = comparison.compare([(REFS, REFS), (REFS, REFS)], REFS, "cat_Latn", n=200)
     assert r["delta"] == 0 and r["ci95"] == r["ci90"] == [0, 0]
-    assert verdicts.equivalence(r["ci90"], r["ci95"], margin=1.0) == "reproduced"
+    assert verdicts.outcome(r["ci90"], r["ci95"], margin=1.0) == "equivalent" and r["p"] == 1.0
 
 
 def test_a_large_difference_is_not_equivalent_and_a_small_one_is():
     far = comparison.compare([(BAD, REFS)], REFS, "cat_Latn", n=200)
-    assert far["ci95"][0] > 0 and verdicts.equivalence(far["ci90"], far["ci95"], margin=1.0) == "not reproduced"
+    assert far["ci95"][0] > 0 and verdicts.outcome(far["ci90"], far["ci95"], margin=1.0) == "b better, beyond the margin"
+    assert far["p"] == pytest.approx(2 / 201, abs=1e-6)   # no resample crosses 0: the smallest p 200 resamples can give
     near = comparison.compare([(REFS, NEAR)] * 3, REFS, "cat_Latn", n=200)
     assert -10 < near["ci90"][0] <= near["delta"] <= near["ci90"][1] < 10
-    assert verdicts.equivalence(near["ci90"], near["ci95"], margin=10.0) == "reproduced"
+    assert verdicts.outcome(near["ci90"], near["ci95"], margin=10.0).startswith("equivalent")
     # the 90 % interval a TOST reads lies inside the 95 % interval
     assert near["ci95"][0] <= near["ci90"][0] and near["ci90"][1] <= near["ci95"][1]
 
@@ -33,7 +34,7 @@ def test_seeds_that_disagree_widen_the_interval_past_the_margin():
     split = comparison.compare([(BAD, REFS), (REFS, BAD)], REFS, "cat_Latn", n=400)
     assert abs(split["delta"]) < 1e-6 and split["per_seed"][0] == -split["per_seed"][1]
     assert split["ci95_width"] > 50 and split["ci95"][0] < 0 < split["ci95"][1]
-    assert verdicts.equivalence(split["ci90"], split["ci95"], margin=5.0) == "inconclusive"
+    assert verdicts.outcome(split["ci90"], split["ci95"], margin=5.0) == "inconclusive"
 
 
 def test_bad_comparisons_are_refused():

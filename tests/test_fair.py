@@ -3,6 +3,7 @@ rows equal a direct computation from the training batches, and every trained arm
 ticket and its family's chosen learning rate."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -69,60 +70,105 @@ def test_learning_rate_selection_never_reads_devtest(flores_dir, tmp_path, monke
         rec.chrf("last_line")
 
 
-@pytest.mark.slow
-def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flores_dir):
-    # The smoke profile's fair test, exactly (its design, its budgets, its decoding), in the session's runs folder:
-    # the smoke notebook nbval executes after the unit tests then reuses these runs instead of computing them again.
+SMOKE_BUDGETS = {"tiny:smollm2-135m": (0.02, 2), "tiny:gemma3-270m": (0.02, 3)}   # the smoke sweep's choices
+
+
+def _smoke_fair_test():
     from kslottery.report.profiles import load_profile
 
     smoke = load_profile("smoke")
     design = Design.from_profile(smoke)
-    r = fair.fair_test(design, TINY, adam=(0.02, 2), sgd=tuple(smoke["notebooks"]["fair_test"]["sgd_budget"]),
-                       max_new_tokens=smoke["notebooks"]["fair_test"]["max_new_tokens"], progress=False)
-    s = r["scores"]
-    for _, row in s[s["arm"] != "base"].iterrows():
-        f, arm = FAMILY[row["arm"]], REGISTRY[row["arm"]]
-        if f != "transfer":
-            assert row["lr"] == r["lrs"][f"{f} (chosen)"], row["arm"]
-        if arm.ticket == "ks":
-            assert row["ticket"] == r["trunks"][arm.trunk].ticket(row["seed"]), row["arm"]
-        if row["arm"] == "earliest-seen rows":
-            assert len(row["ticket"]) == len(r["trunks"]["main"].ticket(row["seed"]))
-    assert set(s.loc[s["arm"] == "full fine-tuning", "seed"]) == {0}
-    c = fair.comparisons(r, design)
-    assert set(c["verdict"]) <= {"reproduced", "not reproduced", "inconclusive"}
-    for _, row in c.iterrows():   # the outcome says what the rule found, in the comparison's own words
-        lo, hi = row["95 % (union)"]
-        assert row["outcome"] in fair.OUTCOMES[row["kind"]].values()
-        if row["outcome"] == "b better":
-            assert lo > 0 and row["p (Holm)"] < 0.05
-        if row["outcome"] == "not equivalent":
-            assert lo >= design.margin or hi <= -design.margin
-    assert c.loc[c["role"] == "secondary", "p (Holm)"].notna().all() and c["protocol"].eq(design.name).all()
+    assert design.models == tuple(SMOKE_BUDGETS)
+    out = {m: fair.fair_test(design, m, adam=SMOKE_BUDGETS[m],
+                             max_new_tokens=smoke["notebooks"]["fair_test"]["max_new_tokens"], progress=False)
+           for m in design.models}
+    return design, out
+
+
+@pytest.mark.slow
+def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flores_dir, tmp_path, monkeypatch):
+    # The smoke profile's fair test on both tiny models, exactly (its design, its budgets, its decoding), in the
+    # session's runs folder: the smoke notebook nbval executes later reuses these runs instead of computing them.
+    design, results = _smoke_fair_test()
+    for m, r in results.items():
+        s = r["scores"]
+        assert set(s["model"]) == {m}
+        for _, row in s[s["arm"] != "base"].iterrows():
+            f, arm = FAMILY[row["arm"]], REGISTRY[row["arm"]]
+            if f != "transfer":
+                assert row["lr"] == r["lrs"][f"{f} (chosen)"], row["arm"]
+            if arm.ticket == "ks":
+                assert row["ticket"] == r["trunks"][arm.trunk].ticket(row["seed"]), row["arm"]
+            if row["arm"] == "earliest-seen rows":
+                assert len(row["ticket"]) == len(r["trunks"]["main"].ticket(row["seed"]))
+        assert set(s.loc[s["arm"] == "full fine-tuning", "seed"]) == {0, 1} and "sgd" not in r["trunks"]
+        assert len(r["refs"]) == design.test_sentences
+        assert r["refs"] == data.load_flores(design.pair, "devtest", offset=design.test_offset,
+                                             limit=design.test_sentences).tgt
+    c = fair.comparisons(results, design)
+    assert set(c["model"]) == set(design.models) and len(c) == 2 * len(design.comparisons())
+    for _, row in c.iterrows():   # the outcome follows from the intervals and the Holm p by one rule
+        (lo, hi), (l90, h90) = row["95 % (union)"], row["90 % (union)"]
+        if row["outcome"].startswith("equivalent"):
+            assert -design.margin < l90 and h90 < design.margin
+        if "better" in row["outcome"] or "worse" in row["outcome"]:
+            assert (lo > 0 or hi < 0) and row["p (Holm)"] < design.alpha
+        if row["outcome"] == "inconclusive":
+            assert not (-design.margin < l90 and h90 < design.margin)
+        assert row["p"] == max(row["p (seeds)"], row["p (bootstrap)"]) and row["p (Holm)"] >= row["p"]
+    # Holm runs over the primary comparisons of both models together: m = 2 x 7 tests
+    from kslottery.study.verdicts import holm
+    primary = c[c["role"] == "primary"]
+    assert len(primary) == 14
+    assert primary["p (Holm)"].tolist() == list(holm(dict(enumerate(primary["p"]))).values())
+    r = results["tiny:smollm2-135m"]
     e = fair.exposure(r)
     from kslottery.method.baselines import first_gradient_step
     examples, batches = r["trunks"]["main"].batches(1)
     first_batch = {t for i in batches[0] for t in examples[i]["input_ids"]}   # no accumulation in this design
     assert e.loc[e["seed"] == 1, "rows first seen at step 1"].item() == len(first_batch)
     assert len(first_batch) == sum(v == 1 for v in first_gradient_step(examples, batches).values())
-    glued = fair.headline_values(r, fair.comparisons(r, design), e)
-    assert glued["first_batch_rows_max"] == e["rows first seen at step 1"].max() >= glued["first_batch_rows_min"] > 0
-    assert e["Jaccard with earliest-seen rows"].between(0, 1).all() and list(e["seed"]) == [0, 1]
-    # the page's readers: one row per arm, the numbers the prose cites, and self-checks that can fail
-    arms = fair.arm_table(r).set_index("arm")
-    assert arms.loc["full fine-tuning", "seeds"] == 1 and arms.loc["Adam ticket", "seeds"] == 2
-    assert arms.loc["Adam ticket", "chrF++ whole"] == s.loc[s["arm"] == "Adam ticket", "chrf++ whole"].mean()
     v = fair.headline_values(r, c, e)
-    assert v["adam_ticket_vs_embedding_tuning_diff"] == c.iloc[0]["b - a"] and v["lr_full"] == r["lrs"]["full (chosen)"]
-    assert v["top_18_by_d_vs_embedding_tuning_verdict"] in {"reproduced", "not reproduced", "inconclusive"}
-    assert v["adam_rows_min"] == min(len(r["trunks"]["main"].ticket(seed)) for seed in (0, 1))
-    assert v["mean_base"] == s.loc[s["arm"] == "base", "chrf++ whole"].mean()
-    assert "margin_in_gain" in v
+    assert v["tiny_smollm2_135m_first_batch_rows_max"] == e["rows first seen at step 1"].max()
+    assert v["tiny_smollm2_135m_adam_ticket_vs_embedding_tuning_diff"] == c.iloc[4]["b - a"]
+    assert v["tiny_smollm2_135m_lr_full"] == r["lrs"]["full (chosen)"]
     assert all(type(x) in (int, float, str) for x in v.values())
+    arms = fair.arm_table(r).set_index("arm")
+    assert arms.loc["Adam ticket", "chrF++ whole"] == r["scores"].loc[r["scores"]["arm"] == "Adam ticket",
+                                                                      "chrf++ whole"].mean()
+    answer = fair.answer(c)
+    assert list(answer.columns) == ["question", *design.models] and len(answer) == len(fair.QUESTIONS)
     from kslottery.report import checks
+    s = r["scores"]
     assert checks.arms_at_chosen_lrs(r) and checks.arm_scores_match_outputs(s)
     assert not checks.arms_at_chosen_lrs({**r, "lrs": {**r["lrs"], "rows (chosen)": 123.0}})
     assert not checks.arm_scores_match_outputs(s.assign(**{"chrf++ whole": s["chrf++ whole"] + 0.01}))
+
+    # Poison the devtest sentences earlier designs read (devtest[:test_offset]) and score every arm again from
+    # scratch (the trained runs are linked, the eval runs are not): no outcome, difference or interval changes.
+    import os
+    poisoned_runs = tmp_path / "poisoned"
+    poisoned_runs.mkdir()
+    for run in Path(os.environ["KSL_RUNS"]).iterdir():
+        if not run.name.startswith("eval-"):
+            (poisoned_runs / run.name).symlink_to(run)
+    real = data.load_flores
+
+    def poisoned(pair, split="devtest", limit=None, root=None, offset=0):
+        b = real(pair, split, limit, root, offset)
+        if split != "devtest":
+            return b
+        bad = lambda side: [("garbage " * 9 if offset + i < design.test_offset else x)   # noqa: E731
+                            for i, x in enumerate(side)]
+        return dataclasses.replace(b, src=bad(b.src), tgt=bad(b.tgt))
+
+    monkeypatch.setattr(data, "load_flores", poisoned)
+    monkeypatch.setenv("KSL_RUNS", str(poisoned_runs))
+    again = fair.comparisons(_smoke_fair_test()[1], design)
+    assert not any(p.name.startswith("eval-") and p.is_symlink() for p in poisoned_runs.iterdir())
+    assert any(p.name.startswith("eval-") for p in poisoned_runs.iterdir())   # scored again, under the poison
+    cols = ["model", "a", "b", "outcome", "b - a", "95 % (union)", "90 % (union)"]
+    assert again[cols].equals(c[cols])
 
 
 def test_the_exposure_means_name_how_many_seeds_each_averages():
@@ -132,9 +178,10 @@ def test_the_exposure_means_name_how_many_seeds_each_averages():
                            "chrf++ first_line": [25.0], "eos_rate": [0.1]})
     exposure = pd.DataFrame({"seed": [0, 1, 2], "Jaccard with earliest-seen rows": [0.5, 0.3, 0.1],
                              "Jaccard with most frequent rows": [0.2, 0.4, float("nan")]})   # a secondary arm: 2 seeds
-    v = fair.headline_values({"selection": {}, "scores": scores}, pd.DataFrame(columns=["a", "b"]), exposure)
-    assert v["jaccard_earliest_seen_rows"] == pytest.approx(0.3) and v["jaccard_earliest_seen_rows_seeds"] == 3
-    assert v["jaccard_most_frequent_rows"] == pytest.approx(0.3) and v["jaccard_most_frequent_rows_seeds"] == 2
+    v = fair.headline_values({"model": "m", "selection": {}, "scores": scores},
+                             pd.DataFrame(columns=["model", "a", "b"]), exposure)
+    assert v["m_jaccard_earliest_seen_rows"] == pytest.approx(0.3) and v["m_jaccard_earliest_seen_rows_seeds"] == 3
+    assert v["m_jaccard_most_frequent_rows"] == pytest.approx(0.3) and v["m_jaccard_most_frequent_rows_seeds"] == 2
 
 
 @pytest.mark.parametrize("embed,said", [
@@ -147,20 +194,32 @@ def test_the_margin_is_stated_against_embedding_tunings_gain(embed, said):
     scores = pd.DataFrame({"arm": ["base", "embedding tuning", "embedding tuning"], "seed": [None, 0, 1],
                            "rows": [None] * 3, "lr": [None, 1e-3, 1e-3], "chrf++ whole": [20.0, embed - 1, embed + 1],
                            "chrf++ first_line": [20.0] * 3, "eos_rate": [0.0] * 3})
-    comps = pd.DataFrame([{"role": "primary", "a": "embedding tuning", "b": "Adam ticket", "kind": "equivalence",
-                           "seeds": 2, "b - a": 0.5, "verdict": "inconclusive", "outcome": "inconclusive",
-                           "bootstrap 95 %": (-1.0, 2.0), "t 95 %": (-3.0, 4.0), "90 % (union)": (-2.5, 3.5),
-                           "margin": 2.0}])
-    v = fair.headline_values({"selection": {}, "scores": scores}, comps, pd.DataFrame())
-    assert v["margin_in_gain"] == said and v["adam_ticket_vs_embedding_tuning_u90_lo"] == -2.5
-    assert "margin_in_gain" not in fair.headline_values({"selection": {}, "scores": scores}, comps.iloc[:0],
-                                                        pd.DataFrame())
+    comps = pd.DataFrame([{"model": "m", "role": "primary", "a": "embedding tuning", "b": "Adam ticket",
+                           "kind": "equivalence", "seeds": 2, "b - a": 0.5, "verdict": "inconclusive",
+                           "outcome": "inconclusive", "bootstrap 95 %": (-1.0, 2.0), "t 95 %": (-3.0, 4.0),
+                           "90 % (union)": (-2.5, 3.5), "95 % (union)": (-3.0, 4.0), "margin": 2.0}])
+    result = {"model": "m", "selection": {}, "scores": scores}
+    v = fair.headline_values(result, comps, pd.DataFrame())
+    assert v["m_margin_in_gain"] == said and v["m_adam_ticket_vs_embedding_tuning_u90_lo"] == -2.5
+    assert v["m_adam_ticket_vs_embedding_tuning_said"] == (
+        "on m, Adam ticket against embedding tuning: inconclusive (+0.5 chrF++, 95 % [-3.0, 4.0], 90 % [-2.5, 3.5], "
+        "margin ±2)")
+    assert "m_margin_in_gain" not in fair.headline_values(result, comps.iloc[:0], pd.DataFrame())
 
 
-def test_every_rule_result_has_a_word_of_its_own_for_each_kind_of_comparison():
-    for kind, words in fair.OUTCOMES.items():
-        assert set(words) == {"reproduced", "not reproduced", "inconclusive"}, kind
-        assert len(set(words.values())) == 3 and "reproduced" not in " ".join(words.values()), kind
+@pytest.mark.parametrize("outcome,diff,ci95,said", [
+    ("b worse", -2.35, (-3.14, -1.59), "on m, Adam ticket is worse than embedding tuning by 2.4 chrF++ (95 % [1.6, 3.1])"),
+    ("b better, beyond the margin", 3.0, (2.2, 3.8),
+     "on m, Adam ticket is better than embedding tuning by 3.0 chrF++ (95 % [2.2, 3.8], beyond the margin)"),
+    ("equivalent; b slightly worse", -0.6, (-1.0, -0.2),
+     "on m, Adam ticket is slightly worse than embedding tuning by 0.6 chrF++ (95 % [0.2, 1.0])"),
+    ("equivalent", 0.1, (-0.9, 1.1), "on m, Adam ticket is equivalent to embedding tuning within ±2 chrF++ (+0.1, "
+                                     "90 % [-0.7, 0.9])"),
+])
+def test_an_outcome_is_said_with_its_direction_size_and_interval(outcome, diff, ci95, said):
+    row = {"model": "m", "a": "embedding tuning", "b": "Adam ticket", "outcome": outcome, "b - a": diff,
+           "95 % (union)": ci95, "90 % (union)": (-0.7, 0.9), "margin": 2.0}
+    assert fair.said(row) == said
 
 
 def test_the_design_table_writes_every_setting_out_with_its_meaning():
@@ -168,7 +227,8 @@ def test_the_design_table_writes_every_setting_out_with_its_meaning():
     rows = {r["setting"]: r for r in d.settings()}
     assert rows["seeds"]["value"] == "0\u20132" and rows["margin"]["value"] == "1.5"
     assert rows["sweep snapshots"]["value"] == "1\u201316, 24, 32, 48, 64" and rows["full seeds"]["value"] == "0"
-    assert rows["lr grids"]["value"] == "embed: 0.0003, 0.001, 0.003; rows: 0.003, 0.01, 0.03; full: 1e-05, 3e-05, 0.0001"
+    assert rows["lr grids"]["value"] == "embed: 0.0001, 0.0003, 0.001; rows: 0.003, 0.01, 0.03; full: 3e-06, 1e-05, 3e-05"
+    assert rows["test offset"]["value"] == "200" and rows["bootstrap"]["value"] == "crossed"
     assert len(rows) == len(dataclasses.fields(Design)) and all(r["meaning"] for r in rows.values())
 
 
@@ -187,23 +247,23 @@ def test_a_chosen_rate_at_its_grids_edge_is_said(chosen, said):
     assert fair.grid_edges(selection) == said
 
 
-def test_the_key_comparisons_are_the_primary_ones_then_the_exposure_control_then_the_references():
+def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first():
     import pandas as pd
 
     from kslottery.study.design import PRIMARY, SECONDARY
 
-    comps = pd.DataFrame([{"role": role, "a": a, "b": b, "kind": kind, "b - a": 0.5, "bootstrap 95 %": (-1.0, 2.0),
-                           "t 95 %": (-2.0, 3.0), "90 % (union)": (-1.5, 2.5), "seeds": 5, "outcome": "inconclusive"}
-                          for role, table in (("primary", PRIMARY), ("secondary", SECONDARY)) for a, b, kind in table])
+    comps = pd.DataFrame([{"model": m, "role": role, "a": a, "b": b, "kind": kind, "b - a": 0.5,
+                           "95 % (union)": (-2.0, 3.0), "90 % (union)": (-1.5, 2.5), "p (Holm)": 0.5, "seeds": 5,
+                           "outcome": "inconclusive"}
+                          for m in ("g", "s") for role, table in (("primary", PRIMARY), ("secondary", SECONDARY))
+                          for a, b, kind in table])
     key = fair.key_comparisons(comps)
-    assert list(key["comparison"]) == [
-        "Adam ticket − embedding tuning", "SGD ticket − embedding tuning", "top-18 by D − embedding tuning",
-        "earliest-seen rows − embedding tuning", "Adam ticket − earliest-seen rows",
-        "Adam ticket − frequency-matched rows", "embedding tuning − full fine-tuning", "Adam ticket − full fine-tuning",
-        "SGD ticket − full fine-tuning", "earliest-seen rows − full fine-tuning"]
-    assert list(key.columns[:3]) == ["comparison", "outcome", "b − a"]   # the finding before its numbers
-    # a superiority test has no 90 % union to read
-    assert key.set_index("comparison")["90 % union"].isna().tolist() == [False] * 4 + [True] * 2 + [False] * 4
+    assert len(key) == 2 * len(PRIMARY) and list(key["model"]) == ["g"] * len(PRIMARY) + ["s"] * len(PRIMARY)
+    assert list(key["comparison"])[:2] == ["Adam ticket − frequency-matched rows", "Adam ticket − earliest-seen rows"]
+    assert list(key.columns[:4]) == ["model", "comparison", "outcome", "b − a"]   # the finding before its numbers
+    answer = fair.answer(comps)
+    assert list(answer.columns) == ["question", "g", "s"]
+    assert answer.iloc[0]["g"] == "inconclusive (+0.5, 95 % -2.0 to 3.0)"
 
 
 def test_a_figure_caption_names_the_seeds_each_group_of_arms_ran_on():

@@ -41,26 +41,25 @@ def test_holm_matches_a_hand_computed_table(raw, adjusted):
     assert list(verdicts.holm(raw)) == list(raw)
 
 
-@pytest.mark.parametrize("ci90, ci95, margin, verdict", [
-    ((-0.5, 0.8), (-0.7, 1.0), 2.0, "reproduced"),
-    ((-0.5, 2.1), (-0.7, 2.4), 2.0, "inconclusive"),        # the upper end leaves the margin
-    ((2.5, 4.0), (2.2, 4.3), 2.0, "not reproduced"),        # the whole interval beyond the margin
-    ((-6.0, -3.0), (-6.3, -2.0), 2.0, "not reproduced"),    # touching -margin counts as outside
-    ((0.67, 4.80), (0.67, 4.80), 1.0, "inconclusive"),
+@pytest.mark.parametrize("outcome, kind, verdict", [
+    ("equivalent", "equivalence", "reproduced"),
+    ("equivalent; b slightly worse", "equivalence", "reproduced"),
+    ("b worse", "equivalence", "not reproduced"),
+    ("b worse, beyond the margin", "equivalence", "not reproduced"),
+    ("inconclusive", "equivalence", "inconclusive"),
+    ("b better", "superiority", "reproduced"),
+    ("equivalent; b slightly better", "superiority", "reproduced"),
+    ("equivalent", "superiority", "not reproduced"),         # no difference: the claimed advantage is absent
+    ("b worse", "superiority", "not reproduced"),
+    ("inconclusive", "superiority", "inconclusive"),
 ])
-def test_equivalence_verdicts(ci90, ci95, margin, verdict):
-    assert verdicts.equivalence(ci90, ci95, margin) == verdict
+def test_a_claims_verdict_follows_from_its_comparisons_outcome(outcome, kind, verdict):
+    assert verdicts.claim_verdict(outcome, kind) == verdict
 
 
-@pytest.mark.parametrize("ci95, p, verdict", [
-    ((0.5, 3.0), None, "reproduced"),
-    ((0.5, 3.0), 0.08, "inconclusive"),      # significant alone, not after Holm
-    ((-3.0, -0.2), None, "not reproduced"),
-    ((-1.0, 1.5), None, "not reproduced"),   # inside the margin: no difference worth the name
-    ((-1.0, 4.0), None, "inconclusive"),
-])
-def test_superiority_verdicts(ci95, p, verdict):
-    assert verdicts.superiority(ci95, margin=2.0, p_adjusted=p) == verdict
+def test_a_verdict_of_an_unknown_outcome_is_refused():
+    with pytest.raises(KSLError, match="no verdict for outcome 'not equivalent'"):
+        verdicts.claim_verdict("not equivalent", "equivalence")
 
 
 def test_union_is_the_more_conservative_interval():
@@ -80,26 +79,31 @@ def test_seeds_needed_follows_the_t_quantile():
     assert verdicts.t_p_value(PER_SEED) == pytest.approx(stats.ttest_1samp(PER_SEED, 0).pvalue)
 
 
-def test_the_default_profile_states_a_design_and_its_seed_count_follows_from_the_precision_calculation():
+def test_the_default_profile_states_a_design_whose_counts_follow_from_the_precision_calculation():
     import yaml
 
     from kslottery.study.design import ARMS, PRIMARY, SECONDARY, Design
     from kslottery.study.results import repo_root
 
     d = Design.from_profile(yaml.safe_load((repo_root() / "profiles" / "default.yaml").read_text()))
-    assert d.name == "fair-v1" and d.dev_offset() == d.train_pairs == 512
-    # the old design's t interval over 4 seeds, [0.67, 4.80], gives the spread the seed count is built on
+    assert d.name == "fair-v2" and d.dev_offset() == d.train_pairs == 512
+    assert d.models == ("gemma3-270m", "smollm2-135m") and d.bootstrap == "crossed"
+    # fresh sentences: devtest[:200] was scored under earlier designs
+    assert d.test_offset == 200 and d.test_offset + d.test_sentences <= 1012
+    # fair-v1's t interval over 4 seeds, [0.67, 4.80], gives the seed spread the seed count is built on
     sd = (4.80 - 0.67) / 2 / stats.t.ppf(0.975, 3) * math.sqrt(4)
     assert round(sd, 2) == 1.30
     assert len(d.seeds) == verdicts.seeds_needed(1.30, d.margin, delta=0.5) == 5
-    names = set(ARMS)
-    assert {x for a, b, _ in PRIMARY + SECONDARY for x in (a, b)} <= names
-    # issue 26: each ticket and the exposure control meets both references, embedding and full fine-tuning
-    for arm in ("Adam ticket", "SGD ticket", "earliest-seen rows"):
-        assert {ref for ref, b, kind in PRIMARY + SECONDARY if b == arm and kind == "equivalence"} == {
-            "embedding tuning", "full fine-tuning"}, arm
+    # every arm that enters a primary comparison runs on every seed
+    for a, b, _ in PRIMARY:
+        assert d.seeds_of(a) == d.seeds_of(b) == d.seeds, (a, b)
+    assert {x for a, b, _ in PRIMARY + SECONDARY for x in (a, b)} <= set(ARMS)
+    # the grids start low enough to bracket fair-v1's edge choices (embedding 3e-4, full 1e-5)
+    assert min(d.lr_grids["embed"]) <= 1e-4 and min(d.lr_grids["full"]) <= 3e-6
     with pytest.raises(KSLError, match="unknown protocol keys"):
         Design.from_profile({"protocol": {"seed": [0]}})
+    with pytest.raises(KSLError, match="the primary comparisons need"):
+        Design(arms=("embedding tuning", "Adam ticket"))
 
 
 @pytest.mark.parametrize("verdict, word", [

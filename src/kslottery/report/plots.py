@@ -51,11 +51,14 @@ def certified_rates(rates):
 
 
 def ticket_size_vs_budget(table, band=(12, 18), rules=("alpha_0.05", "bh_0.05", "bonferroni_0.05")):
-    """Ticket size against optimizer steps, one panel per optimizer, a colour per learning rate and a line
-    style per rule; log scale (a size of 0 drawn at 0.5), the paper's published sizes as a band."""
+    """Ticket size against optimizer steps, one panel per optimizer (and model, when the table has several), a
+    colour per learning rate and a line style per rule; log scale (a size of 0 drawn at 0.5), the paper's
+    published sizes as a band."""
     import numpy as np
     from matplotlib.lines import Line2D
 
+    if "model" in table and table["model"].nunique() > 1:
+        table = table.assign(optimizer=table["model"] + " · " + table["optimizer"])
     optimizers = list(dict.fromkeys(table["optimizer"]))
     fig, axes = plt.subplots(1, len(optimizers), figsize=(5.6 * len(optimizers), 4.8), squeeze=False, sharey=True)
     styles = dict(zip(rules, ["-", "--", ":"]))
@@ -123,9 +126,9 @@ def pair_overlap(full, beyond, ceiling: float | None = None):
     return finish(fig)
 
 
-def lr_curves(selection: dict):
+def lr_curves(selection: dict, title: str | None = None):
     """The fair test's learning-rate choice: held-out dev chrF++ against the learning rate, one panel per arm
-    family, each seed a dot, the mean a line, the chosen rate marked."""
+    family, each seed a dot, the mean a line, the chosen rate marked; ``title`` (the model) above the panels."""
     fig, axes = plt.subplots(1, len(selection), figsize=(4 * len(selection), 3.2), squeeze=False)
     for ax, (family, sel) in zip(axes[0], selection.items()):
         t = sel["table"]
@@ -138,70 +141,88 @@ def lr_curves(selection: dict):
                title=f"{family}: chosen {sel['chosen']:g}")
         ax.set_xticks(grid, [f"{lr:g}" for lr in grid])
         ax.minorticks_off()
+    if title:
+        fig.suptitle(title, x=0.02, ha="left", fontweight="bold")
     return finish(fig)
 
 
 # An outcome's colour: a finding for b (equivalent, better) green, against it vermillion, open grey.
-OUTCOME_COLORS = {"equivalent": "#009E73", "b better": "#009E73", "not equivalent": "#D55E00",
-                  "b not better": "#D55E00", "inconclusive": "0.45"}
+# Colour by direction (Okabe-Ito): equivalent green, b better blue, b worse vermillion, inconclusive grey.
+DIRECTION_COLORS = {"equivalent": "#009E73", "better": "#0072B2", "worse": "#D55E00", "inconclusive": "0.45"}
+
+
+def outcome_color(word: str) -> str:
+    """The colour of an outcome word (:data:`kslottery.study.verdicts.OUTCOME_WORDS`): what it found, which way."""
+    if word.startswith("equivalent"):
+        return DIRECTION_COLORS["equivalent"]
+    for way in ("better", "worse"):
+        if way in word:
+            return DIRECTION_COLORS[way]
+    return DIRECTION_COLORS["inconclusive"]
 
 
 def verdict_forest(comparisons, margin: float):
-    """The fair test's comparisons as a forest plot: b − a (dot) with the two-level bootstrap 95 % interval
-    (thick) and the seed-level t 95 % interval (thin), whose union the design's rules read; for an equivalence
-    comparison, black ticks at the ends of the 90 % union (inside the margin means equivalent); the margin shaded;
-    the primary comparisons above the dotted line; each row's outcome at its right, coloured by what it found.
-    A t interval of few seeds can run far off: the axis stops a margin past the widest bootstrap bound (at least three
-    margins out) and an arrow marks where a line runs on. Only the rows whose difference lies within four margins
-    of zero set the axis, so that one far-off comparison (a partial transfer, 25 points down) does not shrink every
-    interval the margin judges to a few pixels; such a row keeps its arrow, its difference written beside it."""
+    """The fair test's comparisons as a forest plot, one panel per model (stacked, so a phone reads it): b − a
+    (dot) with the bootstrap 95 % interval (thick) and the seed-level t 95 % interval (thin), whose union the
+    design's rules read; black ticks at the ends of the 90 % union (inside the margin means equivalent); the
+    margin shaded; the primary comparisons above the dotted line; each row's outcome at its right, coloured by
+    which way it went (:func:`outcome_color`). A t interval of few seeds can run far off: the axis stops a
+    margin past the widest bootstrap bound (at least three margins out) and an arrow marks where a line runs on;
+    only the rows within four margins of zero set the axis, a row beyond keeps its arrow and its difference."""
     import numpy as np
 
     df = comparisons.reset_index(drop=True)
+    if "model" not in df:
+        df = df.assign(model="")
     boots = np.array([list(b) for b in df["bootstrap 95 %"]], dtype=float)
     diffs = df["b - a"].astype(float).to_numpy()
     near = np.abs(diffs) <= 4 * margin
     limit = max(3 * margin, float(np.abs(boots[near] if near.any() else boots).max()) + margin)
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(df) + 1.5))
-    ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"margin ±{margin:g}")
-    ax.axvline(0, color="0.5", lw=1, zorder=1)
-    ticked = False
-    for i, r in df.iterrows():
-        color = OUTCOME_COLORS.get(r["outcome"], "0.3")
-        (b_lo, b_hi), (t_lo, t_hi) = r["bootstrap 95 %"], r["t 95 %"]
-        ax.plot([max(t_lo, -limit), min(t_hi, limit)], [i, i], color=color, lw=1.2, zorder=2)
-        ax.plot([b_lo, b_hi], [i, i], color=color, lw=5, solid_capstyle="butt", zorder=3)
-        ax.plot(r["b - a"], i, "o", color="black", ms=4, zorder=4)
-        if r.get("kind") == "equivalence" and "90 % (union)" in r:
+    models = list(dict.fromkeys(df["model"]))
+    heights = [0.4 * int((df["model"] == m).sum()) + 0.9 for m in models]
+    fig, axes = plt.subplots(len(models), 1, figsize=(8, sum(heights) + 0.8), squeeze=False,
+                             gridspec_kw={"height_ratios": heights}, sharex=True)
+    for ax, model in zip(axes[:, 0], models):
+        part = df[df["model"] == model].reset_index(drop=True)
+        ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"margin ±{margin:g}")
+        ax.axvline(0, color="0.5", lw=1, zorder=1)
+        for i, r in part.iterrows():
+            color = outcome_color(r["outcome"])
+            (b_lo, b_hi), (t_lo, t_hi) = r["bootstrap 95 %"], r["t 95 %"]
+            ax.plot([max(t_lo, -limit), min(t_hi, limit)], [i, i], color=color, lw=1.2, zorder=2)
+            ax.plot([max(b_lo, -limit), min(b_hi, limit)], [i, i], color=color, lw=5, solid_capstyle="butt", zorder=3)
+            ax.plot(min(max(r["b - a"], -limit), limit), i, "o", color="black", ms=4, zorder=4)
             ends = [v for v in r["90 % (union)"] if -limit <= v <= limit]
             ax.plot(ends, [i] * len(ends), "|", color="black", ms=11, mew=1.6, zorder=5, ls="none",
-                    label=None if ticked else "90 % union (equivalence)")
-            ticked = True
-        for end, marker in ((min(t_lo, b_lo) < -limit and -limit, "<"), (max(t_hi, b_hi) > limit and limit, ">")):
-            if end is not False:
-                ax.plot(end, i, marker, color=color, ms=6, zorder=4)
-        if abs(r["b - a"]) > limit:   # far off: its difference written inside the axis, by the arrow
-            side = -1 if r["b - a"] < 0 else 1
-            ax.annotate(f"{r['b - a']:+.1f}".replace("-", "−"), xy=(side * limit, i), xytext=(-side * 9, 0),
-                        textcoords="offset points", ha="left" if side < 0 else "right", va="center", color=color,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
-        ax.annotate(r["outcome"], xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
-                    textcoords="offset points", va="center", color=color)
-    ax.set_yticks(range(len(df)), [f"{r['b']} − {r['a']}" for _, r in df.iterrows()])
-    primary = int((df["role"] == "primary").sum()) if "role" in df else 0
-    if 0 < primary < len(df):
-        ax.axhline(primary - 0.5, color="0.3", lw=0.8, ls=":")
-    ax.set_ylim(len(df) - 0.5, -0.5)
-    ax.set_xlim(-limit, limit)
-    ax.grid(axis="y", visible=False)
-    ax.set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick, seed-level t thin")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)
+                    label="90 % union" if i == 0 else None)
+            for end, marker in ((min(t_lo, b_lo) < -limit and -limit, "<"), (max(t_hi, b_hi) > limit and limit, ">")):
+                if end is not False:
+                    ax.plot(end, i, marker, color=color, ms=6, zorder=4)
+            if abs(r["b - a"]) > limit:   # far off: its difference written inside the axis, by the arrow
+                side = -1 if r["b - a"] < 0 else 1
+                ax.annotate(f"{r['b - a']:+.1f}".replace("-", "−"), xy=(side * limit, i), xytext=(-side * 9, 0),
+                            textcoords="offset points", ha="left" if side < 0 else "right", va="center",
+                            color=color, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
+            ax.annotate(r["outcome"].removeprefix("b "), xy=(1.0, i), xycoords=("axes fraction", "data"),
+                        xytext=(8, 0), textcoords="offset points", va="center", color=color)
+        ax.set_yticks(range(len(part)), [f"{r['b']} − {r['a']}" for _, r in part.iterrows()])
+        primary = int((part["role"] == "primary").sum()) if "role" in part else 0
+        if 0 < primary < len(part):
+            ax.axhline(primary - 0.5, color="0.3", lw=0.8, ls=":")
+        ax.set_ylim(len(part) - 0.5, -0.5)
+        ax.set_xlim(-limit, limit)
+        ax.grid(axis="y", visible=False)
+        if model:
+            ax.set_title(model, loc="left", fontweight="bold")
+    axes[0, 0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
+    axes[-1, 0].set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick, seed-level t thin")
     return finish(fig)
 
 
-def seed_scores(scores, family: dict, rule: str = "whole"):
+def seed_scores(scores, family: dict, rule: str = "whole", title: str | None = None):
     """Every arm's devtest chrF++ seed by seed (dots, coloured by the arm's family) with its mean (black bar),
-    one row per arm in the design's order; the base model as a dashed line. ``family`` maps arm -> family."""
+    one row per arm in the design's order; the base model as a dashed line. ``family`` maps arm -> family;
+    ``title`` (the model) above the axis."""
     df = scores[scores["arm"] != "base"]
     arms = list(dict.fromkeys(df["arm"]))
     families = list(dict.fromkeys(family[a] for a in arms))
@@ -222,4 +243,6 @@ def seed_scores(scores, family: dict, rule: str = "whole"):
     ax.set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'}); a dot per seed, "
                   "the bar the mean")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(families) + 1, frameon=False)
+    if title:
+        fig.suptitle(title, x=0.02, ha="left", fontweight="bold")
     return finish(fig)

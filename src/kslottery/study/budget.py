@@ -117,6 +117,18 @@ def sweep(model: str, pair: str, train_limit: int, batch_size: int, lrs: list[fl
     return pd.concat(tables, ignore_index=True)
 
 
+def sweeps(models: list[str], lrs: list[float], sgd_lrs: list[float], **common) -> "pd.DataFrame":
+    """:func:`sweep` for each model, Adam and (when ``sgd_lrs`` holds any) plain SGD, stacked with a model
+    column: every model's budget is chosen by the same stated rule from its own snapshots."""
+    parts = []
+    for model in models:
+        for optimizer, grid in (("adamw", lrs), ("sgd", sgd_lrs)):
+            if grid:
+                parts.append(sweep(model=model, lrs=list(grid), optimizer=optimizer, **common).assign(model=model))
+    table = pd.concat(parts, ignore_index=True)
+    return table[["model", *[c for c in table.columns if c != "model"]]]
+
+
 def training_counts(model: str, pair: str, train_limit: int, template: str = "explicit") -> dict[int, int]:
     """How often each token id occurs in the training inputs of a sweep (prompt and target)."""
 
@@ -150,13 +162,15 @@ def band_summary(table: "pd.DataFrame", band: tuple[int, int] = (12, 18),
     """Per optimizer, learning rate and rule: whether some snapshot's ticket lands in the paper's size band,
     and where the size crosses it (the last snapshot below the band and the first one above it)."""
     rows = []
-    for (opt, lr), g in table.sort_values("step").groupby(["optimizer", "lr"], sort=False):
+    keys = ["model", "optimizer", "lr"] if "model" in table else ["optimizer", "lr"]
+    for key, g in table.sort_values("step").groupby(keys, sort=False):
+        *model, opt, lr = key
         for rule in rules:
             sizes = list(zip(g["step"].astype(int), g[rule].astype(int)))
             inside = [f"{s} steps: {n}" for s, n in sizes if band[0] <= n <= band[1]]
             below = [(s, n) for s, n in sizes if n < band[0]]
             above = [(s, n) for s, n in sizes if n > band[1]]
-            rows.append({"optimizer": opt, "lr": lr, "rule": rule.replace("_0.05", ""),
+            rows.append({**dict(zip(["model"], model)), "optimizer": opt, "lr": lr, "rule": rule.replace("_0.05", ""),
                          "in band": "; ".join(inside) or "none",
                          "last below": f"{below[-1][1]} at {below[-1][0]} steps" if below else "-",
                          "first above": f"{above[0][1]} at {above[0][0]} steps" if above else "-"})
@@ -176,8 +190,9 @@ def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: fl
                          **({"train_count": [counts.get(i, 0) for i in ids]} if counts is not None else {})})
 
 
-def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: str = "adamw") -> dict:
-    """The budget the profile's budget sweep chose (its saved table, the ``optimizer``'s snapshots,
+def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: str = "adamw",
+           model: str | None = None) -> dict:
+    """The budget the profile's budget sweep chose (its saved table, the ``optimizer``'s snapshots of ``model``,
     :func:`smallest_budget`): {"lr", "steps", "rule", "alpha"}, for the chapters that discover or train at it."""
 
     tables = load_tables(profile, "budget_sweep")
@@ -185,9 +200,15 @@ def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: s
         raise KSLError(f"profile {profile} has no budget sweep table",
                        f"run `kslottery run --profile {profile} --only budget_sweep` first")
     sweep = tables["sweep"]
+    if model is not None and "model" in sweep:
+        if model not in set(sweep["model"]):
+            raise KSLError(f"the {profile} budget sweep did not run {model}",
+                           f"add {model} to the budget sweep's models and run it")
+        sweep = sweep[sweep["model"] == model]
     choice = smallest_budget(sweep[sweep["optimizer"] == optimizer], rule, at_least)
     if choice is None:
-        raise KSLError(f"no {optimizer} budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows",
+        raise KSLError(f"no {optimizer} budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows "
+                       f"on {model or 'its model'}",
                        "extend the sweep's learning rates or snapshots")
     r = Rule.parse(rule)
     return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": r.rule, "alpha": r.level}

@@ -36,7 +36,10 @@ PAPER = {
     "prefix": ("Prefix tuning is clearly weaker", "prefix 17.4 vs embedding 29.0", TRANSCRIBED),
     "frequency": ("Tuning the most frequent tokens is comparable to embedding tuning",
                   "frequency 28.8 vs embedding 27.9 (as quoted; 27.9 is also the KS ticket's mean)", TRANSCRIBED),
-    "random": ("The KS ticket beats random tokens (implied by the method)", "not reported", "implied by the method"),
+    "random": ("The KS ticket beats rows chosen without it: frequency-matched rows of its size (implied by the method)",
+               "not reported", "implied by the method"),
+    "exposure": ("The KS ticket beats the rows training reaches first (implied by the method)", "not reported",
+                 "implied by the method"),
     "stopping": ("(replication) the gain is mostly learning to stop", "collapse ≈ 0.94 on LLaMA-7B en→ca",
                  "the independent replication (introduction, reference 2)"),
     "single_row": ("(replication) one row (`\\n`, `<s>` or `:`) does as well as 18", "96–103 % of the 18-row gain",
@@ -79,7 +82,8 @@ def _certified(add, tables: dict, **_) -> None:
 # notebook's tables exist in the profile.
 SOURCES = [
     ("certification", _certified),
-    ("six_pairs", lambda add, tables, **_: _six_pairs(add, tables["six_pairs"], fair_claims.sgd_sizes(tables))),
+    ("six_pairs", lambda add, tables, **_: _six_pairs(add, tables["six_pairs"], fair_claims.sgd_sizes(tables)
+                                                      + fair_claims.budget_sizes(tables))),
     ("fair_test", lambda add, tables, **_: fair_claims.judge(add, tables["fair_test"])),
 ]
 # The budget and learning rates each source chapter judged its claims under; the fair test names its protocol.
@@ -95,9 +99,10 @@ NOTEBOOKS = ["baseline_and_prompts", "budget_sweep", *dict(SOURCES)]
 EVIDENCE = {"certification": "rates", "six_pairs": "pairs", "fair_test": "comparisons"}
 
 
-def claims(profile: str, k: int = 18, notebooks: list[str] | None = None) -> pd.DataFrame:
-    """One row per claim: the paper's number, this study's (chrF++ whole / first line unless stated),
-    whether the claim's shape reproduced, and the notebook it comes from.
+def claims(profile: str, k: int = 18, notebooks: list[str] | None = None, model: str = "") -> pd.DataFrame:
+    """One row per claim and model: the paper's number, this study's (chrF++ whole / first line unless stated),
+    whether the claim's shape reproduced, and the notebook it comes from. ``model``: the profile's model, which the
+    chapters that run one model measured on (the fair test names its own).
 
     ``notebooks``: the profile's own notebooks. Only their tables are read, so a chapter the profile retired
     (its last tables still in the book, from another protocol) never judges a claim beside the current one."""
@@ -105,9 +110,12 @@ def claims(profile: str, k: int = 18, notebooks: list[str] | None = None) -> pd.
     tables = {nb: t for nb in names if (t := load_tables(profile, nb)) is not None}
     found = {}
 
-    def add(key, ours, ok, source, note="", protocol=None, evidence=None, brief=None):
+    def add(key, ours, ok, source, note="", protocol=None, evidence=None, brief=None, model=None):
         claim, paper, origin = PAPER[key]
-        found[key] = {"claim": claim, "paper": paper, "paper's number from": origin, "this study": ours,
+        if source == "fair_test":   # the fair test's verdicts replace an earlier source's for the same claim
+            found.pop((key, None), None)
+        found[(key, model)] = {"claim": claim, "model": model or "", "paper": paper, "paper's number from": origin,
+                             "this study": ours,
                       "in brief": brief or ours,
                       "verdict": _verdict(ok), "source": source, "note": note,
                       "protocol": protocol or PROTOCOLS.get(source, ""),
@@ -116,15 +124,15 @@ def claims(profile: str, k: int = 18, notebooks: list[str] | None = None) -> pd.
     for notebook, measure in SOURCES:
         if notebook in tables:
             measure(add, tables, k=k)
-    rows = list(found.values())
+    rows = [{**row, "model": row["model"] or model} for row in found.values()]
     for key, (claim, paper, origin) in PAPER.items():
-        if key not in found:
-            rows.append({"claim": claim, "paper": paper, "paper's number from": origin,
+        if not any(k == key for k, _ in found):
+            rows.append({"claim": claim, "model": "", "paper": paper, "paper's number from": origin,
                          "this study": "not measured in this profile", "in brief": "not measured",
                          "verdict": NOT_RETRIEVED if key == "certified"
                          else NOT_RUN, "source": "", "note": "", "protocol": "", "evidence": ""})
     order = {claim: i for i, (claim, _, _) in enumerate(PAPER.values())}
-    return pd.DataFrame(rows).sort_values("claim", key=lambda c: c.map(order), ignore_index=True)
+    return pd.DataFrame(rows).sort_values("claim", key=lambda c: c.map(order), kind="stable", ignore_index=True)
 
 
 def _six_pairs(add, pairs: dict, sgd: str = "") -> None:

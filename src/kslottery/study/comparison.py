@@ -35,11 +35,11 @@ def paired_seeds(seeds_a: list, seeds_b: list) -> list[tuple]:
 def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang: str, metric: str = "chrf++",
             n: int = 1000, seed: int = 0, scheme: str = "nested") -> dict:
     """score(b) - score(a), averaged over seeds; ``pairs`` holds one (hyps_a, hyps_b) per seed, all on
-    ``refs``. Returns the difference, each seed's, and its 95 % and 90 % bootstrap intervals (the 90 % one
-    is what a TOST at 5 % reads). ``scheme``: ``crossed`` draws one set of sentences per resample for every seed
-    (every seed scores the same sentences: :func:`kslottery.method.bootstrap.crossed_resamples`); ``nested``
-    draws sentences anew within each drawn seed (protocol fair-v1's scheme, which divides the sentences' share
-    of the variance by the number of seeds)."""
+    ``refs``. Returns the difference, each seed's, its 95 % and 90 % bootstrap intervals (the 90 % one is what a
+    TOST at 5 % reads) and the bootstrap's two-sided p of no difference. ``scheme``: ``crossed`` draws one set of
+    sentences per resample for every seed (every seed scores the same sentences:
+    :func:`kslottery.method.bootstrap.crossed_resamples`); ``nested`` draws sentences anew within each drawn seed
+    (protocol fair-v1's scheme, which divides the sentences' share of the variance by the number of seeds)."""
     if not pairs:
         raise KSLError("no seeds to compare", "give one (hyps_a, hyps_b) pair per seed")
     if any(len(a) != len(refs) or len(b) != len(refs) for a, b in pairs):
@@ -59,7 +59,11 @@ def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang:
     boot = np.array([np.mean([score(c @ stats[i][1]) - score(c @ stats[i][0]) for i, c in draw]) for draw in draws])
     low, high = percentile_interval(boot, 0.95)
     low90, high90 = percentile_interval(boot, 0.90)
+    # the two-sided bootstrap p of "no difference": twice the smaller tail at 0, never below 1/(n + 1)
+    tail = min(int((boot <= 0).sum()), int((boot >= 0).sum()))
+    p_boot = min(1.0, 2 * (tail + 1) / (n + 1))
     return {"metric": metric, "delta": round(float(np.mean(per_seed)), 4),
             "per_seed": [round(d, 4) for d in per_seed], "ci95": [round(float(low), 4), round(float(high), 4)],
             "ci90": [round(float(low90), 4), round(float(high90), 4)], "ci95_width": round(float(high - low), 4),
+            "p": round(p_boot, 6),
             "seeds": seeds, "n_resamples": n, "seed": seed, "scheme": scheme}

@@ -3,25 +3,27 @@
 One :class:`Design` per profile (the ``protocol:`` block of ``profiles/<name>.yaml``), committed before any
 run it governs; the chapters read it and never change it after seeing scores. It fixes:
 
+- **models**: the same protocol on each of ``models``, each with its own budget, learning rates and arms;
 - **budgets**: tickets are *discovered* from a short embedding tuning chosen by a stated rule (the smallest
-  snapshot of the budget sweep whose Benjamini-Hochberg ticket holds ``min_ticket`` rows, applied to the
-  Adam and to the plain-SGD snapshots separately), and every *trained* arm trains on the same ``train_pairs``
-  FLORES dev pairs for ``epochs`` at **its own learning rate**;
+  snapshot of the budget sweep whose Benjamini-Hochberg ticket holds ``min_ticket`` rows), and every *trained*
+  arm trains on the same ``train_pairs`` FLORES dev pairs for ``epochs`` at **its own learning rate**;
 - **learning rates**: one grid per arm family (embedding, rows, full), each chosen by the mean chrF++ on
   ``dev_sentences`` held-out dev pairs (after the training pairs; devtest is never read) over
-  ``selection_seeds``;
-- **arms, seeds and sentences**: primary arms on ``seeds`` (their number from the precision calculation in
-  the method chapter), secondary arms on ``secondary_seeds``, full fine-tuning on ``full_seeds``; every score
-  on the first ``test_sentences`` of devtest;
-- **comparisons and verdicts**: the primary comparisons (equivalence at ``margin`` chrF++ by TOST, and the
-  difference), the secondary ones (Holm-corrected), each judged by :mod:`kslottery.study.verdicts` from the
-  union of the seed-level t interval and the two-level bootstrap (the smallest interval holding both);
+  ``selection_seeds``; a best point at a grid's edge adds the next point past it (``extend_step``, at most
+  ``extend_most`` times), still on dev;
+- **arms, seeds and sentences**: ``arms`` on their seed lists; every score on ``test_sentences`` devtest
+  sentences from ``test_offset`` (the earlier ones were read by earlier designs);
+- **comparisons and outcomes**: every declared comparison gets one outcome that says which way
+  (:func:`kslottery.study.verdicts.outcome`) from the union of the seed-level t interval and the bootstrap
+  (``crossed``: seeds and sentences resampled jointly, as every seed scores the same sentences); Holm runs over
+  the primary comparisons' difference tests on every model, and only those;
 - **stopping**: no seed or sentence is added after the first score; a comparison whose interval is too wide
   stays inconclusive.
 
-    >>> d = Design.from_profile({"protocol": {"name": "fair-v1", "seeds": [0, 1, 2, 3]}})
-    >>> d.name, d.seeds, d.lr_grids["embed"]
-    ('fair-v1', (0, 1, 2, 3), (0.0003, 0.001, 0.003))
+    >>> d = Design.from_profile({"protocol": {"name": "fair-v2", "seeds": [0, 1, 2, 3], "full_seeds": [0, 1],
+    ...                                       "secondary_seeds": [0, 1]}})
+    >>> d.name, d.seeds, d.lr_grids["embed"], d.test_offset
+    ('fair-v2', (0, 1, 2, 3), (0.0001, 0.0003, 0.001), 200)
 """
 
 from __future__ import annotations
@@ -35,32 +37,38 @@ from ..method.ticket import Rule
 from .arms import REGISTRY
 
 FAMILIES = ("embed", "rows", "full")
-# The fair test's arms, by their names in the registry (kslottery.study.arms.REGISTRY, which holds each arm's family,
-# ticket source and seed list: primary arms run on ``seeds``, the others on ``secondary_seeds`` or ``full_seeds``).
-# The SGD ticket is discovered by plain SGD; each control takes the size of the seed's Adam ticket.
-ARMS = ("embedding tuning", "full fine-tuning", "Adam ticket", "SGD ticket", "earliest-seen rows", "most frequent rows",
-        "frequency-matched rows", "top-18 by D", "<bos> row", "':' row", "partial transfer, Adam ticket",
+# Every arm a fair-test design may run, by its name in the registry (kslottery.study.arms.REGISTRY, which holds each
+# arm's family, ticket source and seed list); a profile's ``arms`` picks among them and states what it cut.
+ARMS = ("embedding tuning", "full fine-tuning", "Adam ticket", "SGD ticket", "top-18 by D", "earliest-seen rows",
+        "frequency-matched rows", "most frequent rows", "':' row", "<bos> row", "partial transfer, Adam ticket",
         "partial transfer, SGD ticket")
-# (a, b, kind): the difference is score(b) - score(a); "equivalence" claims are TOST at the margin.
+# (a, b, kind): the difference is score(b) - score(a). Every comparison gets one outcome by one rule
+# (kslottery.study.verdicts.outcome); ``kind`` names the question the claims ask of it: "equivalence" (does b match
+# a within the margin?) or "superiority" (is b better than a?).
+# The primary comparisons decide the claims; Holm runs over their difference tests (on every model) and only those.
 PRIMARY = (
-    ("embedding tuning", "Adam ticket", "equivalence"),
-    ("embedding tuning", "SGD ticket", "equivalence"),
-    ("embedding tuning", "top-18 by D", "equivalence"),      # the paper's headline: 18 rows match the embedding
-    ("embedding tuning", "earliest-seen rows", "equivalence"),
-)
-SECONDARY = (
-    ("full fine-tuning", "embedding tuning", "equivalence"),
-    ("full fine-tuning", "Adam ticket", "equivalence"),
-    ("full fine-tuning", "SGD ticket", "equivalence"),
-    ("full fine-tuning", "earliest-seen rows", "equivalence"),   # added before any devtest score (see the profile)
-    ("earliest-seen rows", "Adam ticket", "superiority"),
-    ("most frequent rows", "Adam ticket", "superiority"),
+    # (1) specificity: does KS pick better rows than rows of the same size chosen without it?
     ("frequency-matched rows", "Adam ticket", "superiority"),
-    ("frequency-matched rows", "SGD ticket", "superiority"),
+    ("earliest-seen rows", "Adam ticket", "superiority"),
+    ("frequency-matched rows", "top-18 by D", "superiority"),
+    ("earliest-seen rows", "top-18 by D", "superiority"),
+    # (2) the paper's headline: does tuning the ticket match tuning the whole embedding?
+    ("embedding tuning", "Adam ticket", "equivalence"),
+    ("embedding tuning", "top-18 by D", "equivalence"),
+    # (3) the paper's premise: does embedding tuning match full fine-tuning?
+    ("full fine-tuning", "embedding tuning", "equivalence"),
+)
+# Reported with their outcomes, Holm-adjusted among themselves; no claim's verdict rests on them alone.
+SECONDARY = (
+    ("top-18 by D", "':' row", "equivalence"),           # the replication's "one row does as well as 18"
+    ("Adam ticket", "top-18 by D", "equivalence"),
     ("embedding tuning", "most frequent rows", "equivalence"),
-    ("top-18 by D", "Adam ticket", "superiority"),
+    ("most frequent rows", "Adam ticket", "superiority"),
+    ("embedding tuning", "SGD ticket", "equivalence"),
+    ("frequency-matched rows", "SGD ticket", "superiority"),
     ("<bos> row", "Adam ticket", "superiority"),
-    ("':' row", "Adam ticket", "superiority"),
+    ("full fine-tuning", "Adam ticket", "equivalence"),
+    ("full fine-tuning", "top-18 by D", "equivalence"),
     ("Adam ticket", "partial transfer, Adam ticket", "superiority"),
     ("SGD ticket", "partial transfer, SGD ticket", "superiority"),
 )
@@ -72,31 +80,43 @@ def _h(text: str, **kw):
 
 @dataclass(frozen=True)
 class Design:
-    name: str = _h("the protocol's name; every verdict of the claims table carries it", default="fair-v1")
+    name: str = _h("the protocol's name; every verdict of the claims table carries it", default="fair-v2")
+    models: tuple = _h("the models the protocol runs on, each with its own discovery budget (by the same rule), "
+                       "learning-rate selection and arms", default=("gemma3-270m",))
     pair: str = _h("the primary language pair", default="eng_Latn-cat_Latn")
     train_pairs: int = _h("FLORES dev pairs every trained arm and every discovery trains on", default=512)
     batch_size: int = _h("pairs per optimizer step", default=8)
     epochs: float = _h("passes over the training pairs for every trained arm", default=1.0)
     dev_sentences: int = _h("held-out dev pairs (after the training pairs) that choose each learning rate",
                             default=100)
-    test_sentences: int = _h("devtest sentences every arm is scored on", default=200)
+    test_offset: int = _h("the first devtest sentence scored: those before it were read by earlier designs",
+                          default=200)
+    test_sentences: int = _h("devtest sentences every arm is scored on, from test_offset", default=400)
     lr_grids: dict = _h("learning-rate grid per arm family", default_factory=lambda: {
-        "embed": (3e-4, 1e-3, 3e-3), "rows": (3e-3, 1e-2, 3e-2), "full": (1e-5, 3e-5, 1e-4)})
+        "embed": (1e-4, 3e-4, 1e-3), "rows": (3e-3, 1e-2, 3e-2), "full": (3e-6, 1e-5, 3e-5)})
+    extend_step: float = _h("when a family's best dev score sits at its grid's edge, the next point this factor "
+                            "past it is added (before any devtest score)", default=3.0)
+    extend_most: int = _h("at most this many points added per family", default=2)
     selection_seeds: dict = _h("seeds each family's learning rate is chosen on", default_factory=lambda: {
         "embed": (0, 1), "rows": (0, 1), "full": (0,)})
     selection_ticket: str = _h("the ticket the rows family's learning rate is chosen with", default="ks")
+    arms: tuple = _h("the arms run (names in the arm registry); every comparison whose arms both ran is judged",
+                     default=ARMS)
     seeds: tuple = _h("seeds of the primary arms (fixed by the precision calculation)", default=(0, 1, 2, 3, 4))
-    full_seeds: tuple = _h("seeds of full fine-tuning", default=(0, 1, 2))
-    secondary_seeds: tuple = _h("seeds of the secondary arms", default=(0, 1))
+    full_seeds: tuple = _h("seeds of full fine-tuning", default=(0, 1, 2, 3, 4))
+    secondary_seeds: tuple = _h("seeds of the arms the registry marks secondary", default=(0, 1, 2, 3, 4))
     discovery_rule: str = _h("ticket rule and level of discovery", default="bh_0.05")
     min_ticket: int = _h("the smallest discovery budget whose ticket holds at least this many rows", default=12)
     sweep_snapshots: tuple = _h("budget-sweep snapshots (optimizer steps)", default=(
         *range(1, 17), 24, 32, 48, 64))
     adam_lrs: tuple = _h("budget-sweep Adam learning rates", default=(1e-3, 2e-3, 5e-3, 1e-2))
-    sgd_lrs: tuple = _h("budget-sweep SGD learning rates", default=(0.23, 0.46, 1.2, 2.3))
+    sgd_lrs: tuple = _h("budget-sweep SGD learning rates (none: no SGD trunk)", default=(0.23, 0.46, 1.2, 2.3))
     margin: float = _h("equivalence margin in chrF++ (TOST)", default=2.0)
     alpha: float = _h("level of every test", default=0.05)
-    n_bootstrap: int = _h("resamples of the two-level bootstrap", default=1000)
+    bootstrap: str = _h("how the bootstrap resamples: crossed (one draw of sentences shared by every seed, as they "
+                        "share the sentences) or nested (fair-v1: sentences drawn anew within each seed)",
+                        default="crossed")
+    n_bootstrap: int = _h("resamples of the bootstrap", default=1000)
 
     def __post_init__(self):
         if set(self.lr_grids) != set(FAMILIES) or set(self.selection_seeds) != set(FAMILIES):
@@ -110,6 +130,17 @@ class Design:
         Rule.parse(self.discovery_rule)   # a misspelt rule is refused when the profile is read
         if self.margin <= 0:
             raise KSLError(f"protocol {self.name}: margin {self.margin} is not positive", "state a positive margin")
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise KSLError(f"protocol {self.name}: arms {unknown} are not fair-test arms", f"use {', '.join(ARMS)}")
+        missing = sorted({x for a, b, _ in PRIMARY for x in (a, b)} - set(self.arms))
+        if missing:
+            raise KSLError(f"protocol {self.name}: the primary comparisons need {missing}",
+                           "run every arm of a primary comparison; cut secondary arms only")
+        if self.bootstrap not in ("crossed", "nested"):
+            raise KSLError(f"protocol {self.name}: unknown bootstrap {self.bootstrap!r}", "use crossed or nested")
+        if not self.models:
+            raise KSLError(f"protocol {self.name}: no models", "name one or more, e.g. models: [gemma3-270m]")
 
     @classmethod
     def from_profile(cls, profile: dict) -> Design:
@@ -152,6 +183,16 @@ class Design:
     def dev_offset(self) -> int:
         """Held-out dev pairs start right after the training pairs."""
         return self.train_pairs
+
+    def comparisons(self) -> list[tuple[str, str, str, str]]:
+        """(role, a, b, kind) of every declared comparison whose two arms this design runs, primary first."""
+        ran = set(self.arms) | {"base"}
+        return [(role, a, b, kind) for role, table in (("primary", PRIMARY), ("secondary", SECONDARY))
+                for a, b, kind in table if a in ran and b in ran]
+
+    def sgd_trunk(self) -> bool:
+        """Whether any arm needs the plain-SGD discovery (and so the sweep's SGD snapshots)."""
+        return any(REGISTRY[a].trunk == "sgd" for a in self.arms)
 
 
 def _runs_of(ints: list[int]) -> list[str]:

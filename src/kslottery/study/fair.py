@@ -1,9 +1,9 @@
-"""The fair test (protocol ``fair-v1``, :mod:`kslottery.study.design`): each arm family at its own learning rate
-chosen on held-out dev pairs, tickets discovered at their own budgets, the exposure control, and verdicts by
-rules fixed in advance (:mod:`kslottery.study.verdicts`).
+"""The fair test (protocol ``fair-v2``, :mod:`kslottery.study.design`): on each model, each arm family at its own
+learning rate chosen on held-out dev pairs, tickets discovered at their own budgets, the exposure and frequency
+controls, and outcomes that say which way by rules fixed in advance (:mod:`kslottery.study.verdicts`).
 
     >>> d = Design.from_profile(profile)                                                   # doctest: +SKIP
-    >>> r = fair_test(d, "gemma3-270m", adam=(1e-2, 8), sgd=(0.23, 8))                     # doctest: +SKIP
+    >>> r = {m: fair_test(d, m, adam=(1e-2, 8)) for m in d.models}                          # doctest: +SKIP
     >>> comparisons(r, d)                                                                  # doctest: +SKIP
 """
 
@@ -18,16 +18,10 @@ from ..method.errors import KSLError
 from ..method.ticket import Rule
 from .arms import FAMILY, REGISTRY, Trunk, arms, plan, prefetch
 from .comparison import compare, paired_seeds
-from .design import ARMS, PRIMARY, SECONDARY, Design
+from .design import Design
 from .recipe import Recipe
 from .results import slug
-from .verdicts import equivalence, holm, superiority, t_interval, t_p_value, union
-
-# The design's rules (kslottery.study.verdicts) in the words of the comparison itself: an equivalence test
-# finds b equivalent to a within the margin or not; a superiority test finds b better than a or not.
-OUTCOMES = {"equivalence": {"reproduced": "equivalent", "not reproduced": "not equivalent",
-                            "inconclusive": "inconclusive"},
-            "superiority": {"reproduced": "b better", "not reproduced": "b not better", "inconclusive": "inconclusive"}}
+from .verdicts import claim_verdict, extend_grid, holm, outcome, t_interval, t_p_value, union
 
 
 def select_lr(train: Callable[[float, int], dict], score: Callable[[str], float], grid, seeds) -> dict:
@@ -71,36 +65,62 @@ def dev_score(proto: Recipe, design: Design) -> Callable[[str], float]:
 
 
 def selections(proto: Recipe, design: Design, main: Trunk) -> dict:
-    """:func:`select_lr` for every family, its grid (family x lr x seed) trained at once through the executor,
-    then every grid run scored on the held-out dev pairs at once."""
+    """:func:`select_lr` for every family: its grid (family x lr x seed) trained at once through the executor and
+    scored on the held-out dev pairs; then the extension rule (:func:`kslottery.study.verdicts.extend_grid`): a
+    family whose best point is at an edge of its grid gets the next point past it, trained and scored the same
+    way, at most ``design.extend_most`` times. Devtest is never read."""
     configs = {"embed": lambda lr, s: proto.config(mode="embed", lr=lr, seed=s),
                "rows": lambda lr, s: proto.config(mode="rows", lr=lr, seed=s, ticket=tuple(main.ticket(s))),
                "full": lambda lr, s: proto.config(mode="full", lr=lr, seed=s)}
-    grid = [(f, lr, s) for f in configs for lr in design.lr_grids[f] for s in design.selection_seeds[f]]
-    trained = dict(zip(grid, proto.tune_all([configs[f](lr, s) for f, lr, s in grid])))
-    paths = list(dict.fromkeys(run["path"] for run in trained.values()))
-    dev = {p: rec.chrf("whole") for p, rec in zip(paths, proto.score_all([dev_config(proto, design, p) for p in paths]))}
-    return {f: select_lr(lambda lr, s, f=f: trained[(f, lr, s)], dev.__getitem__, design.lr_grids[f],
-                         design.selection_seeds[f]) for f in configs}
+    grids = {f: list(design.lr_grids[f]) for f in configs}
+    trained, dev, added = {}, {}, dict.fromkeys(configs, 0)
+    todo = [(f, lr) for f in configs for lr in grids[f]]
+    while todo:
+        grid = [(f, lr, s) for f, lr in todo for s in design.selection_seeds[f]]
+        trained |= dict(zip(grid, proto.tune_all([configs[f](lr, s) for f, lr, s in grid])))
+        paths = [p for p in dict.fromkeys(trained[g]["path"] for g in grid) if p not in dev]
+        dev |= {p: rec.chrf("whole") for p, rec in
+                zip(paths, proto.score_all([dev_config(proto, design, p) for p in paths]))}
+        todo = []
+        for f in configs:
+            means = {lr: sum(dev[trained[(f, lr, s)]["path"]] for s in design.selection_seeds[f])
+                     / len(design.selection_seeds[f]) for lr in grids[f]}
+            nxt = extend_grid(means, design.extend_step, design.extend_most, added[f])
+            if nxt is not None:
+                nxt = float(f"{nxt:.2g}")   # 1e-4 / 3 -> 3.3e-05: a rate a reader can type
+                grids[f].append(nxt)
+                added[f] += 1
+                todo.append((f, nxt))
+    out = {f: select_lr(lambda lr, s, f=f: trained[(f, lr, s)], lambda path: dev[path], sorted(grids[f]),
+                        design.selection_seeds[f]) for f in configs}
+    for f in configs:
+        out[f] |= {"extended": added[f], "stated": tuple(float(x) for x in design.lr_grids[f])}
+    return out
 
 
-def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[float, int], *,
+def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[float, int] | None = None, *,
               template: str = "explicit", max_new_tokens: int = 96, eval_batch_size: int = 32,
               drop_finished: bool = False, progress: bool = True) -> dict:
-    """Discovery at the stated budgets (``adam`` and ``sgd``: (lr, steps) from the budget sweep's rule), the
-    learning rate of every family chosen on held-out dev pairs, then every arm of the design on its seeds,
-    scored on devtest. Returns {"selection": {family: select_lr result}, "lrs", "scores", "hyps", "refs",
-    "tgt", "tickets": {(trunk, seed): ids}, "trunks"}."""
+    """On one model: discovery at the stated budgets (``adam`` and, when the design runs an SGD arm, ``sgd``:
+    (lr, steps) from the budget sweep's rule), the learning rate of every family chosen on held-out dev pairs,
+    then every arm of the design on its seeds, scored on devtest[test_offset:][:test_sentences]. Returns
+    {"model", "selection": {family: select_lr result}, "lrs", "scores", "hyps", "refs", "tgt", "trunks"}."""
     proto = Recipe(model=model, pair=design.pair, train_limit=design.train_pairs, eval_limit=design.test_sentences,
-                     template=template, epochs=design.epochs, batch_size=design.batch_size,
-                     max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size, drop_finished=drop_finished,
-                     progress=progress)
+                   template=template, epochs=design.epochs, batch_size=design.batch_size,
+                   max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size, drop_finished=drop_finished,
+                   progress=progress)
     rule = Rule.parse(design.discovery_rule)
     seeds = design.seed_lists()
+    budgets = [("main", adam, {})]
+    if design.sgd_trunk():
+        if sgd is None:
+            raise KSLError(f"protocol {design.name} runs an SGD arm but no SGD budget was given",
+                           "run the budget sweep's SGD snapshots or drop the SGD arms")
+        budgets.append(("sgd", sgd, {"optimizer": "sgd"}))
     trunks = {name: Trunk(proto, {"embed": lr}, seeds, rule=rule.rule, alpha=rule.level, options={"max_steps": steps},
                           embed_options=extra, arm_options={})
-              for name, (lr, steps), extra in (("main", adam, {}), ("sgd", sgd, {"optimizer": "sgd"}))}
-    # the stages: both trunks' discovery tunings at once, the learning-rate grids, then the arms
+              for name, (lr, steps), extra in budgets}
+    # the stages: the trunks' discovery tunings at once, the learning-rate grids (dev only), then the arms
     prefetch([(t, seed) for t in trunks.values() for seed in t.seeds["seeds"]])
     for t in trunks.values():
         t.require_tickets()
@@ -108,19 +128,21 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
     lrs = {f"{f} (chosen)": sel["chosen"] for f, sel in selection.items()}
     for t in trunks.values():
         t.arm_lrs = {f: sel["chosen"] for f, sel in selection.items()}
-    bitext = data.load_flores(design.pair, "devtest", limit=design.test_sentences)
+    bitext = data.load_flores(design.pair, "devtest", limit=design.test_sentences, offset=design.test_offset)
     rows, hyps = [], {}
-    branches = plan(trunks, [REGISTRY["base"], *arms(*ARMS)])
-    for b, rec in zip(branches, proto.score_all([proto.eval_config(b.path) for b in branches])):
+    branches = plan(trunks, [REGISTRY["base"], *arms(*design.arms)])
+    configs = [proto.eval_config(b.path, offset=design.test_offset) for b in branches]
+    for b, rec in zip(branches, proto.score_all(configs)):
         hyps[(b.arm, b.seed)] = evaluate.hypotheses(rec)
-        rows.append({"arm": b.arm, "seed": b.seed, "rows": len(b.ticket) if b.ticket is not None else None,
+        rows.append({"model": model, "arm": b.arm, "seed": b.seed,
+                     "rows": len(b.ticket) if b.ticket is not None else None,
                      "chrf++ whole": rec.chrf("whole"),
                      "chrf++ first_line": rec.chrf("first_line"),
                      "eos_rate": rec.eos_rate, "run": rec["run"],
                      "trained": b.run["run"] if b.run else None,
                      "lr": (b.run or {}).get("config", {}).get("lr"), "ticket": b.ticket})
-    return {"selection": selection, "lrs": lrs, "scores": pd.DataFrame(rows), "hyps": hyps, "refs": bitext.tgt,
-            "tgt": bitext.tgt_lang, "trunks": trunks}
+    return {"model": model, "selection": selection, "lrs": lrs, "scores": pd.DataFrame(rows), "hyps": hyps,
+            "refs": bitext.tgt, "tgt": bitext.tgt_lang, "trunks": trunks}
 
 
 def caption_seeds(design: Design) -> str:
@@ -130,69 +152,76 @@ def caption_seeds(design: Design) -> str:
             f"{show(design.secondary_seeds)})")
 
 
-def comparisons(result: dict, design: Design, rule: str = "whole") -> pd.DataFrame:
-    """Every declared comparison: the difference, the two-level bootstrap and seed-level t intervals (95 %
-    and 90 %), the seed-level p (Holm-adjusted within the secondary set) and the verdict."""
-    hyps = result["hyps"]
-    seeds_of: dict[str, list] = {}
-    for arm, seed in hyps:
-        seeds_of.setdefault(arm, []).append(seed)
+def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFrame:
+    """Every declared comparison on every model (``results``: {model: :func:`fair_test` result}): b − a, the
+    bootstrap (the design's scheme) and seed-level t intervals at 95 % and 90 %, their unions, the p of no
+    difference (the larger of the t test's and the bootstrap's, as the union is the wider interval), Holm-adjusted
+    over the primary comparisons of every model (the family that decides the claims) and separately over the
+    secondary ones, the outcome (:func:`kslottery.study.verdicts.outcome`) and the claim's verdict it gives."""
     rows = []
-    for role, table in (("primary", PRIMARY), ("secondary", SECONDARY)):
-        for a, b, kind in table:
+    for model, result in results.items():
+        hyps = result["hyps"]
+        seeds_of: dict[str, list] = {}
+        for arm, seed in hyps:
+            seeds_of.setdefault(arm, []).append(seed)
+        for role, a, b, kind in design.comparisons():
             if a not in seeds_of or b not in seeds_of:
-                raise KSLError(f"comparison {b} - {a}: an arm was not run", "run every arm of the design")
+                raise KSLError(f"{model}: comparison {b} - {a}: an arm was not run", "run every arm of the design")
             pairs = [(hyps[(a, x)][rule], hyps[(b, y)][rule]) for x, y in paired_seeds(seeds_of[a], seeds_of[b])]
-            # one bootstrap gives both: its 95 % interval and, with the margin, the TOST's 90 % one
-            boot = compare(pairs, result["refs"], result["tgt"], n=design.n_bootstrap)
+            boot = compare(pairs, result["refs"], result["tgt"], n=design.n_bootstrap, scheme=design.bootstrap)
             per_seed = boot["per_seed"]
             mean, t_lo, t_hi = t_interval(per_seed, 0.95)
             _, t90_lo, t90_hi = t_interval(per_seed, 0.90)
-            rows.append({"role": role, "a": a, "b": b, "kind": kind, "seeds": len(per_seed), "b - a": mean,
-                         "bootstrap 95 %": tuple(boot["ci95"]), "t 95 %": (t_lo, t_hi),
+            rows.append({"model": model, "role": role, "a": a, "b": b, "kind": kind, "seeds": len(per_seed),
+                         "b - a": mean, "bootstrap 95 %": tuple(boot["ci95"]), "t 95 %": (t_lo, t_hi),
                          "bootstrap 90 %": tuple(boot["ci90"]), "t 90 %": (t90_lo, t90_hi),
-                         "p (seeds)": t_p_value(per_seed), "per seed": per_seed})
+                         "p (seeds)": t_p_value(per_seed), "p (bootstrap)": boot["p"], "per seed": per_seed})
     out = pd.DataFrame(rows)
-    secondary = out["role"] == "secondary"
-    adjusted = holm({i: p for i, p in out.loc[secondary, "p (seeds)"].items()})
-    out["p (Holm)"] = [adjusted.get(i) for i in out.index]
-    # The intervals the rules read: the union of the bootstrap and the t interval (the smallest interval that holds
-    # both, so at least as wide as either). Equivalence is judged on the 90 % union, everything else on the 95 %.
+    out["p"] = out[["p (seeds)", "p (bootstrap)"]].max(axis=1)
+    out["p (Holm)"] = float("nan")
+    for role in ("primary", "secondary"):   # two families: the one that decides the claims, and the rest
+        member = out["role"] == role
+        out.loc[member, "p (Holm)"] = pd.Series(holm({i: p for i, p in out.loc[member, "p"].items()}))
+    # The intervals the rule reads: the union of the bootstrap and the t interval (the smallest interval that
+    # holds both, so at least as wide as either); equivalence reads the 90 % union, a difference the 95 % one.
     out["90 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 90 %"], out["t 90 %"])]
     out["95 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
-    verdicts = []
-    for _, r in out.iterrows():
-        verdicts.append(equivalence(r["90 % (union)"], r["95 % (union)"], design.margin) if r["kind"] == "equivalence"
-                        # a primary comparison is not Holm-adjusted: its p is missing (NaN), not failing
-                        else superiority(r["95 % (union)"], design.margin,
-                                         None if pd.isna(r["p (Holm)"]) else r["p (Holm)"]))
-    out["verdict"] = verdicts
-    # A comparison between two of this study's arms reproduces nothing by itself: the page says what it found
-    # (equivalent, better); the claims table turns the comparisons that test a claim of the paper into verdicts.
-    out["outcome"] = [OUTCOMES[k][v] for k, v in zip(out["kind"], out["verdict"])]
+    out["outcome"] = [outcome(r["90 % (union)"], r["95 % (union)"], design.margin, r["p (Holm)"], design.alpha)
+                      for _, r in out.iterrows()]
+    out["verdict"] = [claim_verdict(o, k) for o, k in zip(out["outcome"], out["kind"])]
     out["margin"] = design.margin
     out["protocol"] = design.name
     return out
 
 
-# The comparisons a reader needs first, in this order: the primary ones, the exposure control's, the references.
-KEY = ([(a, b) for a, b, _ in PRIMARY] + [("earliest-seen rows", "Adam ticket"), ("frequency-matched rows", "Adam ticket")]
-       + [(a, b) for a, b, _ in SECONDARY if a == "full fine-tuning"])
+def said(row) -> str:
+    """A comparison's outcome as a sentence with its numbers, naming the arms and the model: "on gemma3-270m, the
+    Adam ticket is worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])"."""
+    diff, (lo, hi) = row["b - a"], row["95 % (union)"]
+    word, a, b = row["outcome"], row["a"], row["b"]
+    if word == "inconclusive":
+        return (f"on {row['model']}, {b} against {a}: inconclusive ({diff:+.1f} chrF++, 95 % [{lo:.1f}, {hi:.1f}], "
+                f"90 % [{row['90 % (union)'][0]:.1f}, {row['90 % (union)'][1]:.1f}], margin ±{row['margin']:g})")
+    if word == "equivalent":
+        l90, h90 = row["90 % (union)"]
+        return (f"on {row['model']}, {b} is equivalent to {a} within ±{row['margin']:g} chrF++ ({diff:+.1f}, "
+                f"90 % [{l90:.1f}, {h90:.1f}])")
+    way = "better" if diff > 0 else "worse"
+    slightly = "slightly " if word.startswith("equivalent") else ""
+    beyond = ", beyond the margin" if word.endswith("margin") else ""
+    size, ci = abs(diff), (f"[{abs(hi):.1f}, {abs(lo):.1f}]" if diff < 0 else f"[{lo:.1f}, {hi:.1f}]")
+    return f"on {row['model']}, {b} is {slightly}{way} than {a} by {size:.1f} chrF++ (95 % {ci}{beyond})"
 
 
 def key_comparisons(comps: pd.DataFrame) -> pd.DataFrame:
-    """The rows of :func:`comparisons` in ``KEY``, for the results chapter: the outcome first (a narrow column
-    scrolls out of view last), then b − a, the 90 % union that an equivalence outcome reads (none for a
-    superiority test), both 95 % intervals and the paired seeds."""
-    c = comps.set_index(["a", "b"])
+    """The primary comparisons of every model, for the results chapter: the outcome first (a narrow column scrolls
+    out of view last), then b − a, the 90 % union that equivalence reads and the 95 % union a difference reads,
+    the Holm-adjusted p and the paired seeds."""
     rows = []
-    for a, b in KEY:
-        if (a, b) in c.index:
-            r = c.loc[(a, b)]
-            rows.append({"comparison": f"{b} − {a}", "outcome": r["outcome"], "b − a": r["b - a"],
-                         "90 % union": r["90 % (union)"] if r["kind"] == "equivalence" else None,
-                         "bootstrap 95 %": r["bootstrap 95 %"], "t 95 %": r["t 95 %"],
-                         "seeds": int(r["seeds"]), "test": r["kind"], "role": r["role"]})
+    for _, r in comps[comps["role"] == "primary"].iterrows():
+        rows.append({"model": r["model"], "comparison": f"{r['b']} − {r['a']}", "outcome": r["outcome"],
+                     "b − a": r["b - a"], "90 % union": r["90 % (union)"], "95 % union": r["95 % (union)"],
+                     "p (Holm)": r["p (Holm)"], "seeds": int(r["seeds"])})
     return pd.DataFrame(rows)
 
 
@@ -206,7 +235,7 @@ def exposure(result: dict) -> pd.DataFrame:
     for seed in sorted(set(s.loc[s["arm"] == "Adam ticket", "seed"])):
         at = lambda arm, seed=seed: s[(s["arm"] == arm) & (s["seed"] == seed)]   # noqa: E731
         ticket = set(at("Adam ticket")["ticket"].iloc[0])
-        row = {"seed": seed, "Adam ticket rows": len(ticket)}
+        row = {"model": result["model"], "seed": seed, "Adam ticket rows": len(ticket)}
         if trunk is not None:
             first = baselines.first_gradient_step(*trunk.batches(int(seed)))
             row["rows first seen at step 1"] = sum(step == 1 for step in first.values())
@@ -226,8 +255,9 @@ def selection_table(result: dict) -> pd.DataFrame:
     for family, sel in result["selection"].items():
         for lr, mean in sel["means"].items():
             seeds = sel["table"].loc[sel["table"]["lr"] == lr, "seed"].tolist()
-            rows.append({"family": family, "lr": lr, "dev chrF++ (mean)": mean, "seeds": len(seeds),
-                         "chosen": lr == sel["chosen"]})
+            rows.append({"model": result["model"], "family": family, "lr": lr, "dev chrF++ (mean)": mean,
+                         "seeds": len(seeds), "chosen": lr == sel["chosen"],
+                         "added by the extension rule": float(lr) not in sel.get("stated", (lr,))})
     return pd.DataFrame(rows)
 
 
@@ -237,7 +267,7 @@ def arm_table(result: dict) -> pd.DataFrame:
     s = result["scores"]
     rows = []
     for arm, g in s.groupby("arm", sort=False):
-        rows.append({"arm": arm, "family": FAMILY[arm], "lr": g["lr"].dropna().iloc[0]
+        rows.append({"model": result["model"], "arm": arm, "family": FAMILY[arm], "lr": g["lr"].dropna().iloc[0]
                      if g["lr"].notna().any() else None, "seeds": len(g),
                      "rows": g["rows"].mean() if g["rows"].notna().any() else None,
                      "chrF++ whole": g["chrf++ whole"].mean(), "chrF++ first line": g["chrf++ first_line"].mean(),
@@ -246,7 +276,8 @@ def arm_table(result: dict) -> pd.DataFrame:
 
 
 def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFrame) -> dict:
-    """The numbers the book's prose cites from the fair test, keyed for glue: per primary comparison
+    """The numbers the book's prose cites from one model's fair test, keyed for glue, every key prefixed by the
+    model's slug (``gemma3_270m_``): per comparison
     ``<slug of b>_vs_<slug of a>_{diff,boot_lo,boot_hi,t_lo,t_hi,u90_lo,u90_hi,verdict,outcome,seeds}`` (``u90``: the 90 %
     union an equivalence outcome reads), each family's chosen lr
     (``lr_<family>``) and whether any sits at its grid's edge (``lr_edges``, a sentence), each arm's mean devtest
@@ -257,10 +288,11 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     each is a mean over (``jaccard_<arm>[_seeds]``). Plain
     Python values."""
     out = {}
+    comps = comps[comps["model"] == result["model"]]
     for _, r in comps.iterrows():
         key = f"{slug(r['b'])}_vs_{slug(r['a'])}"
         out |= {f"{key}_diff": float(r["b - a"]), f"{key}_verdict": str(r["verdict"]), f"{key}_seeds": int(r["seeds"]),
-                f"{key}_outcome": str(r["outcome"]),
+                f"{key}_outcome": str(r["outcome"]), f"{key}_said": said(r),
                 f"{key}_boot_lo": float(r["bootstrap 95 %"][0]), f"{key}_boot_hi": float(r["bootstrap 95 %"][1]),
                 f"{key}_t_lo": float(r["t 95 %"][0]), f"{key}_t_hi": float(r["t 95 %"][1]),
                 f"{key}_u90_lo": float(r["90 % (union)"][0]), f"{key}_u90_hi": float(r["90 % (union)"][1])}
@@ -290,4 +322,43 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
             # the mean over the seeds that arm ran on (a secondary arm runs on fewer): the prose names how many
             out |= {key: float(exposure_table[col].mean()), f"{key}_seeds": int(exposure_table[col].notna().sum())}
     out["arms_scored"] = int(len(s))
-    return out
+    out["extended"] = ", ".join(f"{f} {sel['extended']}" for f, sel in result["selection"].items())
+    prefix = slug(result["model"])
+    return {f"{prefix}_{k}": v for k, v in out.items()}
+
+
+# The questions the study answers first, each by one primary comparison (a, b), in the order a reader asks them.
+QUESTIONS = (("Does tuning only the KS ticket match tuning the whole embedding?", "embedding tuning", "Adam ticket"),
+             ("Does KS pick better rows than frequency-matched rows of the same size?", "frequency-matched rows",
+              "Adam ticket"),
+             ("Does KS pick better rows than the rows training reaches first?", "earliest-seen rows", "Adam ticket"),
+             ("Do the paper's 18 rows (top-18 by D) match tuning the whole embedding?", "embedding tuning",
+              "top-18 by D"),
+             ("Does tuning the embedding match full fine-tuning?", "full fine-tuning", "embedding tuning"))
+
+
+def phrase(row) -> str:
+    """An outcome in a few words with its interval: "worse by 2.3 (95 % 1.6–3.1)", "equivalent (90 % −0.8 to 1.1)"."""
+    diff, (lo, hi), (l90, h90) = row["b - a"], row["95 % (union)"], row["90 % (union)"]
+    word = row["outcome"]
+    if word == "inconclusive":
+        return f"inconclusive ({diff:+.1f}, 95 % {lo:.1f} to {hi:.1f})"
+    if word == "equivalent":
+        return f"equivalent ({diff:+.1f}, 90 % {l90:.1f} to {h90:.1f})"
+    way = "better" if diff > 0 else "worse"
+    a, b = sorted((abs(lo), abs(hi)))
+    text = f"{way} by {abs(diff):.1f} (95 % {a:.1f} to {b:.1f})"
+    return ("equivalent, slightly " + text) if word.startswith("equivalent") else text
+
+
+def answer(comps: pd.DataFrame) -> pd.DataFrame:
+    """The study's answer, one row per question of ``QUESTIONS`` and one column per model: the primary comparison's
+    outcome in a few words (chrF++ on devtest; b − a), for the book's first screen."""
+    rows = []
+    c = comps.set_index(["model", "a", "b"])
+    for question, a, b in QUESTIONS:
+        row = {"question": question}
+        for model in dict.fromkeys(comps["model"]):
+            row[model] = phrase(c.loc[(model, a, b)]) if (model, a, b) in c.index else "not run"
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -6,14 +6,11 @@ and a t interval over the per-seed differences, which is the honest width when t
 bootstrap over four seeds cannot see beyond the four values it was given). A verdict takes the more
 conservative of the two, the union of the intervals.
 
-- An **equivalence** claim ("partial tuning matches embedding tuning") is *reproduced* when the 90 % interval
-  lies inside (-margin, +margin) (two one-sided tests at 5 %, TOST), *not reproduced* when the 95 % interval
-  lies wholly outside [-margin, +margin], and *inconclusive* otherwise.
-- A **superiority** claim ("the ticket beats random rows") is *reproduced* when the 95 % interval lies above
-  0 and, for a secondary comparison, its Holm-adjusted seed-level p-value is below 0.05; *not reproduced*
-  when the interval lies below 0 or inside the margin (no difference worth the name); *inconclusive*
-  otherwise.
-- *Not testable*: the claim has no test in this study (e.g. a theorem whose statement could not be retrieved).
+- Every comparison b − a gets one **outcome** (:func:`outcome`) that says which way: *equivalent* (the 90 %
+  interval inside the margin, TOST at 5 %), *b better* / *b worse* (the 95 % interval excludes 0 and the
+  Holm-adjusted p is below 5 %), both ("equivalent; b slightly worse"), or *inconclusive*.
+- A claim of the paper gets its **verdict** from its comparison's outcome (:func:`claim_verdict`): reproduced,
+  not reproduced, inconclusive; *not testable* when the claim has no test in this study.
 
     >>> t_interval([1.2, 0.4, 2.0, 1.1])                        # doctest: +ELLIPSIS
     (1.175, 0.13..., 2.21...)
@@ -65,24 +62,6 @@ def union(*intervals: tuple[float, float]) -> tuple[float, float]:
     return min(i[0] for i in intervals), max(i[1] for i in intervals)
 
 
-def equivalence(ci90: tuple[float, float], ci95: tuple[float, float], margin: float) -> str:
-    if margin <= 0:
-        raise KSLError(f"equivalence margin {margin} is not positive", "state a margin such as 2.0 chrF++")
-    if -margin < ci90[0] and ci90[1] < margin:
-        return "reproduced"
-    if ci95[0] >= margin or ci95[1] <= -margin:
-        return "not reproduced"
-    return "inconclusive"
-
-
-def superiority(ci95: tuple[float, float], margin: float, p_adjusted: float | None = None) -> str:
-    if ci95[0] > 0 and (p_adjusted is None or p_adjusted < 0.05):
-        return "reproduced"
-    if ci95[1] < 0 or (-margin < ci95[0] and ci95[1] < margin):
-        return "not reproduced"
-    return "inconclusive"
-
-
 def outcome(ci90: tuple[float, float], ci95: tuple[float, float], margin: float,
             p_adjusted: float | None = None, alpha: float = 0.05) -> str:
     """What a comparison b - a found, in words that say which way, by one reading of one interval construction
@@ -111,6 +90,38 @@ def outcome(ci90: tuple[float, float], ci95: tuple[float, float], margin: float,
         beyond = ci95[0] >= margin or ci95[1] <= -margin
         return f"b {way}" + (", beyond the margin" if beyond else "")
     return "inconclusive"
+
+
+def claim_verdict(outcome_words: str, kind: str) -> str:
+    """The verdict on a claim of the paper that a comparison's outcome gives: an *equivalence* claim ("b matches
+    a") is reproduced by any equivalent outcome and not reproduced by a difference beyond equivalence; a
+    *superiority* claim ("b is better than a") is reproduced by b better (slightly or not) and not reproduced by
+    b worse or by equivalence without a difference; inconclusive stays inconclusive.
+
+    >>> claim_verdict("b worse", "equivalence"), claim_verdict("equivalent", "superiority")
+    ('not reproduced', 'not reproduced')
+    """
+    if outcome_words not in OUTCOME_WORDS or kind not in ("equivalence", "superiority"):
+        raise KSLError(f"no verdict for outcome {outcome_words!r} of a {kind!r} claim",
+                       f"give one of {', '.join(OUTCOME_WORDS)} and equivalence or superiority")
+    if outcome_words == "inconclusive":
+        return "inconclusive"
+    if kind == "equivalence":
+        return "reproduced" if outcome_words.startswith("equivalent") else "not reproduced"
+    return "reproduced" if "better" in outcome_words else "not reproduced"
+
+
+def crossed_half_width(sd_seed: float, sd_sentences: float, seeds: int, sentences: int, reference: int,
+                       level: float = 0.90) -> float:
+    """The half-width of a ``level`` interval for a mean difference over ``seeds`` seeds that all score the same
+    ``sentences``: the seeds' spread shrinks with their number, the sentences' (``sd_sentences``, measured at
+    ``reference`` sentences) does not, as every seed shares it, and shrinks with the number of sentences instead.
+
+    >>> round(crossed_half_width(0.54, 0.75, 5, 400, 200), 2)
+    0.96
+    """
+    se = math.sqrt(sd_seed ** 2 / seeds + sd_sentences ** 2 * reference / sentences)
+    return float(stats.norm.ppf(0.5 + level / 2)) * se
 
 
 # Every outcome word, in the order a table or a legend lists them.

@@ -1,0 +1,71 @@
+"""bf16 autocast training against float32, measured: step time, final training loss and held-out dev chrF++ of
+the same run (same model, family, learning rate, seed and pairs) in each precision, for embedding tuning, row
+tuning and full fine-tuning of Gemma 3 270M and SmolLM2-135M.
+
+    python benchmarks/training_precision.py [--models gemma3-270m smollm2-135m] [--steps 64] [--runs-dir DIR]
+
+Every run is the fair test's recipe (FLORES dev[:512], batch 8, one epoch unless ``--steps`` stops it sooner,
+constant lr, wd 0) at the middle of fair-v2's grid for its family (embedding 3e-4, rows 1e-2, full 1e-5); row
+tuning trains the 18 tokens most frequent in the training inputs (a fixed ticket: no discovery needed). Dev
+chrF++ on dev[512:612], as the fair test's learning-rate selection scores. The float32 runs are the ones the
+default profile would train at those settings (same hash), so they are reused there. Reported per run:
+seconds per step (wall, from the run's own record), final loss, dev chrF++, and peak RSS of this process; the
+ratios bf16 / float32 beside them. Writes ``benchmarks/results/training-precision-<machine>.json``.
+"""
+
+import argparse
+import os
+import time
+
+from common import machine, peak_gib, reset_peak, save
+
+LRS = {"embed": 3e-4, "rows": 1e-2, "full": 1e-5}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2-135m"])
+    ap.add_argument("--steps", type=int, default=None, help="stop every run after this many steps (default: an epoch)")
+    ap.add_argument("--runs-dir", default=None, help="where the runs go (default: $KSL_RUNS or runs/)")
+    args = ap.parse_args()
+    if args.runs_dir:
+        os.environ["KSL_RUNS"] = args.runs_dir
+    from kslottery.method import baselines, tuning
+    from kslottery.study.recipe import Recipe
+
+    rows = []
+    for model in args.models:
+        for precision in ("no", "bf16"):
+            recipe = Recipe(model=model, pair="eng_Latn-cat_Latn", train_limit=512, eval_limit=100, batch_size=8,
+                            max_new_tokens=96, eval_batch_size=100, drop_finished=True, mixed_precision=precision,
+                            progress=False)
+            examples = tuning.training_examples(recipe.config(mode="embed", lr=LRS["embed"]))
+            ticket = tuple(baselines.frequency_ticket(baselines.token_counts(examples), 18).ids)
+            for family, lr in LRS.items():
+                extra = {"ticket": ticket} if family == "rows" else {}
+                if args.steps:
+                    extra["max_steps"] = args.steps
+                reset_peak()
+                start = time.time()
+                run = recipe.tune(mode=family, lr=lr, seed=0, **extra)
+                took = time.time() - start
+                dev = recipe.score(run["path"], split="dev", offset=512, limit=100)
+                train = run["train"]
+                rows.append({"model": model, "family": family, "precision": "bf16" if precision == "bf16" else "fp32",
+                             "lr": lr, "steps": train["steps"], "wall_s": round(took, 1),
+                             "s_per_step": round(run.get("wall_s", took) / max(train["steps"], 1), 3),
+                             "final_loss": round(train["final_loss"], 4), "dev_chrf": round(dev.chrf("whole"), 2),
+                             **peak_gib()})
+                print(rows[-1], flush=True)
+    for r in rows:
+        if r["precision"] == "bf16":
+            base = next(x for x in rows if x["precision"] == "fp32" and x["model"] == r["model"]
+                        and x["family"] == r["family"])
+            r["speed-up"] = round(base["s_per_step"] / r["s_per_step"], 2)
+            r["loss - fp32"] = round(r["final_loss"] - base["final_loss"], 4)
+            r["dev chrF++ - fp32"] = round(r["dev_chrf"] - base["dev_chrf"], 2)
+    print(save("training-precision", {"machine": machine(), "runs": rows}))
+
+
+if __name__ == "__main__":
+    main()

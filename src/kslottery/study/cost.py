@@ -1,0 +1,79 @@
+"""What a fair-test design costs before it runs: its runs counted from the design, times measured beforehand.
+
+The protocol states its cost before the first score (issue: the default profile must fit 12 hours on the
+2-core machine): :func:`estimate` counts every tuning step and every scored sentence the design implies, per
+model and stage, and prices them with step and scoring times recorded on the target machine. The worst case
+counts every extension of every learning-rate grid.
+
+    >>> d = Design(models=("m",), train_pairs=64, batch_size=8, seeds=(0, 1), full_seeds=(0, 1),
+    ...            secondary_seeds=(0, 1), arms=("embedding tuning", "full fine-tuning", "Adam ticket",
+    ...            "top-18 by D", "earliest-seen rows", "frequency-matched rows"), sgd_lrs=())
+    >>> t = estimate(d, {"m": Times(step={"embed": 1.0, "rows": 1.0, "full": 2.0}, sentence=0.1)})
+    >>> int(t["hours"].sum() * 3600)
+    1362
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .arms import FAMILY, REGISTRY
+from .design import Design
+
+
+@dataclass(frozen=True)
+class Times:
+    step: dict = None      # seconds per optimizer step, per family (embed, rows, full), at the design's batch
+    sentence: float = 0.0  # seconds per scored sentence, at the profile's decoding settings
+    ks: float = 0.0        # seconds of one KS test over every embedding row (a sweep snapshot, a discovery)
+    source: str = ""       # where the times were measured
+
+
+def estimate(design: Design, times: dict[str, Times], discovery_steps: int = 16,
+             other_hours: float = 0.0) -> pd.DataFrame:
+    """Per model and stage: the runs, tuning steps and scored sentences the design implies and their hours at
+    ``times`` ({model: Times}); discovery at most ``discovery_steps`` steps (the budget is chosen by the sweep);
+    ``worst`` adds every grid extension. ``other_hours``: the profile's other chapters, one row."""
+    epoch = math.ceil(design.train_pairs / design.batch_size * design.epochs)
+    rows = []
+    for model in design.models:
+        t = times[model]
+        sweeps = len(design.adam_lrs) + (len(design.sgd_lrs) if design.sgd_trunk() else 0)
+        trunks = 2 if design.sgd_trunk() else 1
+        grid = {f: len(design.lr_grids[f]) * len(design.selection_seeds[f]) for f in design.lr_grids}
+        extra = {f: design.extend_most * len(design.selection_seeds[f]) for f in design.lr_grids}
+        # an arm's run at its family's chosen lr and a selection seed is the selection's own run, reused
+        reused = {"embedding tuning": "embed", "full fine-tuning": "full", "Adam ticket": "rows"}
+        arm_runs = {f: 0 for f in ("embed", "rows", "full")}
+        scored = 1   # the base model
+        for arm in design.arms:
+            seeds = design.seeds_of(arm)
+            scored += len(seeds)
+            family = FAMILY[arm]
+            if REGISTRY[arm].kind == "tune":
+                own = set(design.selection_seeds[reused[arm]]) if arm in reused else set()
+                arm_runs[family] += len(set(seeds) - own)
+        stages = [
+            ("budget sweep", sweeps, sweeps * (max(design.sweep_snapshots) * t.step["embed"]
+                                               + len(design.sweep_snapshots) * t.ks), 0),
+            ("discovery", trunks * len(design.seeds),
+             trunks * len(design.seeds) * (discovery_steps * t.step["embed"] + t.ks), 0),
+            ("learning-rate selection", sum(grid.values()), sum(n * epoch * t.step[f] for f, n in grid.items()),
+             sum(grid.values()) * design.dev_sentences),
+            ("grid extensions (worst case)", sum(extra.values()), sum(n * epoch * t.step[f] for f, n in extra.items()),
+             sum(extra.values()) * design.dev_sentences),
+            ("arms", sum(arm_runs.values()), sum(n * epoch * t.step[f] for f, n in arm_runs.items()),
+             scored * design.test_sentences),
+        ]
+        for stage, runs, train_s, sentences in stages:
+            rows.append({"model": model, "stage": stage, "runs": runs, "train hours": train_s / 3600,
+                         "scored sentences": sentences, "score hours": sentences * t.sentence / 3600})
+    if other_hours:
+        rows.append({"model": "", "stage": "the profile's other chapters", "runs": 0, "train hours": other_hours,
+                     "scored sentences": 0, "score hours": 0.0})
+    out = pd.DataFrame(rows)
+    out["hours"] = out["train hours"] + out["score hours"]
+    return out
