@@ -272,3 +272,56 @@ def test_a_figure_caption_names_the_seeds_each_group_of_arms_ran_on():
     design = Design(seeds=(0, 1, 2, 3, 4), full_seeds=(0, 1, 2), secondary_seeds=(0, 1))
     line = caption_context({"profile": "default", "seeds": fair.caption_seeds(design), "eval_limit": 200})
     assert "seeds 0, 1, 2, 3, 4 (full fine-tuning 0, 1, 2; secondary arms 0, 1); sentences 200 devtest" in line
+
+
+class _Dev:
+    def __init__(self, score):
+        self.score = score
+
+    def chrf(self, rule):
+        return self.score
+
+
+class _MonotoneRecipe:
+    """A recipe whose dev score falls as the learning rate rises (for every family): the best point is always the
+    grid's lowest, so the extension rule must look below it, twice, and stop."""
+    def __init__(self):
+        self.trained, self.scored = [], []
+
+    def config(self, mode, lr, seed, ticket=None):
+        return (mode, lr, seed)
+
+    def tune_all(self, configs):
+        self.trained += configs
+        return [{"path": f"{m}/{lr:g}/{s}", "run": f"{m}/{lr:g}/{s}"} for m, lr, s in configs]
+
+    def eval_config(self, path, split="devtest", offset=0, limit=None):
+        assert split == "dev" and offset == 512   # the held-out dev pairs, never devtest
+        return path
+
+    def score_all(self, paths):
+        import math
+
+        self.scored += paths
+        return [_Dev(-math.log10(float(p.split("/")[1]))) for p in paths]
+
+
+class _Trunk:
+    def ticket(self, seed):
+        return [1, 2, 3]
+
+
+def test_a_grid_whose_best_point_is_its_edge_extends_on_dev_at_most_twice():
+    design = Design(selection_seeds={"embed": (0, 1), "rows": (0,), "full": (0,)})
+    proto = _MonotoneRecipe()
+    sel = fair.selections(proto, design, _Trunk())
+    embed = sel["embed"]
+    assert embed["extended"] == 2 and embed["stated"] == (1e-4, 3e-4, 1e-3)
+    assert sorted(embed["means"].index) == [1.1e-05, 3.3e-05, 1e-4, 3e-4, 1e-3] and embed["chosen"] == 1.1e-05
+    assert sel["full"]["chosen"] == 3.3e-07 and sel["rows"]["extended"] == 2
+    # every grid point trained once per selection seed, and scored once
+    assert len(proto.trained) == len(set(proto.trained)) == 5 * 2 + 5 + 5 == len(proto.scored)
+    table = fair.selection_table({"model": "m", "selection": sel})
+    added = table[table["added by the extension rule"]]
+    assert sorted(added["lr"].round(12)) == sorted([1.1e-05, 3.3e-05, 3.3e-07, 1e-06, 0.001, 0.00033])
+    assert fair.grid_edges(sel).startswith("the chosen rate is at the edge of the grid for embed (1.1e-05")
