@@ -96,3 +96,11 @@ def test_compare_reads_the_crossed_scheme_and_refuses_an_unknown_one():
     assert r["scheme"] == "crossed" and r["ci95"][0] <= r["delta"] <= r["ci95"][1]
     with pytest.raises(KSLError, match="unknown bootstrap scheme 'paired'"):
         comparison.compare([(BAD, REFS)], REFS, "cat_Latn", scheme="paired")
+
+
+def test_the_bootstrap_p_of_no_equivalence_is_small_inside_the_margin_and_large_beyond():
+    same = comparison.compare([(REFS, REFS)] * 3, REFS, "cat_Latn", n=200, scheme="crossed", margin=1.0)
+    assert same["p_tost"] == pytest.approx(1 / 201, abs=1e-6) and same["p"] == 1.0
+    far = comparison.compare([(BAD, REFS)] * 3, REFS, "cat_Latn", n=200, scheme="crossed", margin=1.0)
+    assert far["p_tost"] == 1.0 and far["p"] == pytest.approx(2 / 201, abs=1e-6)
+    assert comparison.compare([(REFS, REFS)], REFS, "cat_Latn", n=20)["p_tost"] is None   # no margin, no test

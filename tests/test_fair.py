@@ -113,14 +113,21 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
             assert -design.margin < l90 and h90 < design.margin
         if "better" in row["outcome"] or "worse" in row["outcome"]:
             assert (lo > 0 or hi < 0) and row["p (Holm)"] < design.alpha
+        if row["outcome"].startswith("equivalent"):
+            assert row["p equivalence (Holm)"] < design.alpha
         if row["outcome"] == "inconclusive":
-            assert not (-design.margin < l90 and h90 < design.margin)
+            assert not (-design.margin < l90 and h90 < design.margin and row["p equivalence (Holm)"] < design.alpha)
         assert row["p"] == max(row["p (seeds)"], row["p (bootstrap)"]) and row["p (Holm)"] >= row["p"]
     # Holm runs over the primary comparisons of both models together: m = 2 x 7 tests
     from kslottery.study.verdicts import holm
-    primary = c[c["role"] == "primary"]
-    assert len(primary) == 14
-    assert primary["p (Holm)"].tolist() == list(holm(dict(enumerate(primary["p"]))).values())
+    for model in design.models:   # Holm per model over both tests of every primary comparison, and only those
+        primary = c[(c["role"] == "primary") & (c["model"] == model)]
+        assert len(primary) == 6
+        adjusted = list(holm(dict(enumerate([*primary["p"], *primary["p equivalence"]]))).values())
+        assert primary["p (Holm)"].tolist() + primary["p equivalence (Holm)"].tolist() == adjusted
+    # the rows rate is chosen over the KS and the frequency-matched tickets, on both selection seeds
+    rows_sel = results["tiny:smollm2-135m"]["selection"]["rows"]["table"]
+    assert set(rows_sel["ticket"]) == {"ks", "frequency-matched"} and set(rows_sel["seed"]) == {0}
     r = results["tiny:smollm2-135m"]
     e = fair.exposure(r)
     from kslottery.method.baselines import first_gradient_step
@@ -129,9 +136,9 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     assert e.loc[e["seed"] == 1, "rows first seen at step 1"].item() == len(first_batch)
     assert len(first_batch) == sum(v == 1 for v in first_gradient_step(examples, batches).values())
     v = fair.headline_values(r, c, e)
-    assert v["tiny_smollm2_135m_first_batch_rows_max"] == e["rows first seen at step 1"].max()
-    assert v["tiny_smollm2_135m_adam_ticket_vs_embedding_tuning_diff"] == c.iloc[4]["b - a"]
-    assert v["tiny_smollm2_135m_lr_full"] == r["lrs"]["full (chosen)"]
+    assert v["tiny_colon_smollm2_135m_first_batch_rows_max"] == e["rows first seen at step 1"].max()
+    assert v["tiny_colon_smollm2_135m_adam_ticket_vs_embedding_tuning_diff"] == c.iloc[2]["b - a"]
+    assert v["tiny_colon_smollm2_135m_lr_full"] == r["lrs"]["full (chosen)"]
     assert all(type(x) in (int, float, str) for x in v.values())
     arms = fair.arm_table(r).set_index("arm")
     assert arms.loc["Adam ticket", "chrF++ whole"] == r["scores"].loc[r["scores"]["arm"] == "Adam ticket",
@@ -259,7 +266,8 @@ def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first()
                           for a, b, kind in table])
     key = fair.key_comparisons(comps)
     assert len(key) == 2 * len(PRIMARY) and list(key["model"]) == ["g"] * len(PRIMARY) + ["s"] * len(PRIMARY)
-    assert list(key["comparison"])[:2] == ["Adam ticket − frequency-matched rows", "Adam ticket − earliest-seen rows"]
+    assert list(key["comparison"])[:3] == ["Adam ticket − frequency-matched rows", "Adam ticket − earliest-seen rows",
+                                           "Adam ticket − embedding tuning"]
     assert list(key.columns[:4]) == ["model", "comparison", "outcome", "b − a"]   # the finding before its numbers
     answer = fair.answer(comps)
     assert list(answer.columns) == ["question", "g", "s"]
@@ -312,7 +320,7 @@ class _Trunk:
 
 
 def test_a_grid_whose_best_point_is_its_edge_extends_on_dev_at_most_twice():
-    design = Design(selection_seeds={"embed": (0, 1), "rows": (0,), "full": (0,)})
+    design = Design(selection_seeds={"embed": (0, 1), "rows": (0,), "full": (0,)}, selection_ticket="ks")
     proto = _MonotoneRecipe()
     sel = fair.selections(proto, design, _Trunk())
     embed = sel["embed"]
@@ -325,3 +333,19 @@ def test_a_grid_whose_best_point_is_its_edge_extends_on_dev_at_most_twice():
     added = table[table["added by the extension rule"]]
     assert sorted(added["lr"].round(12)) == sorted([1.1e-05, 3.3e-05, 3.3e-07, 1e-06, 0.001, 0.00033])
     assert fair.grid_edges(sel).startswith("the chosen rate is at the edge of the grid for embed (1.1e-05")
+
+
+def test_each_family_trains_in_the_precision_the_design_fixes():
+    from kslottery.study.arms import Trunk, _job
+
+    proto = Recipe(model=TINY, pair="eng_Latn-cat_Latn", train_limit=8, eval_limit=3, batch_size=4, progress=False)
+    trunk = Trunk(proto, {"embed": 0.01}, {"seeds": [0], "full": [0]}, options={"max_steps": 2}, arm_options={},
+                  arm_lrs={"embed": 1e-3, "rows": 1e-2, "full": 1e-5},
+                  arm_precision={"embed": "no", "rows": "bf16", "full": "bf16"})
+    for arm, precision in (("full fine-tuning", "bf16"), ("embedding tuning", "no")):
+        _, kind, (_, cfg) = _job(REGISTRY[arm], trunk, 0)
+        assert kind == "tune" and cfg.mixed_precision == precision and cfg.lr == trunk.arm_lrs[FAMILY[arm]]
+    # the discovery's embedding tuning stays in float32 whatever the arms use: the KS test reads its rows
+    assert trunk.embed_config(0).mixed_precision == "no"
+    with pytest.raises(KSLError, match="unknown precision"):
+        Design(precision={"embed": "fp16", "rows": "no", "full": "no"})

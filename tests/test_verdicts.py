@@ -155,3 +155,21 @@ def test_the_grid_extends_past_an_edge_at_most_twice():
     assert verdicts.extend_grid(rising) == pytest.approx(3e-4)
     assert verdicts.extend_grid({1e-4: 30.0, 3e-4: 32.0, 1e-3: 31.0}) is None   # bracketed
     assert verdicts.extend_grid({1e-4: 31.0, 3e-4: 31.0, 1e-3: 30.0}) == pytest.approx(1e-4 / 3)  # tie: smaller
+
+
+def test_equivalence_needs_its_holm_adjusted_p_as_a_difference_does():
+    """Inside the margin at 90 % is not enough once the equivalence test is in a Holm family: its adjusted p decides,
+    as the adjusted p of the difference test decides "better" or "worse"."""
+    inside = ((-0.5, 0.8), (-0.7, 1.0))
+    assert verdicts.outcome(*inside, 2.0, p_equivalence=0.01) == "equivalent"
+    assert verdicts.outcome(*inside, 2.0, p_equivalence=0.2) == "inconclusive"
+    beside = ((0.2, 1.0), (0.1, 1.2))
+    assert verdicts.outcome(*beside, 2.0, p_adjusted=0.01, p_equivalence=0.2) == "b better"
+
+
+@pytest.mark.parametrize("per_seed, margin, below", [
+    ([0.1, 0.3, -0.2, 0.2, 0.0], 2.0, True), ([1.5, 1.9, 2.1, 1.2, 1.8], 2.0, False), ([3.0, 3.0], 2.0, False)])
+def test_the_tost_p_is_below_alpha_exactly_when_the_90_percent_t_interval_lies_inside(per_seed, margin, below):
+    p = verdicts.t_tost_p(per_seed, margin)
+    _, lo, hi = verdicts.t_interval(per_seed, 0.90) if len(set(per_seed)) > 1 else (0, 3.0, 3.0)
+    assert (p < 0.05) == below == (-margin < lo and hi < margin)

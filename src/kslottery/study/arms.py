@@ -81,6 +81,9 @@ class Trunk:
     # ... and at learning rates of their own (each family's, chosen on dev): when given, an arm's lr key is read
     # here, while ``lrs["embed"]`` stays the discovery's learning rate.
     arm_lrs: dict | None = None
+    # ... and in a precision of their own per tuning mode ("no" or "bf16"; discovery always trains in float32,
+    # as the KS test reads its rows): when given, a trained arm's mode is read here.
+    arm_precision: dict | None = None
 
     def __post_init__(self):
         self._embed, self._found, self._counts, self._seen = {}, {}, {}, {}
@@ -273,8 +276,9 @@ def _job(arm: Arm, t: Trunk, s: int) -> tuple[Branch, str | None, object]:
     if lrs.get(arm.lr) is None:
         raise KSLError(f"arm {arm.name} needs its learning rate", f"give the trunk a learning rate for {arm.lr}")
     ids = ticket_for(arm, t, seed, draw) if arm.mode == "rows" else None
+    precision = {} if t.arm_precision is None else {"mixed_precision": t.arm_precision[arm.mode]}
     cfg = t.recipe.config(mode=arm.mode, lr=lrs[arm.lr], seed=seed, **({"ticket": tuple(ids)} if ids is not None else {}),
-                          **(t.options if t.arm_options is None else t.arm_options), **opts)
+                          **(t.options if t.arm_options is None else t.arm_options), **precision, **opts)
     return Branch(arm.name, s, None, ids, score), "tune", (partial(tuning.tune, progress=t.recipe.progress), cfg)
 
 

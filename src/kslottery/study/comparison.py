@@ -33,10 +33,11 @@ def paired_seeds(seeds_a: list, seeds_b: list) -> list[tuple]:
 
 
 def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang: str, metric: str = "chrf++",
-            n: int = 1000, seed: int = 0, scheme: str = "nested") -> dict:
+            n: int = 1000, seed: int = 0, scheme: str = "nested", margin: float | None = None) -> dict:
     """score(b) - score(a), averaged over seeds; ``pairs`` holds one (hyps_a, hyps_b) per seed, all on
     ``refs``. Returns the difference, each seed's, its 95 % and 90 % bootstrap intervals (the 90 % one is what a
-    TOST at 5 % reads) and the bootstrap's two-sided p of no difference. ``scheme``: ``crossed`` draws one set of
+    TOST at 5 % reads), the bootstrap's two-sided p of no difference and, given ``margin``, its p of no
+    equivalence (``p_tost``). ``scheme``: ``crossed`` draws one set of
     sentences per resample for every seed (every seed scores the same sentences:
     :func:`kslottery.method.bootstrap.crossed_resamples`); ``nested`` draws sentences anew within each drawn seed
     (protocol fair-v1's scheme, which divides the sentences' share of the variance by the number of seeds)."""
@@ -62,8 +63,10 @@ def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang:
     # the two-sided bootstrap p of "no difference": twice the smaller tail at 0, never below 1/(n + 1)
     tail = min(int((boot <= 0).sum()), int((boot >= 0).sum()))
     p_boot = min(1.0, 2 * (tail + 1) / (n + 1))
+    # with a margin: the bootstrap's p of no equivalence, the larger tail beyond -margin or +margin
+    p_tost = None if margin is None else max(int((boot <= -margin).sum()) + 1, int((boot >= margin).sum()) + 1) / (n + 1)
     return {"metric": metric, "delta": round(float(np.mean(per_seed)), 4),
             "per_seed": [round(d, 4) for d in per_seed], "ci95": [round(float(low), 4), round(float(high), 4)],
             "ci90": [round(float(low90), 4), round(float(high90), 4)], "ci95_width": round(float(high - low), 4),
-            "p": round(p_boot, 6),
+            "p": round(p_boot, 6), "p_tost": None if p_tost is None else round(p_tost, 6),
             "seeds": seeds, "n_resamples": n, "seed": seed, "scheme": scheme}

@@ -7,7 +7,7 @@ counts every extension of every learning-rate grid.
 
     >>> d = Design(models=("m",), train_pairs=64, batch_size=8, seeds=(0, 1), full_seeds=(0, 1),
     ...            secondary_seeds=(0, 1), arms=("embedding tuning", "full fine-tuning", "Adam ticket",
-    ...            "top-18 by D", "earliest-seen rows", "frequency-matched rows"), sgd_lrs=())
+    ...            "top-18 by D", "earliest-seen rows", "frequency-matched rows"), sgd_lrs=(), selection_ticket="ks")
     >>> t = estimate(d, {"m": Times(step={"embed": 1.0, "rows": 1.0, "full": 2.0}, sentence=0.1)})
     >>> int(t["hours"].sum() * 3600)
     1362
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .arms import FAMILY, REGISTRY
-from .design import Design
+from .design import SELECTION_TICKETS, Design
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,15 @@ def estimate(design: Design, times: dict[str, Times], discovery_steps: int = 16,
         t = times[model]
         sweeps = len(design.adam_lrs) + (len(design.sgd_lrs) if design.sgd_trunk() else 0)
         trunks = 2 if design.sgd_trunk() else 1
-        grid = {f: len(design.lr_grids[f]) * len(design.selection_seeds[f]) for f in design.lr_grids}
-        extra = {f: design.extend_most * len(design.selection_seeds[f]) for f in design.lr_grids}
+        # the rows family's mean runs over the selection tickets too
+        per_lr = {f: len(design.selection_seeds[f]) * (len(SELECTION_TICKETS[design.selection_ticket]) if f == "rows"
+                                                       else 1) for f in design.lr_grids}
+        grid = {f: len(design.lr_grids[f]) * per_lr[f] for f in design.lr_grids}
+        extra = {f: design.extend_most * per_lr[f] for f in design.lr_grids}
         # an arm's run at its family's chosen lr and a selection seed is the selection's own run, reused
         reused = {"embedding tuning": "embed", "full fine-tuning": "full", "Adam ticket": "rows"}
+        if "frequency-matched" in SELECTION_TICKETS[design.selection_ticket]:
+            reused["frequency-matched rows"] = "rows"
         arm_runs = {f: 0 for f in ("embed", "rows", "full")}
         scored = 1   # the base model
         for arm in design.arms:

@@ -16,12 +16,12 @@ import pandas as pd
 from ..method import baselines, data, evaluate
 from ..method.errors import KSLError
 from ..method.ticket import Rule
-from .arms import FAMILY, REGISTRY, Trunk, arms, plan, prefetch
+from .arms import FAMILY, REGISTRY, Trunk, arms, plan, prefetch, ticket_for
 from .comparison import compare, paired_seeds
-from .design import Design
+from .design import FAMILIES, SELECTION_TICKETS, Design
 from .recipe import Recipe
 from .results import slug
-from .verdicts import claim_verdict, extend_grid, holm, outcome, t_interval, t_p_value, union
+from .verdicts import claim_verdict, extend_grid, holm, outcome, t_interval, t_p_value, t_tost_p, union
 
 
 def select_lr(train: Callable[[float, int], dict], score: Callable[[str], float], grid, seeds) -> dict:
@@ -65,37 +65,48 @@ def dev_score(proto: Recipe, design: Design) -> Callable[[str], float]:
 
 
 def selections(proto: Recipe, design: Design, main: Trunk) -> dict:
-    """:func:`select_lr` for every family: its grid (family x lr x seed) trained at once through the executor and
-    scored on the held-out dev pairs; then the extension rule (:func:`kslottery.study.verdicts.extend_grid`): a
-    family whose best point is at an edge of its grid gets the next point past it, trained and scored the same
-    way, at most ``design.extend_most`` times. Devtest is never read."""
-    configs = {"embed": lambda lr, s: proto.config(mode="embed", lr=lr, seed=s),
-               "rows": lambda lr, s: proto.config(mode="rows", lr=lr, seed=s, ticket=tuple(main.ticket(s))),
-               "full": lambda lr, s: proto.config(mode="full", lr=lr, seed=s)}
+    """:func:`select_lr` for every family: its grid (family x lr x seed; for rows also x the design's selection
+    tickets, whose mean decides) trained at once through the executor and scored on the held-out dev pairs; then
+    the extension rule (:func:`kslottery.study.verdicts.extend_grid`): a family whose best point is at an edge of
+    its grid gets the next point past it, trained and scored the same way, at most ``design.extend_most`` times.
+    Devtest is never read."""
+    prec = {f: {"mixed_precision": design.precision[f]} for f in FAMILIES}
+    configs = {"embed": lambda lr, u: proto.config(mode="embed", lr=lr, seed=u[0], **prec["embed"]),
+               "rows": lambda lr, u: proto.config(mode="rows", lr=lr, seed=u[0], ticket=tuple(
+                   ticket_for(REGISTRY[_ARM_OF[u[1]]], main, u[0])), **prec["rows"]),
+               "full": lambda lr, u: proto.config(mode="full", lr=lr, seed=u[0], **prec["full"])}
+    # the units a family's mean runs over: (seed, ticket source) pairs, the source None outside the rows family
+    units = {f: [(s, src) for s in design.selection_seeds[f]
+                 for src in (SELECTION_TICKETS[design.selection_ticket] if f == "rows" else (None,))] for f in configs}
     grids = {f: list(design.lr_grids[f]) for f in configs}
     trained, dev, added = {}, {}, dict.fromkeys(configs, 0)
     todo = [(f, lr) for f in configs for lr in grids[f]]
     while todo:
-        grid = [(f, lr, s) for f, lr in todo for s in design.selection_seeds[f]]
-        trained |= dict(zip(grid, proto.tune_all([configs[f](lr, s) for f, lr, s in grid])))
+        grid = [(f, lr, u) for f, lr in todo for u in units[f]]
+        trained |= dict(zip(grid, proto.tune_all([configs[f](lr, u) for f, lr, u in grid])))
         paths = [p for p in dict.fromkeys(trained[g]["path"] for g in grid) if p not in dev]
         dev |= {p: rec.chrf("whole") for p, rec in
                 zip(paths, proto.score_all([dev_config(proto, design, p) for p in paths]))}
         todo = []
         for f in configs:
-            means = {lr: sum(dev[trained[(f, lr, s)]["path"]] for s in design.selection_seeds[f])
-                     / len(design.selection_seeds[f]) for lr in grids[f]}
+            means = {lr: sum(dev[trained[(f, lr, u)]["path"]] for u in units[f]) / len(units[f]) for lr in grids[f]}
             nxt = extend_grid(means, design.extend_step, design.extend_most, added[f])
             if nxt is not None:
                 nxt = float(f"{nxt:.2g}")   # 1e-4 / 3 -> 3.3e-05: a rate a reader can type
                 grids[f].append(nxt)
                 added[f] += 1
                 todo.append((f, nxt))
-    out = {f: select_lr(lambda lr, s, f=f: trained[(f, lr, s)], lambda path: dev[path], sorted(grids[f]),
-                        design.selection_seeds[f]) for f in configs}
+    out = {f: select_lr(lambda lr, u, f=f: trained[(f, lr, u)], lambda path: dev[path], sorted(grids[f]), units[f])
+           for f in configs}
     for f in configs:
         out[f] |= {"extended": added[f], "stated": tuple(float(x) for x in design.lr_grids[f])}
+        table = out[f]["table"]   # its "seed" column holds the units: split them into seed and ticket
+        out[f]["table"] = table.assign(seed=[u[0] for u in table["seed"]], ticket=[u[1] for u in table["seed"]])
     return out
+
+
+# The arm whose ticket a selection ticket source trains (its runs at the chosen rate are that arm's runs).
+_ARM_OF = {"ks": "Adam ticket", "frequency-matched": "frequency-matched rows"}
 
 
 def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[float, int] | None = None, *,
@@ -128,6 +139,7 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
     lrs = {f"{f} (chosen)": sel["chosen"] for f, sel in selection.items()}
     for t in trunks.values():
         t.arm_lrs = {f: sel["chosen"] for f, sel in selection.items()}
+        t.arm_precision = dict(design.precision)
     bitext = data.load_flores(design.pair, "devtest", limit=design.test_sentences, offset=design.test_offset)
     rows, hyps = [], {}
     branches = plan(trunks, [REGISTRY["base"], *arms(*design.arms)])
@@ -155,9 +167,10 @@ def caption_seeds(design: Design) -> str:
 def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFrame:
     """Every declared comparison on every model (``results``: {model: :func:`fair_test` result}): b − a, the
     bootstrap (the design's scheme) and seed-level t intervals at 95 % and 90 %, their unions, the p of no
-    difference (the larger of the t test's and the bootstrap's, as the union is the wider interval), Holm-adjusted
-    over the primary comparisons of every model (the family that decides the claims) and separately over the
-    secondary ones, the outcome (:func:`kslottery.study.verdicts.outcome`) and the claim's verdict it gives."""
+    difference and the p of no equivalence (TOST at the margin), each the larger of the t test's and the
+    bootstrap's, Holm-adjusted per model over both tests of the primary comparisons (the family that decides the
+    claims) and separately of the secondary ones, the outcome (:func:`kslottery.study.verdicts.outcome`) and the
+    claim's verdict it gives."""
     rows = []
     for model, result in results.items():
         hyps = result["hyps"]
@@ -168,26 +181,34 @@ def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFr
             if a not in seeds_of or b not in seeds_of:
                 raise KSLError(f"{model}: comparison {b} - {a}: an arm was not run", "run every arm of the design")
             pairs = [(hyps[(a, x)][rule], hyps[(b, y)][rule]) for x, y in paired_seeds(seeds_of[a], seeds_of[b])]
-            boot = compare(pairs, result["refs"], result["tgt"], n=design.n_bootstrap, scheme=design.bootstrap)
+            boot = compare(pairs, result["refs"], result["tgt"], n=design.n_bootstrap, scheme=design.bootstrap,
+                           margin=design.margin)
             per_seed = boot["per_seed"]
             mean, t_lo, t_hi = t_interval(per_seed, 0.95)
             _, t90_lo, t90_hi = t_interval(per_seed, 0.90)
             rows.append({"model": model, "role": role, "a": a, "b": b, "kind": kind, "seeds": len(per_seed),
                          "b - a": mean, "bootstrap 95 %": tuple(boot["ci95"]), "t 95 %": (t_lo, t_hi),
                          "bootstrap 90 %": tuple(boot["ci90"]), "t 90 %": (t90_lo, t90_hi),
-                         "p (seeds)": t_p_value(per_seed), "p (bootstrap)": boot["p"], "per seed": per_seed})
+                         "p (seeds)": t_p_value(per_seed), "p (bootstrap)": boot["p"],
+                         "p equivalence (seeds)": t_tost_p(per_seed, design.margin),
+                         "p equivalence (bootstrap)": boot["p_tost"], "per seed": per_seed})
     out = pd.DataFrame(rows)
+    # each test's p: the larger of the t test's and the bootstrap's, as the union is the wider interval
     out["p"] = out[["p (seeds)", "p (bootstrap)"]].max(axis=1)
-    out["p (Holm)"] = float("nan")
-    for role in ("primary", "secondary"):   # two families: the one that decides the claims, and the rest
-        member = out["role"] == role
-        out.loc[member, "p (Holm)"] = pd.Series(holm({i: p for i, p in out.loc[member, "p"].items()}))
+    out["p equivalence"] = out[["p equivalence (seeds)", "p equivalence (bootstrap)"]].max(axis=1)
+    out["p (Holm)"] = out["p equivalence (Holm)"] = float("nan")
+    for _, part in out.groupby(["model", "role"], sort=False):
+        # one family per model and role: both deciding tests of each comparison (difference and equivalence)
+        family = {("diff", i): p for i, p in part["p"].items()} | {("eq", i): p for i, p in part["p equivalence"].items()}
+        adjusted = holm(family)
+        for (test, i), p in adjusted.items():
+            out.loc[i, "p (Holm)" if test == "diff" else "p equivalence (Holm)"] = p
     # The intervals the rule reads: the union of the bootstrap and the t interval (the smallest interval that
     # holds both, so at least as wide as either); equivalence reads the 90 % union, a difference the 95 % one.
     out["90 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 90 %"], out["t 90 %"])]
     out["95 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
-    out["outcome"] = [outcome(r["90 % (union)"], r["95 % (union)"], design.margin, r["p (Holm)"], design.alpha)
-                      for _, r in out.iterrows()]
+    out["outcome"] = [outcome(r["90 % (union)"], r["95 % (union)"], design.margin, r["p (Holm)"], design.alpha,
+                              p_equivalence=r["p equivalence (Holm)"]) for _, r in out.iterrows()]
     out["verdict"] = [claim_verdict(o, k) for o, k in zip(out["outcome"], out["kind"])]
     out["margin"] = design.margin
     out["protocol"] = design.name
@@ -254,9 +275,9 @@ def selection_table(result: dict) -> pd.DataFrame:
     rows = []
     for family, sel in result["selection"].items():
         for lr, mean in sel["means"].items():
-            seeds = sel["table"].loc[sel["table"]["lr"] == lr, "seed"].tolist()
+            runs = sel["table"].loc[sel["table"]["lr"] == lr]
             rows.append({"model": result["model"], "family": family, "lr": lr, "dev chrF++ (mean)": mean,
-                         "seeds": len(seeds), "chosen": lr == sel["chosen"],
+                         "runs": len(runs), "chosen": lr == sel["chosen"],
                          "added by the extension rule": float(lr) not in sel.get("stated", (lr,))})
     return pd.DataFrame(rows)
 

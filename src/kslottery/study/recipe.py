@@ -44,9 +44,10 @@ class Recipe:
     progress: bool = True
 
     def config(self, **kw) -> tuning.TuneConfig:
+        """A TuneConfig of this recipe; ``kw`` (TuneConfig fields) override it, mixed_precision included."""
         common = dict(model=self.model, pair=self.pair, split="dev", limit=self.train_limit, template=self.template,
-                      epochs=self.epochs, batch_size=self.batch_size)
-        return tune_config(self.preset, self.mixed_precision, **{**common, **kw})
+                      epochs=self.epochs, batch_size=self.batch_size, mixed_precision=self.mixed_precision)
+        return tune_config(self.preset, **{**common, **kw})
 
     def tune(self, **kw) -> dict:
         """Train (or reuse) one arm; ``kw`` are TuneConfig fields (mode, lr, ticket, seed, template...)."""

@@ -47,6 +47,25 @@ def t_p_value(per_seed: list[float]) -> float:
     return float(stats.ttest_1samp(per_seed, 0.0).pvalue)
 
 
+def t_tost_p(per_seed: list[float], margin: float) -> float:
+    """The p of two one-sided t tests that the mean difference lies inside (-margin, +margin): the larger of the
+    two one-sided p's (n - 1 degrees of freedom); below alpha exactly when the 1 - 2 alpha t interval lies inside.
+
+    >>> round(t_tost_p([0.1, 0.3, -0.2, 0.2, 0.0], 2.0), 6), round(t_tost_p([1.5, 1.9, 2.1, 1.2, 1.8], 2.0), 3)
+    (1.2e-05, 0.065)
+    """
+    n = len(per_seed)
+    if n < 2:
+        raise KSLError(f"a t test needs two seeds or more, got {n}", "run the comparison on more seeds")
+    mean = sum(per_seed) / n
+    se = math.sqrt(sum((d - mean) ** 2 for d in per_seed) / (n - 1) / n)
+    if se == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    lower = float(stats.t.sf((mean + margin) / se, n - 1))    # H0: difference <= -margin
+    upper = float(stats.t.cdf((mean - margin) / se, n - 1))   # H0: difference >= +margin
+    return max(lower, upper)
+
+
 def holm(p_values: dict[str, float]) -> dict[str, float]:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input's order."""
     order = sorted(p_values, key=lambda k: p_values[k])
@@ -63,12 +82,13 @@ def union(*intervals: tuple[float, float]) -> tuple[float, float]:
 
 
 def outcome(ci90: tuple[float, float], ci95: tuple[float, float], margin: float,
-            p_adjusted: float | None = None, alpha: float = 0.05) -> str:
+            p_adjusted: float | None = None, alpha: float = 0.05, p_equivalence: float | None = None) -> str:
     """What a comparison b - a found, in words that say which way, by one reading of one interval construction
     on both sides of zero and of the margin (the four outcomes of an equivalence test beside a difference test;
     Lakens, Scheel & Isager 2018):
 
-    - *equivalent* when the 90 % interval lies inside (-margin, +margin) (TOST at 5 %);
+    - *equivalent* when the 90 % interval lies inside (-margin, +margin) (TOST at 5 %) and, where the comparison is
+      in a Holm family, its adjusted equivalence p (``p_equivalence``) is below ``alpha``;
     - *b better* / *b worse* when the 95 % interval excludes 0 and, where the comparison is in a Holm family,
       its adjusted p is below ``alpha``; with *, beyond the margin* when the 95 % interval lies wholly beyond it;
     - both: *equivalent; b slightly better* (or *worse*): a difference smaller than the margin;
@@ -79,7 +99,7 @@ def outcome(ci90: tuple[float, float], ci95: tuple[float, float], margin: float,
     """
     if margin <= 0:
         raise KSLError(f"equivalence margin {margin} is not positive", "state a margin such as 2.0 chrF++")
-    equivalent = -margin < ci90[0] and ci90[1] < margin
+    equivalent = -margin < ci90[0] and ci90[1] < margin and (p_equivalence is None or p_equivalence < alpha)
     differs = (ci95[0] > 0 or ci95[1] < 0) and (p_adjusted is None or p_adjusted < alpha)
     way = "better" if ci95[0] > 0 else "worse"
     if equivalent and differs:
