@@ -126,27 +126,31 @@ def pair_overlap(full, beyond, ceiling: float | None = None):
     return finish(fig)
 
 
-def lr_curves(selection: dict, title: str | None = None):
+def lr_curves(selections: dict):
     """The fair test's learning-rate choice: held-out dev chrF++ against the learning rate, one panel per arm
-    family, each seed a dot, the mean a line, the chosen rate marked; ``title`` (the model) above the panels."""
-    fig, axes = plt.subplots(1, len(selection), figsize=(4 * len(selection), 3.2), squeeze=False)
-    for ax, (family, sel) in zip(axes[0], selection.items()):
-        t = sel["table"]
-        ax.scatter(t["lr"], t["dev chrf++"], s=18, color="0.5")
-        ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0")
-        ax.axvline(sel["chosen"], color="C3", linestyle="--")
-        grid = sorted(sel["means"].index)
-        # no legend: the caption says what the dots, the line and the dashes are, and the title names the choice
-        ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)",
-               title=f"{family}: chosen {sel['chosen']:g}")
-        ax.set_xticks(grid, [f"{lr:g}" for lr in grid])
-        ax.minorticks_off()
-    if title:
-        fig.suptitle(title, x=0.02, ha="left", fontweight="bold")
+    family and one row of panels per model (``selections``: {model: {family: selection}}, or one model's
+    {family: selection}), each run a dot, the mean a line, the chosen rate marked."""
+    if all("means" in v for v in selections.values()):
+        selections = {"": selections}
+    families = list(dict.fromkeys(f for sel in selections.values() for f in sel))
+    fig, axes = plt.subplots(len(selections), len(families), figsize=(4 * len(families), 3.2 * len(selections)),
+                             squeeze=False)
+    for row, (model, by_family) in zip(axes, selections.items()):
+        for ax, family in zip(row, families):
+            sel = by_family[family]
+            t = sel["table"]
+            ax.scatter(t["lr"], t["dev chrf++"], s=18, color="0.5")
+            ax.plot(sel["means"].index, sel["means"].values, marker="o", color="C0")
+            ax.axvline(sel["chosen"], color="C3", linestyle="--")
+            grid = sorted(sel["means"].index)
+            # no legend: the caption says what the dots, the line and the dashes are; the title names the choice
+            ax.set(xscale="log", xlabel="learning rate", ylabel="dev chrF++ (held out)",
+                   title=f"{model + ': ' if model else ''}{family}, chosen {sel['chosen']:g}")
+            ax.set_xticks(grid, [f"{lr:g}" for lr in grid])
+            ax.minorticks_off()
     return finish(fig)
 
 
-# An outcome's colour: a finding for b (equivalent, better) green, against it vermillion, open grey.
 # Colour by direction (Okabe-Ito): equivalent green, b better blue, b worse vermillion, inconclusive grey.
 DIRECTION_COLORS = {"equivalent": "#009E73", "better": "#0072B2", "worse": "#D55E00", "inconclusive": "0.45"}
 
@@ -219,30 +223,38 @@ def verdict_forest(comparisons, margin: float):
     return finish(fig)
 
 
-def seed_scores(scores, family: dict, rule: str = "whole", title: str | None = None):
+def seed_scores(scores, family: dict, rule: str = "whole"):
     """Every arm's devtest chrF++ seed by seed (dots, coloured by the arm's family) with its mean (black bar),
-    one row per arm in the design's order; the base model as a dashed line. ``family`` maps arm -> family;
-    ``title`` (the model) above the axis."""
+    one row per arm in the design's order and one panel per model (stacked); the base model as a dashed line.
+    ``family`` maps arm -> family."""
+    if "model" not in scores:
+        scores = scores.assign(model="")
+    models = list(dict.fromkeys(scores["model"]))
     df = scores[scores["arm"] != "base"]
     arms = list(dict.fromkeys(df["arm"]))
     families = list(dict.fromkeys(family[a] for a in arms))
     colors = dict(zip(families, palette(len(families))))
-    fig, ax = plt.subplots(figsize=(8, 0.36 * len(arms) + 1.4))
-    base = scores.loc[scores["arm"] == "base", f"chrf++ {rule}"]
-    if len(base):
-        ax.axvline(float(base.iloc[0]), color="0.4", ls="--", lw=1, label="base model")
-    for i, arm in enumerate(arms):
-        values = df.loc[df["arm"] == arm, f"chrf++ {rule}"]
-        seen = family[arm] in [t.get_label() for t in ax.collections]
-        ax.scatter(values, [i] * len(values), s=22, color=colors[family[arm]], alpha=0.8, zorder=3,
-                   label=None if seen else family[arm])
-        ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color="black", lw=2, zorder=4)
-    ax.set_yticks(range(len(arms)), arms)
-    ax.set_ylim(len(arms) - 0.5, -0.5)
-    ax.grid(axis="y", visible=False)
-    ax.set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'}); a dot per seed, "
-                  "the bar the mean")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(families) + 1, frameon=False)
-    if title:
-        fig.suptitle(title, x=0.02, ha="left", fontweight="bold")
+    fig, axes = plt.subplots(len(models), 1, figsize=(8, (0.36 * len(arms) + 1.0) * len(models) + 0.4),
+                             squeeze=False)
+    for ax, model in zip(axes[:, 0], models):
+        part = scores[scores["model"] == model]
+        base = part.loc[part["arm"] == "base", f"chrf++ {rule}"]
+        if len(base):
+            ax.axvline(float(base.iloc[0]), color="0.4", ls="--", lw=1, label="base model")
+        for i, arm in enumerate(arms):
+            values = part.loc[part["arm"] == arm, f"chrf++ {rule}"]
+            seen = family[arm] in [t.get_label() for t in ax.collections]
+            ax.scatter(values, [i] * len(values), s=22, color=colors[family[arm]], alpha=0.8, zorder=3,
+                       label=None if seen else family[arm])
+            if len(values):
+                ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color="black", lw=2, zorder=4)
+        ax.set_yticks(range(len(arms)), arms)
+        ax.set_ylim(len(arms) - 0.5, -0.5)
+        ax.grid(axis="y", visible=False)
+        if model:
+            ax.set_title(model, loc="left", fontweight="bold")
+    axes[-1, 0].set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'}); a dot "
+                           "per seed, the bar the mean")
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.0 if len(models) == 1 else 1.12),
+                      ncol=len(families) + 1, frameon=False)
     return finish(fig)
