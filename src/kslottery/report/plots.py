@@ -218,8 +218,10 @@ def verdict_forest(comparisons, margin: float):
         ax.grid(axis="y", visible=False)
         if model:
             ax.set_title(model, loc="left", fontweight="bold")
-    axes[0, 0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     axes[-1, 0].set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick, seed-level t thin")
+    # below the figure: above it, the legend would cover the first panel's title
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+               frameon=False)
     return finish(fig)
 
 
