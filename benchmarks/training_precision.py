@@ -4,17 +4,24 @@ tuning and full fine-tuning of Gemma 3 270M and SmolLM2-135M.
 
     python benchmarks/training_precision.py [--models gemma3-270m smollm2-135m] [--steps 64] [--runs-dir DIR]
 
+A finished run is reused (its recorded time and, as no training happens, a meaningless peak): for speed and memory,
+point ``--runs-dir`` at an empty folder on a quiet machine.
+
 Every run is the fair test's recipe (FLORES dev[:512], batch 8, one epoch unless ``--steps`` stops it sooner,
 constant lr, wd 0) at the middle of fair-v2's grid for its family (embedding 3e-4, rows 1e-2, full 1e-5); row
 tuning trains the 18 tokens most frequent in the training inputs (a fixed ticket: no discovery needed). Dev
 chrF++ on dev[512:612], as the fair test's learning-rate selection scores. The float32 runs are the ones the
 default profile would train at those settings (same hash), so they are reused there. Reported per run:
-seconds per step (wall, from the run's own record), final loss, dev chrF++, and peak RSS of this process; the
-ratios bf16 / float32 beside them. Writes ``benchmarks/results/training-precision-<machine>.json``.
+seconds per step (wall, from the run's own record), final loss, dev chrF++, and peak RSS of the run, each run in
+a process of its own (a process that ran others holds their models and its peak says little); the ratios bf16 /
+float32 beside them. Writes ``benchmarks/results/training-precision-<machine>.json``.
 """
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 from common import machine, peak_gib, reset_peak, save
@@ -22,40 +29,51 @@ from common import machine, peak_gib, reset_peak, save
 LRS = {"embed": 3e-4, "rows": 1e-2, "full": 1e-5}
 
 
+def one(model: str, family: str, precision: str, steps: int | None) -> dict:
+    """One run (trained or reused) and its dev score, in this process; its peak RSS is this process's."""
+    from kslottery.method import baselines, tuning
+    from kslottery.study.recipe import Recipe
+
+    recipe = Recipe(model=model, pair="eng_Latn-cat_Latn", train_limit=512, eval_limit=100, batch_size=8,
+                    max_new_tokens=96, eval_batch_size=100, drop_finished=True, mixed_precision=precision,
+                    progress=False)
+    extra = {"max_steps": steps} if steps else {}
+    if family == "rows":
+        examples = tuning.training_examples(recipe.config(mode="embed", lr=LRS["embed"]))
+        extra["ticket"] = tuple(baselines.frequency_ticket(baselines.token_counts(examples), 18).ids)
+    reset_peak()
+    start = time.time()
+    run = recipe.tune(mode=family, lr=LRS[family], seed=0, **extra)
+    took = time.time() - start
+    dev = recipe.score(run["path"], split="dev", offset=512, limit=100)
+    train = run["train"]
+    return {"model": model, "family": family, "precision": "bf16" if precision == "bf16" else "fp32",
+            "lr": LRS[family], "steps": train["steps"], "wall_s": round(took, 1),
+            "s_per_step": round(run.get("wall_s", took) / max(train["steps"], 1), 3),
+            "final_loss": round(train["final_loss"], 4), "dev_chrf": round(dev.chrf("whole"), 2), **peak_gib()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2-135m"])
     ap.add_argument("--steps", type=int, default=None, help="stop every run after this many steps (default: an epoch)")
     ap.add_argument("--runs-dir", default=None, help="where the runs go (default: $KSL_RUNS or runs/)")
+    ap.add_argument("--one", nargs=3, metavar=("MODEL", "FAMILY", "PRECISION"),
+                    help="run one (model, family, precision: no or bf16) in this process and print its row")
     args = ap.parse_args()
     if args.runs_dir:
         os.environ["KSL_RUNS"] = args.runs_dir
-    from kslottery.method import baselines, tuning
-    from kslottery.study.recipe import Recipe
-
+    if args.one:
+        print(json.dumps(one(*args.one, args.steps)))
+        return
     rows = []
     for model in args.models:
         for precision in ("no", "bf16"):
-            recipe = Recipe(model=model, pair="eng_Latn-cat_Latn", train_limit=512, eval_limit=100, batch_size=8,
-                            max_new_tokens=96, eval_batch_size=100, drop_finished=True, mixed_precision=precision,
-                            progress=False)
-            examples = tuning.training_examples(recipe.config(mode="embed", lr=LRS["embed"]))
-            ticket = tuple(baselines.frequency_ticket(baselines.token_counts(examples), 18).ids)
-            for family, lr in LRS.items():
-                extra = {"ticket": ticket} if family == "rows" else {}
-                if args.steps:
-                    extra["max_steps"] = args.steps
-                reset_peak()
-                start = time.time()
-                run = recipe.tune(mode=family, lr=lr, seed=0, **extra)
-                took = time.time() - start
-                dev = recipe.score(run["path"], split="dev", offset=512, limit=100)
-                train = run["train"]
-                rows.append({"model": model, "family": family, "precision": "bf16" if precision == "bf16" else "fp32",
-                             "lr": lr, "steps": train["steps"], "wall_s": round(took, 1),
-                             "s_per_step": round(run.get("wall_s", took) / max(train["steps"], 1), 3),
-                             "final_loss": round(train["final_loss"], 4), "dev_chrf": round(dev.chrf("whole"), 2),
-                             **peak_gib()})
+            for family in LRS:
+                cmd = [sys.executable, __file__, "--one", model, family, precision]
+                cmd += ["--steps", str(args.steps)] if args.steps else []
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                rows.append(json.loads(out.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
     for r in rows:
         if r["precision"] == "bf16":
