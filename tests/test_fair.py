@@ -298,7 +298,7 @@ class _MonotoneRecipe:
     def __init__(self):
         self.trained, self.scored = [], []
 
-    def config(self, mode, lr, seed, ticket=None):
+    def config(self, mode, lr, seed, ticket=None, mixed_precision="no"):
         return (mode, lr, seed)
 
     def tune_all(self, configs):

@@ -22,16 +22,18 @@ def test_the_summary_prints_the_smoke_pages_verdicts_comparisons_and_cost(capsys
     page_total = re.search(r"\*\*([0-9.]+) h\*\*", (SMOKE / "provenance.md").read_text()).group(1)
     assert f", {page_total} h of compute" in out.splitlines()[0]
     comps = pd.read_csv(SMOKE / "tables" / "fair_test" / "comparisons.csv")
-    rows = [line.split() for line in out.splitlines() if line.lstrip().startswith(("primary ", "secondary "))]
-    assert len(rows) == len(comps) == 18
+    rows = [line.split() for line in out.splitlines() if line.lstrip().startswith("tiny:")
+            and line.split()[1] in ("primary", "secondary")]
+    assert len(rows) == len(comps) == 2 * 12   # two models, every declared comparison whose arms the smoke design runs
     first = comps.iloc[0]
-    assert rows[0][0] == "primary" and f"{first['b - a']:.2f}" in rows[0] and rows[0][-1] == first["outcome"]
+    assert rows[0][:2] == [first["model"], "primary"] and _two_places(str(first["b - a"])) in rows[0]
+    assert rows[0][-1] == first["outcome"]
     chosen = pd.read_csv(SMOKE / "tables" / "fair_test" / "selection.csv").query("chosen")
-    assert len(chosen) == 3 and out.count(" True") == 3
+    assert len(chosen) == 6 and out.count(" True") == 6   # one rate per family and model
     # each chosen learning rate prints as published, never rounded away (3e-4 to two places is 0.00)
     selection = out.split("Learning rate chosen")[1].split("Exposure control")[0].splitlines()
     for _, row in chosen.iterrows():
-        assert any(line.split()[:2] == [row["family"], str(row["lr"])] for line in selection), row.to_dict()
+        assert any(line.split()[:3] == [row["model"], row["family"], str(row["lr"])] for line in selection), row.to_dict()
 
 
 def test_a_profile_without_pages_is_one_line_naming_the_fix(capsys):

@@ -58,15 +58,16 @@ def summary(profile: str, root: Path | None = None) -> str:
              f"{c['runs']} distinct runs, {c['compute_s'] / 3600:.2f} h of compute, peak RSS {rss}"]
     claims = published(profile, "paper_vs_study", "claims", root)
     lines += _section("Claims of the paper (the landing page's table)", claims,
-                      ["verdict", "claim", "in brief", "protocol"])
+                      ["verdict", "claim", "model", "in brief", "protocol"])
     comps = published(profile, "fair_test", "comparisons", root)
     lines += _section("Fair test: each comparison is b - a in chrF++", comps,
-                      ["role", "a", "b", "kind", "seeds", "b - a", "90 % (union)", "bootstrap 95 %", "t 95 %",
-                       "outcome"])
+                      ["model", "role", "a", "b", "kind", "seeds", "b - a", "90 % (union)", "95 % (union)",
+                       "p (Holm)", "outcome"])
     lines += _section("Learning rate chosen for each arm family on held-out dev pairs",
                       published(profile, "fair_test", "selection", root),
-                      ["family", "lr", "dev chrF++ (mean)", "seeds", "chosen"])
+                      ["model", "family", "lr", "dev chrF++ (mean)", "runs", "chosen"])
     lines += _section("Exposure control per seed", published(profile, "fair_test", "exposure", root),
-                      ["seed", "Adam ticket rows", "Jaccard with earliest-seen rows", "Adam ticket - earliest-seen rows",
+                      ["model", "seed", "Adam ticket rows", "Jaccard with earliest-seen rows",
+                       "Adam ticket - earliest-seen rows",
                        "Jaccard with most frequent rows", "Adam ticket - most frequent rows"])
     return "\n".join(lines) + "\n"
