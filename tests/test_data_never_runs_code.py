@@ -481,7 +481,10 @@ def test_ctrl_c_during_a_profile_is_one_line_and_leaves_nothing_half_written(tmp
     while not (tmp_path / "notebooks" / "started").exists() and time.time() - t0 < 120:
         time.sleep(0.2)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    # Alone this ends in seconds; inside the whole suite the runner has been seen to take over a minute to shut the
+    # kernel down after the interrupt (cause not found). The cell sleeps 120 s: wait past it, and judge what the
+    # interrupt left (the one line, exit 130, nothing half-written), not how fast.
+    out, err = p.communicate(timeout=180)
     assert p.returncode == 130 and err == "interrupted: rerun the same command to resume\n", err
     assert list((tmp_path / ".ksl-partial" / "run-mine").iterdir()) == []
     assert not (tmp_path / "book").exists()
