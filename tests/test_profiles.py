@@ -345,6 +345,29 @@ def test_a_profiles_protocol_block_is_checked_when_the_profile_is_read(tmp_path)
     assert read_profile(path)["protocol"]["seeds"] == [0, 1]
 
 
+@pytest.mark.parametrize("sweep, problem", [
+    ("lrs: [0.001, 0.002]", r"budget_sweep.lrs is \[0.001, 0.002\] but the protocol's adam_lrs is \(0.005, 0.01\)"),
+    ("snapshots: [1, 64]", r"budget_sweep.snapshots is \[1, 64\] but the protocol's sweep_snapshots is \(1, 2\)"),
+    ("choice_rule: alpha_0.05", r"choice_rule is 'alpha_0.05' but the protocol's discovery_rule is 'bh_0.05'"),
+    ("lrs: [0.005, 0.01]", None),
+])
+def test_the_budget_sweep_runs_what_the_protocol_states(tmp_path, sweep, problem):
+    """The sweep chooses every discovery budget: a profile whose sweep runs other rates, snapshots or rule than
+    its protocol states is refused in one line (the default profile once swept 1e-3 and 2e-3, which its protocol
+    had cut)."""
+    from kslottery.method.errors import KSLError
+    from kslottery.report.profile_schema import read_profile
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("protocol:\n  adam_lrs: [0.005, 0.01]\n  sweep_snapshots: [1, 2]\n  sgd_lrs: []\n"
+                    f"notebooks:\n  budget_sweep:\n    {sweep}\n  fair_test: {{}}\n")
+    if problem is None:
+        assert read_profile(path)["notebooks"]["budget_sweep"]["lrs"] == [0.005, 0.01]
+    else:
+        with pytest.raises(KSLError, match=problem):
+            read_profile(path)
+
+
 @pytest.mark.slow
 def test_a_profile_a_user_wrote_runs_and_builds_its_own_book(tmp_path, monkeypatch):
     """End to end from a temporary project: the user's profile file, `kslottery run` on it (the real notebook,

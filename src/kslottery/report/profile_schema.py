@@ -190,6 +190,30 @@ def check_parameters(params: dict, notebook: Path, path: Path) -> None:
         check_value(name, value, f"{notebook.stem}.{name}", f"profile {path}")
 
 
+# The budget sweep's parameters that the protocol also states (the sweep chooses every discovery budget the
+# protocol's arms train at): a profile that says one thing in its protocol and runs another is refused.
+SWEEP_KEYS = {"models": "models", "pair": "pair", "lrs": "adam_lrs", "sgd_lrs": "sgd_lrs",
+              "snapshots": "sweep_snapshots", "choice_rule": "discovery_rule", "min_ticket": "min_ticket",
+              "train_limit": "train_pairs", "batch_size": "batch_size"}
+
+
+def check_sweep(prof: dict, design: Design, path: Path) -> None:
+    """The budget sweep runs what the protocol states: each key of :data:`SWEEP_KEYS` the sweep is given (or
+    inherits from ``common``) equals the protocol's value."""
+    if "budget_sweep" not in (prof.get("notebooks") or {}):
+        return
+    sweep = {**(prof.get("common") or {}), **(prof["notebooks"]["budget_sweep"] or {})}
+    for key, field in SWEEP_KEYS.items():
+        if key not in sweep:
+            continue
+        given, stated = sweep[key], getattr(design, field)
+        if isinstance(stated, tuple):
+            given, stated = tuple(given), tuple(stated)
+        if given != stated:
+            raise KSLError(f"profile {path}: budget_sweep.{key} is {sweep[key]!r} but the protocol's {field} is "
+                           f"{getattr(design, field)!r}", "give both the same value (the protocol's governs)")
+
+
 def read_profile(path: Path) -> dict:
     """The profile at ``path`` as plain data, checked: the YAML (no tags beyond the plain ones, no aliases), every
     value (only strings, numbers, booleans, null, lists and mappings, all the way down), the top-level keys and
@@ -197,7 +221,7 @@ def read_profile(path: Path) -> dict:
     prof = check_data(load_yaml(path), path)
     prof = check_schema(prof, path)
     if "protocol" in prof:
-        Design.from_profile(prof)   # a misspelled or mistyped design key is one line before anything runs
+        check_sweep(prof, Design.from_profile(prof), path)   # a misspelled design key is one line before anything runs
     if "resources" in prof:
         try:
             parse_resources(prof["resources"])
