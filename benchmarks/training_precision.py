@@ -29,7 +29,7 @@ from common import machine, peak_gib, reset_peak, save
 LRS = {"embed": 3e-4, "rows": 1e-2, "full": 1e-5}
 
 
-def one(model: str, family: str, precision: str, steps: int | None) -> dict:
+def one(model: str, family: str, precision: str, steps: int | None, score: bool = True) -> dict:
     """One run (trained or reused) and its dev score, in this process; its peak RSS is this process's."""
     from kslottery.method import baselines, tuning
     from kslottery.study.recipe import Recipe
@@ -45,12 +45,12 @@ def one(model: str, family: str, precision: str, steps: int | None) -> dict:
     start = time.time()
     run = recipe.tune(mode=family, lr=LRS[family], seed=0, **extra)
     took = time.time() - start
-    dev = recipe.score(run["path"], split="dev", offset=512, limit=100)
+    dev = recipe.score(run["path"], split="dev", offset=512, limit=100).chrf("whole") if score else None
     train = run["train"]
     return {"model": model, "family": family, "precision": "bf16" if precision == "bf16" else "fp32",
             "lr": LRS[family], "steps": train["steps"], "wall_s": round(took, 1),
             "s_per_step": round(run.get("wall_s", took) / max(train["steps"], 1), 3),
-            "final_loss": round(train["final_loss"], 4), "dev_chrf": round(dev.chrf("whole"), 2), **peak_gib()}
+            "final_loss": round(train["final_loss"], 4), "dev_chrf": round(dev, 2) if score else None, **peak_gib()}
 
 
 def main() -> None:
@@ -58,13 +58,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2-135m"])
     ap.add_argument("--steps", type=int, default=None, help="stop every run after this many steps (default: an epoch)")
     ap.add_argument("--runs-dir", default=None, help="where the runs go (default: $KSL_RUNS or runs/)")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="no dev score: step time and peak memory only (with --steps and an empty --runs-dir, the "
+                         "quick quiet-machine measurement; loss and chrF++ come from the full runs)")
     ap.add_argument("--one", nargs=3, metavar=("MODEL", "FAMILY", "PRECISION"),
                     help="run one (model, family, precision: no or bf16) in this process and print its row")
     args = ap.parse_args()
     if args.runs_dir:
         os.environ["KSL_RUNS"] = args.runs_dir
     if args.one:
-        print(json.dumps(one(*args.one, args.steps)))
+        print(json.dumps(one(*args.one, args.steps, score=not args.speed_only)))
         return
     rows = []
     for model in args.models:
@@ -72,6 +75,8 @@ def main() -> None:
             for family in LRS:
                 cmd = [sys.executable, __file__, "--one", model, family, precision]
                 cmd += ["--steps", str(args.steps)] if args.steps else []
+                cmd += ["--speed-only"] if args.speed_only else []
+                cmd += ["--runs-dir", args.runs_dir] if args.runs_dir else []
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 rows.append(json.loads(out.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
@@ -81,8 +86,10 @@ def main() -> None:
                         and x["family"] == r["family"])
             r["speed-up"] = round(base["s_per_step"] / r["s_per_step"], 2)
             r["loss - fp32"] = round(r["final_loss"] - base["final_loss"], 4)
-            r["dev chrF++ - fp32"] = round(r["dev_chrf"] - base["dev_chrf"], 2)
-    print(save("training-precision", {"machine": machine(), "runs": rows}))
+            if r["dev_chrf"] is not None:
+                r["dev chrF++ - fp32"] = round(r["dev_chrf"] - base["dev_chrf"], 2)
+    name = "training-precision-speed" if args.speed_only else "training-precision"
+    print(save(name, {"machine": machine(), "steps": args.steps, "runs": rows}))
 
 
 if __name__ == "__main__":
