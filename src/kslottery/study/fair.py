@@ -215,23 +215,28 @@ def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFr
     return out
 
 
-def said(row) -> str:
-    """A comparison's outcome as a sentence with its numbers, naming the arms and the model: "on gemma3-270m, the
-    Adam ticket is worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])"."""
-    diff, (lo, hi) = row["b - a"], row["95 % (union)"]
+def said(row, short: bool = False) -> str:
+    """A comparison's outcome in words with its direction, size and interval. In full, naming the model and the arms:
+    "on gemma3-270m, Adam ticket is worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])"; ``short``, for a
+    table cell whose row and column name them: "worse by 2.3 (95 % 1.6 to 3.1)"."""
+    diff, (lo, hi), (l90, h90) = row["b - a"], row["95 % (union)"], row["90 % (union)"]
     word, a, b = row["outcome"], row["a"], row["b"]
+    span = (lambda x, y: f"{x:.1f} to {y:.1f}") if short else (lambda x, y: f"[{x:.1f}, {y:.1f}]")
+    on, unit = ("", "") if short else (f"on {row['model']}, ", " chrF++")
     if word == "inconclusive":
-        return (f"on {row['model']}, {b} against {a}: inconclusive ({diff:+.1f} chrF++, 95 % [{lo:.1f}, {hi:.1f}], "
-                f"90 % [{row['90 % (union)'][0]:.1f}, {row['90 % (union)'][1]:.1f}], margin ±{row['margin']:g})")
+        rest = "" if short else f", 90 % {span(l90, h90)}, margin ±{row['margin']:g}"
+        return f"{on}{b} against {a}: " * (not short) + f"inconclusive ({diff:+.1f}{unit}, 95 % {span(lo, hi)}{rest})"
     if word == "equivalent":
-        l90, h90 = row["90 % (union)"]
-        return (f"on {row['model']}, {b} is equivalent to {a} within ±{row['margin']:g} chrF++ ({diff:+.1f}, "
-                f"90 % [{l90:.1f}, {h90:.1f}])")
+        within = "" if short else f"{b} is equivalent to {a} within ±{row['margin']:g} chrF++ "
+        return f"{on}{within}" + ("equivalent " if short else "") + f"({diff:+.1f}, 90 % {span(l90, h90)})"
     way = "better" if diff > 0 else "worse"
+    near, far = sorted((abs(lo), abs(hi)))
+    beyond = ", beyond the margin" if word.endswith("margin") and not short else ""
+    if short:
+        text = f"{way} by {abs(diff):.1f} (95 % {span(near, far)})"
+        return ("equivalent, slightly " + text) if word.startswith("equivalent") else text
     slightly = "slightly " if word.startswith("equivalent") else ""
-    beyond = ", beyond the margin" if word.endswith("margin") else ""
-    size, ci = abs(diff), (f"[{abs(hi):.1f}, {abs(lo):.1f}]" if diff < 0 else f"[{lo:.1f}, {hi:.1f}]")
-    return f"on {row['model']}, {b} is {slightly}{way} than {a} by {size:.1f} chrF++ (95 % {ci}{beyond})"
+    return f"{on}{b} is {slightly}{way} than {a} by {abs(diff):.1f}{unit} (95 % {span(near, far)}{beyond})"
 
 
 def key_comparisons(comps: pd.DataFrame) -> pd.DataFrame:
@@ -358,20 +363,6 @@ QUESTIONS = (("Does tuning only the KS ticket match tuning the whole embedding?"
              ("Does tuning the embedding match full fine-tuning?", "full fine-tuning", "embedding tuning"))
 
 
-def phrase(row) -> str:
-    """An outcome in a few words with its interval: "worse by 2.3 (95 % 1.6–3.1)", "equivalent (90 % −0.8 to 1.1)"."""
-    diff, (lo, hi), (l90, h90) = row["b - a"], row["95 % (union)"], row["90 % (union)"]
-    word = row["outcome"]
-    if word == "inconclusive":
-        return f"inconclusive ({diff:+.1f}, 95 % {lo:.1f} to {hi:.1f})"
-    if word == "equivalent":
-        return f"equivalent ({diff:+.1f}, 90 % {l90:.1f} to {h90:.1f})"
-    way = "better" if diff > 0 else "worse"
-    a, b = sorted((abs(lo), abs(hi)))
-    text = f"{way} by {abs(diff):.1f} (95 % {a:.1f} to {b:.1f})"
-    return ("equivalent, slightly " + text) if word.startswith("equivalent") else text
-
-
 def answer(comps: pd.DataFrame) -> pd.DataFrame:
     """The study's answer, one row per question of ``QUESTIONS`` and one column per model: the primary comparison's
     outcome in a few words (chrF++ on devtest; b − a), for the book's first screen."""
@@ -380,6 +371,6 @@ def answer(comps: pd.DataFrame) -> pd.DataFrame:
     for question, a, b in QUESTIONS:
         row = {"question": question}
         for model in dict.fromkeys(comps["model"]):
-            row[model] = phrase(c.loc[(model, a, b)]) if (model, a, b) in c.index else "not run"
+            row[model] = said(c.loc[(model, a, b)], short=True) if (model, a, b) in c.index else "not run"
         rows.append(row)
     return pd.DataFrame(rows)
