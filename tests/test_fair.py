@@ -9,7 +9,7 @@ import pytest
 
 from kslottery.method import baselines, data, models, tuning
 from kslottery.method.errors import KSLError
-from kslottery.study import fair
+from kslottery.study import answer, fair
 from kslottery.study.arms import FAMILY, REGISTRY
 from kslottery.study.design import Design
 from kslottery.study.recipe import Recipe
@@ -143,8 +143,9 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     arms = fair.arm_table(r).set_index("arm")
     assert arms.loc["Adam ticket", "chrF++ whole"] == r["scores"].loc[r["scores"]["arm"] == "Adam ticket",
                                                                       "chrf++ whole"].mean()
-    answer = fair.answer(c)
-    assert list(answer.columns) == ["question", *design.models] and len(answer) == len(fair.QUESTIONS)
+    table = answer.answer(c)
+    assert list(table.columns) == ["question", *design.models] and len(table) == len(answer.QUESTIONS)
+    assert answer.sentence(c, fair.arm_table(r)).startswith("Tuning only the KS ticket recovers ")
     from kslottery.report import checks
     s = r["scores"]
     assert checks.arms_at_chosen_lrs(r) and checks.arm_scores_match_outputs(s)
@@ -271,9 +272,9 @@ def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first()
     assert list(key["comparison"])[:3] == ["Adam ticket − frequency-matched rows", "Adam ticket − earliest-seen rows",
                                            "Adam ticket − embedding tuning"]
     assert list(key.columns[:4]) == ["model", "comparison", "outcome", "b − a"]   # the finding before its numbers
-    answer = fair.answer(comps)
-    assert list(answer.columns) == ["question", "g", "s"]
-    assert answer.iloc[0]["g"] == "inconclusive (+0.5, 95 % -2.0 to 3.0)"
+    table = answer.answer(comps)
+    assert list(table.columns) == ["question", "g", "s"]
+    assert table.iloc[0]["g"] == "inconclusive (+0.5, 95 % -2.0 to 3.0)"
 
 
 def test_a_figure_caption_names_the_seeds_each_group_of_arms_ran_on():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import seaborn as sns
+from scipy import stats
 
 from ..method.certify import max_radius
 from ..method.ticket import RULE_NAMES
@@ -250,13 +251,16 @@ def seed_scores(scores, family: dict, rule: str = "whole"):
                        label=None if seen else family[arm])
             if len(values):
                 ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color="black", lw=2, zorder=4)
+            if len(values) > 1:   # the seed-level 95 % t interval of the mean (the sentences' share: the forest)
+                half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
+                ax.plot([values.mean() - half, values.mean() + half], [i, i], color="black", lw=1, zorder=4)
         ax.set_yticks(range(len(arms)), arms)
         ax.set_ylim(len(arms) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
         if model:
             ax.set_title(model, loc="left", fontweight="bold")
     axes[-1, 0].set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'}); a dot "
-                           "per seed, the bar the mean")
+                           "per seed, the bar the mean, the line its 95 % t interval over seeds")
     axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.0 if len(models) == 1 else 1.12),
                       ncol=len(families) + 1, frameon=False)
     return finish(fig)

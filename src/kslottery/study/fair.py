@@ -351,26 +351,3 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
     out["extended"] = ", ".join(f"{f} {sel['extended']}" for f, sel in result["selection"].items())
     prefix = slug(result["model"])
     return {f"{prefix}_{k}": v for k, v in out.items()}
-
-
-# The questions the study answers first, each by one primary comparison (a, b), in the order a reader asks them.
-QUESTIONS = (("Does tuning only the KS ticket match tuning the whole embedding?", "embedding tuning", "Adam ticket"),
-             ("Does KS pick better rows than frequency-matched rows of the same size?", "frequency-matched rows",
-              "Adam ticket"),
-             ("Does KS pick better rows than the rows training reaches first?", "earliest-seen rows", "Adam ticket"),
-             ("Do the paper's 18 rows (top-18 by D) match tuning the whole embedding?", "embedding tuning",
-              "top-18 by D"),
-             ("Does tuning the embedding match full fine-tuning?", "full fine-tuning", "embedding tuning"))
-
-
-def answer(comps: pd.DataFrame) -> pd.DataFrame:
-    """The study's answer, one row per question of ``QUESTIONS`` and one column per model: the primary comparison's
-    outcome in a few words (chrF++ on devtest; b − a), for the book's first screen."""
-    rows = []
-    c = comps.set_index(["model", "a", "b"])
-    for question, a, b in QUESTIONS:
-        row = {"question": question}
-        for model in dict.fromkeys(comps["model"]):
-            row[model] = said(c.loc[(model, a, b)], short=True) if (model, a, b) in c.index else "not run"
-        rows.append(row)
-    return pd.DataFrame(rows)

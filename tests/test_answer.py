@@ -1,0 +1,63 @@
+"""The study's answer in words: each question's reply and the opening sentences, computed from outcomes."""
+
+import pandas as pd
+import pytest
+
+from kslottery.study import answer
+
+
+def _comps(outcomes: dict) -> pd.DataFrame:
+    """A comparisons table with the given outcome per (model, a, b); b − a and the intervals follow the outcome."""
+    numbers = {"b worse": (-2.35, (-3.14, -1.59)), "equivalent": (0.1, (-0.9, 1.1)), "inconclusive": (0.5, (-2.0, 3.0)),
+               "b better": (1.2, (0.4, 2.0)), "equivalent; b slightly worse": (-0.6, (-1.0, -0.2))}
+    return pd.DataFrame([{"model": m, "a": a, "b": b, "outcome": o, "b - a": numbers[o][0],
+                          "95 % (union)": numbers[o][1], "90 % (union)": (-0.7, 0.9), "margin": 2.0}
+                         for (m, a, b), o in outcomes.items()])
+
+
+def _arms(means: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"model": m, "arm": arm, "chrF++ whole": v} for (m, arm), v in means.items()])
+
+
+@pytest.mark.parametrize("outcome, kind, said", [
+    ("equivalent", "equivalence", "yes"),
+    ("equivalent; b slightly worse", "equivalence", "yes"),
+    ("b worse, beyond the margin", "equivalence", "no: worse"),
+    ("b better", "equivalence", "no: better"),
+    ("b better", "superiority", "yes"),
+    ("equivalent; b slightly better", "superiority", "yes"),
+    ("equivalent", "superiority", "no: as good, not better"),
+    ("b worse", "superiority", "no: worse"),
+    ("inconclusive", "superiority", "cannot tell"),
+])
+def test_a_question_is_answered_yes_no_and_which_way_or_cannot_tell(outcome, kind, said):
+    assert answer.reply(outcome, kind) == said
+
+
+def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_model():
+    comps = _comps({("g", "embedding tuning", "Adam ticket"): "b worse",
+                    ("s", "embedding tuning", "Adam ticket"): "b worse",
+                    ("g", "frequency-matched rows", "Adam ticket"): "equivalent",
+                    ("s", "frequency-matched rows", "Adam ticket"): "inconclusive"})
+    arms = _arms({("g", "base"): 20.0, ("g", "embedding tuning"): 30.0, ("g", "Adam ticket"): 26.0,
+                  ("s", "base"): 10.0, ("s", "embedding tuning"): 18.0, ("s", "Adam ticket"): 16.0})
+    assert answer.recovered(arms, "g") == pytest.approx(0.6)
+    assert answer.sentence(comps, arms) == (
+        "Tuning only the KS ticket recovers 60 % on g and 75 % on s of the gain of tuning the whole embedding, and "
+        "it scores worse than embedding tuning on both models. The KS ticket scores as well as frequency-matched "
+        "rows (within the margin) on g and is inconclusive against frequency-matched rows on s.")
+
+
+def test_the_findings_answer_each_question_that_ran_with_its_numbers():
+    comps = _comps({("g", "embedding tuning", "Adam ticket"): "b worse",
+                    ("s", "embedding tuning", "Adam ticket"): "equivalent",
+                    ("g", "frequency-matched rows", "Adam ticket"): "b better",
+                    ("s", "frequency-matched rows", "Adam ticket"): "b better"})
+    lines = answer.findings(comps).splitlines()
+    assert lines == [
+        "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse on g and yes on s "
+        "(g: worse by 2.4 (95 % 1.6 to 3.1); s: equivalent (+0.1, 90 % -0.7 to 0.9)).",
+        "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on both models "
+        "(g: better by 1.2 (95 % 0.4 to 2.0); s: better by 1.2 (95 % 0.4 to 2.0)).",
+    ]
+    assert answer.answer(comps).iloc[2]["g"] == "not run"
