@@ -53,6 +53,32 @@ def one(model: str, family: str, precision: str, steps: int | None, score: bool 
             "final_loss": round(train["final_loss"], 4), "dev_chrf": round(dev, 2) if score else None, **peak_gib()}
 
 
+def decide(quality: list[dict], speed: list[dict], most_gib: float = 12.0) -> dict:
+    """The default profile's precision rule, applied: a family trains in bf16 when, on every model, its bf16 run is
+    within 0.5 dev chrF++ and 2 % final loss of the float32 run (``quality``: the full runs), is faster per step
+    and peaks under ``most_gib`` (``speed``: the short runs, each in a process of its own); else float32 ("no").
+    Returns {family: {"precision", "why"}}."""
+    def find(rows, model, family, precision):
+        return next(r for r in rows if (r["model"], r["family"], r["precision"]) == (model, family, precision))
+
+    out = {}
+    for family in LRS:
+        fails = []
+        for model in dict.fromkeys(r["model"] for r in quality):
+            q32, q16 = find(quality, model, family, "fp32"), find(quality, model, family, "bf16")
+            s32, s16 = find(speed, model, family, "fp32"), find(speed, model, family, "bf16")
+            if abs(q16["dev_chrf"] - q32["dev_chrf"]) > 0.5:
+                fails.append(f"{model}: dev chrF++ {q16['dev_chrf']:.2f} vs {q32['dev_chrf']:.2f}")
+            if abs(q16["final_loss"] - q32["final_loss"]) > 0.02 * q32["final_loss"]:
+                fails.append(f"{model}: final loss {q16['final_loss']:.4f} vs {q32['final_loss']:.4f}")
+            if s16["s_per_step"] >= s32["s_per_step"]:
+                fails.append(f"{model}: {s16['s_per_step']:.2f} s a step vs {s32['s_per_step']:.2f}, not faster")
+            if s16["peak_rss_gib"] >= most_gib:
+                fails.append(f"{model}: peak RSS {s16['peak_rss_gib']:.1f} GiB")
+        out[family] = {"precision": "no" if fails else "bf16", "why": "; ".join(fails) or "every condition holds"}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2-135m"])
@@ -61,11 +87,17 @@ def main() -> None:
     ap.add_argument("--speed-only", action="store_true",
                     help="no dev score: step time and peak memory only (with --steps and an empty --runs-dir, the "
                          "quick quiet-machine measurement; loss and chrF++ come from the full runs)")
+    ap.add_argument("--decide", nargs=2, metavar=("QUALITY_JSON", "SPEED_JSON"),
+                    help="apply the default profile's precision rule to a full run's and a --speed-only run's results")
     ap.add_argument("--one", nargs=3, metavar=("MODEL", "FAMILY", "PRECISION"),
                     help="run one (model, family, precision: no or bf16) in this process and print its row")
     args = ap.parse_args()
     if args.runs_dir:
         os.environ["KSL_RUNS"] = args.runs_dir
+    if args.decide:
+        quality, speed = (json.loads(open(p).read())["runs"] for p in args.decide)
+        print(json.dumps(decide(quality, speed), indent=1))
+        return
     if args.one:
         print(json.dumps(one(*args.one, args.steps, score=not args.speed_only)))
         return
