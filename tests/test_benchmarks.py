@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from training_precision import decide  # noqa: E402
 
 
-def _rows(**change):
+def _rows(change: dict):
     """Both models, every family, both precisions: bf16 0.3 chrF++ up, 1 % lower loss, 1.25x faster, 6 GiB;
     ``change`` maps (model, family) to the bf16 fields that differ."""
     quality, speed = [], []
@@ -36,7 +36,7 @@ def _rows(**change):
     ({("smollm2-135m", "full"): {"final_loss": 1.64}}, "full", "smollm2-135m: final loss 1.6400 vs 1.6000"),
 ])
 def test_a_family_trains_in_bf16_only_when_every_condition_holds_on_both_models(change, family, why):
-    decided = decide(*_rows(**change))
+    decided = decide(*_rows(change))
     assert decided[family] == ({"precision": "bf16", "why": "every condition holds"} if why is None
                                else {"precision": "no", "why": why})
     assert all(d["precision"] == "bf16" for f, d in decided.items() if f != family)
