@@ -76,7 +76,7 @@ def test_the_caption_context_names_profile_model_pair_budget_seeds_and_sentences
         assert part in line, (part, line)
     assert not line.endswith(".")   # the caption's own full stop ends it: "Run: ... devtest." not "devtest.."
     sweep = figstyle.caption_context(notebook_parameters(load_profile("default"), "budget_sweep", "default"))
-    assert "Adam lr 0.001/0.002/0.005/0.01" in sweep
+    assert "Adam lr 0.005/0.01/0.02" in sweep
     assert "snapshots at 1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/24/32/48/64 steps" in sweep
 
 
