@@ -61,8 +61,17 @@ def _row(comps: pd.DataFrame, model: str, a: str, b: str):
 def recovered(arms: pd.DataFrame, model: str, arm: str = "Adam ticket", whole: str = "embedding tuning") -> float:
     """The share of ``whole``'s gain over the base model that ``arm`` recovers on ``model`` (mean chrF++ over
     seeds, whole continuation): 1.0 is all of it, 0 nothing, above 1 more."""
-    mean = arms[arms["model"] == model].set_index("arm")["chrF++ whole"]
+    mean = _means(arms, model)
     return float((mean[arm] - mean["base"]) / (mean[whole] - mean["base"]))
+
+
+def _means(arms: pd.DataFrame, model: str) -> pd.Series:
+    return arms[arms["model"] == model].set_index("arm")["chrF++ whole"]
+
+
+def _gain(arms: pd.DataFrame, model: str) -> float:
+    mean = _means(arms, model)
+    return float(mean["embedding tuning"] - mean["base"])
 
 
 def _per_model(words: dict[str, str]) -> str:
@@ -81,12 +90,13 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
     """The answer in two short sentences: how much of embedding tuning's gain the KS ticket recovers and how it
     compares with it; then how it compares with the frequency-matched control."""
     models = _models(comps)
-    shares = " and ".join(f"{100 * recovered(arms, m):.0f} % on {m}" for m in models)
+    shares = " and ".join(f"{100 * recovered(arms, m):.0f} % ({m})" if _gain(arms, m) > 0 else
+                          f"nothing ({m}, where embedding tuning does not beat the base model)" for m in models)
     said = {}
     for a in ("embedding tuning", "frequency-matched rows"):
         said[a] = {m: _AGAINST[direction(r["outcome"]) if (r := _row(comps, m, a, "Adam ticket")) is not None
                                else "inconclusive"].format(a=a) for m in models}
-    return (f"Tuning only the KS ticket recovers {shares} of the gain of tuning the whole embedding, and it "
+    return (f"Tuning only the KS ticket recovers {shares} of embedding tuning's gain over the base model, and it "
             f"{_per_model(said['embedding tuning'])}. The KS ticket {_per_model(said['frequency-matched rows'])}.")
 
 
