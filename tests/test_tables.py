@@ -191,3 +191,11 @@ def test_a_claims_cell_keeps_each_interval_on_one_line_and_escapes_its_text(cell
     assert tables.intervals_on_one_line(cell) == html
     shown = tables.claims_table(pd.DataFrame({"claim": ["c"], "this study": [cell]})).to_html()
     assert html in shown
+
+
+def test_prose_is_glued_as_html_that_another_page_can_paste():
+    from kslottery.report.tables import prose
+
+    html = prose("- **Does it match?** No: worse (95 % 1.6 to 3.1).").data
+    assert html == ('<div class="glued-prose"><ul>\n<li><strong>Does it match?</strong> No: worse (95 % 1.6 to 3.1).'
+                    '</li>\n</ul>\n</div>')

@@ -254,3 +254,12 @@ def verdict_style(verdict: str) -> str:
     """The CSS of a verdict cell: bold, on the colour of the verdict's word (:func:`verdict_word`)."""
     word = verdict_word(verdict)
     return "font-weight: 600" + (f"; background-color: {VERDICT_COLOURS[word]}" if word else "")
+
+
+def prose(text: str):
+    """A Markdown text (an answer, a list of findings) as HTML for glue: another page pastes a glued value through
+    a pending reference, which renders HTML but shows Markdown as its Python repr."""
+    from IPython.display import HTML
+    from markdown_it import MarkdownIt
+
+    return HTML(f'<div class="glued-prose">{MarkdownIt("commonmark").render(text)}</div>')
