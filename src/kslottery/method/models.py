@@ -182,7 +182,7 @@ def _cached_preset(preset: Preset, progress: bool) -> tuple[Path, str]:
 
 
 def _tiny(preset_name: str, progress: bool):
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     if preset_name not in PRESETS:
         raise KSLError(f"unknown preset {preset_name!r} in tiny:{preset_name}",
@@ -196,10 +196,23 @@ def _tiny(preset_name: str, progress: bool):
         config.layer_types = config.layer_types[:2]
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=False)
-    return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False), str(path)
+    return model, _preset_tokenizer(str(path)), str(path)
 
 
-def _local_dir(path: Path, allow_pickle: bool, dtype):
+@functools.lru_cache(maxsize=8)
+def _preset_tokenizer(path: str):
+    """A preset's tokenizer, parsed once per process and shared: its folder is named by the weights' hash and never
+    changes, nothing here writes to a tokenizer but the pad token set below, and parsing Gemma's 262k-token
+    tokenizer took most of a tiny model's tune or eval run (about 4 of 7 s)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _local_dir(path: Path, allow_pickle: bool, dtype, preset: bool = False):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     names = [p.name for p in path.iterdir()]
@@ -212,6 +225,8 @@ def _local_dir(path: Path, allow_pickle: bool, dtype):
         raise KSLError(f"{path} holds no model weights", "give a Hugging Face model directory with *.safetensors")
     check_model_dir(path)   # before transformers reads a byte: custom code, tokenizer, damaged weights
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=has_safe, trust_remote_code=False)
+    if preset:
+        return model, _preset_tokenizer(str(path))
     return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False)
 
 
@@ -325,7 +340,7 @@ def load(spec: str = DEFAULT_MODEL, *, untie_head: bool = False, dtype: str = "f
     path = Path(spec).expanduser()
     if spec in PRESETS:
         cached, sha = _cached_preset(PRESETS[spec], progress)
-        model, tokenizer = _local_dir(cached, False, torch_dtype)
+        model, tokenizer = _local_dir(cached, False, torch_dtype, preset=True)
         source = str(cached)
     elif spec.startswith("tiny:"):
         model, tokenizer, source = _tiny(spec[5:], progress)
@@ -377,7 +392,7 @@ def load_tokenizer(spec: str = DEFAULT_MODEL, progress: bool = False):
 
     cached = _preset_dir(spec, progress)
     if cached is not None:
-        return AutoTokenizer.from_pretrained(cached, trust_remote_code=False)
+        return _preset_tokenizer(str(cached))
     path = Path(spec).expanduser()
     if path.is_dir():
         check_model_dir(path)
