@@ -43,11 +43,12 @@ def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_m
                   ("s", "base"): 10.0, ("s", "embedding tuning"): 18.0, ("s", "Adam ticket"): 16.0})
     assert answer.recovered(arms, "g") == pytest.approx(0.6)
     assert answer.sentence(comps, arms) == (
-        "Tuning only the KS ticket recovers 60 % (g) and 75 % (s) of embedding tuning's gain over the base model, "
-        "and it scores worse than embedding tuning on both models. The KS ticket scores as well as "
-        "frequency-matched rows (within the margin) on g and is inconclusive against frequency-matched rows on s.")
+        "On both models, tuning only the KS ticket scores worse than tuning the whole embedding. It recovers 60 % (g) "
+        "and 75 % (s) of embedding tuning's gain over the base model. Against frequency-matched rows of its size, "
+        "it scores as well (within the margin) on g; it gets no verdict on s.")
     arms.loc[(arms["model"] == "s") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 9.0
-    assert "60 % (g) and nothing (s, where embedding tuning does not beat the base model)" in answer.sentence(comps, arms)
+    assert "It recovers 60 % (g) of embedding tuning's gain over the base model. Embedding tuning does not beat the " \
+           "base model on s, so there is no gain to recover there." in answer.sentence(comps, arms)
 
 
 def test_the_findings_answer_each_question_that_ran_with_its_numbers():
@@ -57,9 +58,20 @@ def test_the_findings_answer_each_question_that_ran_with_its_numbers():
                     ("s", "frequency-matched rows", "Adam ticket"): "b better"})
     lines = answer.findings(comps).splitlines()
     assert lines == [
-        "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse on g and yes on s "
-        "(g: worse by 2.4 (95 % 1.6 to 3.1); s: equivalent (+0.1, 90 % -0.7 to 0.9)).",
-        "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on both models "
-        "(g: better by 1.2 (95 % 0.4 to 2.0); s: better by 1.2 (95 % 0.4 to 2.0)).",
+        "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse on g; yes on s.",
+        "  - g: worse by 2.4 (95 % 1.6 to 3.1)",
+        "  - s: equivalent (+0.1, 90 % -0.7 to 0.9)",
+        "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on both models.",
+        "  - g: better by 1.2 (95 % 0.4 to 2.0)",
+        "  - s: better by 1.2 (95 % 0.4 to 2.0)",
     ]
     assert answer.answer(comps).iloc[2]["g"] == "not run"
+
+
+def test_no_verdict_on_either_model_and_a_difference_that_rounds_to_zero_reads_as_zero():
+    comps = _comps({("g", "embedding tuning", "top-18 by D"): "inconclusive",
+                    ("s", "embedding tuning", "top-18 by D"): "inconclusive"})
+    comps.loc[0, ["b - a", "95 % (union)"]] = pd.Series([-0.04, (-0.04, 0.02)], index=["b - a", "95 % (union)"])
+    lines = answer.findings(comps).splitlines()
+    assert lines[0].endswith("Cannot tell on either model.")
+    assert lines[1] == "  - g: inconclusive (+0.0, 95 % 0.0 to 0.0)"

@@ -74,45 +74,60 @@ def _gain(arms: pd.DataFrame, model: str) -> float:
     return float(mean["embedding tuning"] - mean["base"])
 
 
-def _per_model(words: dict[str, str]) -> str:
-    """"worse on both models", or "worse on gemma3-270m and equivalent on smollm2-135m"."""
-    if len(set(words.values())) == 1:
-        word = next(iter(words.values()))
-        return word + (f" on {'both' if len(words) == 2 else f'all {len(words)}'} models" if len(words) > 1 else "")
-    return " and ".join(f"{w} on {m}" for m, w in words.items())
+def _on(models: list[str], total: int) -> str:
+    """"on both models", "on all 3 models", "on gemma3-270m", "on gemma3-270m and smollm2-135m"."""
+    if len(models) == total > 1:
+        return "on both models" if total == 2 else f"on all {total} models"
+    return "on " + " and ".join(models)
 
 
-_AGAINST = {"better": "scores better than {a}", "worse": "scores worse than {a}",
-            "equivalent": "scores as well as {a} (within the margin)", "inconclusive": "is inconclusive against {a}"}
+def _grouped(words: dict[str, str], template: str) -> str:
+    """Each distinct word once with the models it holds on: template.format(word=..., on=...), joined by "; "."""
+    groups: dict[str, list[str]] = {}
+    for model, word in words.items():
+        groups.setdefault(word, []).append(model)
+    return "; ".join(template.format(word=w, on=_on(ms, len(words))) for w, ms in groups.items())
+
+
+# How the KS ticket compares with tuning the whole embedding, and with frequency-matched rows, by direction.
+_AGAINST_EMBEDDING = {"better": "scores better than tuning the whole embedding",
+                      "worse": "scores worse than tuning the whole embedding",
+                      "equivalent": "scores as well as tuning the whole embedding, within the margin",
+                      "inconclusive": "cannot be told apart from tuning the whole embedding, nor shown to match it"}
+_AGAINST_CONTROL = {"better": "scores better", "worse": "scores worse",
+                    "equivalent": "scores as well (within the margin)", "inconclusive": "gets no verdict"}
 
 
 def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
-    """The answer in two short sentences: how much of embedding tuning's gain the KS ticket recovers and how it
-    compares with it; then how it compares with the frequency-matched control."""
+    """The answer in three short sentences: how the KS ticket compares with tuning the whole embedding, how much
+    of that gain it recovers, and how it compares with frequency-matched rows of its size."""
     models = _models(comps)
-    shares = " and ".join(f"{100 * recovered(arms, m):.0f} % ({m})" if _gain(arms, m) > 0 else
-                          f"nothing ({m}, where embedding tuning does not beat the base model)" for m in models)
-    said = {}
-    for a in ("embedding tuning", "frequency-matched rows"):
-        said[a] = {m: _AGAINST[direction(r["outcome"]) if (r := _row(comps, m, a, "Adam ticket")) is not None
-                               else "inconclusive"].format(a=a) for m in models}
-    return (f"Tuning only the KS ticket recovers {shares} of embedding tuning's gain over the base model, and it "
-            f"{_per_model(said['embedding tuning'])}. The KS ticket {_per_model(said['frequency-matched rows'])}.")
+    way = {a: {m: direction(r["outcome"]) if (r := _row(comps, m, a, "Adam ticket")) is not None else "inconclusive"
+               for m in models} for a in ("embedding tuning", "frequency-matched rows")}
+    first = _grouped({m: _AGAINST_EMBEDDING[w] for m, w in way["embedding tuning"].items()},
+                     "{on}, tuning only the KS ticket {word}")
+    gained = [m for m in models if _gain(arms, m) > 0]
+    shares = " and ".join(f"{100 * recovered(arms, m):.0f} % ({m})" for m in gained)
+    second = f"It recovers {shares} of embedding tuning's gain over the base model." if gained else ""
+    if len(gained) < len(models):
+        second += (f" Embedding tuning does not beat the base model {_on([m for m in models if m not in gained], len(models))}"
+                   ", so there is no gain to recover there.")
+    third = _grouped({m: _AGAINST_CONTROL[w] for m, w in way["frequency-matched rows"].items()}, "it {word} {on}")
+    return f"{first[0].upper()}{first[1:]}. {second.strip()} Against frequency-matched rows of its size, {third}."
 
 
 def findings(comps: pd.DataFrame) -> str:
-    """One Markdown bullet per question that ran: the question in bold, its answer per model, and the outcome
-    with its numbers (b − a in chrF++ on devtest)."""
+    """One Markdown bullet per question that ran: the question in bold and its answer on every model, then one
+    sub-bullet per model with the outcome and its numbers (b − a in chrF++ on devtest)."""
     lines = []
     for question, a, b, kind in QUESTIONS:
-        said = {m: (reply(r["outcome"], kind), _short(r)) for m in _models(comps)
-                if (r := _row(comps, m, a, b)) is not None}
-        if not said:
+        rows = {m: r for m in _models(comps) if (r := _row(comps, m, a, b)) is not None}
+        if not rows:
             continue
-        answers = {m: x[0] for m, x in said.items()}
-        numbers = "; ".join(f"{m}: {text}" for m, (_, text) in said.items())
-        head = _per_model(answers)
-        lines.append(f"- **{question}** {head[0].upper()}{head[1:]} ({numbers}).")
+        head = _grouped({m: reply(r["outcome"], kind) for m, r in rows.items()}, "{word} {on}")
+        head = head.replace("cannot tell on both models", "cannot tell on either model")
+        lines.append(f"- **{question}** {head[0].upper()}{head[1:]}.")
+        lines += [f"  - {m}: {_short(r)}" for m, r in rows.items()]
     return "\n".join(lines)
 
 
