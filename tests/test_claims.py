@@ -34,7 +34,7 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
     results.save_tables("t", "certification", rates=rates)
     got = claims.claims("t").set_index("claim").loc[claims.PAPER["certified"][0]]
     assert got["verdict"] == claims.NOT_RETRIEVED and got["source"] == "certification"
-    assert got["this study"].startswith("partial tuning of the Adam ticket, certified agreement 41% [30%, 52%] at sigma 2.2")
+    assert got["this study"].startswith("partial tuning of the Adam ticket, certified agreement 41% [30%, 52%] at σ = 2.2")
     assert "keeps the model's prediction at 2% of contexts" in got["this study"]
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]
 

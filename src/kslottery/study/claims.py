@@ -64,7 +64,7 @@ def _certified(add, tables: dict, **_) -> None:
         return
     lo, hi = ks.iloc[0], ks.iloc[-1]
     ours = (f"partial tuning of the Adam ticket, certified agreement {hi['certified']:.0%} "
-            f"[{hi['certified ci95 low']:.0%}, {hi['certified ci95 high']:.0%}] at sigma {hi['sigma']:g}, where "
+            f"[{hi['certified ci95 low']:.0%}, {hi['certified ci95 high']:.0%}] at σ = {hi['sigma']:g}, where "
             f"the smoothed model keeps the model's prediction at {hi['smoothed = model']:.0%} of contexts; at "
             f"sigma {lo['sigma']:g} ({lo['smoothed = model']:.0%} kept) {lo['certified']:.0%}, with "
             f"{lo['below ceiling']:.0%} of contexts below the ceiling")
