@@ -499,3 +499,11 @@ def test_math_renders_offline(html, browser):
     assert browser.execute_script("return document.querySelectorAll('mjx-container').length") > 0
     src = browser.execute_script("return Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax'))")
     assert src and all(s.startswith("file://") for s in src)
+
+
+def test_the_smoke_pages_come_last_so_no_next_link_walks_into_them():
+    import yaml
+
+    chapters = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())["chapters"]
+    assert chapters[-1]["file"] == "smoke"
+    assert not any("results/smoke/" in s["file"] for c in chapters[:-1] for s in c.get("sections", []))
