@@ -199,3 +199,12 @@ def test_prose_is_glued_as_html_that_another_page_can_paste():
     html = prose("- **Does it match?** No: worse (95 % 1.6 to 3.1).").data
     assert html == ('<div class="glued-prose"><ul>\n<li><strong>Does it match?</strong> No: worse (95 % 1.6 to 3.1).'
                     '</li>\n</ul>\n</div>')
+
+
+def test_a_flag_column_reads_yes_or_no():
+    import pandas as pd
+
+    from kslottery.report.tables import readable
+
+    html = readable(pd.DataFrame({"chosen": [True, False], "lr": [0.01, 0.03]})).to_html()
+    assert ">yes</td>" in html and ">no</td>" in html and "True" not in html

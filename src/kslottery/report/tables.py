@@ -69,8 +69,8 @@ def visible_token(text: str) -> str:
 
 
 def _number(v, precision: int, whole: bool = True) -> str:
-    if isinstance(v, bool):
-        return str(v)
+    if isinstance(v, bool):   # a reader's word, not Python's
+        return "yes" if v else "no"
     if isinstance(v, int):
         return f"{v:d}"
     if v != v:
@@ -140,8 +140,8 @@ def readable(df, precision: int = 2, formats: dict | None = None, caption: str |
         df = df.reset_index()
     df = df.rename_axis(columns=None).copy()
     numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
-    for col in df.columns:   # text, tokens, lists, dicts, intervals (object or string dtype)
-        if col not in numeric and not pd.api.types.is_bool_dtype(df[col]):
+    for col in df.columns:   # text, tokens, lists, dicts, intervals (object or string dtype), yes/no
+        if col not in numeric:
             df[col] = df[col].map(lambda v: cell_text(v, precision)).astype(object)
     formats = {**_default_formats(df, numeric, precision), **(formats or {})}
     styler = (df.style.hide(axis="index").format(formats, precision=precision, na_rep=MISSING, escape="html")
