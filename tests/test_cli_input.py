@@ -171,15 +171,28 @@ def test_split_leaves_the_name_only_when_a_file_is_given(own_files):
     assert evaluate.run_params(e, data.load_flores(e.pair, e.split, 6))["split"] == "devtest"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_tuning_checkpoints_and_the_rerun_ends_bitwise_equal(tmp_path, flores_dir, signum, code):
+SIGNAL_ARGS = ["tune", "--model", TINY, "--limit", "400", "--batch-size", "2", "--lr", "0.01", "--quiet"]
+SIGNAL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tuning run both signals cut, run once without interruption: the rows the resumed runs must equal."""
     from safetensors.torch import load_file
 
-    args = ["tune", "--model", TINY, "--limit", "400", "--batch-size", "2", "--lr", "0.01", "--quiet"]
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    whole = kslottery(*args, "--runs-dir", str(tmp_path / "whole"), env=env)
+    root = tmp_path_factory.mktemp("whole")
+    whole = kslottery(*SIGNAL_ARGS, "--runs-dir", str(root), env=SIGNAL_ENV)
     assert whole.returncode == 0, whole.stderr
+    return load_file(next(root.glob("tune-*/rows.safetensors")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_tuning_checkpoints_and_the_rerun_ends_bitwise_equal(tmp_path, flores_dir, signum, code,
+                                                                              uninterrupted):
+    from safetensors.torch import load_file
+
+    args, env = SIGNAL_ARGS, SIGNAL_ENV
     cut = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "kslottery.cli", *args, "--runs-dir", str(cut)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
@@ -199,7 +212,7 @@ def test_a_signal_during_tuning_checkpoints_and_the_rerun_ends_bitwise_equal(tmp
     assert len((work / "train_log.jsonl").read_text().splitlines()) == state_step
     resumed = kslottery(*args, "--runs-dir", str(cut), env=env)
     assert resumed.returncode == 0, resumed.stderr
-    a = load_file(next((tmp_path / "whole").glob("tune-*/rows.safetensors")))
+    a = uninterrupted
     b = load_file(next(cut.glob("tune-*/rows.safetensors")))
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
     rec = json.loads(next(cut.glob("tune-*/record.json")).read_text())
