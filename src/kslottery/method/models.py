@@ -201,9 +201,8 @@ def _tiny(preset_name: str, progress: bool):
 
 @functools.lru_cache(maxsize=8)
 def _preset_tokenizer(path: str):
-    """A preset's tokenizer, parsed once per process and shared: its folder is named by the weights' hash and never
-    changes, nothing here writes to a tokenizer but the pad token set below, and parsing Gemma's 262k-token
-    tokenizer took most of a tiny model's tune or eval run (about 4 of 7 s)."""
+    """A preset's tokenizer, parsed once per process and shared (its folder is named by the weights' hash; only the
+    pad token below is ever set): parsing Gemma's took about 4 of a tiny model's 7 s run."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
@@ -225,9 +224,7 @@ def _local_dir(path: Path, allow_pickle: bool, dtype, preset: bool = False):
         raise KSLError(f"{path} holds no model weights", "give a Hugging Face model directory with *.safetensors")
     check_model_dir(path)   # before transformers reads a byte: custom code, tokenizer, damaged weights
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=has_safe, trust_remote_code=False)
-    if preset:
-        return model, _preset_tokenizer(str(path))
-    return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    return model, (_preset_tokenizer(str(path)) if preset else AutoTokenizer.from_pretrained(path, trust_remote_code=False))
 
 
 def _gguf_file(path: Path, dtype, progress: bool):
