@@ -31,13 +31,15 @@ def figures_in(page: Path) -> int:
 
 
 def captions_in(page: Path) -> list[str]:
-    """The figure captions the executed notebook declares (cell metadata mystnb.figure)."""
+    """The figure captions the executed notebook declares (cell metadata mystnb.figure) for the page itself: a
+    removed cell's figure is only glued into another page."""
     if page.suffix != ".ipynb":
         return []
     import nbformat
     nb = nbformat.read(page, as_version=4)
     return [c.metadata["mystnb"]["figure"]["caption"] for c in nb.cells
-            if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})]
+            if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})
+            and "remove-cell" not in c.metadata.get("tags", [])]
 
 
 def test_every_figure_of_the_study_is_named_and_captioned():
