@@ -89,7 +89,8 @@ def test_the_chosen_budget_comes_from_the_sweeps_table(tmp_path, monkeypatch):
 
     monkeypatch.setenv("KSL_RUNS", str(tmp_path))
     sweep = pd.DataFrame({"optimizer": ["adamw"] * 4 + ["sgd"], "lr": [1e-3, 1e-3, 1e-2, 1e-2, 0.2],
-                          "step": [8, 16, 8, 16, 8], "bh_0.05": [0, 3, 472, 900, 14]})
+                          "step": [8, 16, 8, 16, 8], "bh_0.05": [0, 3, 472, 900, 14],
+                          "rows_changed": [1000, 2000, 1000, 2000, 1000]})
     save_tables("trial", "budget_sweep", sweep=sweep)
     assert budget.chosen("trial", "bh_0.05", 12) == {"lr": 0.01, "steps": 8, "rule": "bh", "alpha": 0.05}
     with pytest.raises(KSLError, match="reaches a bh_0.05 ticket of 1000 rows"):

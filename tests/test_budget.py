@@ -75,9 +75,12 @@ def test_sgd_is_its_own_run_and_moves_rows_by_the_gradient(sweep):
 
 
 def test_smallest_budget_rule():
-    t = pd.DataFrame({"lr": [1e-3, 1e-3, 5e-3, 5e-3], "step": [8, 64, 8, 16], "bh_0.05": [0, 14, 13, 40]})
+    t = pd.DataFrame({"lr": [1e-3, 1e-3, 5e-3, 5e-3, 2e-2], "step": [8, 64, 8, 16, 1],
+                      "bh_0.05": [0, 14, 13, 40, 283], "rows_changed": [300, 900, 300, 500, 559]})
     assert budget.smallest_budget(t)["step"] == 8 and budget.smallest_budget(t)["lr"] == 5e-3   # 0.04 < 0.064
     assert budget.smallest_budget(t, at_least=100) is None
+    # fair-v2.1: a ticket of more than half the changed rows leaves no room for its frequency-matched control
+    assert budget.smallest_budget(t, at_most_share=1.0)["lr"] == 2e-2   # 0.02, the smallest, but 283 of 559 rows
 
 
 def test_snapshots_need_a_row_mode():

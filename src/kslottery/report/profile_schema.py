@@ -194,6 +194,7 @@ def check_parameters(params: dict, notebook: Path, path: Path) -> None:
 # protocol's arms train at): a profile that says one thing in its protocol and runs another is refused.
 SWEEP_KEYS = {"models": "models", "pair": "pair", "lrs": "adam_lrs", "sgd_lrs": "sgd_lrs",
               "snapshots": "sweep_snapshots", "choice_rule": "discovery_rule", "min_ticket": "min_ticket",
+              "max_share": "max_ticket_share",
               "train_limit": "train_pairs", "batch_size": "batch_size"}
 
 

@@ -86,11 +86,14 @@ def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[lis
     return pd.DataFrame(table)
 
 
-def smallest_budget(table: "pd.DataFrame", rule: str = "bh_0.05", at_least: int = 12) -> dict | None:
+def smallest_budget(table: "pd.DataFrame", rule: str = "bh_0.05", at_least: int = 12,
+                    at_most_share: float = 0.5) -> dict | None:
     """The choice stated before any score is seen: the smallest budget lr x steps (for Adam, a bound on how
-    far any coordinate can move; ties: fewer steps) whose ``rule`` ticket has at least ``at_least`` rows;
-    None when no snapshot reaches it."""
-    ok = table[table[rule] >= at_least].assign(budget=lambda t: t["lr"] * t["step"])
+    far any coordinate can move; ties: fewer steps) whose ``rule`` ticket has at least ``at_least`` rows and at
+    most ``at_most_share`` of the rows the tuning had changed by then, so that a frequency-matched control of the
+    ticket's size can be drawn from the other changed rows; None when no snapshot qualifies."""
+    sized = (table[rule] >= at_least) & (table[rule] <= at_most_share * table["rows_changed"])
+    ok = table[sized].assign(budget=lambda t: t["lr"] * t["step"])
     ok = ok.sort_values(["budget", "step"])
     return None if ok.empty else ok.iloc[0].to_dict()
 
@@ -191,7 +194,7 @@ def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: fl
 
 
 def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: str = "adamw",
-           model: str | None = None) -> dict:
+           model: str | None = None, at_most_share: float = 0.5) -> dict:
     """The budget the profile's budget sweep chose (its saved table, the ``optimizer``'s snapshots of ``model``,
     :func:`smallest_budget`): {"lr", "steps", "rule", "alpha"}, for the chapters that discover or train at it."""
 
@@ -205,10 +208,10 @@ def chosen(profile: str, rule: str = "bh_0.05", at_least: int = 12, optimizer: s
             raise KSLError(f"the {profile} budget sweep did not run {model}",
                            f"add {model} to the budget sweep's models and run it")
         sweep = sweep[sweep["model"] == model]
-    choice = smallest_budget(sweep[sweep["optimizer"] == optimizer], rule, at_least)
+    choice = smallest_budget(sweep[sweep["optimizer"] == optimizer], rule, at_least, at_most_share)
     if choice is None:
         raise KSLError(f"no {optimizer} budget of the {profile} sweep reaches a {rule} ticket of {at_least} rows "
-                       f"on {model or 'its model'}",
+                       f"(at most {at_most_share:.0%} of the changed rows) on {model or 'its model'}",
                        "extend the sweep's learning rates or snapshots")
     r = Rule.parse(rule)
     return {"lr": float(choice["lr"]), "steps": int(choice["step"]), "rule": r.rule, "alpha": r.level}

@@ -117,6 +117,9 @@ class Design:
     secondary_seeds: tuple = _h("seeds of the arms the registry marks secondary", default=(0, 1, 2, 3, 4))
     discovery_rule: str = _h("ticket rule and level of discovery", default="bh_0.05")
     min_ticket: int = _h("the smallest discovery budget whose ticket holds at least this many rows", default=12)
+    max_ticket_share: float = _h("... and at most this share of the rows the discovery tuning changed, so that a "
+                                 "frequency-matched control of the ticket's size exists among the other changed rows "
+                                 "(fair-v2.1)", default=0.5)
     sweep_snapshots: tuple = _h("budget-sweep snapshots (optimizer steps)", default=(
         *range(1, 17), 24, 32, 48, 64))
     adam_lrs: tuple = _h("budget-sweep Adam learning rates", default=(1e-3, 2e-3, 5e-3, 1e-2))
