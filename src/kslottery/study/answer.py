@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import pandas as pd
 
+from kslottery.study.design import PRIMARY
 from kslottery.study.fair import said
 from kslottery.study.verdicts import claim_verdict
 
-# The questions a reader asks, each answered by one primary comparison (a, b) of the design: an *equivalence*
-# question asks whether b matches a, a *superiority* one whether b beats a.
-QUESTIONS = (
-    ("Does tuning only the KS ticket match tuning the whole embedding?", "embedding tuning", "Adam ticket",
-     "equivalence"),
+# The questions a reader asks, in the order they ask them, each answered by one primary comparison (a, b) of the
+# design; whether it asks "does b match a" (equivalence) or "does b beat a" (superiority) is the comparison's
+# kind in design.PRIMARY, not restated here.
+_KIND = {(a, b): kind for a, b, kind in PRIMARY}
+QUESTIONS = tuple((q, a, b, _KIND[(a, b)]) for q, a, b in (
+    ("Does tuning only the KS ticket match tuning the whole embedding?", "embedding tuning", "Adam ticket"),
     ("Does KS pick better rows than frequency-matched rows of the same size?", "frequency-matched rows",
-     "Adam ticket", "superiority"),
-    ("Does KS pick better rows than the rows training reaches first?", "earliest-seen rows", "Adam ticket",
-     "superiority"),
-    ("Do the paper's 18 rows (top-18 by D) match tuning the whole embedding?", "embedding tuning", "top-18 by D",
-     "equivalence"),
-    ("Does tuning only the KS ticket match full fine-tuning?", "full fine-tuning", "Adam ticket", "equivalence"),
-    ("Does tuning the embedding match full fine-tuning?", "full fine-tuning", "embedding tuning", "equivalence"),
-)
+     "Adam ticket"),
+    ("Does KS pick better rows than the rows training reaches first?", "earliest-seen rows", "Adam ticket"),
+    ("Do the paper's 18 rows (top-18 by D) match tuning the whole embedding?", "embedding tuning", "top-18 by D"),
+    ("Does tuning only the KS ticket match full fine-tuning?", "full fine-tuning", "Adam ticket"),
+    ("Does tuning the embedding match full fine-tuning?", "full fine-tuning", "embedding tuning"),
+))
 
 
 def direction(outcome: str) -> str:
