@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 from kslottery.report import figstyle  # noqa: E402
 
 
-def shown(fig) -> tuple[float, float]:
-    """(natural width of the saved PNG, smallest text as shown in the column, px)."""
+def shown(fig, column: float = figstyle.COLUMN_PX) -> tuple[float, float]:
+    """(natural width of the saved PNG, smallest text as shown in a column ``column`` px wide, px)."""
     from matplotlib.text import Text
     from PIL import Image
 
@@ -24,7 +24,7 @@ def shown(fig) -> tuple[float, float]:
     width_px = Image.open(buf).size[0]
     fig.canvas.draw()
     texts = [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
-    scale = min(1.0, figstyle.COLUMN_PX / width_px)   # the column shrinks a wider PNG
+    scale = min(1.0, column / width_px)   # the column shrinks a wider PNG
     return width_px, min(t.get_fontsize() * fig.dpi / 72.0 * scale for t in texts)
 
 
@@ -100,3 +100,24 @@ def test_every_figure_caption_names_the_run_behind_it():
 
 def test_a_notebook_that_scores_nothing_names_no_sentences():
     assert "sentences" not in figstyle.caption_context({"profile": "default", "seeds": [0], "eval_limit": None})
+
+
+def test_the_landing_figures_phone_variant_is_legible_in_a_phones_column_where_the_wide_one_is_not():
+    import pandas as pd
+
+    from kslottery.report import plots
+
+    arms = ["embedding tuning", "full fine-tuning", "Adam ticket", "frequency-matched rows"]
+    family = {"embedding tuning": "embed", "full fine-tuning": "full", "Adam ticket": "rows",
+              "frequency-matched rows": "rows"}
+    scores = pd.DataFrame([{"model": m, "arm": a, "seed": s, "chrf++ whole": 30.0 + s + len(a) / 10}
+                           for m in ("gemma3-270m", "smollm2-135m") for a in ["base", *arms] for s in range(3)])
+    wide, phone = plots.seed_scores(scores, family), plots.seed_scores(scores, family, narrow=True)
+    wide_px, wide_text = shown(wide, figstyle.PHONE_COLUMN_PX)
+    phone_px, phone_text = shown(phone, figstyle.PHONE_COLUMN_PX)
+    assert wide_text < 7.0 <= figstyle.MIN_TEXT_PX <= phone_text   # the wide figure on a phone: 5.7 px text
+    assert phone_px >= 2 * figstyle.PHONE_COLUMN_PX
+    # the phone's variant names each arm above its row, not beside it
+    assert [t.get_text() for t in phone.axes[0].texts] == arms
+    plt.close(wide)
+    plt.close(phone)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 COLUMN_PX = 690          # the content column of the book at a 1280 px window (sphinx-book-theme)
+PHONE_COLUMN_PX = 358    # the column on a phone held upright (390 px less the theme's margins): a narrow variant
 MIN_TEXT_PX = 11.0       # the body's small print
 MIN_DPI = 200
 # Okabe & Ito (2008): eight colours told apart with every common colour-vision deficiency.
@@ -34,11 +35,11 @@ def palette(n: int) -> list:
     return OKABE_ITO[:n] if n <= len(OKABE_ITO) else sns.color_palette("cividis", n)
 
 
-def min_points(width_in: float) -> float:
+def min_points(width_in: float, column_px: float = COLUMN_PX) -> float:
     """The smallest font size (points) that stays ``MIN_TEXT_PX`` high when a figure ``width_in`` inches wide
-    is shrunk to the column (every figure stored at ``MIN_DPI`` or more is wider than the column). A tenth more
-    for what a tight bounding box adds around the axes (an outside legend, direct labels)."""
-    return 1.1 * MIN_TEXT_PX * 72.0 * width_in / COLUMN_PX
+    is shrunk to a column of ``column_px`` (every figure stored at ``MIN_DPI`` or more is wider than the column).
+    A tenth more for what a tight bounding box adds around the axes (an outside legend, direct labels)."""
+    return 1.1 * MIN_TEXT_PX * 72.0 * width_in / column_px
 
 
 def direct_labels(ax, size: float | None = None) -> None:
@@ -75,22 +76,23 @@ def direct_labels(ax, size: float | None = None) -> None:
                     va="center", color=color, fontsize=size, annotation_clip=False)
 
 
-def tidy_legends(fig) -> None:
+def tidy_legends(fig, column_px: float = COLUMN_PX) -> None:
     """At most ``MAX_LEGEND`` legend entries per axes: a longer legend becomes labels on the lines."""
     for ax in fig.axes:
         legend = ax.get_legend()
         if legend is not None and len(legend.get_texts()) > MAX_LEGEND:
-            direct_labels(ax, size=min_points(fig.get_size_inches()[0]))
+            direct_labels(ax, size=min_points(fig.get_size_inches()[0], column_px))
 
 
-def finish(fig, tight: bool = True):
+def finish(fig, tight: bool = True, column_px: float = COLUMN_PX):
     """Make a figure legible in the book: legends of at most six entries, every text at least
-    ``MIN_TEXT_PX`` when shown in the column, and a dpi that stores at least twice the shown pixels."""
+    ``MIN_TEXT_PX`` when shown in a column of ``column_px`` (``PHONE_COLUMN_PX`` for a phone's narrow variant),
+    and a dpi that stores at least twice the shown pixels."""
     from matplotlib.text import Text
 
-    tidy_legends(fig)
+    tidy_legends(fig, column_px)
     width = fig.get_size_inches()[0]
-    floor = min_points(width)
+    floor = min_points(width, column_px)
     for ax in fig.axes:   # tick labels are made again at each draw: set their size on the axes
         for axis in ("x", "y"):
             size = getattr(ax, f"{axis}axis").get_ticklabels()[:1]
@@ -99,7 +101,7 @@ def finish(fig, tight: bool = True):
     for text in fig.findobj(Text):
         if text.get_text() and text.get_fontsize() < floor:
             text.set_fontsize(floor)
-    fig.set_dpi(max(MIN_DPI, math.ceil(2.2 * COLUMN_PX / width)))
+    fig.set_dpi(max(MIN_DPI, math.ceil(2.2 * column_px / width)))
     if tight:
         fig.tight_layout()
     if _slant_crowded_ticks(fig) and tight:

@@ -12,7 +12,7 @@ from ..method.certify import max_radius
 from ..method.ticket import RULE_NAMES
 
 # caption_context is re-exported: a notebook writes plots.caption_context(globals()) for its captions
-from .figstyle import apply_theme, caption_context, finish, palette  # noqa: F401
+from .figstyle import COLUMN_PX, PHONE_COLUMN_PX, apply_theme, caption_context, finish, palette  # noqa: F401
 
 apply_theme()
 
@@ -226,10 +226,11 @@ def verdict_forest(comparisons, margin: float):
     return finish(fig)
 
 
-def seed_scores(scores, family: dict, rule: str = "whole"):
+def seed_scores(scores, family: dict, rule: str = "whole", narrow: bool = False):
     """Every arm's devtest chrF++ seed by seed (dots, coloured by the arm's family) with its mean (black bar),
     one row per arm in the design's order and one panel per model (stacked); the base model as a dashed line.
-    ``family`` maps arm -> family."""
+    ``family`` maps arm -> family. ``narrow``: the variant a phone shows (half as wide, its text sized for the
+    phone's column, the legend and the axis label folded)."""
     if "model" not in scores:
         scores = scores.assign(model="")
     models = list(dict.fromkeys(scores["model"]))
@@ -237,30 +238,40 @@ def seed_scores(scores, family: dict, rule: str = "whole"):
     arms = list(dict.fromkeys(df["arm"]))
     families = list(dict.fromkeys(family[a] for a in arms))
     colors = dict(zip(families, palette(len(families))))
-    fig, axes = plt.subplots(len(models), 1, figsize=(8, (0.36 * len(arms) + 1.0) * len(models) + 0.4),
+    # a phone's variant names each arm above its row, so the dots get the column's whole width
+    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if narrow else (8, COLUMN_PX, 0.36)
+    fig, axes = plt.subplots(len(models), 1, figsize=(width, (per_arm * len(arms) + 1.0) * len(models) + 0.4),
                              squeeze=False)
     for ax, model in zip(axes[:, 0], models):
         part = scores[scores["model"] == model]
         base = part.loc[part["arm"] == "base", f"chrf++ {rule}"]
         if len(base):
             ax.axvline(float(base.iloc[0]), color="0.4", ls="--", lw=1, label="base model")
-        for i, arm in enumerate(arms):
+        for row, arm in enumerate(arms):
+            i, bar = (row + 0.15, 0.2) if narrow else (row, 0.3)   # narrow: below the arm's name
             values = part.loc[part["arm"] == arm, f"chrf++ {rule}"]
             seen = family[arm] in [t.get_label() for t in ax.collections]
             ax.scatter(values, [i] * len(values), s=22, color=colors[family[arm]], alpha=0.8, zorder=3,
                        label=None if seen else family[arm])
             if len(values):
-                ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color="black", lw=2, zorder=4)
+                ax.plot([values.mean()] * 2, [i - bar, i + bar], color="black", lw=2, zorder=4)
             if len(values) > 1:   # the seed-level 95 % t interval of the mean (the sentences' share: the forest)
                 half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
                 ax.plot([values.mean() - half, values.mean() + half], [i, i], color="black", lw=1, zorder=4)
-        ax.set_yticks(range(len(arms)), arms)
+        if narrow:
+            ax.set_yticks(range(len(arms)), [""] * len(arms))
+            for i, arm in enumerate(arms):
+                ax.annotate(arm, xy=(0, i - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -1),
+                            textcoords="offset points", va="top", ha="left", color="0.25")
+        else:
+            ax.set_yticks(range(len(arms)), arms)
         ax.set_ylim(len(arms) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
         if model:
             ax.set_title(model, loc="left", fontweight="bold")
-    axes[-1, 0].set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'}); a dot "
-                           "per seed, the bar the mean, the line its 95 % t interval over seeds")
+    axes[-1, 0].set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'});"
+                           + ("\n" if narrow else " ") + "a dot per seed, the bar the mean,"
+                           + ("\n" if narrow else " ") + "the line its 95 % t interval over seeds")
     axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.0 if len(models) == 1 else 1.12),
-                      ncol=len(families) + 1, frameon=False)
-    return finish(fig)
+                      ncol=2 if narrow else len(families) + 1, frameon=False)
+    return finish(fig, column_px=column)

@@ -42,7 +42,8 @@ PAPER = {
                  "implied by the method"),
     "stopping": ("(replication) the gain is mostly learning to stop", "collapse ≈ 0.94 on LLaMA-7B en→ca",
                  "the independent replication (introduction, reference 2)"),
-    "single_row": ("(replication) one row (`\\n`, `<s>` or `:`) does as well as 18", "96–103 % of the 18-row gain",
+    "single_row": ("(replication) one row (the newline, the start token or the colon) does as well as 18",
+                   "96–103 % of the 18-row gain",
                    "the independent replication (introduction, reference 2)"),
 }
 
