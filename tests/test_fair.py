@@ -355,3 +355,50 @@ def test_each_family_trains_in_the_precision_the_design_fixes():
     assert trunk.embed_config(0).mixed_precision == "no"
     with pytest.raises(KSLError, match="unknown precision"):
         Design(precision={"embed": "fp16", "rows": "no", "full": "no"})
+
+
+class _Found(dict):
+    """A discovery as fair.discovery_budget reads it: the ticket's rows and the rows the tuning changed."""
+
+
+class _Discoveries:
+    """A trunk whose discoveries are given: {seed: (ticket rows, changed rows)}; nothing left to tune."""
+
+    def __init__(self, steps: int, sizes: dict):
+        self.options, self.seeds, self._embed = {"max_steps": steps}, {"seeds": list(sizes)}, dict.fromkeys(sizes)
+        self.sizes = sizes
+
+    def ticket(self, seed):
+        return list(range(self.sizes[seed][0]))
+
+    def discovery(self, seed):
+        return _Found(n_changed=self.sizes[seed][1])
+
+    def require_tickets(self):
+        if not all(k for k, _ in self.sizes.values()):
+            raise KSLError("seed: no row is significant", "take the budget the budget sweep chose")
+
+
+# SmolLM2 at lr 0.02: the sweep chose 9 steps on seed 0; seeds 3 and 4 fall short there (5 and 0 rows)
+SIZES = {9: {0: (14, 1745), 3: (5, 1749), 4: (0, 1851)}, 10: {0: (44, 1894), 3: (13, 1900), 4: (6, 1990)},
+         11: {0: (70, 2043), 3: (30, 2050), 4: (12, 2100)}, 12: {0: (1500, 2159), 3: (40, 2100), 4: (20, 2200)}}
+
+
+@pytest.mark.parametrize("raise_steps, steps, error", [
+    (0, 9, "seed: no row is significant"),           # fair-v2.1: the empty ticket stops the test
+    (6, 11, None),                                   # fair-v2.2: the fewest steps at which every seed holds 12+
+    (1, 9, r"no discovery budget from 9 to 10 steps .* seed 4 6/1990"),
+])
+def test_the_discovery_steps_rise_for_every_seed_until_each_ticket_obeys_the_size_rule(raise_steps, steps, error):
+    design = Design(raise_steps=raise_steps)
+    if error:
+        with pytest.raises(KSLError, match=error):
+            fair.discovery_budget(design, lambda n: _Discoveries(n, SIZES[n]), 9)
+    else:
+        assert fair.discovery_budget(design, lambda n: _Discoveries(n, SIZES[n]), 9).options["max_steps"] == steps
+
+
+def test_a_ticket_past_half_the_changed_rows_does_not_hold_either():
+    sizes = {9: {0: (14, 1745), 1: (1000, 1800)}, 10: {0: (44, 1894), 1: (1000, 1900)}}
+    with pytest.raises(KSLError, match="seed 1 1000/1800; 10 steps: .*seed 1 1000/1900"):
+        fair.discovery_budget(Design(raise_steps=1), lambda n: _Discoveries(n, sizes[n]), 9)

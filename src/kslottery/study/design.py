@@ -120,6 +120,10 @@ class Design:
     max_ticket_share: float = _h("... and at most this share of the rows the discovery tuning changed, so that a "
                                  "frequency-matched control of the ticket's size exists among the other changed rows "
                                  "(fair-v2.1)", default=0.5)
+    raise_steps: int = _h("fair-v2.2: when a seed's discovery ticket at the sweep's budget holds fewer than "
+                          "min_ticket rows (or more than max_ticket_share of its changed rows), the discovery steps rise "
+                          "by one, the same for every seed, at most this many times, until every seed's ticket holds; "
+                          "0: a seed's ticket need only be non-empty", default=0)
     sweep_snapshots: tuple = _h("budget-sweep snapshots (optimizer steps)", default=(
         *range(1, 17), 24, 32, 48, 64))
     adam_lrs: tuple = _h("budget-sweep Adam learning rates", default=(1e-3, 2e-3, 5e-3, 1e-2))

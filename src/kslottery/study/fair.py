@@ -128,13 +128,14 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
             raise KSLError(f"protocol {design.name} runs an SGD arm but no SGD budget was given",
                            "run the budget sweep's SGD snapshots or drop the SGD arms")
         budgets.append(("sgd", sgd, {"optimizer": "sgd"}))
-    trunks = {name: Trunk(proto, {"embed": lr}, seeds, rule=rule.rule, alpha=rule.level, options={"max_steps": steps},
-                          embed_options=extra, arm_options={})
-              for name, (lr, steps), extra in budgets}
-    # the stages: the trunks' discovery tunings at once, the learning-rate grids (dev only), then the arms
-    prefetch([(t, seed) for t in trunks.values() for seed in t.seeds["seeds"]])
-    for t in trunks.values():
-        t.require_tickets()
+    # the stages: the trunks' discovery tunings, the learning-rate grids (dev only), then the arms
+    trunks, steps_of = {}, {}
+    for name, (lr, steps), extra in budgets:
+        make = lambda n, lr=lr, extra=extra: Trunk(proto, {"embed": lr}, seeds, rule=rule.rule,   # noqa: E731
+                                                   alpha=rule.level, options={"max_steps": n},
+                                                   embed_options=extra, arm_options={})
+        trunks[name] = discovery_budget(design, make, steps)
+        steps_of[name] = (lr, trunks[name].options["max_steps"], steps)
     selection = selections(proto, design, trunks["main"])
     lrs = {f"{f} (chosen)": sel["chosen"] for f, sel in selection.items()}
     for t in trunks.values():
@@ -154,7 +155,30 @@ def fair_test(design: Design, model: str, adam: tuple[float, int], sgd: tuple[fl
                      "trained": b.run["run"] if b.run else None,
                      "lr": (b.run or {}).get("config", {}).get("lr"), "ticket": b.ticket})
     return {"model": model, "selection": selection, "lrs": lrs, "scores": pd.DataFrame(rows), "hyps": hyps,
-            "refs": bitext.tgt, "tgt": bitext.tgt_lang, "trunks": trunks}
+            "refs": bitext.tgt, "tgt": bitext.tgt_lang, "trunks": trunks, "budgets": steps_of}
+
+
+def discovery_budget(design: Design, make: Callable[[int], Trunk], steps: int) -> Trunk:
+    """The trunk whose discoveries every arm's ticket comes from, at ``steps`` (the sweep's choice on seed 0) or,
+    under ``design.raise_steps`` (fair-v2.2), the fewest steps past it at which *every* seed's ticket obeys the
+    sweep's own size rule: at least ``min_ticket`` rows and at most ``max_ticket_share`` of the rows its tuning
+    changed. One step count for all seeds; discoveries only, so no score is read. ``make(n)``: the trunk at n
+    steps. Refuses in one line when no count within reach holds."""
+    found = {}
+    for n in range(steps, steps + design.raise_steps + 1):
+        trunk = make(n)
+        prefetch([(trunk, s) for s in trunk.seeds["seeds"]])
+        if not design.raise_steps:
+            trunk.require_tickets()
+            return trunk
+        found[n] = {s: (len(trunk.ticket(s)), int(trunk.discovery(s)["n_changed"])) for s in trunk.seeds["seeds"]}
+        if all(design.min_ticket <= k <= design.max_ticket_share * c for k, c in found[n].values()):
+            return trunk
+    sizes = "; ".join(f"{n} steps: " + ", ".join(f"seed {s} {k}/{c}" for s, (k, c) in f.items())
+                      for n, f in found.items())
+    raise KSLError(f"no discovery budget from {steps} to {steps + design.raise_steps} steps gives every seed a ticket "
+                   f"of {design.min_ticket} rows to {design.max_ticket_share:.0%} of its changed rows ({sizes})",
+                   "raise the protocol's raise_steps, or amend its budget rule before any score")
 
 
 def caption_seeds(design: Design) -> str:
@@ -254,7 +278,8 @@ def key_comparisons(comps: pd.DataFrame) -> pd.DataFrame:
 
 
 def exposure(result: dict) -> pd.DataFrame:
-    """Per seed: how many rows the first batch of the discovery tuning already reaches (the earliest-seen rows
+    """Per seed: the discovery's steps and the rows its tuning changed, how many rows the first batch of the
+    discovery tuning already reaches (the earliest-seen rows
     beyond that many are chosen among ties), how much the Adam ticket overlaps the earliest-seen rows and the most
     frequent rows (Jaccard), and the paired score differences of those arms (whole continuation)."""
     s = result["scores"]
@@ -265,6 +290,8 @@ def exposure(result: dict) -> pd.DataFrame:
         ticket = set(at("Adam ticket")["ticket"].iloc[0])
         row = {"model": result["model"], "seed": seed, "Adam ticket rows": len(ticket)}
         if trunk is not None:
+            row["discovery steps"] = int(trunk.options["max_steps"])
+            row["rows changed"] = int(trunk.discovery(int(seed))["n_changed"])
             first = baselines.first_gradient_step(*trunk.batches(int(seed)))
             row["rows first seen at step 1"] = sum(step == 1 for step in first.values())
         for arm in ("earliest-seen rows", "most frequent rows"):
@@ -337,6 +364,9 @@ def headline_values(result: dict, comps: pd.DataFrame, exposure_table: pd.DataFr
                                  f"over the base model ({gain:+.1f} chrF++)" if gain > 0 else
                                  f"embedding tuning gains nothing over the base model ({gain:+.1f} chrF++), so the "
                                  f"margin of {margin:g} chrF++ cannot be read against its gain")
+    if "budgets" in result:   # the discovery budget used, and the sweep's choice it started from (fair-v2.2)
+        lr, steps, sweep = result["budgets"]["main"]
+        out |= {"discovery_lr": float(lr), "discovery_steps": int(steps), "sweep_steps": int(sweep)}
     for arm, key in (("Adam ticket", "adam"), ("SGD ticket", "sgd")):
         rows = s.loc[s["arm"] == arm, "rows"].dropna()
         if len(rows):
