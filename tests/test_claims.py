@@ -126,7 +126,7 @@ def test_the_collapse_is_measured_in_chrf_and_bleu_and_needs_a_gain(tmp_path, mo
     got = t[t["claim"] == claims.PAPER["stopping"][0]].iloc[0]
     assert got["verdict"] == verdict and got["model"] == "m"
     if verdict != "not testable: no gain over the base model to decompose":
-        assert got["in brief"].startswith("chrf++: collapse 0.90 (gain +10.0); bleu: collapse ")
+        assert got["in brief"].startswith("chrF++: collapse 0.90 (gain +10.0); BLEU: collapse ")
 
 
 def test_the_ticket_size_is_judged_against_its_budget_per_model(tmp_path, monkeypatch):

@@ -29,14 +29,16 @@ def judge(add, fair: dict) -> None:
                 continue
             row = keys.index((model, a, b))   # the row of the page's Table 1 (same order)
             r = c.iloc[row]
-            (lo, hi), (l90, h90) = r["95 % (union)"], r["90 % (union)"]
-            ours = (f"{b} − {a} = {r['b - a']:+.1f} chrF++: {said(r)}; 95 % union [{lo:.1f}, {hi:.1f}], "
+            # rounded first, and + 0.0: a value that rounds to zero prints as 0.0, never -0.0
+            diff, lo, hi, l90, h90 = (round(float(x), 1) + 0.0 for x in (r["b - a"], *r["95 % (union)"],
+                                                                        *r["90 % (union)"]))
+            ours = (f"{b} − {a} = {diff:+.1f} chrF++: {said(r)}; 95 % union [{lo:.1f}, {hi:.1f}], "
                     f"90 % union [{l90:.1f}, {h90:.1f}], {int(r['seeds'])} seeds ({r['role']})")
             verdict = r["verdict"] if r["verdict"] == "reproduced" else f"{r['verdict']}: {r['outcome']}"
             note = (f"{r['kind']} claim; outcome {r['outcome']!r} by one rule for both sides (equivalent: 90 % union "
                     f"inside ±{r['margin']:g} chrF++; better or worse: 95 % union excludes 0 and Holm p "
                     f"{r['p (Holm)']:.3g} < 0.05); each arm at its family's dev-chosen lr")
-            brief = f"{b} − {a}: {r['b - a']:+.1f} [{lo:.1f}, {hi:.1f}], {r['outcome']}"
+            brief = f"{b} − {a}: {diff:+.1f} [{lo:.1f}, {hi:.1f}], {r['outcome']}"
             if key == "eighteen" and "scores" in fair:   # the paper's number is base -> ticket: ours beside it
                 s = fair["scores"][fair["scores"]["model"] == model]
                 base, top = (s.loc[s["arm"] == arm, "chrf++ whole"].mean() for arm in ("base", b))
@@ -47,6 +49,9 @@ def judge(add, fair: dict) -> None:
         for model in dict.fromkeys(c["model"]):
             s = fair["scores"]
             _fair_stopping(add, s[s["model"] == model], str(c["protocol"].iloc[0]), model)
+
+
+METRIC_NAMES = {"chrf++": "chrF++", "bleu": "BLEU"}   # as the tables spell them
 
 
 def _collapse(s, metric: str) -> tuple[float, float]:
@@ -66,13 +71,13 @@ def _fair_stopping(add, s, protocol: str, model: str) -> None:
     if not found or any(w != w for w, _ in found.values()):
         return
     if any(w <= 0 for w, _ in found.values()):   # 1 - first / whole has no meaning without a gain
-        gains = ", ".join(f"{w:+.1f} {m}" for m, (w, _) in found.items())
+        gains = ", ".join(f"{w:+.1f} {METRIC_NAMES[m]}" for m, (w, _) in found.items())
         add("stopping", f"on {model}, the Adam ticket gains nothing over the base model ({gains})",
             "not testable: no gain over the base model to decompose", "fair_test",
             "collapse = 1 - gain(first line) / gain(whole) needs a positive whole-continuation gain",
             protocol=protocol, evidence="arms", brief=f"no gain to decompose ({gains})", model=model)
         return
-    text = "; ".join(f"{m}: collapse {c:.2f} (gain {w:+.1f})" for m, (w, c) in found.items())
+    text = "; ".join(f"{METRIC_NAMES[m]}: collapse {c:.2f} (gain {w:+.1f})" for m, (w, c) in found.items())
     add("stopping", f"on {model}, the collapse of the Adam ticket's gain: {text}",
         bool(all(c >= 0.5 for _, c in found.values())), "fair_test",
         "descriptive (no interval): collapse = 1 - gain(first line) / gain(whole), in chrF++ and BLEU (the "
