@@ -112,7 +112,7 @@ def test_the_landing_figures_phone_variant_is_legible_in_a_phones_column_where_t
               "frequency-matched rows": "rows"}
     scores = pd.DataFrame([{"model": m, "arm": a, "seed": s, "chrf++ whole": 30.0 + s + len(a) / 10}
                            for m in ("gemma3-270m", "smollm2-135m") for a in ["base", *arms] for s in range(3)])
-    wide, phone = plots.seed_scores(scores, family), plots.seed_scores(scores, family, narrow=True)
+    wide, phone = plots.seed_scores(scores, family), plots.seed_scores(scores, family, layout="phone")
     wide_px, wide_text = shown(wide, figstyle.PHONE_COLUMN_PX)
     phone_px, phone_text = shown(phone, figstyle.PHONE_COLUMN_PX)
     assert wide_text < 7.0 <= figstyle.MIN_TEXT_PX <= phone_text   # the wide figure on a phone: 5.7 px text

@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from kslottery.report import plots  # noqa: E402
 
@@ -94,3 +95,20 @@ def test_an_outcome_is_coloured_by_its_direction():
                                                 "b worse", "inconclusive")} == {
         "equivalent; b slightly worse": "#009E73", "b better, beyond the margin": "#0072B2", "b worse": "#D55E00",
         "inconclusive": "0.45"}
+
+
+def test_the_landing_figure_puts_the_models_side_by_side_and_names_the_arms_once():
+    scores = pd.DataFrame({"model": ["g", "g", "g", "s", "s", "s"],
+                           "arm": ["base", "Adam ticket", "embedding tuning"] * 2,
+                           "seed": [None, 0, 0] * 2, "chrf++ whole": [20.0, 30.0, 31.0, 10.0, 12.0, 13.0]})
+    family = {"Adam ticket": "rows", "embedding tuning": "embed"}
+    side, stacked = plots.seed_scores(scores, family, layout="side"), plots.seed_scores(scores, family)
+    left, right = side.axes
+    assert left.get_position().y0 == right.get_position().y0 and left.get_position().x1 < right.get_position().x0
+    def shown(ax):
+        return [t.get_text() for t in ax.get_yticklabels()] if ax.yaxis.get_tick_params()["labelleft"] else []
+
+    assert shown(left) == ["Adam ticket", "embedding tuning"] and shown(right) == []
+    assert side.get_size_inches()[1] < stacked.get_size_inches()[1] / 1.5
+    with pytest.raises(ValueError, match="layout 'wide'"):
+        plots.seed_scores(scores, family, layout="wide")

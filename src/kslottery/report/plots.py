@@ -226,11 +226,14 @@ def verdict_forest(comparisons, margin: float):
     return finish(fig)
 
 
-def seed_scores(scores, family: dict, rule: str = "whole", narrow: bool = False):
-    """Every arm's devtest chrF++ seed by seed (dots, coloured by the arm's family) with its mean (black bar),
-    one row per arm in the design's order and one panel per model (stacked); the base model as a dashed line.
-    ``family`` maps arm -> family. ``narrow``: the variant a phone shows (half as wide, its text sized for the
-    phone's column, the legend and the axis label folded)."""
+def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacked"):
+    """Every arm's devtest chrF++ seed by seed (dots, coloured by the arm's family) with its mean (black bar) and
+    its 95 % t interval over seeds, one row per arm in the design's order and one panel per model; the base model
+    as a dashed line. ``family`` maps arm -> family. ``layout``: "stacked" (a panel per model, one under the
+    other), "side" (the panels side by side, sharing the arm names: short enough for a first screen) or "phone"
+    (stacked, half as wide, each arm named above its row and the text sized for a phone's column)."""
+    if layout not in ("stacked", "side", "phone"):
+        raise ValueError(f"layout {layout!r}: use stacked, side or phone")
     if "model" not in scores:
         scores = scores.assign(model="")
     models = list(dict.fromkeys(scores["model"]))
@@ -238,17 +241,18 @@ def seed_scores(scores, family: dict, rule: str = "whole", narrow: bool = False)
     arms = list(dict.fromkeys(df["arm"]))
     families = list(dict.fromkeys(family[a] for a in arms))
     colors = dict(zip(families, palette(len(families))))
-    # a phone's variant names each arm above its row, so the dots get the column's whole width
-    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if narrow else (8, COLUMN_PX, 0.36)
-    fig, axes = plt.subplots(len(models), 1, figsize=(width, (per_arm * len(arms) + 1.0) * len(models) + 0.4),
-                             squeeze=False)
-    for ax, model in zip(axes[:, 0], models):
+    phone, side = layout == "phone", layout == "side"
+    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if phone else (8, COLUMN_PX, 0.36)
+    panel = per_arm * len(arms) + 1.0
+    shape, size = ((1, len(models)), (width, panel + 0.6)) if side else ((len(models), 1), (width, panel * len(models) + 0.4))
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False, sharey=side)
+    for k, (ax, model) in enumerate(zip(axes.flat, models)):
         part = scores[scores["model"] == model]
         base = part.loc[part["arm"] == "base", f"chrf++ {rule}"]
         if len(base):
             ax.axvline(float(base.iloc[0]), color="0.4", ls="--", lw=1, label="base model")
         for row, arm in enumerate(arms):
-            i, bar = (row + 0.15, 0.2) if narrow else (row, 0.3)   # narrow: below the arm's name
+            i, bar = (row + 0.15, 0.2) if phone else (row, 0.3)   # a phone: below the arm's name
             values = part.loc[part["arm"] == arm, f"chrf++ {rule}"]
             seen = family[arm] in [t.get_label() for t in ax.collections]
             ax.scatter(values, [i] * len(values), s=22, color=colors[family[arm]], alpha=0.8, zorder=3,
@@ -258,20 +262,29 @@ def seed_scores(scores, family: dict, rule: str = "whole", narrow: bool = False)
             if len(values) > 1:   # the seed-level 95 % t interval of the mean (the sentences' share: the forest)
                 half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
                 ax.plot([values.mean() - half, values.mean() + half], [i, i], color="black", lw=1, zorder=4)
-        if narrow:
+        if phone:   # the arm's name above its row, so the dots get the column's whole width
             ax.set_yticks(range(len(arms)), [""] * len(arms))
             for i, arm in enumerate(arms):
                 ax.annotate(arm, xy=(0, i - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -1),
                             textcoords="offset points", va="top", ha="left", color="0.25")
-        else:
+        elif k == 0 or not side:
             ax.set_yticks(range(len(arms)), arms)
+        else:   # side by side: the first panel names the arms for both
+            ax.tick_params(axis="y", labelleft=False)
         ax.set_ylim(len(arms) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
         if model:
             ax.set_title(model, loc="left", fontweight="bold")
-    axes[-1, 0].set_xlabel(f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'});"
-                           + ("\n" if narrow else " ") + "a dot per seed, the bar the mean,"
-                           + ("\n" if narrow else " ") + "the line its 95 % t interval over seeds")
-    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.0 if len(models) == 1 else 1.12),
-                      ncol=2 if narrow else len(families) + 1, frameon=False)
-    return finish(fig, column_px=column)
+    what = f"chrF++ on devtest ({'whole continuation' if rule == 'whole' else 'first line'})"
+    how = ["a dot per seed, the bar the mean,", "the line its 95 % t interval over seeds"]
+    if side:   # one label under both panels
+        fig.supxlabel(f"{what}; {how[0]}\n{how[1]}", fontsize=plt.rcParams["axes.labelsize"])
+    else:
+        axes[-1, 0].set_xlabel(f"{what};" + ("\n" if phone else " ") + ("\n" if phone else " ").join(how))
+    lift = 1.0 if len(models) == 1 or side else 1.12
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, lift + (0.08 if side else 0)),
+                      ncol=2 if phone else len(families) + 1, frameon=False)
+    finish(fig, tight=not side, column_px=column)
+    if side:   # by hand: a tight or constrained layout keeps room for the second panel's hidden arm names
+        fig.subplots_adjust(left=0.27, right=0.98, bottom=0.24, top=0.84, wspace=0.06)
+    return fig
