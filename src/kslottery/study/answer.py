@@ -113,6 +113,7 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
         second += (f" Embedding tuning does not beat the base model {_on([m for m in models if m not in gained], len(models))}"
                    ", so there is no gain to recover there.")
     third = _grouped({m: _AGAINST_CONTROL[w] for m, w in way["frequency-matched rows"].items()}, "it {word} {on}")
+    third = third.replace("gets no verdict on both models", "gets no verdict on either model")
     return f"{first[0].upper()}{first[1:]}. {second.strip()} Against frequency-matched rows of its size, {third}."
 
 
