@@ -281,7 +281,7 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
         fig.supxlabel(f"{what}; {how[0]}\n{how[1]}", fontsize=plt.rcParams["axes.labelsize"])
     else:
         axes[-1, 0].set_xlabel(f"{what};" + ("\n" if phone else " ") + ("\n" if phone else " ").join(how))
-    lift = 1.0 if len(models) == 1 or side else 1.12
+    lift = 1.0 if len(models) == 1 or side else 1.0 + 0.35 / panel   # above the first panel's title
     axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, lift + (0.08 if side else 0)),
                       ncol=2 if phone else len(families) + 1, frameon=False)
     finish(fig, tight=not side, column_px=column)
