@@ -73,7 +73,7 @@ GLUE_DIRECTIVE = re.compile(r"```\{glue(?::\w+)?\}\s+([\w-]+)\s*\n:doc:\s*(\S+\.
 
 # Chapters written for a profile's next execution, outside the book until it lands (book/next/, not in the table
 # of contents): their keys are checked on the smoke pages, which the same notebooks glue under the same names.
-NEXT = {"next/intro.md": ("results/default/", "results/smoke/"), "next/results.md": ("results/default/", "results/smoke/")}
+NEXT = {f"next/{name}.md": ("results/default/", "results/smoke/") for name in ("intro", "results", "paper_vs_study")}
 
 
 def test_the_directive_pattern_reads_key_and_page():
