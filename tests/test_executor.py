@@ -63,9 +63,9 @@ def stage(root: Path, ex: str, kill: bool = False) -> tuple[pd.DataFrame, set]:
     discovery, rows tuning on the seed's ticket and on a control, partial transfers, and the scores of all."""
     os.environ["KSL_RUNS"] = str(root)
     os.environ["KSL_EXECUTOR"], os.environ["KSL_WORKERS"] = ex, "2"
-    # with a kill, the arms train for 40 steps, a checkpoint every 2: long enough to be killed in the middle
+    # with a kill, the arms train for 20 steps, a checkpoint every 2: long enough to be killed in the middle
     p = Recipe(model=TINY, pair="eng_Latn-cat_Latn", train_limit=16, eval_limit=2, batch_size=4, max_new_tokens=3,
-               epochs=10 if kill else 1, progress=False)
+               epochs=5 if kill else 1, progress=False)
     trunk = Trunk(p, {"embed": 0.02, "rows": 0.02}, {"seeds": [0, 1], "secondary": [0, 1]}, rule="bonferroni",
                   options={"max_steps": 2}, arm_options={"checkpoint_every": 2} if kill else None)
     chosen = [REGISTRY["base"], *arms("Adam ticket", "random rows", "partial transfer, Adam ticket",
@@ -156,7 +156,7 @@ def test_a_worker_killed_in_the_middle_of_a_run_leaves_the_serial_results_and_no
     name = killed[0][0].removesuffix(".partial")
     assert ray_runs == serial_runs and name in ray_runs
     # Ray ran the task again, and the run went on from the checkpoint the killed worker left (a step > 0)
-    assert 0 < runs.finished(name, tmp_path / "ray")[1]["train"]["resumed_at"] < 40
+    assert 0 < runs.finished(name, tmp_path / "ray")[1]["train"]["resumed_at"] < 20
     assert on_ray.to_csv() == serial.to_csv()
     verified(tmp_path / "ray", ray_runs)
 
