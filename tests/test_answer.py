@@ -43,12 +43,19 @@ def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_m
                   ("s", "base"): 10.0, ("s", "embedding tuning"): 18.0, ("s", "Adam ticket"): 16.0})
     assert answer.recovered(arms, "g") == pytest.approx(0.6)
     assert answer.sentence(comps, arms) == (
-        "On both models, tuning only the KS ticket scores worse than tuning the whole embedding. It recovers 60 % (g) "
-        "and 75 % (s) of embedding tuning's gain over the base model. Against frequency-matched rows of its size, "
-        "it scores as well (within the margin) on g; it gets no verdict on s.")
+        "On both models, tuning only the KS ticket (the embedding rows a Kolmogorov–Smirnov test flags as shifted by "
+        "tuning) scores worse than tuning the whole embedding. The ticket recovers 60 % of embedding tuning's gain "
+        "over the base model on g and 75 % on s. On g, KS's rows do as well as frequency-matched rows of the same "
+        "size, not better; on s, we could not tell whether KS picks better rows than frequency-matched rows of the "
+        "same size.")
+    # the first screen bolds the answer, the first sentence, and nothing else
+    assert answer.lead(comps, arms).startswith("**On both models, tuning only the KS ticket (")
+    assert answer.lead(comps, arms).count("**") == 2 and "embedding.** The ticket recovers" in answer.lead(comps, arms)
     arms.loc[(arms["model"] == "s") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 9.0
-    assert "It recovers 60 % (g) of embedding tuning's gain over the base model. Embedding tuning does not beat the " \
-           "base model on s, so there is no gain to recover there." in answer.sentence(comps, arms)
+    assert "The ticket recovers 60 % of embedding tuning's gain over the base model on g. Embedding tuning does not " \
+           "beat the base model on s, so there is no gain to recover there." in answer.sentence(comps, arms)
+    arms.loc[(arms["model"] == "g") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 19.0
+    assert "Embedding tuning does not beat the base model on either model" in answer.sentence(comps, arms)
 
 
 def test_the_findings_answer_each_question_that_ran_with_its_numbers():
@@ -59,11 +66,11 @@ def test_the_findings_answer_each_question_that_ran_with_its_numbers():
     lines = answer.findings(comps).splitlines()
     assert lines == [
         "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse on g; yes on s.",
-        "  - g: worse by 2.4 (95 % 1.6 to 3.1)",
-        "  - s: equivalent (+0.1, 90 % -0.7 to 0.9)",
+        "  - g: worse by 2.4 chrF++ (95 % interval 1.6 to 3.1)",
+        "  - s: equivalent (+0.1 chrF++; 90 % interval -0.7 to 0.9)",
         "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on both models.",
-        "  - g: better by 1.2 (95 % 0.4 to 2.0)",
-        "  - s: better by 1.2 (95 % 0.4 to 2.0)",
+        "  - g: better by 1.2 chrF++ (95 % interval 0.4 to 2.0)",
+        "  - s: better by 1.2 chrF++ (95 % interval 0.4 to 2.0)",
     ]
     assert answer.answer(comps).iloc[2]["g"] == "not run"
 
@@ -74,4 +81,4 @@ def test_no_verdict_on_either_model_and_a_difference_that_rounds_to_zero_reads_a
     comps.loc[0, ["b - a", "95 % (union)"]] = pd.Series([-0.04, (-0.04, 0.02)], index=["b - a", "95 % (union)"])
     lines = answer.findings(comps).splitlines()
     assert lines[0].endswith("Cannot tell on either model.")
-    assert lines[1] == "  - g: inconclusive (+0.0, 95 % 0.0 to 0.0)"
+    assert lines[1] == "  - g: inconclusive (+0.0 chrF++; 95 % interval 0.0 to 0.0)"

@@ -277,7 +277,7 @@ def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first()
     assert list(key.columns[:4]) == ["model", "comparison", "outcome", "b − a"]   # the finding before its numbers
     table = answer.answer(comps)
     assert list(table.columns) == ["question", "g", "s"]
-    assert table.iloc[0]["g"] == "inconclusive (+0.5, 95 % -2.0 to 3.0)"
+    assert table.iloc[0]["g"] == "inconclusive (+0.5 chrF++; 95 % interval -2.0 to 3.0)"
 
 
 def test_a_figure_caption_names_the_seeds_each_group_of_arms_ran_on():

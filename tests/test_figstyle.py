@@ -112,12 +112,18 @@ def test_the_landing_figures_phone_variant_is_legible_in_a_phones_column_where_t
               "frequency-matched rows": "rows"}
     scores = pd.DataFrame([{"model": m, "arm": a, "seed": s, "chrf++ whole": 30.0 + s + len(a) / 10}
                            for m in ("gemma3-270m", "smollm2-135m") for a in ["base", *arms] for s in range(3)])
-    wide, phone = plots.seed_scores(scores, family), plots.seed_scores(scores, family, layout="phone")
+    wide, phone = plots.seed_scores(scores, family, layout="side"), plots.seed_scores(scores, family, layout="phone")
+    assert shown(wide)[1] >= figstyle.MIN_TEXT_PX   # the wide one in the book's column, its legend included
     wide_px, wide_text = shown(wide, figstyle.PHONE_COLUMN_PX)
     phone_px, phone_text = shown(phone, figstyle.PHONE_COLUMN_PX)
     assert wide_text < 7.0 <= figstyle.MIN_TEXT_PX <= phone_text   # the wide figure on a phone: 5.7 px text
     assert phone_px >= 2 * figstyle.PHONE_COLUMN_PX
     # the phone's variant names each arm above its row, not beside it
     assert [t.get_text() for t in phone.axes[0].texts] == arms
-    plt.close(wide)
-    plt.close(phone)
+    forest = plots.verdict_forest(pd.DataFrame([{
+        "model": m, "a": "frequency-matched rows", "b": "Adam ticket", "b - a": -0.5, "bootstrap 95 %": (-1.2, 0.3),
+        "t 95 %": (-1.5, 0.5), "90 % (union)": (-1.3, 0.4), "outcome": "equivalent; b slightly worse",
+        "role": "primary"} for m in ("gemma3-270m", "smollm2-135m")]), margin=2.0, layout="phone")
+    assert shown(forest, figstyle.PHONE_COLUMN_PX)[1] >= figstyle.MIN_TEXT_PX
+    for fig in (wide, phone, forest):
+        plt.close(fig)

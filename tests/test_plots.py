@@ -75,7 +75,8 @@ def test_the_seed_plot_shows_every_seed_and_the_mean_of_each_arm():
     assert means == [31.0, 31.0]
     base = [line for line in ax.lines if line.get_label() == "base model"]
     assert float(np.asarray(base[0].get_xdata())[0]) == 20.0
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["base model", "embed", "rows"]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["a subset of rows", "base model",
+                                                                         "embedding tuning"]
 
 
 def test_the_forest_plot_stacks_one_panel_per_model_and_the_seed_plot_too():

@@ -12,7 +12,8 @@ from ..method.certify import max_radius
 from ..method.ticket import RULE_NAMES
 
 # caption_context is re-exported: a notebook writes plots.caption_context(globals()) for its captions
-from .figstyle import COLUMN_PX, PHONE_COLUMN_PX, apply_theme, caption_context, finish, palette  # noqa: F401
+from .figstyle import (COLUMN_PX, PHONE_COLUMN_PX, apply_theme, caption_context, finish,  # noqa: F401
+                       min_points, palette)
 
 apply_theme()
 
@@ -166,14 +167,19 @@ def outcome_color(word: str) -> str:
     return DIRECTION_COLORS["inconclusive"]
 
 
-def verdict_forest(comparisons, margin: float):
+def verdict_forest(comparisons, margin: float, layout: str = "wide"):
     """The fair test's comparisons as a forest plot, one panel per model (stacked, so a phone reads it): b − a
     (dot) with the bootstrap 95 % interval (thick) and the seed-level t 95 % interval (thin), whose union the
     design's rules read; black ticks at the ends of the 90 % union (inside the margin means equivalent); the
     margin shaded; the primary comparisons above the dotted line; each row's outcome at its right, coloured by
     which way it went (:func:`outcome_color`). A t interval of few seeds can run far off: the axis stops a
     margin past the widest bootstrap bound (at least three margins out) and an arrow marks where a line runs on;
-    only the rows within four margins of zero set the axis, a row beyond keeps its arrow and its difference."""
+    only the rows within four margins of zero set the axis, a row beyond keeps its arrow and its difference.
+    ``layout="phone"``: half as wide, its text sized for a phone's column, each comparison named above its row
+    with its outcome, so the intervals get the column's whole width."""
+    if layout not in ("wide", "phone"):
+        raise ValueError(f"layout {layout!r}: use wide or phone")
+    phone = layout == "phone"
     import numpy as np
 
     df = comparisons.reset_index(drop=True)
@@ -184,14 +190,16 @@ def verdict_forest(comparisons, margin: float):
     near = np.abs(diffs) <= 4 * margin
     limit = max(3 * margin, float(np.abs(boots[near] if near.any() else boots).max()) + margin)
     models = list(dict.fromkeys(df["model"]))
-    heights = [0.4 * int((df["model"] == m).sum()) + 0.9 for m in models]
-    fig, axes = plt.subplots(len(models), 1, figsize=(8, sum(heights) + 0.8), squeeze=False,
+    per_row, width, column = (0.85, 4.0, PHONE_COLUMN_PX) if phone else (0.4, 8, COLUMN_PX)
+    heights = [per_row * int((df["model"] == m).sum()) + 0.9 for m in models]
+    fig, axes = plt.subplots(len(models), 1, figsize=(width, sum(heights) + 0.8), squeeze=False,
                              gridspec_kw={"height_ratios": heights}, sharex=True)
     for ax, model in zip(axes[:, 0], models):
         part = df[df["model"] == model].reset_index(drop=True)
         ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"margin ±{margin:g}")
         ax.axvline(0, color="0.5", lw=1, zorder=1)
-        for i, r in part.iterrows():
+        for row, r in part.iterrows():
+            i = row + 0.28 if phone else row   # a phone: below the comparison's name and outcome
             color = outcome_color(r["outcome"])
             (b_lo, b_hi), (t_lo, t_hi) = r["bootstrap 95 %"], r["t 95 %"]
             ax.plot([max(t_lo, -limit), min(t_hi, limit)], [i, i], color=color, lw=1.2, zorder=2)
@@ -199,7 +207,7 @@ def verdict_forest(comparisons, margin: float):
             ax.plot(min(max(r["b - a"], -limit), limit), i, "o", color="black", ms=4, zorder=4)
             ends = [v for v in r["90 % (union)"] if -limit <= v <= limit]
             ax.plot(ends, [i] * len(ends), "|", color="black", ms=11, mew=1.6, zorder=5, ls="none",
-                    label="90 % union" if i == 0 else None)
+                    label="90 % union" if row == 0 else None)
             for end, marker in ((min(t_lo, b_lo) < -limit and -limit, "<"), (max(t_hi, b_hi) > limit and limit, ">")):
                 if end is not False:
                     ax.plot(end, i, marker, color=color, ms=6, zorder=4)
@@ -208,9 +216,17 @@ def verdict_forest(comparisons, margin: float):
                 ax.annotate(f"{r['b - a']:+.1f}".replace("-", "−"), xy=(side * limit, i), xytext=(-side * 9, 0),
                             textcoords="offset points", ha="left" if side < 0 else "right", va="center",
                             color=color, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
-            ax.annotate(r["outcome"].removeprefix("b "), xy=(1.0, i), xycoords=("axes fraction", "data"),
-                        xytext=(8, 0), textcoords="offset points", va="center", color=color)
-        ax.set_yticks(range(len(part)), [f"{r['b']} − {r['a']}" for _, r in part.iterrows()])
+            if phone:   # two lines above the row: the comparison, then its outcome in its colour
+                for text, shade, down in ((f"{r['b']} − {r['a']}", "0.25", 1), (r["outcome"].removeprefix("b "),
+                                                                                 color, 2.2)):
+                    ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), va="top", ha="left",
+                                xytext=(3, -down * min_points(width, column)), textcoords="offset points",
+                                color=shade)
+            else:
+                ax.annotate(r["outcome"].removeprefix("b "), xy=(1.0, i), xycoords=("axes fraction", "data"),
+                            xytext=(8, 0), textcoords="offset points", va="center", color=color)
+        ax.set_yticks(range(len(part)), [""] * len(part) if phone else
+                      [f"{r['b']} − {r['a']}" for _, r in part.iterrows()])
         primary = int((part["role"] == "primary").sum()) if "role" in part else 0
         if 0 < primary < len(part):
             ax.axhline(primary - 0.5, color="0.3", lw=0.8, ls=":")
@@ -219,11 +235,17 @@ def verdict_forest(comparisons, margin: float):
         ax.grid(axis="y", visible=False)
         if model:
             ax.set_title(model, loc="left", fontweight="bold")
-    axes[-1, 0].set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick, seed-level t thin")
+    axes[-1, 0].set_xlabel("chrF++ difference b − a on devtest\n95 % intervals: bootstrap thick,"
+                           + ("\n" if phone else " ") + "seed-level t thin")
     # below the figure: above it, the legend would cover the first panel's title
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
                frameon=False)
-    return finish(fig)
+    return finish(fig, column_px=column)
+
+
+# An arm family as a legend names it for a reader.
+FAMILY_NAMES = {"embed": "embedding tuning", "full": "full fine-tuning", "rows": "a subset of rows",
+                "transfer": "rows pasted, not trained"}
 
 
 def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacked"):
@@ -245,7 +267,8 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
     width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if phone else (8, COLUMN_PX, 0.36)
     panel = per_arm * len(arms) + 1.0
     shape, size = ((1, len(models)), (width, panel + 0.6)) if side else ((len(models), 1), (width, panel * len(models) + 0.4))
-    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False, sharey=side)
+    # one scale for every model: the panels are read against each other
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False, sharey=side, sharex=True)
     for k, (ax, model) in enumerate(zip(axes.flat, models)):
         part = scores[scores["model"] == model]
         base = part.loc[part["arm"] == "base", f"chrf++ {rule}"]
@@ -254,9 +277,9 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
         for row, arm in enumerate(arms):
             i, bar = (row + 0.15, 0.2) if phone else (row, 0.3)   # a phone: below the arm's name
             values = part.loc[part["arm"] == arm, f"chrf++ {rule}"]
-            seen = family[arm] in [t.get_label() for t in ax.collections]
+            seen = FAMILY_NAMES.get(family[arm], family[arm]) in [t.get_label() for t in ax.collections]
             ax.scatter(values, [i] * len(values), s=22, color=colors[family[arm]], alpha=0.8, zorder=3,
-                       label=None if seen else family[arm])
+                       label=None if seen else FAMILY_NAMES.get(family[arm], family[arm]))
             if len(values):
                 ax.plot([values.mean()] * 2, [i - bar, i + bar], color="black", lw=2, zorder=4)
             if len(values) > 1:   # the seed-level 95 % t interval of the mean (the sentences' share: the forest)
@@ -280,10 +303,12 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
     if side:   # one label under both panels
         fig.supxlabel(f"{what}; {how[0]}\n{how[1]}", fontsize=plt.rcParams["axes.labelsize"])
     else:
-        axes[-1, 0].set_xlabel(f"{what};" + ("\n" if phone else " ") + ("\n" if phone else " ").join(how))
-    lift = 1.0 if len(models) == 1 or side else 1.0 + 0.35 / panel   # above the first panel's title
-    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, lift + (0.08 if side else 0)),
-                      ncol=2 if phone else len(families) + 1, frameon=False)
+        axes[-1, 0].set_xlabel(f"{what};\n" + ("\n" if phone else " ").join(how))
+    # above the first panel's title (a legend of two rows side by side needs a little more); on a phone one
+    # entry a row, or the legend would be wider than the figure
+    lift = 1.0 if len(models) == 1 else 1.0 + (0.2 if side and len(families) > 2 else 0.35 / panel)
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, lift), ncol=1 if phone else min(len(families) + 1, 3),
+                      frameon=False, **({"labelspacing": 0.25} if phone else {}))
     finish(fig, tight=not side, column_px=column)
     if side:   # by hand: a tight or constrained layout keeps room for the second panel's hidden arm names
         fig.subplots_adjust(left=0.27, right=0.98, bottom=0.24, top=0.84, wspace=0.06)

@@ -242,7 +242,7 @@ def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFr
 def said(row, short: bool = False) -> str:
     """A comparison's outcome in words with its direction, size and interval. In full, naming the model and the arms:
     "on gemma3-270m, Adam ticket is worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])"; ``short``, for a
-    table cell whose row and column name them: "worse by 2.3 (95 % 1.6 to 3.1)"."""
+    table cell whose row and column name them: "worse by 2.3 chrF++ (95 % interval 1.6 to 3.1)"."""
     # rounded first, and + 0.0, so that a value that rounds to zero prints as 0.0, never -0.0
     diff, lo, hi, l90, h90 = (round(float(x), 1) + 0.0 for x in (row["b - a"], *row["95 % (union)"],
                                                                   *row["90 % (union)"]))
@@ -251,15 +251,18 @@ def said(row, short: bool = False) -> str:
     on, unit = ("", "") if short else (f"on {row['model']}, ", " chrF++")
     if word == "inconclusive":
         rest = "" if short else f", 90 % {span(l90, h90)}, margin ±{row['margin']:g}"
-        return f"{on}{b} against {a}: " * (not short) + f"inconclusive ({diff:+.1f}{unit}, 95 % {span(lo, hi)}{rest})"
+        interval = "; 95 % interval " if short else ", 95 % "
+        return f"{on}{b} against {a}: " * (not short) + (f"inconclusive ({diff:+.1f} chrF++{interval}{span(lo, hi)}"
+                                                          f"{rest})")
     if word == "equivalent":
         within = "" if short else f"{b} is equivalent to {a} within ±{row['margin']:g} chrF++ "
-        return f"{on}{within}" + ("equivalent " if short else "") + f"({diff:+.1f}, 90 % {span(l90, h90)})"
+        interval = " chrF++; 90 % interval " if short else ", 90 % "
+        return f"{on}{within}" + ("equivalent " if short else "") + f"({diff:+.1f}{interval}{span(l90, h90)})"
     way = "better" if diff > 0 else "worse"
     near, far = sorted((abs(lo), abs(hi)))
     beyond = ", beyond the margin" if word.endswith("margin") and not short else ""
     if short:
-        text = f"{way} by {abs(diff):.1f} (95 % {span(near, far)})"
+        text = f"{way} by {abs(diff):.1f} chrF++ (95 % interval {span(near, far)})"
         return ("equivalent, slightly " + text) if word.startswith("equivalent") else text
     slightly = "slightly " if word.startswith("equivalent") else ""
     return f"{on}{b} is {slightly}{way} than {a} by {abs(diff):.1f}{unit} (95 % {span(near, far)}{beyond})"
