@@ -12,8 +12,7 @@ from ..method.certify import max_radius
 from ..method.ticket import RULE_NAMES
 
 # caption_context is re-exported: a notebook writes plots.caption_context(globals()) for its captions
-from .figstyle import (COLUMN_PX, PHONE_COLUMN_PX, apply_theme, caption_context, finish,  # noqa: F401
-                       min_points, palette)
+from .figstyle import COLUMN_PX, PHONE_COLUMN_PX, apply_theme, caption_context, finish, min_points, palette  # noqa: F401
 
 apply_theme()
 
