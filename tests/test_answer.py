@@ -44,16 +44,16 @@ def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_m
     assert answer.recovered(arms, "g") == pytest.approx(0.6)
     assert answer.sentence(comps, arms) == (
         "On both models, tuning only the KS ticket (the embedding rows a Kolmogorov–Smirnov test flags as shifted by "
-        "tuning) scores worse than tuning the whole embedding. The ticket recovers 60 % of embedding tuning's gain "
-        "over the base model on g and 75 % on s. On g, KS's rows do as well as frequency-matched rows of the same "
+        "tuning) scores worse than tuning the whole embedding. The ticket recovers 60\u00a0% of embedding tuning's "
+        "gain over the base model on g and 75\u00a0% on s. On g, KS's rows do as well as frequency-matched rows of the same "
         "size, not better; on s, we could not tell whether KS picks better rows than frequency-matched rows of the "
         "same size.")
     # the first screen bolds the answer, the first sentence, and nothing else
     assert answer.lead(comps, arms).startswith("**On both models, tuning only the KS ticket (")
     assert answer.lead(comps, arms).count("**") == 2 and "embedding.** The ticket recovers" in answer.lead(comps, arms)
     arms.loc[(arms["model"] == "s") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 9.0
-    assert "The ticket recovers 60 % of embedding tuning's gain over the base model on g. Embedding tuning does not " \
-           "beat the base model on s, so there is no gain to recover there." in answer.sentence(comps, arms)
+    assert "The ticket recovers 60\u00a0% of embedding tuning's gain over the base model on g. Embedding tuning does " \
+           "not beat the base model on s, so there is no gain to recover there." in answer.sentence(comps, arms)
     arms.loc[(arms["model"] == "g") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 19.0
     assert "Embedding tuning does not beat the base model on either model" in answer.sentence(comps, arms)
 

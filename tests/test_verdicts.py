@@ -174,3 +174,12 @@ def test_the_tost_p_is_below_alpha_exactly_when_the_90_percent_t_interval_lies_i
     p = verdicts.t_tost_p(per_seed, margin)
     _, lo, hi = verdicts.t_interval(per_seed, 0.90) if len(set(per_seed)) > 1 else (0, 3.0, 3.0)
     assert (p < 0.05) == below == (-margin < lo and hi < margin)
+
+
+def test_the_arms_precision_is_said_in_words_for_the_results_chapter():
+    from kslottery.study.design import Design
+
+    assert Design(precision={"embed": "bf16", "rows": "bf16", "full": "bf16"}).precision_words() == "bfloat16 autocast"
+    assert Design().precision_words() == "float32"
+    assert Design(precision={"embed": "bf16", "rows": "no", "full": "bf16"}).precision_words() == (
+        "embed bfloat16 autocast, rows float32, full bfloat16 autocast")

@@ -120,7 +120,8 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
                for m in models} for a in ("embedding tuning", "frequency-matched rows")}
     first = _clauses(way["embedding tuning"], _AGAINST_EMBEDDING).replace("the KS ticket", _DEFINED, 1)
     gained = [m for m in models if _gain(arms, m) > 0]
-    shares = [(f"{100 * recovered(arms, m):.0f} %", f" on {m}" if len(models) > 1 else "") for m in gained]
+    # a no-break space: "0 %" must not break between the number and its sign
+    shares = [(f"{100 * recovered(arms, m):.0f}\u00a0%", f" on {m}" if len(models) > 1 else "") for m in gained]
     second = (f"The ticket recovers {shares[0][0]} of embedding tuning's gain over the base model{shares[0][1]}"
               + "".join(f" and {x}{on}" for x, on in shares[1:]) + "." if gained else "")
     if len(gained) < len(models):

@@ -184,6 +184,13 @@ class Design:
                 block[key] = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
         return cls(**block)
 
+    def precision_words(self) -> str:
+        """How the arms train, in words: "bfloat16 autocast" or "float32" when every family agrees, else per family."""
+        words = {"bf16": "bfloat16 autocast", "no": "float32"}
+        if len(set(self.precision.values())) == 1:
+            return words[next(iter(self.precision.values()))]
+        return ", ".join(f"{family} {words[p]}" for family, p in self.precision.items())
+
     def seed_lists(self) -> dict[str, list[int]]:
         """The trunk's seed lists, keyed as the registry's arms name them."""
         return {"seeds": list(self.seeds), "secondary": list(self.secondary_seeds), "full": list(self.full_seeds)}
