@@ -619,3 +619,47 @@ def test_the_landing_pages_first_screen_holds_the_answer_and_the_figure(landing,
         assert s["figure_top"] <= 0.75 * s["height"], s
     else:
         assert s["figure_bottom"] <= s["height"], s
+
+
+# A caption's lines as shown, its folded run line (tables.js: .ksl-run) apart.
+CAPTION_LINES = ARTICLE + """
+    const out = [];
+    for (const c of article.querySelectorAll('figcaption, table caption')) {
+        const box = c.getBoundingClientRect();
+        if (!box.height) continue;
+        const run = c.querySelector('.ksl-run'), line = parseFloat(getComputedStyle(c).lineHeight) || 20;
+        const lines = Math.round((box.height - (run ? run.getBoundingClientRect().height : 0)) / line);
+        out.push([lines, !!run, c.innerText.trim().slice(0, 60)]);
+    }
+    return out;"""
+
+
+def test_captions_hold_three_lines_and_fold_the_run_details_into_one(html, browser):
+    """Issue 43: at 1280 px every caption is at most three lines, the run behind it (profile, model, pair,
+    budget, seeds, sentences) folded into one more line that a click opens."""
+    pages = [p for p in html.rglob("*.html") if "results" in p.parts or p.name in ("intro.html", "results.html")]
+    long, folded = [], 0
+    for page in pages:
+        browser.get(page.as_uri())
+        for lines, run, text in browser.execute_script(CAPTION_LINES):
+            folded += run
+            if lines > 3:
+                long.append(f"{page.name}: {lines} lines: {text}")
+    assert folded and not long, "\n".join(long)
+
+
+def test_the_run_details_fold_and_open_with_a_click(tmp_path, browser):
+    for name in ("tables.css", "tables.js"):
+        shutil.copy(ROOT / "book" / "_vendor" / name, tmp_path / name)
+    run = "Run: profile default; model gemma3-270m; pair eng_Latn→cat_Latn; budget 512 training pairs, batch 8; " * 3
+    (tmp_path / "c.html").write_text(
+        "<!doctype html><html><head><link rel='stylesheet' href='tables.css'><script src='tables.js'></script></head>"
+        f"<body><main><div class='bd-article'><figure><figcaption><p>Fig. 1 What it shows. {run}</p></figcaption>"
+        "</figure></div></main></body></html>")
+    browser.get((tmp_path / "c.html").as_uri())
+    [(lines, run_found, _)] = browser.execute_script(CAPTION_LINES)
+    span = browser.find_element("css selector", ".ksl-run")
+    assert run_found and lines <= 1 and span.text.startswith("Run: profile default")
+    one = span.rect["height"]
+    span.click()
+    assert browser.find_element("css selector", ".ksl-run").rect["height"] > 1.5 * one   # opened: every line

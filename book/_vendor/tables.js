@@ -49,6 +49,33 @@
     }
   }
 
+  // A caption's run details ("Run: profile ...; model ...; budget ...": kslottery.report.figstyle.caption_context)
+  // fold into one line, opened by a click: the caption itself stays at what a reader needs to read the figure.
+  function foldRuns() {
+    for (const caption of document.querySelectorAll(".bd-article figcaption, .bd-article table caption")) {
+      if (caption.querySelector(".ksl-run")) continue;
+      const walk = document.createTreeWalker(caption, NodeFilter.SHOW_TEXT);
+      let node;
+      while ((node = walk.nextNode()) && !node.nodeValue.includes("Run: ")) {}
+      if (!node) continue;
+      const run = document.createElement("span");
+      run.className = "ksl-run";
+      run.title = "the run behind it (click to open)";
+      run.appendChild(document.createTextNode(node.nodeValue.slice(node.nodeValue.indexOf("Run: "))));
+      node.nodeValue = node.nodeValue.slice(0, node.nodeValue.indexOf("Run: "));
+      // what follows "Run: " in the same parent moves in too, up to a link of the caption's own (CSV, permalink)
+      let next = node.nextSibling;
+      while (next && !(next.classList && (next.classList.contains("csv-link") || next.classList.contains("headerlink")))) {
+        const after = next.nextSibling;
+        run.appendChild(next);
+        next = after;
+      }
+      node.parentNode.insertBefore(run, node.nextSibling);
+      run.addEventListener("click", () => run.classList.toggle("open"));
+    }
+  }
+
+  window.addEventListener("DOMContentLoaded", foldRuns);
   window.addEventListener("DOMContentLoaded", layout);
   window.addEventListener("load", layout);   // again once fonts and figures have their final size
   window.addEventListener("resize", layout);
