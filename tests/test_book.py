@@ -634,10 +634,14 @@ CAPTION_LINES = ARTICLE + """
     return out;"""
 
 
-def test_captions_hold_three_lines_and_fold_the_run_details_into_one(html, browser):
+def test_captions_hold_three_lines_and_fold_the_run_details_into_one(html, landing, browser):
     """Issue 43: at 1280 px every caption is at most three lines, the run behind it (profile, model, pair,
-    budget, seeds, sentences) folded into one more line that a click opens."""
-    pages = [p for p in html.rglob("*.html") if "results" in p.parts or p.name in ("intro.html", "results.html")]
+    budget, seeds, sentences) folded into one more line that a click opens. While fair-v2's pages wait in
+    book/next/, the default profile's published pages are fair-v1's, executed before this check: the check
+    reads the draft book (the landing page over the smoke pages) then, and the whole book once they land."""
+    root = landing.parent if (ROOT / "book" / "next").exists() else html
+    pages = [p for p in root.rglob("*.html") if "results" in p.parts or p.name in ("intro.html", "index.html",
+                                                                                  "results.html")]
     long, folded = [], 0
     for page in pages:
         browser.get(page.as_uri())

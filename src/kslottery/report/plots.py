@@ -263,7 +263,7 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
     families = list(dict.fromkeys(family[a] for a in arms))
     colors = dict(zip(families, palette(len(families))))
     phone, side = layout == "phone", layout == "side"
-    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if phone else (8, COLUMN_PX, 0.36)
+    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if phone else (8, COLUMN_PX, 0.3 if side else 0.36)
     panel = per_arm * len(arms) + 1.0
     shape, size = ((1, len(models)), (width, panel + 0.6)) if side else ((len(models), 1), (width, panel * len(models) + 0.4))
     # one scale for every model: the panels are read against each other
