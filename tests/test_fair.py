@@ -402,3 +402,10 @@ def test_a_ticket_past_half_the_changed_rows_does_not_hold_either():
     sizes = {9: {0: (14, 1745), 1: (1000, 1800)}, 10: {0: (44, 1894), 1: (1000, 1900)}}
     with pytest.raises(KSLError, match="seed 1 1000/1800; 10 steps: .*seed 1 1000/1900"):
         fair.discovery_budget(Design(raise_steps=1), lambda n: _Discoveries(n, sizes[n]), 9)
+
+
+def test_the_budgets_used_are_said_with_the_sweeps_choice_where_the_rule_raised_it():
+    results = {"gemma3-270m": {"budgets": {"main": (0.01, 5, 5)}},
+               "smollm2-135m": {"budgets": {"main": (0.02, 10, 9)}}}
+    assert fair.budget_words(results) == ("gemma3-270m lr 0.01 × 5 steps; smollm2-135m lr 0.02 × 10 steps "
+                                          "(the sweep chose 9)")

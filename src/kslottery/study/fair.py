@@ -181,6 +181,16 @@ def discovery_budget(design: Design, make: Callable[[int], Trunk], steps: int) -
                    "raise the protocol's raise_steps, or amend its budget rule before any score")
 
 
+def budget_words(results: dict) -> str:
+    """The discovery budget each model's tickets came from, in words, and the sweep's choice where fair-v2.2's
+    rule raised it: "gemma3-270m lr 0.01 x 5 steps; smollm2-135m lr 0.02 x 10 steps (the sweep chose 9)"."""
+    parts = []
+    for model, r in results.items():
+        lr, steps, sweep = r["budgets"]["main"]
+        parts.append(f"{model} lr {lr:g} × {steps} steps" + (f" (the sweep chose {sweep})" if steps != sweep else ""))
+    return "; ".join(parts)
+
+
 def caption_seeds(design: Design) -> str:
     """The seeds a figure's arms ran on, for its caption: the primary arms', then the two groups that run fewer."""
     show = lambda seeds: ", ".join(map(str, seeds))   # noqa: E731
