@@ -60,14 +60,16 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 
 # Lint, unit and CLI tests, the smoke-profile notebooks (book/results/smoke/) re-executed and checked by nbval,
-# the book in a browser; the 15 slowest tests are listed at the end.
+# the book in a browser; the 15 slowest tests are listed at the end. Two pytest-xdist workers (TEST_WORKERS=0: one
+# process): the notebooks in one, in the study's order, the test files shared out whole (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install browser lint
-	$(BIN)/python -m pytest -q --durations=15 --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  tests/ book/results/smoke/
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	  --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg tests/ book/results/smoke/
 
 # A developer's inner loop: unit tests without the notebooks, the book, the browser and the `slow` marker.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" tests/ --durations=5
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests/ --durations=5
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
 # reuses finished runs), then the book with its results.

@@ -13,8 +13,19 @@ def pytest_configure(config):
     import tempfile
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # Tests (and the nbval notebooks they execute) write run directories into a fresh folder, never runs/.
-    os.environ["KSL_RUNS"] = tempfile.mkdtemp(prefix="ksl-test-runs-")
+    # Tests (and the nbval notebooks they execute) write run directories into a fresh folder, never runs/. Under
+    # pytest-xdist (`make test` runs two workers) the workers inherit the controller's folder: a run one worker
+    # computes (the smoke fair test in test_fair) is reused by the other (the fair-test notebook); its lock makes
+    # the second wait instead of computing it again.
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("KSL_RUNS", "").startswith(tempfile.gettempdir())):
+        os.environ["KSL_RUNS"] = tempfile.mkdtemp(prefix="ksl-test-runs-")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Two workers on two cores: one torch thread each (their notebook kernels and command subprocesses too),
+        # or their thread pools fight over the cores.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
     if not os.environ.get("KSL_DATA_DIR") and (SHARED / "flores200").is_dir():
         os.environ["KSL_DATA_DIR"] = str(SHARED)
 
@@ -68,3 +79,9 @@ def pytest_collection_modifyitems(session, config, items):
     ordered = sorted((items[i] for i in slots), key=lambda item: ORDER.index(item.path.stem))   # stable: cells keep order
     for i, item in zip(slots, ordered):
         items[i] = item
+    # pytest-xdist (--dist loadgroup): the notebooks run in one worker, in that order, in one shared runs folder;
+    # every test file is a group, so a module's fixtures (a built book) are made once. The notebooks, the longest
+    # group, go first (with --no-loadscope-reorder), while the other worker works through the test files.
+    items.sort(key=lambda item: item.path.suffix != ".ipynb")   # stable: the orders above hold
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("notebooks" if item.path.suffix == ".ipynb" else item.path.stem))
