@@ -69,6 +69,7 @@ def runs_dir(tmp_path):
     return tmp_path / "runs"
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which reads the xdist_group marks added here
 def pytest_collection_modifyitems(session, config, items):
     """nbval executes the smoke notebooks in the study's order, as `kslottery run` does: a later notebook (the
     claims page) recomputes numbers from the runs an earlier one (the significance chapter) makes, so the

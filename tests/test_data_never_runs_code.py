@@ -490,6 +490,25 @@ def test_ctrl_c_during_a_profile_is_one_line_and_leaves_nothing_half_written(tmp
     assert not (tmp_path / "book").exists()
 
 
+@pytest.mark.slow
+def test_a_kernel_that_dies_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """A notebook whose kernel is killed (what the out-of-memory killer does): one error line, not nbclient's log,
+    asyncio's and a DeadKernelError traceback."""
+    import subprocess
+    import sys
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text("notebooks:\n  baseline_and_prompts:\n    limit: 2\n")
+    subprocess.run([sys.executable, "-c", SLEEPER.replace("time.sleep(120)", "import os; os.kill(os.getpid(), 9)")],
+                   cwd=tmp_path, check=True)
+    p = subprocess.run([sys.executable, "-c", RUNNER], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith("error: the kernel running notebook baseline_and_prompts died"), p.stderr
+    assert list((tmp_path / ".ksl-partial" / "run-mine").iterdir()) == []
+    assert not (tmp_path / "book").exists()
+
+
 def test_a_prompt_longer_than_the_context_is_said_once_before_generation(tiny, capsys):
     """Issue 44, item 8: a 1 MB source line made a 200,001-token prompt on an 8,192-token model, silently."""
     import types

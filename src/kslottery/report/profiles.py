@@ -11,6 +11,7 @@ interruption redoes only what had not finished.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import time
@@ -189,8 +190,26 @@ def run_profile(spec: str, only: list[str] | None = None, root: Path | None = No
         return [_execute_notebook(prof, nb, root, partial, progress) for nb in todo]
 
 
+class _KernelDeathNoise(logging.Filter):
+    """A dead kernel is said once, by this module (a one-line error, or the Ctrl-C line): not again by nbclient's
+    log ("Kernel died while waiting for execute reply") and by asyncio ("Task exception was never retrieved")
+    when Ctrl-C stopped papermill while it waited on the kernel, which happens on some interrupts and not others."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (record.getMessage().startswith("Kernel died") or type(exc).__name__ == "DeadKernelError")
+
+
+_QUIET = _KernelDeathNoise()
+
+
 def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progress: bool) -> Path:
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+
+    for name in ("papermill", "asyncio"):
+        if _QUIET not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_QUIET)
 
     profile, out_dir = prof.name, prof.pages
     src = root / "notebooks" / f"{nb}.ipynb"
@@ -211,9 +230,13 @@ def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progres
         pm.execute_notebook(str(staged), str(tmp), parameters=params, cwd=str(root / "notebooks"),
                             progress_bar=progress, kernel_name="python3",
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-    except BaseException:   # a failed or interrupted notebook leaves nothing half-written behind
+    except BaseException as e:   # a failed or interrupted notebook leaves nothing half-written behind
         for path in (staged, tmp, log):
             path.unlink(missing_ok=True)
+        if isinstance(e, DeadKernelError):
+            raise KSLError(f"the kernel running notebook {nb} died (out of memory? the system log says)",
+                           "lower the profile's batch sizes or free memory, then rerun the same command: "
+                           "finished runs are reused") from None
         raise
     staged.unlink(missing_ok=True)
     final = out_dir / f"{nb}.ipynb"
