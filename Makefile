@@ -64,12 +64,12 @@ lint: install
 # process): the notebooks in one, in the study's order, the test files shared out whole (tests/conftest.py).
 TEST_WORKERS ?= 2
 test: install browser lint
-	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --no-loadscope-reorder \
 	  --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg tests/ book/results/smoke/
 
 # A developer's inner loop: unit tests without the notebooks, the book, the browser and the `slow` marker.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests/ --durations=5
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --no-loadscope-reorder tests/ --durations=5
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
 # reuses finished runs), then the book with its results.

@@ -69,7 +69,6 @@ def runs_dir(tmp_path):
     return tmp_path / "runs"
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which reads the xdist_group marks added here
 def pytest_collection_modifyitems(session, config, items):
     """nbval executes the smoke notebooks in the study's order, as `kslottery run` does: a later notebook (the
     claims page) recomputes numbers from the runs an earlier one (the significance chapter) makes, so the
@@ -80,9 +79,20 @@ def pytest_collection_modifyitems(session, config, items):
     ordered = sorted((items[i] for i in slots), key=lambda item: ORDER.index(item.path.stem))   # stable: cells keep order
     for i, item in zip(slots, ordered):
         items[i] = item
-    # pytest-xdist (--dist loadgroup): the notebooks run in one worker, in that order, in one shared runs folder;
-    # every test file is a group, so a module's fixtures (a built book) are made once. The notebooks, the longest
-    # group, go first (with --no-loadscope-reorder), while the other worker works through the test files.
+    # Under pytest-xdist the notebooks go first (the longest group; see pytest_xdist_make_scheduler).
     items.sort(key=lambda item: item.path.suffix != ".ipynb")   # stable: the orders above hold
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("notebooks" if item.path.suffix == ".ipynb" else item.path.stem))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs two pytest-xdist workers: the notebooks in one (in the study's order, one kernel each, one
+    runs folder), every test file whole in one (its module fixtures, such as a built book, made once), handed out
+    in collection order (--no-loadscope-reorder) as workers come free. xdist's own `xdist_group` mark cannot do this
+    under pytest 9, which no longer reads the node id that mark rewrites."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebooksTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "notebooks" if file.endswith(".ipynb") else file
+
+    return NotebooksTogether(config, log)
