@@ -18,6 +18,7 @@ DEFERRED = {
     "torch": "seconds to import; config classes and --help must not pay it",
     "transformers": "seconds to import", "peft": "optional (the study extra)", "accelerate": "imports torch",
     "safetensors": "imports torch", "papermill": "only the profile runner", "nbformat": "only the profile runner",
+    "nbclient": "only the profile runner (papermill's executor)",
     "myst_nb": "only inside a notebook kernel", "scipy": "slow to import", "sacrebleu": "slow to import",
     "sentencepiece": "optional (spBLEU)", "numba": "JIT start-up", "pandas": "slow to import",
     "matplotlib": "slow to import", "seaborn": "slow to import", "tqdm": "progress bars only when shown",
