@@ -11,7 +11,10 @@ and CPU seconds (this process; the machine is shared, and each batch runs every 
 other load falls on all alike), generated tokens/s, peak RSS (the largest of its batches; the model's own
 weights included), how many continuations equal HF generate's, the exact head's counters. Limits:
 the head's bytes per step over the measured memory bandwidth (a large copy), and its FLOPs per step
-over the measured peak of a square matmul, for float32 and bfloat16; the decoder body is not in them. Writes
+over the measured peak of a square matmul, for float32 and bfloat16. Parts: the first batch timed piece by piece
+(the prompt prefill through the decoder body, then per decoding step the body, the float32 head and the exact
+head on the same hidden states), and from them the most any head could give: the job's time with the head free,
+against the float32 job (prefill + steps x (body + float32 head)). Writes
 ``benchmarks/results/decoding-<sentences>x<tokens>-<machine>.json`` and the same name under
 ``book/results/benchmarks/`` as a CSV table.
 """
@@ -108,6 +111,8 @@ def main():
                                                 for a, b in zip(conts["hf_generate"], conts[name]))
     out["limits"] = limits(lm.model, args.batch)
     print("limits", out["limits"])
+    out["parts"] = parts(lm.model, [ids[i] for i in batches[0]], args.tokens)
+    print("parts", out["parts"])
     saved = save(f"decoding-{args.sentences}x{args.tokens}", out)   # one file per size: runs do not overwrite
     print("saved", saved)
     print("table", table(out, saved))
@@ -128,6 +133,51 @@ def limits(model, batch: int) -> dict:
     return out
 
 
+@torch.no_grad()
+def parts(model, prompts: list[list[int]], tokens: int, steps: int = 16) -> dict:
+    """One batch piece by piece, in ms: the prompt prefill (decoder body only: the head is needed at the last
+    position, which the steps below time), then ``steps`` decoding steps, each timing the body, the float32 head
+    with its argmax and the exact head on the same hidden state. The bounds scale the steps to ``tokens``."""
+    from transformers import DynamicCache
+
+    from kslottery.method import exact_head
+
+    width = max(map(len, prompts))
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, p in enumerate(prompts):   # left padding, as generate pads
+        ids[row, width - len(p):], mask[row, width - len(p):] = torch.tensor(p), 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    exact = exact_head.for_head(model.lm_head)
+    t = time.perf_counter()
+    hidden = model.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                         use_cache=True).last_hidden_state[:, -1:]
+    prefill = time.perf_counter() - t
+    body = head32 = head16 = 0.0
+    nxt = pos[:, -1:] + 1
+    for _ in range(steps):
+        t = time.perf_counter()
+        tok = model.lm_head(hidden)[:, -1].argmax(-1)
+        head32 += time.perf_counter() - t
+        t = time.perf_counter()
+        assert bool((exact.argmax(hidden) == tok).all())
+        head16 += time.perf_counter() - t
+        mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], 1)
+        t = time.perf_counter()
+        hidden = model.model(input_ids=tok[:, None], attention_mask=mask, position_ids=nxt, past_key_values=cache,
+                             use_cache=True).last_hidden_state
+        body += time.perf_counter() - t
+        nxt = nxt + 1
+    ms = {"prefill_ms": prefill * 1e3, "body_step_ms": body / steps * 1e3, "float32_head_step_ms": head32 / steps * 1e3,
+          "exact_head_step_ms": head16 / steps * 1e3}
+    job = {k: ms["prefill_ms"] + tokens * (ms["body_step_ms"] + h) for k, h in
+           (("float32", ms["float32_head_step_ms"]), ("exact", ms["exact_head_step_ms"]), ("free_head", 0.0))}
+    return {"rows": len(prompts), "prompt_width": width, "steps_timed": steps, **{k: round(v, 1) for k, v in ms.items()},
+            "speed_with_exact_head": round(job["float32"] / job["exact"], 2),
+            "speed_with_a_free_head": round(job["float32"] / job["free_head"], 2)}
+
+
 def table(out: dict, saved: Path) -> Path:
     BOOK_TABLES.mkdir(parents=True, exist_ok=True)
     path = BOOK_TABLES / (saved.stem + ".csv")
@@ -142,6 +192,19 @@ def table(out: dict, saved: Path) -> Path:
                         r.get("speed_vs_hf_generate"), r.get("cpu_speed_vs_hf_generate"),
                         f"{r.get('identical_to_hf_generate')} of {out['sentences']}",
                         lim[dtype]["head_only_tokens_per_s"]])
+    parts = out.get("parts")
+    if parts:   # the first batch piece by piece: what share of the float32 job any head could save
+        f32 = parts["prefill_ms"] + out["max_new_tokens"] * (parts["body_step_ms"] + parts["float32_head_step_ms"])
+        with open(path.with_name(saved.stem + "-parts.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["part of one batch", "ms", "share of the float32 job (%)"])
+            for name, ms, times in (("prompt prefill (decoder body)", parts["prefill_ms"], 1),
+                                    ("decoder body, per step", parts["body_step_ms"], out["max_new_tokens"]),
+                                    ("float32 head, per step", parts["float32_head_step_ms"], out["max_new_tokens"]),
+                                    ("exact bf16 head, per step", parts["exact_head_step_ms"], out["max_new_tokens"])):
+                w.writerow([name, ms, round(100 * ms * times / f32, 1)])
+            w.writerow(["speed of the job with the exact head (x)", "", parts["speed_with_exact_head"]])
+            w.writerow(["speed of the job with a head that costs nothing (x)", "", parts["speed_with_a_free_head"]])
     return path
 
 
