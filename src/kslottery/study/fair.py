@@ -249,13 +249,17 @@ def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFr
     return out
 
 
+def shown_interval(row) -> tuple[float, ...]:
+    """A comparison's difference and its 95 % and 90 % union bounds as the book prints them, to one decimal: rounded
+    first, and + 0.0, so that a value that rounds to zero prints as 0.0, never -0.0."""
+    return tuple(round(float(x), 1) + 0.0 for x in (row["b - a"], *row["95 % (union)"], *row["90 % (union)"]))
+
+
 def said(row, short: bool = False) -> str:
     """A comparison's outcome in words with its direction, size and interval. In full, naming the model and the arms:
     "on gemma3-270m, Adam ticket is worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])"; ``short``, for a
     table cell whose row and column name them: "worse by 2.3 chrF++ (95 % interval 1.6 to 3.1)"."""
-    # rounded first, and + 0.0, so that a value that rounds to zero prints as 0.0, never -0.0
-    diff, lo, hi, l90, h90 = (round(float(x), 1) + 0.0 for x in (row["b - a"], *row["95 % (union)"],
-                                                                  *row["90 % (union)"]))
+    diff, lo, hi, l90, h90 = shown_interval(row)
     word, a, b = row["outcome"], row["a"], row["b"]
     span = (lambda x, y: f"{x:.1f} to {y:.1f}") if short else (lambda x, y: f"[{x:.1f}, {y:.1f}]")
     on, unit = ("", "") if short else (f"on {row['model']}, ", " chrF++")

@@ -5,7 +5,7 @@ direction, size and interval, and naming the model it holds on.
 
 from __future__ import annotations
 
-from .fair import said
+from .fair import said, shown_interval
 
 # Claims the fair test judges: (claim, comparison a, comparison b). A claim whose comparison did not run (an arm
 # the design cut) is left to the claims table's "not measured".
@@ -29,9 +29,7 @@ def judge(add, fair: dict) -> None:
                 continue
             row = keys.index((model, a, b))   # the row of the page's Table 1 (same order)
             r = c.iloc[row]
-            # rounded first, and + 0.0: a value that rounds to zero prints as 0.0, never -0.0
-            diff, lo, hi, l90, h90 = (round(float(x), 1) + 0.0 for x in (r["b - a"], *r["95 % (union)"],
-                                                                        *r["90 % (union)"]))
+            diff, lo, hi, l90, h90 = shown_interval(r)
             ours = (f"{b} − {a} = {diff:+.1f} chrF++: {said(r)}; 95 % union [{lo:.1f}, {hi:.1f}], "
                     f"90 % union [{l90:.1f}, {h90:.1f}], {int(r['seeds'])} seeds ({r['role']})")
             verdict = r["verdict"] if r["verdict"] == "reproduced" else f"{r['verdict']}: {r['outcome']}"
