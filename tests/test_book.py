@@ -27,7 +27,8 @@ def figures_in(page: Path) -> int:
         return 0
     import nbformat
     nb = nbformat.read(page, as_version=4)
-    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    return sum("image/png" in o.get("data", {}) or "<picture" in "".join(o.get("data", {}).get("text/html", ""))
+               for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
 def captions_in(page: Path) -> list[str]:
@@ -512,15 +513,16 @@ def test_the_smoke_pages_come_last_so_no_next_link_walks_into_them():
 
 
 # The smallest figure text as shown: figstyle sizes every text MIN_TEXT_PX high at its column (the book's, or a
-# phone's for a narrow variant, .ksl-phone or .tag_ksl-phone), so a figure shown at width w has text
-# MIN_TEXT_PX * w / column.
+# phone's for the narrow variant a figstyle.picture gives a phone: the <source> the browser took instead of the
+# <img>'s own), so a figure shown at width w has text MIN_TEXT_PX * w / column.
 FIGURE_TEXT = ARTICLE + """
     const [least, wide, phone] = arguments, out = [];
     for (const i of article.querySelectorAll('img')) {
         const shown = i.getBoundingClientRect().width;
         if (!shown || /\\.svg($|[?#])/i.test(i.src)) continue;
-        const column = i.closest('.ksl-phone, .tag_ksl-phone') ? phone : wide;
-        out.push([i.src.split('/').pop(), i.naturalWidth ? least * shown / column : 0]);   // 0: it did not load
+        const narrow = i.parentElement.tagName === 'PICTURE' && i.currentSrc && i.currentSrc !== i.src;
+        const name = i.src.startsWith('data:') ? `picture "${i.alt}"${narrow ? ' (phone)' : ''}` : i.src.split('/').pop();
+        out.push([name, i.naturalWidth ? least * shown / (narrow ? phone : wide) : 0]);   // 0: it did not load
     }
     return out;"""
 

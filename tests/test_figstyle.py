@@ -127,3 +127,24 @@ def test_the_landing_figures_phone_variant_is_legible_in_a_phones_column_where_t
     assert shown(forest, figstyle.PHONE_COLUMN_PX)[1] >= figstyle.MIN_TEXT_PX
     for fig in (wide, phone, forest):
         plt.close(fig)
+
+
+def test_a_picture_carries_both_variants_for_the_browser_to_choose_and_one_alt_text():
+    """figstyle.picture: one figure on the page (numbered once), the phone's PNG as the <source> a narrow screen
+    takes, the wide one as the <img> every other screen shows, each at its own figure's size; both figures closed."""
+    import base64
+    import re
+
+    from PIL import Image
+
+    wide, phone = plt.figure(figsize=(8, 3), dpi=100), plt.figure(figsize=(4, 5), dpi=100)
+    for fig in (wide, phone):
+        fig.add_subplot().plot([0, 1])
+    html = figstyle.picture(wide, phone, alt='Scores "by seed" & model').data
+    assert not plt.fignum_exists(wide.number) and not plt.fignum_exists(phone.number)
+    media, narrow, broad, alt = re.fullmatch(
+        r'<picture class="ksl-picture"><source media="([^"]+)" srcset="data:image/png;base64,([^"]+)">'
+        r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"></picture>', html).groups()
+    assert media == figstyle.PHONE_MEDIA and alt == "Scores &quot;by seed&quot; &amp; model"
+    size = {k: Image.open(io.BytesIO(base64.b64decode(v))).size for k, v in (("phone", narrow), ("wide", broad))}
+    assert size["wide"][0] > size["wide"][1] and size["phone"][0] < size["phone"][1], size

@@ -84,6 +84,29 @@ def tidy_legends(fig, column_px: float = COLUMN_PX) -> None:
             direct_labels(ax, size=min_points(fig.get_size_inches()[0], column_px))
 
 
+PHONE_MEDIA = "(max-width: 599.98px)"   # where tables.css switches to the phone layout
+
+
+def picture(wide, phone, alt: str):
+    """One figure for every screen: ``wide`` drawn for the book's column, ``phone`` its narrow variant (drawn for
+    ``PHONE_COLUMN_PX``), as an HTML ``<picture>`` from which the browser takes the narrow one on a phone. So the
+    page shows, captions and numbers it once (two figures would be numbered twice, one of them hidden), and both
+    carry ``alt`` for a screen reader. Both figures are closed: the cell shows the picture, not them."""
+    import base64
+    import html
+
+    from IPython.core.pylabtools import print_figure
+    from IPython.display import HTML
+
+    def uri(fig) -> str:   # the PNG the notebook's inline backend would write: the figure's own dpi, tight box
+        png = print_figure(fig, "png", bbox_inches="tight")
+        plt.close(fig)
+        return "data:image/png;base64," + base64.b64encode(png).decode()
+
+    return HTML(f'<picture class="ksl-picture"><source media="{PHONE_MEDIA}" srcset="{uri(phone)}">'
+                f'<img src="{uri(wide)}" alt="{html.escape(alt)}"></picture>')
+
+
 def finish(fig, tight: bool = True, column_px: float = COLUMN_PX):
     """Make a figure legible in the book: legends of at most six entries, every text at least
     ``MIN_TEXT_PX`` when shown in a column of ``column_px`` (``PHONE_COLUMN_PX`` for a phone's narrow variant),
