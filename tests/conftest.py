@@ -83,6 +83,12 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: item.path.suffix != ".ipynb")   # stable: the orders above hold
 
 
+# Test files that run after the notebooks, in their worker: test_fair checks the smoke profile's fair test, whose
+# runs the fair-test notebook has just computed. On another worker it would ask for the same runs at the same time
+# and wait on each one's lock, holding that worker idle for the notebook's two and a half minutes.
+AFTER_NOTEBOOKS = {"tests/test_fair.py"}
+
+
 def pytest_xdist_make_scheduler(config, log):
     """`make test` runs two pytest-xdist workers: the notebooks in one (in the study's order, one kernel each, one
     runs folder), every test file whole in one (its module fixtures, such as a built book, made once), handed out
@@ -93,6 +99,6 @@ def pytest_xdist_make_scheduler(config, log):
     class NotebooksTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = nodeid.split("::", 1)[0]
-            return "notebooks" if file.endswith(".ipynb") else file
+            return "notebooks" if file.endswith(".ipynb") or file in AFTER_NOTEBOOKS else file
 
     return NotebooksTogether(config, log)

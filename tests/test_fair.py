@@ -88,7 +88,8 @@ def _smoke_fair_test(models=None):
 @pytest.mark.slow
 def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flores_dir, tmp_path, monkeypatch):
     # The smoke profile's fair test on both tiny models, exactly (its design, its budgets, its decoding), in the
-    # session's runs folder: the smoke notebook nbval executes later reuses these runs instead of computing them.
+    # session's runs folder: under `make test` it runs after the smoke notebooks, in their worker, and reuses the
+    # runs the fair-test notebook computed (tests/conftest.py, AFTER_NOTEBOOKS).
     import pandas as pd
 
     design, results = _smoke_fair_test()

@@ -10,6 +10,8 @@ is shown at (sharp on a high-density screen, and when zoomed).
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 
 import matplotlib.pyplot as plt
@@ -92,9 +94,6 @@ def picture(wide, phone, alt: str):
     ``PHONE_COLUMN_PX``), as an HTML ``<picture>`` from which the browser takes the narrow one on a phone. So the
     page shows, captions and numbers it once (two figures would be numbered twice, one of them hidden), and both
     carry ``alt`` for a screen reader. Both figures are closed: the cell shows the picture, not them."""
-    import base64
-    import html
-
     from IPython.core.pylabtools import print_figure
     from IPython.display import HTML
 

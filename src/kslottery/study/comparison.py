@@ -70,3 +70,9 @@ def compare(pairs: list[tuple[list[str], list[str]]], refs: list[str], tgt_lang:
             "ci90": [round(float(low90), 4), round(float(high90), 4)], "ci95_width": round(float(high - low), 4),
             "p": round(p_boot, 6), "p_tost": None if p_tost is None else round(p_tost, 6),
             "seeds": seeds, "n_resamples": n, "seed": seed, "scheme": scheme}
+
+
+def shown_interval(row) -> tuple[float, ...]:
+    """A comparison's difference and its 95 % and 90 % union bounds as the book prints them, to one decimal: rounded
+    first, and + 0.0, so that a value that rounds to zero prints as 0.0, never -0.0."""
+    return tuple(round(float(x), 1) + 0.0 for x in (row["b - a"], *row["95 % (union)"], *row["90 % (union)"]))

@@ -17,7 +17,7 @@ from ..method import baselines, data, evaluate
 from ..method.errors import KSLError
 from ..method.ticket import Rule
 from .arms import FAMILY, REGISTRY, Trunk, arms, plan, prefetch, ticket_for
-from .comparison import compare, paired_seeds
+from .comparison import compare, paired_seeds, shown_interval
 from .design import FAMILIES, SELECTION_TICKETS, Design
 from .recipe import Recipe
 from .results import slug
@@ -247,12 +247,6 @@ def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFr
     out["margin"] = design.margin
     out["protocol"] = design.name
     return out
-
-
-def shown_interval(row) -> tuple[float, ...]:
-    """A comparison's difference and its 95 % and 90 % union bounds as the book prints them, to one decimal: rounded
-    first, and + 0.0, so that a value that rounds to zero prints as 0.0, never -0.0."""
-    return tuple(round(float(x), 1) + 0.0 for x in (row["b - a"], *row["95 % (union)"], *row["90 % (union)"]))
 
 
 def said(row, short: bool = False) -> str:

@@ -5,7 +5,8 @@ direction, size and interval, and naming the model it holds on.
 
 from __future__ import annotations
 
-from .fair import said, shown_interval
+from .comparison import shown_interval
+from .fair import said
 
 # Claims the fair test judges: (claim, comparison a, comparison b). A claim whose comparison did not run (an arm
 # the design cut) is left to the claims table's "not measured".
