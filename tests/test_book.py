@@ -43,20 +43,23 @@ def captions_in(page: Path) -> list[str]:
             and "remove-cell" not in c.metadata.get("tags", [])]
 
 
-def test_every_figure_of_the_study_is_named_and_captioned():
+def test_every_figure_of_the_study_is_named_captioned_and_described():
     """Figures are numbered and say what to look at: every notebook cell that draws with kslottery.report.plots
-    declares a MyST-NB figure with a unique name and a caption."""
+    declares a MyST-NB figure with a unique name and a caption, and an alt text for a screen reader (MyST-NB's
+    image alt, or figstyle.picture's); without one the page's alt is the PNG's file path."""
     import nbformat
 
     names, missing = [], []
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
             if cell.cell_type == "code" and "plots." in cell.source:
-                figure = cell.metadata.get("mystnb", {}).get("figure", {})
-                if not figure.get("caption") or not figure.get("name"):
+                mystnb = cell.metadata.get("mystnb", {})
+                figure = mystnb.get("figure", {})
+                alt = mystnb.get("image", {}).get("alt") or ("figstyle.picture(" in cell.source and "alt=" in cell.source)
+                if not figure.get("caption") or not figure.get("name") or not alt:
                     missing.append(f"{path.name} cell {i}")
                 names.append(figure.get("name"))
-    assert not missing, f"figure cells without a caption and name: {missing}"
+    assert not missing, f"figure cells without a caption, name or alt text: {missing}"
     assert len(names) == len(set(names)), "figure names repeat"
 
 
@@ -162,6 +165,9 @@ def test_every_results_page_renders_with_its_figures(html, browser):
                 f"{page.name}: figure caption missing: {caption[:60]}"
         broken = [src for src, ok in images if not ok]
         assert not broken, f"{page.name}: images that did not load: {broken}"
+        paths = browser.execute_script(   # a figure's alt text describes it, it is not the PNG's file name
+            "return Array.from(document.querySelectorAll('main img')).map(i => i.alt).filter(a => !a || a.endsWith('.png'))")
+        assert not paths, f"{page.name}: figures without an alt text: {paths}"
         text = browser.execute_script("return document.querySelector('main').innerText")
         assert "Traceback (most recent call last)" not in text and "Error:" not in text, f"{page.name} shows an error"
 
