@@ -282,9 +282,16 @@ def test_results_pages_fit_the_column_and_leak_no_markup(html, browser):
 
 
 def test_no_number_cell_wraps(html, browser):
-    """A number (or an interval of numbers) in a table cell sits on one line at a 1280 px window."""
+    """A number (or an interval of numbers) in a table cell sits on one line at a 1280 px window, and on a phone on
+    every page (a table too wide for it becomes cards, instead of breaking "25.13" over three lines)."""
     wrapped = [p for nb in RESULT_PAGES + GLUING_CHAPTERS
                for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page_of(html, nb))]
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    try:
+        wrapped += [f"phone {p}" for page in sorted(html.rglob("*.html")) if "_static" not in page.parts
+                    for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page)]
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert not wrapped, "\n".join(wrapped)
 
 
