@@ -160,6 +160,12 @@ def alts_in(page: Path) -> list[str]:
     return out
 
 
+def book_pages(html: Path) -> list[Path]:
+    """Every page of the built book a reader opens (not Sphinx's index and search pages, nor its sources)."""
+    return sorted(p for p in html.rglob("*.html") if not {"_static", "_sources"} & set(p.parts)
+                  and p.name not in ("genindex.html", "search.html"))
+
+
 def page_of(html: Path, notebook: Path) -> Path:
     return html / notebook.relative_to(ROOT / "book").with_suffix(".html")
 
@@ -288,8 +294,7 @@ def test_no_number_cell_wraps(html, browser):
                for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page_of(html, nb))]
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     try:
-        wrapped += [f"phone {p}" for page in sorted(html.rglob("*.html")) if "_static" not in page.parts
-                    for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page)]
+        wrapped += [f"phone {p}" for page in book_pages(html) for p in problems(browser, NUMBER_CELLS_THAT_WRAP, page)]
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert not wrapped, "\n".join(wrapped)
@@ -447,9 +452,7 @@ def phone(browser):
 def test_every_page_fits_a_phone(html, phone):
     """At 390 x 844 no page is wider than the screen and no table scrolls sideways: a table that does not fit
     becomes cards (book/_vendor/tables.js), long signatures and paths break, wide equations scroll in their box."""
-    pages = sorted(p for p in html.rglob("*.html") if not {"_static", "_sources"} & set(p.parts)
-                   and p.name not in ("genindex.html", "search.html"))
-    bad = [p for page in pages for p in problems(phone, WIDER_THAN_THE_SCREEN, page)]
+    bad = [p for page in book_pages(html) for p in problems(phone, WIDER_THAN_THE_SCREEN, page)]
     assert not bad, "\n".join(bad)
 
 
