@@ -142,11 +142,8 @@ def parts(model, prompts: list[list[int]], tokens: int, steps: int = 16) -> dict
 
     from kslottery.method import exact_head
 
-    width = max(map(len, prompts))
-    ids = torch.zeros((len(prompts), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, p in enumerate(prompts):   # left padding, as generate pads
-        ids[row, width - len(p):], mask[row, width - len(p):] = torch.tensor(p), 1
+    ids, mask = generate.left_padded(prompts, pad=0)   # generate's own padding (the pad id is masked out)
+    width = ids.shape[1]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
     exact = exact_head.for_head(model.lm_head)

@@ -14,10 +14,9 @@ def pytest_configure(config):
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # Tests (and the nbval notebooks they execute) write run directories into a fresh folder, never runs/. Under
-    # pytest-xdist (`make test` runs two workers) the workers inherit the controller's folder: a run one worker
-    # computes (the smoke fair test in test_fair) is reused by the other (the fair-test notebook); its lock makes
-    # the second wait instead of computing it again.
-    if not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("KSL_RUNS", "").startswith(tempfile.gettempdir())):
+    # pytest-xdist (`make test` runs two workers) the workers inherit the controller's folder, so a run both ask for
+    # is computed once: its lock makes the second wait and reuse it.
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["KSL_RUNS"] = tempfile.mkdtemp(prefix="ksl-test-runs-")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # Two workers on two cores: one torch thread each (their notebook kernels and command subprocesses too),

@@ -94,12 +94,8 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
                disable=not progress)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]):] = 1
+        ids, mask = left_padded([prompts[i] for i in idx], pad)
+        width = ids.shape[1]
         if num_beams == 1 and (drop_finished or own_loop or (exact_bf16 and why is None)):
             new = greedy(model, ids.to(device), mask.to(device), stops, max_new_tokens,
                          drop_finished=drop_finished, exact_bf16=exact_bf16, stats=stats)
@@ -116,6 +112,17 @@ def generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int = 8,
         bar.update(len(idx))
     bar.close()
     return out
+
+
+def left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of token ids padded on the left with ``pad``, and its attention mask (1 on the prompts' tokens)."""
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p)
+        mask[row, width - len(p):] = 1
+    return ids, mask
 
 
 def greedy_drop_finished(model, ids: torch.Tensor, mask: torch.Tensor, stops: list[int],
