@@ -161,9 +161,11 @@ def alts_in(page: Path) -> list[str]:
 
 
 def book_pages(html: Path) -> list[Path]:
-    """Every page of the built book a reader opens (not Sphinx's index and search pages, nor its sources)."""
+    """Every page of the built book a reader opens (not Sphinx's index and search pages, nor its sources, nor the
+    root's one-line redirect: whether a script runs before or after its refresh is a race)."""
     return sorted(p for p in html.rglob("*.html") if not {"_static", "_sources"} & set(p.parts)
-                  and p.name not in ("genindex.html", "search.html"))
+                  and p.name not in ("genindex.html", "search.html")
+                  and not p.read_text(encoding="utf-8").lstrip().lower().startswith('<meta http-equiv="refresh"'))
 
 
 def page_of(html: Path, notebook: Path) -> Path:
