@@ -429,9 +429,11 @@ def test_each_page_check_fails_on_its_defect(synthetic, browser, check, bad, goo
 
 # A phone held upright (headless Chromium will not open a window under 500 px, so the device is emulated).
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
-WIDER_THAN_THE_SCREEN = """
+PAGE_WIDER_THAN_THE_SCREEN = """
     const de = document.documentElement, out = [];
     if (de.scrollWidth > de.clientWidth + 1) out.push(`page ${de.scrollWidth}px wide on a ${de.clientWidth}px screen`);
+"""
+WIDER_THAN_THE_SCREEN = PAGE_WIDER_THAN_THE_SCREEN + """
     for (const t of document.querySelectorAll('main table')) {
         for (let a = t.parentElement; a && a !== document.body; a = a.parentElement) {
             if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX) && a.scrollWidth > a.clientWidth + 1) {
@@ -455,6 +457,13 @@ def test_every_page_fits_a_phone(html, phone):
     """At 390 x 844 no page is wider than the screen and no table scrolls sideways: a table that does not fit
     becomes cards (book/_vendor/tables.js), long signatures and paths break, wide equations scroll in their box."""
     bad = [p for page in book_pages(html) for p in problems(phone, WIDER_THAN_THE_SCREEN, page)]
+    assert not bad, "\n".join(bad)
+
+
+def test_every_page_fits_a_1280_px_window(html, browser):
+    """No page is wider than a 1280 x 800 window (a wide table may scroll in its own box there): a figure caption's
+    folded run line once ran past the column and widened the page."""
+    bad = [p for page in book_pages(html) for p in problems(browser, PAGE_WIDER_THAN_THE_SCREEN + "return out;", page)]
     assert not bad, "\n".join(bad)
 
 
@@ -679,7 +688,7 @@ def test_captions_hold_three_lines_and_fold_the_run_details_into_one(html, landi
     book/next/, the default profile's published pages are fair-v1's, executed before this check: the check
     reads the draft book (the landing page over the smoke pages) then, and the whole book once they land."""
     root = landing.parent if (ROOT / "book" / "next").exists() else html
-    pages = [p for p in root.rglob("*.html") if "results" in p.parts or p.name in ("intro.html", "index.html",
+    pages = [p for p in book_pages(root) if "results" in p.parts or p.name in ("intro.html", "index.html",
                                                                                   "results.html")]
     long, folded = [], 0
     for page in pages:
