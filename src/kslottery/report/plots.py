@@ -166,6 +166,14 @@ def outcome_color(word: str) -> str:
     return DIRECTION_COLORS["inconclusive"]
 
 
+def label_above(ax, row, lines, step: float) -> None:
+    """Lines of text, each ``(text, colour)``, at the top of data row ``row`` from the axes' left edge, ``step``
+    points apart: on a phone's narrow panel a row is named above its data, which keep the column's whole width."""
+    for k, (text, color) in enumerate(lines):
+        ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -1 - 1.2 * k * step),
+                    textcoords="offset points", va="top", ha="left", color=color)
+
+
 def verdict_forest(comparisons, margin: float, layout: str = "wide"):
     """The fair test's comparisons as a forest plot, one panel per model (stacked, so a phone reads it): b − a
     (dot) with the bootstrap 95 % interval (thick) and the seed-level t 95 % interval (thin), whose union the
@@ -216,11 +224,8 @@ def verdict_forest(comparisons, margin: float, layout: str = "wide"):
                             textcoords="offset points", ha="left" if side < 0 else "right", va="center",
                             color=color, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
             if phone:   # two lines above the row: the comparison, then its outcome in its colour
-                for text, shade, down in ((f"{r['b']} − {r['a']}", "0.25", 1), (r["outcome"].removeprefix("b "),
-                                                                                 color, 2.2)):
-                    ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), va="top", ha="left",
-                                xytext=(3, -down * min_points(width, column)), textcoords="offset points",
-                                color=shade)
+                label_above(ax, row, [(f"{r['b']} − {r['a']}", "0.25"), (r["outcome"].removeprefix("b "), color)],
+                            min_points(width, column))
             else:
                 ax.annotate(r["outcome"].removeprefix("b "), xy=(1.0, i), xycoords=("axes fraction", "data"),
                             xytext=(8, 0), textcoords="offset points", va="center", color=color)
@@ -287,8 +292,7 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
         if phone:   # the arm's name above its row, so the dots get the column's whole width
             ax.set_yticks(range(len(arms)), [""] * len(arms))
             for i, arm in enumerate(arms):
-                ax.annotate(arm, xy=(0, i - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -1),
-                            textcoords="offset points", va="top", ha="left", color="0.25")
+                label_above(ax, i, [(arm, "0.25")], min_points(width, column))
         elif k == 0 or not side:
             ax.set_yticks(range(len(arms)), arms)
         else:   # side by side: the first panel names the arms for both
