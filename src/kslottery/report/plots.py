@@ -167,10 +167,10 @@ def outcome_color(word: str) -> str:
 
 
 def label_above(ax, row, lines, step: float) -> None:
-    """Lines of text, each ``(text, colour)``, at the top of data row ``row`` from the axes' left edge, ``step``
-    points apart: on a phone's narrow panel a row is named above its data, which keep the column's whole width."""
+    """Lines of text, each ``(text, colour)``, in the top of data row ``row`` at the axes' left edge, ``step`` points
+    down and 1.2 steps apart: on a phone's narrow panel a row is named above its data, which keep the whole width."""
     for k, (text, color) in enumerate(lines):
-        ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -1 - 1.2 * k * step),
+        ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -(1 + 1.2 * k) * step),
                     textcoords="offset points", va="top", ha="left", color=color)
 
 
