@@ -166,11 +166,12 @@ def outcome_color(word: str) -> str:
     return DIRECTION_COLORS["inconclusive"]
 
 
-def label_above(ax, row, lines, step: float) -> None:
-    """Lines of text, each ``(text, colour)``, in the top of data row ``row`` at the axes' left edge, ``step`` points
-    down and 1.2 steps apart: on a phone's narrow panel a row is named above its data, which keep the whole width."""
+def label_above(ax, row, lines, step: float, first: float = 1.0) -> None:
+    """Lines of text, each ``(text, colour)``, in the top of data row ``row`` at the axes' left edge, the first
+    ``first`` points down and each next 1.2 ``step`` points lower: on a phone's narrow panel a row is named above
+    its data, which keep the panel's whole width."""
     for k, (text, color) in enumerate(lines):
-        ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -(1 + 1.2 * k) * step),
+        ax.annotate(text, xy=(0, row - 0.5), xycoords=("axes fraction", "data"), xytext=(3, -first - 1.2 * k * step),
                     textcoords="offset points", va="top", ha="left", color=color)
 
 
@@ -225,7 +226,7 @@ def verdict_forest(comparisons, margin: float, layout: str = "wide"):
                             color=color, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
             if phone:   # two lines above the row: the comparison, then its outcome in its colour
                 label_above(ax, row, [(f"{r['b']} − {r['a']}", "0.25"), (r["outcome"].removeprefix("b "), color)],
-                            min_points(width, column))
+                            min_points(width, column), first=min_points(width, column))
             else:
                 ax.annotate(r["outcome"].removeprefix("b "), xy=(1.0, i), xycoords=("axes fraction", "data"),
                             xytext=(8, 0), textcoords="offset points", va="center", color=color)
