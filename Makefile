@@ -17,7 +17,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 .PHONY: install test test-fast study baseline help book goldens browser lint lock
 help:
-	@echo "make study     the main job: the default profile on gemma3-270m, then the book (hours; resumable)"
+	@echo "make study     the main job: the default profile (gemma3-270m and smollm2-135m), then the book (hours; resumable)"
 	@echo "               make study EXECUTOR=ray [WORKERS=N] [ADDRESS=host:6379]: its runs as Ray tasks"
 	@echo "make test      lint (ruff), the test suite, the smoke notebooks under nbval, the book in a browser (CI)"
 	@echo "make test-fast the unit tests only (no notebooks, book, browser or subprocess CLI runs)"
@@ -71,8 +71,8 @@ test: install browser lint
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --no-loadscope-reorder tests/ --durations=5
 
-# The main job: every notebook of the default profile on the embedded Gemma 3 270M (resumable: a rerun
-# reuses finished runs), then the book with its results.
+# The main job: every notebook of the default profile on the embedded Gemma 3 270M and SmolLM2-135M (resumable: a
+# rerun reuses finished runs), then the book with its results.
 # EXECUTOR=ray: each stage's independent runs as Ray tasks on a local instance (ADDRESS=host:port: a Ray cluster).
 study: install
 	$(BIN)/kslottery run --profile default $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(ADDRESS),--address $(ADDRESS)) \

@@ -15,8 +15,8 @@ run it governs; the chapters read it and never change it after seeing scores. It
   sentences from ``test_offset`` (the earlier ones were read by earlier designs);
 - **comparisons and outcomes**: every declared comparison gets one outcome that says which way
   (:func:`kslottery.study.verdicts.outcome`) from the union of the seed-level t interval and the bootstrap
-  (``crossed``: seeds and sentences resampled jointly, as every seed scores the same sentences); Holm runs over
-  the primary comparisons' difference tests on every model, and only those;
+  (``crossed``: seeds and sentences resampled jointly, as every seed scores the same sentences); Holm runs per
+  model and role (primary, secondary) over both deciding tests of each comparison, difference and equivalence;
 - **stopping**: no seed or sentence is added after the first score; a comparison whose interval is too wide
   stays inconclusive.
 
