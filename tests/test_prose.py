@@ -16,7 +16,7 @@ PAPER = {"5.7", "37.7", "29.0", "27.3", "27.9", "28.8", "17.4", "0.94", "2402.02
          "0.3", "33.8", "0.64", "0.72"}   # the paper, the replication
 # alpha levels, sigma grid, scale factors and margins, confidence levels, the "within 10 %" rule
 CONSTANTS = {"0.05", "0.01", "0.001", "0.003", "0.03", "0.1", "0.5", "1.0", "2.0", "3.0", "5.0", "95%", "90%", "10%", "5%"}
-NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+|\d+(?:\.\d+)?\s?%)(?![\w.])")
+NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+|\d+(?:\.\d+)?\s?%)(?!\w|\.\d)")   # not inside 2.11.0; "1.3." counts
 
 
 def hand_typed(text: str) -> list[str]:
@@ -31,6 +31,7 @@ def hand_typed(text: str) -> list[str]:
     ("at alpha 0.05, the paper's 5.7 → 37.7", []),
     ("a step costs 0.60 s (`0.60` in code is fine)", ["0.60"]),
     ("```python\nx = 13.9\n```", []),
+    ("where 200 gave 1.3. Then torch 2.11.0 ran.", ["1.3"]),
 ])
 def test_the_rule_finds_typed_numbers_and_spares_glue_code_and_constants(text, found):
     assert hand_typed(text) == found
