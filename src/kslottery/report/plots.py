@@ -225,8 +225,9 @@ def verdict_forest(comparisons, margin: float, layout: str = "wide"):
                             textcoords="offset points", ha="left" if side < 0 else "right", va="center",
                             color=color, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}, zorder=6)
             if phone:   # two lines above the row: the comparison, then its outcome in its colour
+                step = min_points(width, column)
                 label_above(ax, row, [(f"{r['b']} − {r['a']}", "0.25"), (r["outcome"].removeprefix("b "), color)],
-                            min_points(width, column), first=min_points(width, column))
+                            step, first=step)
             else:
                 ax.annotate(r["outcome"].removeprefix("b "), xy=(1.0, i), xycoords=("axes fraction", "data"),
                             xytext=(8, 0), textcoords="offset points", va="center", color=color)
