@@ -82,3 +82,27 @@ def test_no_verdict_on_either_model_and_a_difference_that_rounds_to_zero_reads_a
     lines = answer.findings(comps).splitlines()
     assert lines[0].endswith("Cannot tell on either model.")
     assert lines[1] == "  - g: inconclusive (+0.0 chrF++; 95 % interval 0.0 to 0.0)"
+
+
+def test_an_equivalence_inside_embedding_tunings_own_gain_is_said_to_be_weak():
+    # s's embedding tuning moves chrF++ by 0.9, inside the ±2 margin: "as well as" there cannot tell tuning from
+    # not tuning, and every place that says "equivalent" on s says so; g's gain (10) leaves its words alone
+    comps = _comps({("g", "embedding tuning", "Adam ticket"): "equivalent",
+                    ("s", "embedding tuning", "Adam ticket"): "equivalent; b slightly worse",
+                    ("g", "frequency-matched rows", "Adam ticket"): "b better",
+                    ("s", "frequency-matched rows", "Adam ticket"): "b better"})
+    arms = _arms({("g", "base"): 20.0, ("g", "embedding tuning"): 30.0, ("g", "Adam ticket"): 29.0,
+                  ("s", "base"): 14.2, ("s", "embedding tuning"): 15.1, ("s", "Adam ticket"): 14.5})
+    assert answer.sentence(comps, arms).endswith(
+        "On s, embedding tuning itself moves chrF++ by only +0.9 over the base model, inside the ±2 margin: there, "
+        "\"as well as\" cannot tell tuning from not tuning.")
+    assert answer.findings(comps, arms).splitlines()[1:3] == [
+        "  - g: equivalent (+0.1 chrF++; 90 % interval -0.7 to 0.9)",
+        "  - s: equivalent, slightly worse by 0.6 chrF++ (95 % interval 0.2 to 1.0); but embedding tuning itself "
+        "moves chrF++ by only +0.9 over the base model, inside the ±2 margin"]
+    # a difference (better, worse) is read by the 95 % interval, not the margin: no qualifier
+    assert "but" not in answer.findings(comps, arms).splitlines()[5]
+    assert answer.answer(comps, arms).iloc[0]["s"].endswith("inside the ±2 margin")
+    # without any equivalence on s, nothing to qualify
+    comps["outcome"] = "b better"
+    assert "cannot tell tuning from not tuning" not in answer.sentence(comps, arms)

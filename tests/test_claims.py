@@ -139,3 +139,24 @@ def test_the_ticket_size_is_judged_against_its_budget_per_model(tmp_path, monkey
     assert t[claims.PAPER["sizes"][0]] == (
         "Benjamini-Hochberg 0.05 at the chosen budget: cat 12; budget sweep (en→ca, seed 0), g: 12–18 rows at 2 of "
         "4 Adam snapshots (sizes 1–53); s: 12–18 rows at 0 of 2 Adam snapshots (sizes 3–40)")
+
+
+def test_an_equivalence_inside_embedding_tunings_own_gain_keeps_its_verdict_and_says_it_is_weak(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSL_RUNS", str(tmp_path))
+    comps = pd.DataFrame([
+        _comp("s", "embedding tuning", "Adam ticket", -0.6, (-1.2, 0.0), (-1.1, -0.1), "equivalent", p=0.3),
+        _comp("s", "frequency-matched rows", "Adam ticket", 0.4, (-0.5, 1.3), (-0.3, 1.1), "equivalent",
+              kind="superiority", p=1.0),
+        _comp("s", "full fine-tuning", "embedding tuning", -8.0, (-9.3, -6.8), (-9.0, -7.1),
+              "b worse, beyond the margin")])
+    # SmolLM2's shape: embedding tuning gains 0.9 chrF++ over the base model, inside the ±2 margin
+    scores = pd.DataFrame([{"model": "s", "arm": arm, "seed": 0, "chrf++ whole": v, "chrf++ first_line": v}
+                           for arm, v in (("base", 14.2), ("embedding tuning", 15.1), ("Adam ticket", 14.5))])
+    results.save_tables("t", "fair_test", comparisons=comps, scores=scores)
+    t = claims.claims("t").set_index("claim")
+    weak = ", weakly: embedding tuning itself moves chrF++ by only +0.9 over the base model, inside the ±2 margin"
+    assert t.loc[claims.PAPER["ticket_vs_embed"][0], "verdict"] == "reproduced" + weak
+    assert t.loc[claims.PAPER["random"][0], "verdict"] == "not reproduced: equivalent" + weak
+    assert t.loc[claims.PAPER["embed_vs_full"][0], "verdict"] == "not reproduced: b worse, beyond the margin"
+    # counted by its first words, as before
+    assert claims.verdict_counts(t.reset_index())["verdicts_reproduced"] == 1

@@ -13,7 +13,7 @@ import pandas as pd
 
 from kslottery.study.design import PRIMARY
 from kslottery.study.fair import said
-from kslottery.study.verdicts import claim_verdict
+from kslottery.study.verdicts import claim_verdict, gain_words, within_gain
 
 # The questions a reader asks, in the order they ask them, each answered by one primary comparison (a, b) of the
 # design; whether it asks "does b match a" (equivalence) or "does b beat a" (superiority) is the comparison's
@@ -128,7 +128,12 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
         none = _on([m for m in models if m not in gained], len(models)).replace("on both models", "on either model")
         second += f" Embedding tuning does not beat the base model {none}, so there is no gain to recover there."
     third = _clauses(way["frequency-matched rows"], _AGAINST_CONTROL)
-    return f"{first} {second.strip()} {third}"
+    margin = float(comps["margin"].iloc[0])
+    # "as well as" said on a model whose embedding tuning barely moves it is qualified in the same breath
+    weak = [m for m in models if any(within_gain(a, "Adam ticket", way[a][m], _gain(arms, m), margin) for a in way)]
+    fourth = " ".join(f"On {m}, {gain_words(_gain(arms, m), margin)}: there, \"as well as\" cannot tell tuning from "
+                      f"not tuning." for m in weak)
+    return f"{first} {second.strip()} {third} {fourth}".strip()
 
 
 def lead(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
@@ -138,9 +143,10 @@ def lead(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
     return f"**{text[:cut]}**{text[cut:]}"
 
 
-def findings(comps: pd.DataFrame) -> str:
+def findings(comps: pd.DataFrame, arms: pd.DataFrame | None = None) -> str:
     """One Markdown bullet per question that ran: the question in bold and its answer on every model, then one
-    sub-bullet per model with the outcome and its numbers (b − a in chrF++ on devtest)."""
+    sub-bullet per model with the outcome and its numbers (b − a in chrF++ on devtest), qualified where
+    embedding tuning's own gain lies inside the margin (``arms``, :func:`kslottery.study.verdicts.within_gain`)."""
     lines = []
     for question, a, b, kind in QUESTIONS:
         rows = {m: r for m in _models(comps) if (r := _row(comps, m, a, b)) is not None}
@@ -149,22 +155,27 @@ def findings(comps: pd.DataFrame) -> str:
         head = _grouped({m: reply(r["outcome"], kind) for m, r in rows.items()}, "{word} {on}")
         head = head.replace("cannot tell on both models", "cannot tell on either model")
         lines.append(f"- **{question}** {head[0].upper()}{head[1:]}.")
-        lines += [f"  - {m}: {_short(r)}" for m, r in rows.items()]
+        lines += [f"  - {m}: {_short(r, arms)}" for m, r in rows.items()]
     return "\n".join(lines)
 
 
-def _short(row) -> str:
-    return said(row, short=True)
+def _short(row, arms: pd.DataFrame | None = None) -> str:
+    """A comparison's outcome in a few words; with ``arms``, qualified where the equivalence is weak."""
+    text = said(row, short=True)
+    if arms is None or not within_gain(row["a"], row["b"], row["outcome"], gain := _gain(arms, row["model"]),
+                                       row["margin"]):
+        return text
+    return f"{text}; but {gain_words(gain, row['margin'])}"
 
 
-def answer(comps: pd.DataFrame) -> pd.DataFrame:
+def answer(comps: pd.DataFrame, arms: pd.DataFrame | None = None) -> pd.DataFrame:
     """The study's answer, one row per question of :data:`QUESTIONS` and one column per model: the primary
-    comparison's outcome in a few words (chrF++ on devtest; b − a), for the book's first screen."""
+    comparison's outcome in a few words (chrF++ on devtest; b − a), qualified as :func:`findings` does."""
     rows = []
     for question, a, b, _ in QUESTIONS:
         row = {"question": question}
         for model in _models(comps):
             r = _row(comps, model, a, b)
-            row[model] = _short(r) if r is not None else "not run"
+            row[model] = _short(r, arms) if r is not None else "not run"
         rows.append(row)
     return pd.DataFrame(rows)

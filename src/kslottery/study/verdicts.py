@@ -183,3 +183,25 @@ def verdict_word(verdict) -> str | None:
     """The vocabulary word a verdict starts with (the longest that matches: "not reproduced: ..." is "not
     reproduced", not "reproduced"); None for anything else, e.g. a plumbing profile's "none: plumbing test"."""
     return next((w for w in sorted(VERDICT_WORDS, key=len, reverse=True) if str(verdict).startswith(w)), None)
+
+
+def within_gain(a: str, b: str, outcome_: str, gain: float, margin: float) -> bool:
+    """Whether comparison b − a's ``outcome_`` is a weak equivalence: embedding tuning's own change over the base
+    model (``gain``, chrF++) lies inside ±``margin`` and neither arm is full fine-tuning. Every other arm tunes
+    embedding rows, so on such a model "equivalent" cannot tell tuning from not tuning: the untuned model would
+    pass the same test. It qualifies a verdict's words and changes no verdict (added to the reporting after
+    fair-v2's first model was scored; the method chapter says so).
+
+        >>> within_gain("embedding tuning", "Adam ticket", "equivalent", 0.9, 2.0)
+        True
+        >>> within_gain("full fine-tuning", "Adam ticket", "equivalent", 0.9, 2.0), within_gain(
+        ...     "embedding tuning", "Adam ticket", "b worse", 0.9, 2.0)
+        (False, False)
+    """
+    return outcome_.startswith("equivalent") and abs(gain) < margin and "full fine-tuning" not in (a, b)
+
+
+def gain_words(gain: float, margin: float) -> str:
+    """The qualifier :func:`within_gain` asks for, in words."""
+    return (f"embedding tuning itself moves chrF++ by only {gain:+.1f} over the base model, inside the "
+            f"±{margin:g} margin")
