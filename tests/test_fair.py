@@ -339,7 +339,8 @@ def test_a_grid_whose_best_point_is_its_edge_extends_on_dev_at_most_twice():
     table = fair.selection_table({"model": "m", "selection": sel})
     added = table[table["added by the extension rule"]]
     assert sorted(added["lr"].round(12)) == sorted([1.1e-05, 3.3e-05, 3.3e-07, 1e-06, 0.001, 0.00033])
-    assert fair.grid_edges(sel).startswith("the chosen rate is at the edge of the grid for embed (1.1e-05")
+    assert fair.grid_edges(sel).startswith("the chosen rate is at the edge of the grid for embed (1.1e-05, its grid's "
+                                           "lowest point after 2 extensions of the stated grid)")
 
 
 def test_each_family_trains_in_the_precision_the_design_fixes():

@@ -45,7 +45,9 @@ def grid_edges(selection: dict) -> str:
         grid = sorted(float(lr) for lr in sel["means"].index)
         if len(grid) > 1 and sel["chosen"] in (grid[0], grid[-1]):
             side = "lowest" if sel["chosen"] == grid[0] else "highest"
-            edges.append(f"{family} ({sel['chosen']:g}, its grid's {side} point)")
+            grown = sel.get("extended", 0)   # the rule already extended it: said, as the edge remains
+            after = f" after {grown} extension{'s' * (grown > 1)} of the stated grid" if grown else ""
+            edges.append(f"{family} ({sel['chosen']:g}, its grid's {side} point{after})")
     if not edges:
         return "every family's chosen rate lies inside its grid"
     return "the chosen rate is at the edge of the grid for " + "; ".join(edges) + ": a better rate may lie outside it"
