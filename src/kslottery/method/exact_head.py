@@ -121,7 +121,9 @@ class ExactHead:
     many candidates, a near tie, non-finite values) and fallback steps (each one full float32 head pass)."""
 
     def __init__(self, head: torch.nn.Linear, max_candidates: int = 64, max_wide: int = 4096):
-        self.head = head
+        # weakly: _CACHE holds its keys weakly, and a value that held its key would keep every evaluated
+        # model's head (Gemma's: the tied embedding, 671 MB, plus this bf16 copy) alive for the process
+        self._head = weakref.ref(head)
         w = head.weight.detach()
         self.version = (w.data_ptr(), w._version)   # an in-place change of the weight makes a new ExactHead
         self.w16 = w.to(torch.bfloat16)     # rounded once; the float32 weight stays the reference
@@ -139,6 +141,10 @@ class ExactHead:
         lo, hi = w.aminmax()
         self.tiny = 4 * n * 2.0 ** -126 * (max(-float(lo), float(hi)) + 1)
         self.stats = Counter()
+
+    @property
+    def head(self) -> torch.nn.Linear:
+        return self._head()
 
     def bound(self, h: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Per row, an upper bound E on |bf16 logit - float32 logit| over the whole vocabulary."""
