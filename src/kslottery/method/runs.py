@@ -14,7 +14,9 @@ is verified against its manifest before it is reused or read (:func:`verify`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import gc
 import hashlib
 import importlib.metadata as md
 import json
@@ -232,6 +234,18 @@ def record_runs_to(path: str | os.PathLike | None) -> None:
     _run_log = Path(path) if path is not None else None
 
 
+def release_memory() -> bool:
+    """Hand the memory earlier runs freed back to the system before the next run allocates. glibc keeps freed
+    heap pages: one Gemma rows tuning left 4.0 GiB resident where 1.2 GiB was live, and a kernel that computes
+    run after run grew past the profile's 12 GiB. False where the C library has no ``malloc_trim``."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc (macOS, musl): nothing to trim
+        return False
+    return True
+
+
 class RunRecord(dict):
     """What every run kind's owner returns: the finished run's ``record.json`` with ``run`` (its name), ``path`` and
     ``reused`` (found finished, not computed by this call). Owners subclass it with typed readers (EvalRecord,
@@ -317,6 +331,7 @@ class Run:
         _let_go(self.root / LOCKS / f"{self.name}.lock")
 
     def start(self) -> Path:
+        release_memory()
         ensure_writable(self.root)
         self.check_place()
         self.work.mkdir(exist_ok=True)
