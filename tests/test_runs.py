@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kslottery.method.errors import KSLError
-from kslottery.method.runs import LOCKS, MANIFEST, Run, release_memory, verify
+from kslottery.method.memory import release_memory
+from kslottery.method.runs import LOCKS, MANIFEST, Run, verify
 
 TINY = "tiny:smollm2-135m"
 # One tiny tune run: 12 steps, a checkpoint every 5, long enough for a second process to arrive mid-run.
@@ -218,3 +219,21 @@ def test_memory_freed_by_a_run_goes_back_before_the_next_starts():
     before = resident_mib()
     assert release_memory()
     assert before - resident_mib() > 100
+
+
+def test_a_run_records_its_own_peak_memory_not_its_processs(tmp_path):
+    # a notebook kernel computes run after run: each record once carried the largest of them all
+    import resource
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the peak is reset through /proc")
+    big = bytearray(600 * 2**20)
+    big[::4096] = b"x" * len(big[::4096])   # touched: resident
+    del big
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    run = Run("probe", {"peak": 1}, tmp_path)
+    run.claim()
+    run.start()
+    record = json.loads((run.finish({"ok": True}) / "record.json").read_text())
+    assert record["peak_rss_of"] == "this run"
+    assert record["peak_rss_gib"] < before - 0.4

@@ -14,9 +14,7 @@ is verified against its manifest before it is reused or read (:func:`verify`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import gc
 import hashlib
 import importlib.metadata as md
 import json
@@ -35,6 +33,7 @@ from filelock import FileLock, Timeout
 
 from .errors import KSLError
 from .finite import not_finite
+from .memory import release_memory, reset_peak
 
 DONE = "DONE"
 MANIFEST = "MANIFEST.json"
@@ -234,18 +233,6 @@ def record_runs_to(path: str | os.PathLike | None) -> None:
     _run_log = Path(path) if path is not None else None
 
 
-def release_memory() -> bool:
-    """Hand the memory earlier runs freed back to the system before the next run allocates. glibc keeps freed
-    heap pages: one Gemma rows tuning left 4.0 GiB resident where 1.2 GiB was live, and a kernel that computes
-    run after run grew past the profile's 12 GiB. False where the C library has no ``malloc_trim``."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc (macOS, musl): nothing to trim
-        return False
-    return True
-
-
 class RunRecord(dict):
     """What every run kind's owner returns: the finished run's ``record.json`` with ``run`` (its name), ``path`` and
     ``reused`` (found finished, not computed by this call). Owners subclass it with typed readers (EvalRecord,
@@ -332,6 +319,7 @@ class Run:
 
     def start(self) -> Path:
         release_memory()
+        self._own_peak = reset_peak()
         ensure_writable(self.root)
         self.check_place()
         self.work.mkdir(exist_ok=True)
@@ -343,10 +331,12 @@ class Run:
         return self.work
 
     def finish(self, record: dict) -> Path:
-        # Peak resident memory of the process that produced the run (in a notebook kernel: the kernel so far).
+        # Peak resident memory since start() reset it (where Linux allows; else the process's so far: in a
+        # notebook kernel, every run before this one too)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         record = {**record, "run": self.name, "wall_s": round(time.time() - getattr(self, "_t0", time.time()), 1),
-                  "peak_rss_gib": round(peak, 2)}
+                  "peak_rss_gib": round(peak, 2),
+                  "peak_rss_of": "this run" if getattr(self, "_own_peak", False) else "the process so far"}
         bad = not_finite(self.work, record)
         if bad:   # a run of NaN is not a result: nothing is kept, so a rerun with other settings starts clean
             shutil.rmtree(self.work, ignore_errors=True)
