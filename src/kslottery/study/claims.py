@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import fair_claims
 from .results import load_tables
-from .verdicts import VERDICT_WORDS, verdict_word
+from .verdicts import VERDICT_WORDS, WEAKLY, verdict_word
 
 # (claim, the number claimed, where that number comes from) in the paper's order. The paper's numbers
 # reach this study through an independent replication's transcription (the notes, section 2, mark them
@@ -152,12 +152,15 @@ def verdict_counts(table: pd.DataFrame) -> dict:
     ``verdicts_<word>`` for the landing page's one-line summary, and ``verdicts_total``; with the table's
     "paper's number from" column, the same for the paper's own claims alone (``paper_<word>``, ``paper_total``)
     and how many claims are the replication's or the method's (``verdicts_others``): the landing page must not
-    count a claim the paper never made as one of its claims."""
+    count a claim the paper never made as one of its claims. ``*_weakly``: how many of them carry
+    :data:`~kslottery.study.verdicts.WEAKLY` (an equivalence inside embedding tuning's own gain)."""
     words = table["verdict"].map(verdict_word)
+    weak = table["verdict"].astype(str).str.contains(WEAKLY, regex=False)
     out = {f"verdicts_{w.replace(' ', '_')}": int((words == w).sum()) for w in VERDICT_WORDS}
-    out["verdicts_total"] = len(table)
+    out |= {"verdicts_total": len(table), "verdicts_weakly": int(weak.sum())}
     if "paper's number from" in table.columns:
         own = table["paper's number from"].astype(str).str.startswith("the paper")
         out |= {f"paper_{w.replace(' ', '_')}": int((words[own] == w).sum()) for w in VERDICT_WORDS}
-        out |= {"paper_total": int(own.sum()), "verdicts_others": int((~own).sum())}
+        out |= {"paper_total": int(own.sum()), "paper_weakly": int(weak[own].sum()),
+                "verdicts_others": int((~own).sum())}
     return out

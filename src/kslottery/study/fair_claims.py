@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .comparison import shown_interval
 from .fair import said
-from .verdicts import gain_words, within_gain
+from .verdicts import WEAKLY, gain_words, within_gain
 
 # Claims the fair test judges: (claim, comparison a, comparison b). A claim whose comparison did not run (an arm
 # the design cut) is left to the claims table's "not measured".
@@ -37,7 +37,7 @@ def judge(add, fair: dict) -> None:
             verdict = r["verdict"] if r["verdict"] == "reproduced" else f"{r['verdict']}: {r['outcome']}"
             gain = _gain(fair, model)
             if within_gain(a, b, r["outcome"], gain, r["margin"]):   # the verdict stands, its weakness said
-                verdict += f", weakly: {gain_words(gain, r['margin'])}"
+                verdict += WEAKLY + gain_words(gain, r["margin"])
             note = (f"{r['kind']} claim; outcome {r['outcome']!r} by one rule for both sides (equivalent: 90 % union "
                     f"inside ±{r['margin']:g} chrF++; better or worse: 95 % union excludes 0 and Holm p "
                     f"{r['p (Holm)']:.3g} < 0.05); each arm at its family's dev-chosen lr")

@@ -201,6 +201,10 @@ def within_gain(a: str, b: str, outcome_: str, gain: float, margin: float) -> bo
     return outcome_.startswith("equivalent") and abs(gain) < margin and "full fine-tuning" not in (a, b)
 
 
+# What a verdict carries after its word when :func:`within_gain` holds ("reproduced, weakly: ..."): counted apart.
+WEAKLY = ", weakly: "
+
+
 def gain_words(gain: float, margin: float) -> str:
     """The qualifier :func:`within_gain` asks for, in words."""
     return (f"embedding tuning itself moves chrF++ by only {gain:+.1f} over the base model, inside the "
