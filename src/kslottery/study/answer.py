@@ -129,10 +129,9 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
         second += f" Embedding tuning does not beat the base model {none}, so there is no gain to recover there."
     third = _clauses(way["frequency-matched rows"], _AGAINST_CONTROL)
     margin = float(comps["margin"].iloc[0])
-    # "as well as" said on a model whose embedding tuning barely moves it is qualified in the same breath
-    weak = [m for m in models if any(within_gain(a, "Adam ticket", way[a][m], _gain(arms, m), margin) for a in way)]
-    fourth = " ".join(f"On {m}, {gain_words(_gain(arms, m), margin)}: there, \"as well as\" cannot tell tuning from "
-                      f"not tuning." for m in weak)
+    # "as well as" said on a model whose embedding tuning barely moves it is qualified in the same paragraph
+    weak = [m for m in models if any(_weak(_row(comps, m, a, "Adam ticket"), arms) for a in way)]
+    fourth = " ".join(f"On {m}, {gain_words(_gain(arms, m), margin)}." for m in weak)
     return f"{first} {second.strip()} {third} {fourth}".strip()
 
 
@@ -154,18 +153,24 @@ def findings(comps: pd.DataFrame, arms: pd.DataFrame | None = None) -> str:
             continue
         head = _grouped({m: reply(r["outcome"], kind) for m, r in rows.items()}, "{word} {on}")
         head = head.replace("cannot tell on both models", "cannot tell on either model")
+        if weak := [m for m, r in rows.items() if _weak(r, arms)]:
+            head += f" (weakly {_on(weak, len(rows))})"
         lines.append(f"- **{question}** {head[0].upper()}{head[1:]}.")
         lines += [f"  - {m}: {_short(r, arms)}" for m, r in rows.items()]
     return "\n".join(lines)
 
 
+def _weak(row, arms: pd.DataFrame | None) -> bool:
+    """Whether a comparison's row (None: not run) is a weak equivalence (:func:`~.verdicts.within_gain`)."""
+    return row is not None and arms is not None and within_gain(
+        row["a"], row["b"], row["outcome"], _gain(arms, row["model"]), row["margin"],
+        _KIND.get((row["a"], row["b"]), "equivalence"))
+
+
 def _short(row, arms: pd.DataFrame | None = None) -> str:
     """A comparison's outcome in a few words; with ``arms``, qualified where the equivalence is weak."""
     text = said(row, short=True)
-    if arms is None or not within_gain(row["a"], row["b"], row["outcome"], gain := _gain(arms, row["model"]),
-                                       row["margin"]):
-        return text
-    return f"{text}; but {gain_words(gain, row['margin'])}"
+    return f"{text}; but {gain_words(_gain(arms, row['model']), row['margin'])}" if _weak(row, arms) else text
 
 
 def answer(comps: pd.DataFrame, arms: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def judge(add, fair: dict) -> None:
                     f"90 % union [{l90:.1f}, {h90:.1f}], {int(r['seeds'])} seeds ({r['role']})")
             verdict = r["verdict"] if r["verdict"] == "reproduced" else f"{r['verdict']}: {r['outcome']}"
             gain = _gain(fair, model)
-            if within_gain(a, b, r["outcome"], gain, r["margin"]):   # the verdict stands, its weakness said
+            if within_gain(a, b, r["outcome"], gain, r["margin"], r["kind"]):   # the verdict stands, its weakness said
                 verdict += WEAKLY + gain_words(gain, r["margin"])
             note = (f"{r['kind']} claim; outcome {r['outcome']!r} by one rule for both sides (equivalent: 90 % union "
                     f"inside ±{r['margin']:g} chrF++; better or worse: 95 % union excludes 0 and Holm p "
