@@ -13,7 +13,7 @@ import pandas as pd
 
 from kslottery.study.design import PRIMARY
 from kslottery.study.fair import said
-from kslottery.study.verdicts import claim_verdict, gain_words, within_gain
+from kslottery.study.verdicts import claim_verdict, embedding_gain, gain_words, within_gain
 
 # The questions a reader asks, in the order they ask them, each answered by one primary comparison (a, b) of the
 # design; whether it asks "does b match a" (equivalence) or "does b beat a" (superiority) is the comparison's
@@ -70,8 +70,7 @@ def _means(arms: pd.DataFrame, model: str) -> pd.Series:
 
 
 def _gain(arms: pd.DataFrame, model: str) -> float:
-    mean = _means(arms, model)
-    return float(mean["embedding tuning"] - mean["base"])
+    return embedding_gain(arms, model, "chrF++ whole")
 
 
 def _on(models: list[str], total: int) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .comparison import shown_interval
 from .fair import said
-from .verdicts import WEAKLY, gain_words, within_gain
+from .verdicts import WEAKLY, embedding_gain, gain_words, within_gain
 
 # Claims the fair test judges: (claim, comparison a, comparison b). A claim whose comparison did not run (an arm
 # the design cut) is left to the claims table's "not measured".
@@ -35,7 +35,7 @@ def judge(add, fair: dict) -> None:
             ours = (f"{b} − {a} = {diff:+.1f} chrF++: {said(r)}; 95 % union [{lo:.1f}, {hi:.1f}], "
                     f"90 % union [{l90:.1f}, {h90:.1f}], {int(r['seeds'])} seeds ({r['role']})")
             verdict = r["verdict"] if r["verdict"] == "reproduced" else f"{r['verdict']}: {r['outcome']}"
-            gain = _gain(fair, model)
+            gain = embedding_gain(fair["scores"], model, "chrf++ whole") if "scores" in fair else float("nan")
             if within_gain(a, b, r["outcome"], gain, r["margin"], r["kind"]):   # the verdict stands, its weakness said
                 verdict += WEAKLY + gain_words(gain, r["margin"])
             note = (f"{r['kind']} claim; outcome {r['outcome']!r} by one rule for both sides (equivalent: 90 % union "
@@ -52,17 +52,6 @@ def judge(add, fair: dict) -> None:
         for model in dict.fromkeys(c["model"]):
             s = fair["scores"]
             _fair_stopping(add, s[s["model"] == model], str(c["protocol"].iloc[0]), model)
-
-
-def _gain(fair: dict, model: str) -> float:
-    """Embedding tuning's mean whole-continuation chrF++ over the base model's on ``model``; NaN when either did
-    not run (NaN qualifies nothing)."""
-    s = fair.get("scores")
-    if s is None:
-        return float("nan")
-    s = s[s["model"] == model]
-    mean = lambda arm: s.loc[s["arm"] == arm, "chrf++ whole"].mean()   # noqa: E731
-    return float(mean("embedding tuning") - mean("base"))
 
 
 METRIC_NAMES = {"chrf++": "chrF++", "bleu": "BLEU"}   # as the tables spell them

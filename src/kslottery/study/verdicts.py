@@ -185,6 +185,14 @@ def verdict_word(verdict) -> str | None:
     return next((w for w in sorted(VERDICT_WORDS, key=len, reverse=True) if str(verdict).startswith(w)), None)
 
 
+def embedding_gain(table, model: str, column: str) -> float:
+    """Embedding tuning's mean score over the base model's on ``model`` (``table``: one row per arm, or per arm
+    and seed; ``column`` the score); NaN when either did not run, and NaN qualifies nothing in :func:`within_gain`."""
+    rows = table[table["model"] == model]
+    mean = lambda arm: rows.loc[rows["arm"] == arm, column].mean()   # noqa: E731
+    return float(mean("embedding tuning") - mean("base"))
+
+
 def within_gain(a: str, b: str, outcome_: str, gain: float, margin: float, kind: str = "equivalence") -> bool:
     """Whether comparison b − a's ``outcome_`` is a weak equivalence: embedding tuning's own change over the base
     model (``gain``, chrF++, a point estimate) lies inside ±``margin``, neither arm is full fine-tuning, and the
