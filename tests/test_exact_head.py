@@ -8,6 +8,13 @@ import torch.nn.functional as F
 from kslottery.method import exact_head, generate, models
 
 
+@pytest.fixture(autouse=True)
+def bf16_cpu(monkeypatch):
+    """The head's machinery on any CPU: where bf16 is emulated the study declines it (it is slower), but the
+    tokens must still be the float32 head's."""
+    monkeypatch.setattr(exact_head, "native_bf16", lambda: True)
+
+
 def linear(weight: torch.Tensor) -> torch.nn.Linear:
     head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
     with torch.no_grad():
@@ -95,6 +102,16 @@ def test_unsupported_models_are_declined_with_a_reason(tiny):
     lm.model.config.final_logit_softcapping = None
     lm.model.lm_head = torch.nn.Linear(lm.model.lm_head.in_features, lm.model.lm_head.out_features, bias=True)
     assert "bias" in exact_head.unsupported(lm.model)
+
+
+def test_a_cpu_without_bf16_instructions_keeps_the_float32_head(tiny, monkeypatch):
+    monkeypatch.setattr(exact_head, "native_bf16", lambda: False)
+    assert "no bfloat16 instructions" in exact_head.unsupported(tiny.model)
+    stats = {}
+    p = [[1, 2, 3]]
+    out = generate.greedy(tiny.model, torch.tensor(p), torch.ones(1, 3, dtype=torch.long), [], 3, exact_bf16=True,
+                          stats=stats)
+    assert stats["declined"].startswith("this CPU") and "rows" not in stats and len(out) == 1
 
 
 def test_the_head_is_rebuilt_after_its_weight_changes(tiny):

@@ -116,6 +116,18 @@ def cmd_status(ns) -> int:
     return 0
 
 
+def cmd_archive(ns) -> int:
+    from .method import archive
+    from .method.runs import runs_root
+
+    root = runs_root(ns.runs_dir)
+    if ns.action == "pack":
+        print(json.dumps(archive.pack(root, ns.archive, ns.max_mib or archive.MAX_MIB)))
+    else:
+        print(json.dumps(archive.restore(ns.archive, root)))
+    return 0
+
+
 def cmd_book(ns) -> int:
     from .report.profile_book import build
 
@@ -185,6 +197,19 @@ def _add_study_commands(sub) -> None:
     st.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(func=cmd_status)
+
+    a = sub.add_parser("archive", help="keep finished runs without their weights in a folder git can hold, or restore "
+                       "them", description="pack: copy every finished run of the runs folder that the archive lacks "
+                       "into it, leaving out each tune run's files over --max-mib (weights: read only to compute "
+                       "another run), listed with their sha256 in LEFT_OUT.json. restore: copy the archived runs the "
+                       "runs folder lacks into it; a restored tune run whose weights are read computes them again "
+                       "under the same name. A study longer than one sitting survives a lost runs folder this way.")
+    a.add_argument("action", choices=("pack", "restore"))
+    a.add_argument("--archive", default="archive", help="the archive folder (default: ./archive)")
+    a.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
+    a.add_argument("--max-mib", type=float, default=None, help="pack: leave out tune-run files larger than this "
+                   "(default: 2)")
+    a.set_defaults(func=cmd_archive)
 
     su = sub.add_parser("summary", help="what a profile's published pages found: verdicts, comparisons, lrs, cost",
                         description="Print, from book/results/PROFILE/ (what `kslottery run` published), the verdict "

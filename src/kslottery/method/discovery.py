@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from . import archive  # noqa: F401  (a tune run restored without its weights computes them again)
 from .errors import KSLError
 from .ks import METHODS, KSResult
 from .runs import Run, RunRecord, releases_locks
@@ -42,7 +43,6 @@ def check(cfg: DiscoveryConfig) -> None:
 def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRecord:
     check(cfg)
     tuned = TunedRun(cfg.tuned)
-    rows = tuned.rows()
     tune_rec = tuned.record
     if tuned.mode != "embed":
         raise KSLError(f"{Path(cfg.tuned).name} is a {tune_rec['config']['mode']}-mode run",
@@ -51,6 +51,7 @@ def discover(cfg: DiscoveryConfig, runs_dir=None, tokenizer=None) -> DiscoveryRe
     run = Run("ks", params, runs_dir)
     if (reused := run.reuse(DiscoveryRecord)) is not None:
         return reused
+    rows = tuned.rows()   # after the reuse: a finished discovery never reads the tuning's rows again
     work = run.start()   # the run's wall-clock starts here, so that it counts the KS test itself
     if tokenizer is None:
         tokenizer = tuned.tokenizer()

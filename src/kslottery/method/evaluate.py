@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from . import data, generate, metrics, models, prompts
+# archive: a tune run restored without its weights computes them again when they are read
+from . import archive, data, generate, metrics, models, prompts  # noqa: F401
 from .errors import KSLError
 from .runs import Run, RunRecord, named_params, releases_locks
 from .tuned import TunedRun

@@ -38,6 +38,7 @@ from .memory import release_memory, reset_peak
 DONE = "DONE"
 MANIFEST = "MANIFEST.json"
 LOCKS = ".locks"
+LEFT_OUT = "LEFT_OUT.json"   # the files a run was archived without (kslottery.method.archive)
 
 
 def runs_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -67,7 +68,6 @@ def param_hash(params: dict) -> str:
 
 
 def versions() -> dict:
-
     out = {"python": sys.version.split()[0]}
     for dist in ("kslottery", "torch", "transformers", "tokenizers", "accelerate", "peft", "sacrebleu",
                  "numpy", "scipy"):
@@ -141,7 +141,13 @@ def file_sha256(path: Path) -> str:
 
 
 def _artifacts(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE, MANIFEST))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE, MANIFEST, LEFT_OUT))
+
+
+def left_out(path: str | os.PathLike) -> dict[str, str]:
+    """{relative path: sha256} of the files an archived run is kept without (its weights); {} for a whole run."""
+    f = Path(path) / LEFT_OUT
+    return json.loads(f.read_text())["sha256"] if f.exists() else {}
 
 
 def write_manifest(work: Path) -> None:
@@ -160,8 +166,8 @@ def _signature(path: Path) -> tuple:
 
 def verify(path: Path) -> None:
     """Check a finished run against its manifest: the files present are exactly the files it lists, each with
-    its sha256. A damaged run (a file changed, missing or added, the manifest missing or empty) is an error
-    naming the file, never used."""
+    its sha256, less those an archived run is kept without (``LEFT_OUT.json``, with the manifest's sha256). A damaged
+    run (a file changed, missing or added, the manifest missing or empty) is an error naming the file, never used."""
     path = Path(path)
     key = path.resolve()
     if (path / MANIFEST).exists() and _verified.get(key) == _signature(path):
@@ -178,8 +184,16 @@ def verify(path: Path) -> None:
     extra = sorted({p.relative_to(path).as_posix() for p in _artifacts(path)} - set(recorded))
     if extra:
         raise KSLError(f"run {path.name} is damaged: {extra[0]} is not in its {MANIFEST}", fix)
+    try:
+        gone = left_out(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KSLError(f"run {path.name} is damaged: its {LEFT_OUT} cannot be read", fix) from None
     for rel, digest in recorded.items():
         f = path / rel
+        if rel in gone and not f.exists():
+            if gone[rel] != digest:
+                raise KSLError(f"run {path.name} is damaged: {LEFT_OUT} and {MANIFEST} disagree on {rel}", fix)
+            continue
         if not f.is_file():
             raise KSLError(f"run {path.name} is damaged: {rel} is missing", fix)
         if file_sha256(f) != digest:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from . import archive  # noqa: F401  (a tune run restored without its weights computes them again)
 from .errors import KSLError
 from .runs import Run, releases_locks
 from .ticket import check_ticket_model, ticket_ids

@@ -20,10 +20,20 @@ import torch
 
 from . import models
 from .errors import KSLError
-from .runs import RunRecord, verify
+from .runs import RunRecord, left_out, verify
 
 ROWS = "rows.safetensors"
 KINDS = ("tune", "transfer")   # the runs that change a model (a run is named <kind>-<hash>)
+
+# How a tune run archived without its weights computes them again: tuning registers it (it imports this module;
+# this module must not import it back).
+_rebuild = None
+
+
+def rebuilt_by(fn):
+    global _rebuild
+    _rebuild = fn
+    return fn
 
 
 def write_rows(work: Path, ids, before, after) -> Path:
@@ -89,6 +99,20 @@ class TunedRun:
     def name(self) -> str:
         return self.path.name
 
+    def _gone(self, rel: str) -> bool:
+        return any(g == rel or g.startswith(rel + "/") for g in left_out(self.path))
+
+    def _need(self, rel: str) -> None:
+        """Before reading ``rel`` (a file or folder): a run restored from the archive without it
+        (:mod:`kslottery.method.archive`) is computed again, under the same name, from its parameters."""
+        if not self._gone(rel):
+            return
+        if _rebuild is None:
+            raise KSLError(f"{self.name} was restored from the archive without {rel}",
+                           f"delete {self.path} and rerun the command that made it")
+        _rebuild(self.path)
+        self.__dict__.pop("record", None)
+
     @cached_property
     def record(self) -> dict:
         return json.loads((self.path / "record.json").read_text())
@@ -110,6 +134,7 @@ class TunedRun:
         """ids, before, after of every row the run changed."""
         from safetensors.torch import load_file
 
+        self._need(ROWS)
         if not (self.path / ROWS).exists():
             raise KSLError(f"{self.path} is not a finished embed or rows tune run (no {ROWS})",
                            "run `kslottery tune --mode embed` first and pass its run directory")
@@ -125,6 +150,7 @@ class TunedRun:
 
     def snapshot_files(self) -> dict[int, Path]:
         """{step: file} of the embedding snapshots an embed run saved (``--snapshots``), in step order."""
+        self._need("snapshots")
         files = {int(p.stem[5:]): p for p in (self.path / "snapshots").glob("step-*.safetensors")}
         return dict(sorted(files.items()))
 
@@ -133,8 +159,12 @@ class TunedRun:
         if self.model_spec not in (None, lm.info.spec):
             raise KSLError(f"{self.name} was tuned from {self.model_spec!r}, not {lm.info.spec!r}",
                            f"evaluate it with --model {self.model_spec}")
+        # the first of these the run holds is what it changed (a rows run also exports an adapter)
+        held = next((rel for rel in (ROWS, "model", "adapter") if (self.path / rel).exists() or self._gone(rel)),
+                    None)
+        if held:
+            self._need(held)
         if (self.path / ROWS).exists():
-
             models.untie(lm.model)
             rows = self.rows()
             apply_rows(lm.model, rows["ids"], rows["after"])

@@ -32,7 +32,7 @@ from . import checkpoints, data, models, prompts
 from .errors import Interrupted, KSLError
 from .runs import Run, named_params, releases_locks, write_json
 from .ticket import check_ticket_model, ticket_ids
-from .trainable import RowDelta, n_trainable, prepare_model, schedule
+from .trainable import RowDelta, deterministic, n_trainable, prepare_model, schedule
 from .tuned import TunedRecord, apply_rows, write_rows, write_rows_adapter
 
 MODES = ("embed", "full", "lora", "prefix", "rows")
@@ -266,7 +266,7 @@ def train(lm: models.LoadedModel, cfg: TuneConfig, examples: list[dict], work: P
     world, rank = acc.num_processes, acc.process_index
     bar = tqdm(total=total, initial=start, desc=f"tuning ({cfg.mode})", unit="step",
                disable=not progress or not acc.is_main_process)
-    with checkpoints.deferred_signals() as pending:
+    with checkpoints.deferred_signals() as pending, deterministic():
         for step in range(start, total):
             t_step = time.time()
             step_loss, step_targets = 0.0, 0

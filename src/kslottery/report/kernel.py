@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ..method import archive  # noqa: F401  (a tune run restored without its weights computes them again)
 from ..method.runs import record_runs_to
 from .profile_schema import remember
 
