@@ -72,9 +72,10 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --no-loadscope-reorder tests/ --durations=5
 
 # The main job: every notebook of the default profile on the embedded Gemma 3 270M and SmolLM2-135M (resumable: a
-# rerun reuses finished runs), then the book with its results.
+# rerun reuses finished runs, archive/'s included), then the book with its results.
 # EXECUTOR=ray: each stage's independent runs as Ray tasks on a local instance (ADDRESS=host:port: a Ray cluster).
 study: install
+	$(BIN)/kslottery archive restore
 	$(BIN)/kslottery run --profile default $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(ADDRESS),--address $(ADDRESS)) \
 	  $(if $(WORKERS),--workers $(WORKERS))
 	$(BIN)/jupyter-book build book/ -W -n --keep-going
