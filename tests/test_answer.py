@@ -9,7 +9,8 @@ from kslottery.study import answer
 def _comps(outcomes: dict) -> pd.DataFrame:
     """A comparisons table with the given outcome per (model, a, b); b − a and the intervals follow the outcome."""
     numbers = {"b worse": (-2.35, (-3.14, -1.59)), "equivalent": (0.1, (-0.9, 1.1)), "inconclusive": (0.5, (-2.0, 3.0)),
-               "b better": (1.2, (0.4, 2.0)), "equivalent; b slightly worse": (-0.6, (-1.0, -0.2))}
+               "b better": (1.2, (0.4, 2.0)), "equivalent; b slightly worse": (-0.6, (-1.0, -0.2)),
+               "equivalent; b slightly better": (0.6, (0.2, 1.0))}
     return pd.DataFrame([{"model": m, "a": a, "b": b, "outcome": o, "b - a": numbers[o][0],
                           "95 % (union)": numbers[o][1], "90 % (union)": (-0.7, 0.9), "margin": 2.0}
                          for (m, a, b), o in outcomes.items()])
@@ -95,7 +96,14 @@ def test_an_equivalence_inside_embedding_tunings_own_gain_is_said_to_be_weak():
                   ("s", "base"): 14.2, ("s", "embedding tuning"): 15.1, ("s", "Adam ticket"): 14.5})
     weak = ("embedding tuning itself moves chrF++ by only +0.9 over the base model, inside the ±2 margin, so this "
             "equivalence may also hold for an arm that learned nothing")
-    assert answer.sentence(comps, arms).endswith(f"On s, {weak}.")
+    said = answer.sentence(comps, arms)
+    assert said.endswith("On s, an equivalence this close may also hold for an arm that learned nothing.")
+    # a share of a gain inside the margin is not given (its denominator is noise); the gain itself is
+    assert "recovers 90\u00a0% of embedding tuning's gain over the base model on g." in said
+    assert ("On s, embedding tuning gains only +0.9 chrF++ over the base model, inside the ±2 margin, so no share "
+            "of it is given.") in said and "% on s" not in said
+    # a difference inside the margin keeps its direction in the opening sentence
+    assert "on s, tuning only the KS ticket scores slightly worse than tuning the whole embedding, within" in said
     assert answer.findings(comps, arms).splitlines()[0:3] == [
         "- **Does tuning only the KS ticket match tuning the whole embedding?** Yes on both models (weakly on s).",
         "  - g: equivalent (+0.1 chrF++; 90 % interval -0.7 to 0.9)",
@@ -109,3 +117,16 @@ def test_an_equivalence_inside_embedding_tunings_own_gain_is_said_to_be_weak():
     # without any equivalence on s, nothing to qualify
     comps["outcome"] = "b better"
     assert "cannot tell tuning from not tuning" not in answer.sentence(comps, arms)
+
+
+def test_a_difference_inside_the_margin_keeps_its_direction_where_the_answer_says_yes():
+    # "equivalent; b slightly better" answers a superiority question "yes": the opening sentence must not say
+    # "not better" about it (it used to read every "equivalent..." outcome as plain equivalence)
+    comps = _comps({("g", "embedding tuning", "Adam ticket"): "equivalent",
+                    ("g", "frequency-matched rows", "Adam ticket"): "equivalent; b slightly better"})
+    arms = _arms({("g", "base"): 20.0, ("g", "embedding tuning"): 30.0, ("g", "Adam ticket"): 29.0})
+    said = answer.sentence(comps, arms)
+    assert said.endswith("KS picks slightly better rows than frequency-matched rows of the same size, within the "
+                         "margin.") and "not better" not in said
+    assert answer.findings(comps, arms).splitlines()[2].startswith(
+        "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on g")

@@ -82,7 +82,7 @@ def test_verdicts_are_counted_by_their_first_words():
                                   "inconclusive", claims.NOT_RUN, claims.NOT_RETRIEVED]})
     assert claims.verdict_counts(t) == {"verdicts_reproduced": 1, "verdicts_not_reproduced": 2,
                                         "verdicts_inconclusive": 1, "verdicts_not_testable": 2, "verdicts_total": 6,
-                                        "verdicts_reproduced_weakly": 0}
+                                        "verdicts_reproduced_weakly": 0, "verdicts_not_reproduced_weakly": 0}
     # the paper's own claims counted apart from the replication's and the method's
     t["paper's number from"] = [claims.TRANSCRIBED, claims.TRANSCRIBED, "implied by the method",
                                 "the independent replication (introduction, reference 2)", claims.TRANSCRIBED,
@@ -90,7 +90,7 @@ def test_verdicts_are_counted_by_their_first_words():
     got = claims.verdict_counts(t)
     assert {k: v for k, v in got.items() if not k.startswith("verdicts_")} == {
         "paper_reproduced": 1, "paper_not_reproduced": 1, "paper_inconclusive": 0, "paper_not_testable": 2,
-        "paper_total": 4, "paper_reproduced_weakly": 0}
+        "paper_total": 4, "paper_reproduced_weakly": 0, "paper_not_reproduced_weakly": 0}
     assert got["verdicts_others"] == 2 and got["verdicts_total"] == 6
 
 
@@ -164,3 +164,5 @@ def test_an_equivalence_inside_embedding_tunings_own_gain_keeps_its_verdict_and_
     counts = claims.verdict_counts(t.reset_index())
     assert (counts["verdicts_reproduced"], counts["verdicts_not_reproduced"]) == (1, 3)
     assert counts["verdicts_reproduced_weakly"] == counts["paper_reproduced_weakly"] == 1
+    # "KS beats rows chosen without it" (the method's claim, not the paper's): as good, not better, weakly so
+    assert (counts["verdicts_not_reproduced_weakly"], counts["paper_not_reproduced_weakly"]) == (1, 0)

@@ -5,6 +5,8 @@ function of the comparisons table (:func:`kslottery.study.fair.comparisons`) and
 
     >>> reply("b worse", "equivalence"), reply("equivalent", "superiority"), reply("inconclusive", "equivalence")
     ('no: worse', 'no: as good, not better', 'cannot tell')
+    >>> reply("equivalent; b slightly worse", "superiority"), direction("equivalent; b slightly better")
+    ('no: slightly worse', 'slightly better')
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ QUESTIONS = tuple((q, a, b, _KIND[(a, b)]) for q, a, b in (
 
 
 def direction(outcome: str) -> str:
-    """An outcome's direction in one word: better, worse, equivalent or inconclusive (a difference inside the
-    margin, "equivalent; b slightly worse", reads as equivalent)."""
+    """An outcome's direction: better, worse, equivalent, inconclusive, or slightly better / slightly worse (a
+    difference detected inside the margin, which a superiority claim counts as better: its own words, so that the
+    opening sentence never says "not better" where the answer says "yes")."""
+    if outcome.startswith("equivalent; b "):
+        return outcome.removeprefix("equivalent; b ")
     if outcome.startswith("equivalent") or outcome == "inconclusive":
-        return outcome.split(";")[0]
+        return outcome
     return "better" if outcome.startswith("b better") else "worse"
 
 
@@ -94,11 +99,17 @@ _AGAINST_EMBEDDING = {
     "better": "tuning only the KS ticket scores better than tuning the whole embedding",
     "worse": "tuning only the KS ticket scores worse than tuning the whole embedding",
     "equivalent": "tuning only the KS ticket scores as well as tuning the whole embedding, within the margin",
+    "slightly better": "tuning only the KS ticket scores slightly better than tuning the whole embedding, within "
+                       "the margin",
+    "slightly worse": "tuning only the KS ticket scores slightly worse than tuning the whole embedding, within "
+                      "the margin",
     "inconclusive": "we could not tell whether tuning only the KS ticket does as well as tuning the whole embedding"}
 _AGAINST_CONTROL = {
     "better": "KS picks better rows than frequency-matched rows of the same size",
     "worse": "KS picks worse rows than frequency-matched rows of the same size",
     "equivalent": "KS's rows do as well as frequency-matched rows of the same size, not better",
+    "slightly better": "KS picks slightly better rows than frequency-matched rows of the same size, within the margin",
+    "slightly worse": "KS picks slightly worse rows than frequency-matched rows of the same size, within the margin",
     "inconclusive": "we could not tell whether KS picks better rows than frequency-matched rows of the same size"}
 # The KS ticket, defined where the book first names it: the opening sentence.
 _DEFINED = "the KS ticket (the embedding rows a Kolmogorov–Smirnov test flags as shifted by tuning)"
@@ -118,19 +129,25 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
     way = {a: {m: direction(r["outcome"]) if (r := _row(comps, m, a, "Adam ticket")) is not None else "inconclusive"
                for m in models} for a in ("embedding tuning", "frequency-matched rows")}
     first = _clauses(way["embedding tuning"], _AGAINST_EMBEDDING).replace("the KS ticket", _DEFINED, 1)
-    gained = [m for m in models if _gain(arms, m) > 0]
+    margin = float(comps["margin"].iloc[0])
+    gain = {m: _gain(arms, m) for m in models}
+    # a share of a gain smaller than the margin divides noise by little more than noise: the gain is said instead
+    gained = [m for m in models if gain[m] >= margin]
     # a no-break space: "0 %" must not break between the number and its sign
     shares = [(f"{100 * recovered(arms, m):.0f}\u00a0%", f" on {m}" if len(models) > 1 else "") for m in gained]
     second = (f"The ticket recovers {shares[0][0]} of embedding tuning's gain over the base model{shares[0][1]}"
               + "".join(f" and {x}{on}" for x, on in shares[1:]) + "." if gained else "")
-    if len(gained) < len(models):
-        none = _on([m for m in models if m not in gained], len(models)).replace("on both models", "on either model")
-        second += f" Embedding tuning does not beat the base model {none}, so there is no gain to recover there."
+    for m in (m for m in models if 0 < gain[m] < margin):
+        second += (f" On {m}, embedding tuning gains only {gain[m]:+.1f} chrF++ over the base model, inside the "
+                   f"±{margin:g} margin, so no share of it is given.")
+    if none := [m for m in models if gain[m] <= 0]:
+        on = _on(none, len(models)).replace("on both models", "on either model")
+        second += f" Embedding tuning does not beat the base model {on}, so there is no gain to recover there."
     third = _clauses(way["frequency-matched rows"], _AGAINST_CONTROL)
-    margin = float(comps["margin"].iloc[0])
     # "as well as" said on a model whose embedding tuning barely moves it is qualified in the same paragraph
     weak = [m for m in models if any(_weak(_row(comps, m, a, "Adam ticket"), arms) for a in way)]
-    fourth = " ".join(f"On {m}, {gain_words(_gain(arms, m), margin)}." for m in weak)
+    fourth = " ".join(f"On {m}, an equivalence this close may also hold for an arm that learned nothing." if gain[m] > 0
+                      else f"On {m}, {gain_words(gain[m], margin)}." for m in weak)
     return f"{first} {second.strip()} {third} {fourth}".strip()
 
 

@@ -152,15 +152,19 @@ def verdict_counts(table: pd.DataFrame) -> dict:
     ``verdicts_<word>`` for the landing page's one-line summary, and ``verdicts_total``; with the table's
     "paper's number from" column, the same for the paper's own claims alone (``paper_<word>``, ``paper_total``)
     and how many claims are the replication's or the method's (``verdicts_others``): the landing page must not
-    count a claim the paper never made as one of its claims. ``*_reproduced_weakly``: how many reproduced
-    verdicts carry :data:`~kslottery.study.verdicts.WEAKLY` (an equivalence inside embedding tuning's own gain)."""
+    count a claim the paper never made as one of its claims. ``*_reproduced_weakly`` and
+    ``*_not_reproduced_weakly``: how many of those verdicts carry :data:`~kslottery.study.verdicts.WEAKLY` (an
+    equivalence inside embedding tuning's own gain: it makes a reproduction weak, and a superiority claim's
+    "not reproduced: as good, not better" weak too)."""
     words = table["verdict"].map(verdict_word)
-    weak = table["verdict"].astype(str).str.contains(WEAKLY, regex=False) & (words == "reproduced")
+    marked = table["verdict"].astype(str).str.contains(WEAKLY, regex=False)
+    weak = {w: marked & (words == w) for w in ("reproduced", "not reproduced")}
     out = {f"verdicts_{w.replace(' ', '_')}": int((words == w).sum()) for w in VERDICT_WORDS}
-    out |= {"verdicts_total": len(table), "verdicts_reproduced_weakly": int(weak.sum())}
+    out |= {"verdicts_total": len(table)}
+    out |= {f"verdicts_{w.replace(' ', '_')}_weakly": int(m.sum()) for w, m in weak.items()}
     if "paper's number from" in table.columns:
         own = table["paper's number from"].astype(str).str.startswith("the paper")
         out |= {f"paper_{w.replace(' ', '_')}": int((words[own] == w).sum()) for w in VERDICT_WORDS}
-        out |= {"paper_total": int(own.sum()), "paper_reproduced_weakly": int(weak[own].sum()),
-                "verdicts_others": int((~own).sum())}
+        out |= {"paper_total": int(own.sum()), "verdicts_others": int((~own).sum())}
+        out |= {f"paper_{w.replace(' ', '_')}_weakly": int(m[own].sum()) for w, m in weak.items()}
     return out
