@@ -86,7 +86,7 @@ def test_the_default_profile_states_a_design_whose_counts_follow_from_the_precis
     from kslottery.study.results import repo_root
 
     d = Design.from_profile(yaml.safe_load((repo_root() / "profiles" / "default.yaml").read_text()))
-    assert d.name == "fair-v2.2" and d.dev_offset() == d.train_pairs == 512 and d.max_ticket_share == 0.5
+    assert d.name == "fair-v2.3" and d.dev_offset() == d.train_pairs == 512 and d.max_ticket_share == 0.5
     assert d.raise_steps == 6
     assert d.models == ("gemma3-270m", "smollm2-135m") and d.bootstrap == "crossed"
     # fresh sentences: devtest[:200] was scored under earlier designs
