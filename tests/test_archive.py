@@ -41,6 +41,8 @@ def test_pack_leaves_out_only_a_tune_runs_large_files_and_lists_them(packed):
     assert {"rows.safetensors", "snapshots/step-2.safetensors", "snapshots/step-4.safetensors"} <= set(gone)
     assert all(gone[f] == manifest[f] for f in gone) and not (store / rec["run"] / "rows.safetensors").exists()
     assert (store / rec["run"] / "record.json").read_text() == (root / rec["run"] / "record.json").read_text()
+    assert archive.pack(root, store / "tighter", max_mib=0)["packed"] == 2   # records are never left out
+    assert not {"params.json", "record.json", "train_log.jsonl"} & set(left_out(store / "tighter" / rec["run"]))
     assert left_out(store / ks["run"]) == {} and (store / ks["run"] / "ks.safetensors").exists()   # kept whole
     assert archive.pack(root, store, max_mib=0.01)["packed"] == 0   # packing again adds nothing
 

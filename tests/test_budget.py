@@ -7,8 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kslottery.method import discovery, models, tuning
+from kslottery.method import archive, discovery, models, tuning
 from kslottery.method.errors import KSLError
+from kslottery.method.runs import left_out
+from kslottery.method.ticket import ks_from_rows
 from kslottery.study import budget
 
 TINY = "tiny:smollm2-135m"
@@ -18,8 +20,8 @@ TINY = "tiny:smollm2-135m"
 def sweep(tmp_path_factory, flores_dir):
     root = tmp_path_factory.mktemp("sweep")
     base = dict(model=TINY, limit=16, batch_size=4, mode="embed")
-    # One thread: the CPU embedding backward accumulates in a thread-dependent order (two identical runs on
-    # two threads differ by ~2e-4 after 2 steps), and "a snapshot is the shorter run" is a bitwise claim.
+    # One thread, as before the training loop became deterministic at any thread count (trainable.deterministic):
+    # "a snapshot is the shorter run" is a bitwise claim.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     long = tuning.tune(tuning.TuneConfig(**base, lr=0.05, snapshots=(1, 2, 4)), runs_dir=root, progress=False)
@@ -58,6 +60,25 @@ def test_snapshot_table_counts_the_tickets_discovery_writes(sweep, tmp_path):
     for rule in ("alpha", "bonferroni", "bh"):
         assert last[f"{rule}_0.05"] == found["tickets"][f"{rule}-0.05"]["size"]
     assert last["rows_changed"] == found["n_changed"] and last["max_D"] == pytest.approx(found["max_statistic"])
+
+
+def test_a_sweep_restored_without_its_snapshots_reads_its_ks_tests_from_their_run(sweep, tmp_path):
+    root, long, _, _ = sweep
+    cfg = tuning.TuneConfig(model=TINY, limit=16, batch_size=4, mode="embed", lr=0.05, snapshots=(1, 2, 4))
+    examples = tuning.encode_all(models.load_tokenizer(TINY), tuning.training_bitext(cfg), cfg)
+    batches = tuning.batch_order(len(examples), cfg)
+    table = budget.snapshot_table(long["path"], examples, batches)
+    stored = budget.snapshot_ks(long["path"])   # the snapks run the table read
+    for step, rows in budget.snapshot_rows(long["path"]).items():
+        fresh = ks_from_rows(rows, stored[step].statistic.numel())
+        assert all(torch.equal(getattr(stored[step], f), getattr(fresh, f))
+                   for f in ("statistic", "pvalue", "k", "changed"))
+    archive.pack(root, tmp_path / "archive", max_mib=0.001)
+    archive.restore(tmp_path / "archive", tmp_path / "runs")
+    restored = tmp_path / "runs" / long["run"]
+    assert "snapshots/step-1.safetensors" in left_out(restored)
+    pd.testing.assert_frame_equal(budget.snapshot_table(restored, examples, batches), table)
+    assert "snapshots/step-1.safetensors" in left_out(restored)   # read, not computed again
     counts, first = budget.row_exposure(examples, tuning.batch_order(len(examples), cfg))
     assert min(first.values()) == 1 and max(first.values()) <= 4
     head = examples[0]["input_ids"][0]           # the template's first token opens every example

@@ -1,13 +1,14 @@
 """The run archive: finished runs without their weights, kept in git so a study longer than one sitting survives
 the loss of its runs folder (a machine handed back bare, a pre-empted job, a 3-hour session).
 
-``pack`` copies each finished run into ``<archive>/<name>/`` and leaves out a tune run's files larger than
-``max_mib`` (a full model, embedding snapshots, an embedding run's rows: read only to compute *another* run),
-listing each left-out file with its sha256 in ``LEFT_OUT.json``. ``MANIFEST.json`` is copied unchanged, so an
-archived run still says what the whole run held, and its records, tickets, scores and hypotheses are all there.
+``pack`` copies each finished run into ``<archive>/<name>/`` and leaves out a tune run's tensors and model files
+larger than ``max_mib`` (a full model, embedding snapshots, an embedding run's rows: read only to compute
+*another* run; its records always stay), listing each with its sha256 in ``LEFT_OUT.json``. ``MANIFEST.json``
+is copied unchanged, so an archived run still says what the whole run held; its records, tickets, scores and
+hypotheses are all there.
 ``restore`` copies archived runs that a runs folder lacks into it. A restored run is reused like any other;
 when a later run needs its weights, :func:`kslottery.method.tuned.TunedRun` computes them again under the same
-name (:func:`kslottery.method.tuning.rebuild`). Other run kinds are kept whole: they are small, and only a tune
+name (:func:`rebuild`). Other run kinds are kept whole: they are small, and only a tune
 run can be computed again from its parameters alone.
 
     >>> pack("runs", "archive")                                                    # doctest: +SKIP
@@ -30,6 +31,12 @@ from .tuned import rebuilt_by
 from .tuning import TuneConfig, check, run_params, tune
 
 MAX_MIB = 2.0   # keeps a ticket's tuned rows (about 0.3 MiB at 60 rows), drops an embedding run's (tens of MiB)
+
+
+def _weights(run: Path, rel: str, recorded: dict) -> bool:
+    """Whether a file of a finished run is one the archive may leave out: a tune run's tensors or the files of
+    its model, adapter or snapshot folders. Its own records (params, record, logs) never are."""
+    return run.name.startswith("tune-") and rel in recorded and ("/" in rel or rel.endswith(".safetensors"))
 
 
 def _finished(root: Path) -> list[Path]:
@@ -55,7 +62,7 @@ def pack(runs: str | os.PathLike, archive: str | os.PathLike, max_mib: float = M
                 rel = f.relative_to(run).as_posix()
                 if rel == LEFT_OUT:
                     continue
-                if run.name.startswith("tune-") and rel in recorded and f.stat().st_size > max_mib * 2**20:
+                if _weights(run, rel, recorded) and f.stat().st_size > max_mib * 2**20:
                     gone[rel] = recorded[rel]
                     dropped += f.stat().st_size
                     continue

@@ -22,6 +22,8 @@ import pandas as pd
 from ..method import baselines, models, trainable, tuning
 from ..method.baselines import first_gradient_step, token_counts
 from ..method.errors import KSLError
+from ..method.ks import KSResult
+from ..method.runs import Run, releases_locks
 from ..method.ticket import SIGNIFICANCE_RULES, Rule, decode_tokens, ks_from_rows, select
 from ..method.tuned import TunedRun
 from . import executor
@@ -58,6 +60,42 @@ def snapshot_rows(run_path: str | Path, steps: list[int] | None = None) -> dict[
     return out
 
 
+SNAPSHOT_KS = "snapshot-ks.safetensors"
+_PARTS = ("statistic", "pvalue", "k", "changed")   # of KSResult, at the changed rows
+
+
+@releases_locks
+def snapshot_ks(run_path: str | Path) -> dict[int, KSResult]:
+    """{step: the KS test over the whole vocabulary} for every snapshot of an embed run, computed once into a run of
+    its own (``snapks-<hash>`` beside the tune run: each result's changed rows, every other row has D = 0, p = 1).
+    The sweep's tables and tickets read it, so a sweep restored from the archive without its snapshots (18 MB each
+    on Gemma) needs neither them nor its KS tests again (about 35 s each on Gemma)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tuned = TunedRun(run_path)
+    run = Run("snapks", {"tuned": tuned.name, "method": "auto"}, Path(run_path).parent)
+    if run.reuse() is None:
+        work, parts = run.start(), {}
+        for step, rows in snapshot_rows(run_path).items():
+            res, ids = ks_from_rows(rows, tuned.vocab_size), rows["ids"].long().clone()   # shared by every step
+            parts |= {f"{step}.ids": ids, **{f"{step}.{name}": getattr(res, name)[ids].contiguous()
+                                             for name in _PARTS}}
+        save_file(parts, work / SNAPSHOT_KS)
+        run.complete({"tune_run": tuned.name, "vocab_size": tuned.vocab_size, "d": res.d,
+                      "steps": sorted({int(k.split(".")[0]) for k in parts})})
+    record, saved = run.record(), load_file(run.path / SNAPSHOT_KS)
+    out = {}
+    for step in record["steps"]:
+        n, ids = record["vocab_size"], saved[f"{step}.ids"]
+        full = {"statistic": torch.zeros(n, dtype=torch.float64), "pvalue": torch.ones(n, dtype=torch.float64),
+                "k": torch.zeros(n, dtype=torch.int32), "changed": torch.zeros(n, dtype=torch.bool)}
+        for name, values in full.items():
+            values[ids] = saved[f"{step}.{name}"]
+        out[step] = KSResult(**full, d=record["d"], method="auto")
+    return out
+
+
 def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[list[int]], grad_accum: int = 1,
                    alpha: float = 0.05) -> "pd.DataFrame":
     """One row per snapshot: rows changed, ticket size under each rule at ``alpha``, the largest D, and the
@@ -69,8 +107,7 @@ def snapshot_table(run_path: str | Path, examples: list[dict], batches: list[lis
     rec = run.record
     counts, first = row_exposure(examples, batches, grad_accum)
     table = []
-    for step, rows in snapshot_rows(run_path).items():
-        res = ks_from_rows(rows, run.vocab_size)
+    for step, res in snapshot_ks(run_path).items():
         changed = np.flatnonzero(res.changed.numpy())
         D = res.statistic.numpy()[changed]
         row = {"lr": rec["config"]["lr"], "optimizer": rec["config"].get("optimizer", "adamw"), "step": step,
@@ -186,7 +223,7 @@ def snapshot_ticket(run_path: str | Path, step: int, rule: str = "bh", alpha: fl
     given ``counts``, how often the token occurs in the training inputs."""
 
     run = TunedRun(run_path)
-    res = ks_from_rows(snapshot_rows(run_path, [step])[step], run.vocab_size)
+    res = snapshot_ks(run_path)[step]
     ids = [int(i) for i in select(res, rule, alpha)]
     return pd.DataFrame({"id": ids, "token": decode_tokens(run.tokenizer(), ids),
                          "D": [float(res.statistic[i]) for i in ids], "p": [float(res.pvalue[i]) for i in ids],
