@@ -184,7 +184,8 @@ def test_kslottery_run_with_the_ray_executor_executes_a_notebook_whose_provenanc
     monkeypatch.delenv("KSL_EXECUTOR", raising=False)
     [page] = profiles.run_profile("mini", root=tmp_path, progress=False, executor="ray", workers=2)
     used = json.loads((page.parent / "provenance.json").read_text())["budget_sweep"]["runs"]
-    computed = {p.name for p in (tmp_path / "runs").iterdir() if p.name.split("-")[0] in ("tune", "ks")}
-    assert set(used) == computed and len(computed) == 3   # 1 Adam lr on each of the 2 tiny models, and a discovery
+    computed = {p.name for p in (tmp_path / "runs").iterdir() if p.name.split("-")[0] in ("tune", "ks", "snapks")}
+    # 1 Adam lr on each of the 2 tiny models with their snapshots' KS tests, and a discovery
+    assert set(used) == computed and len(computed) == 5
     assert {p.stem for p in (tmp_path / "runs" / ".logs").glob("*.log")} == {n for n in computed if n.startswith("tune")}
     assert "KSL_EXECUTOR" not in os.environ and "KSL_RAY_ADDRESS" not in os.environ
