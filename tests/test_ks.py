@@ -108,3 +108,24 @@ def test_critical_statistic_is_the_first_d_scipy_calls_significant(d, alpha, k):
     assert critical_statistic(d, alpha) == k / d
     x = np.arange(d, dtype=float)
     assert ks_2samp(x, x + k).pvalue < alpha <= ks_2samp(x, x + k - 1).pvalue
+
+
+@pytest.mark.parametrize("saved", ["k_and_changed", "statistic_only"])
+def test_a_result_saved_at_its_changed_rows_is_the_whole_test_again(saved):
+    # Row 3 moved by a permutation (D = 0 yet changed): only a run that saved `changed` can say so.
+    torch.manual_seed(0)
+    before = torch.randn(6, 16)
+    after = before.clone()
+    after[1] += 0.5
+    after[4, :8] -= 1.0
+    after[3] = before[3].flip(0)
+    full = ks.ks_test(before, after)
+    ids = torch.nonzero(full.changed).flatten()
+    parts = {"statistic": full.statistic[ids], "pvalue": full.pvalue[ids]}
+    if saved == "k_and_changed":
+        parts |= {"k": full.k[ids], "changed": full.changed[ids]}
+    back = ks.KSResult.at_rows(ids, 6, 16, full.method, **parts)
+    assert ids.tolist() == [1, 3, 4]
+    assert torch.equal(back.statistic, full.statistic) and torch.equal(back.pvalue, full.pvalue)
+    assert torch.equal(back.k, full.k.to(torch.int32))
+    assert back.changed.tolist() == [False, True, False, saved == "k_and_changed", True, False]

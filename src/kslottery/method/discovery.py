@@ -98,18 +98,12 @@ class DiscoveryRecord(RunRecord):
         """The run's KS test over the whole vocabulary, as it computed it (D and p of the changed rows from
         ``ks.safetensors``; D = 0, p = 1 elsewhere): any other selection of rows reads it here instead of
         testing the rows again."""
-        import torch
         from safetensors.torch import load_file
 
         saved = load_file(str(Path(self["path"]) / KS_FILE))
-        n, d = int(self["n_rows"]), int(self["d"])
-        D, p = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
-        changed = torch.zeros(n, dtype=torch.bool)
-        ids = saved["ids"].long()
-        D[ids], p[ids] = saved["statistic"].double(), saved["pvalue"].double()
-        changed[ids] = D[ids] > 0
-        if int(changed.sum()) != self["n_changed"]:   # a row that moved with D = 0 (a permutation): test again
+        res = KSResult.at_rows(saved["ids"], int(self["n_rows"]), int(self["d"]), self["config"]["method"],
+                               saved["statistic"], saved["pvalue"])
+        if int(res.changed.sum()) != self["n_changed"]:   # a row that moved with D = 0 (a permutation): test again
             tuned = TunedRun(Path(self["path"]).parent / self["tune_run"])
-            return ks_from_rows(tuned.rows(), n, self["config"]["method"])
-        return KSResult(statistic=D, pvalue=p, k=torch.round(D * d).to(torch.int32), changed=changed, d=d,
-                        method=self["config"]["method"])
+            return ks_from_rows(tuned.rows(), res.statistic.numel(), self["config"]["method"])
+        return res

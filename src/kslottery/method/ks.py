@@ -43,6 +43,19 @@ class KSResult:
     d: int
     method: str
 
+    @classmethod
+    def at_rows(cls, ids: torch.Tensor, n_rows: int, d: int, method: str, statistic: torch.Tensor,
+                pvalue: torch.Tensor, k: torch.Tensor | None = None, changed: torch.Tensor | None = None) -> "KSResult":
+        """The test over the whole vocabulary from its values at ``ids`` (every other row D = 0, p = 1, unchanged):
+        runs save only the rows that moved, since the rest of a large vocabulary carries no information."""
+        ids = ids.long()
+        D, p = torch.zeros(n_rows, dtype=torch.float64), torch.ones(n_rows, dtype=torch.float64)
+        D[ids], p[ids] = statistic.double(), pvalue.double()
+        full_k, full_changed = torch.zeros(n_rows, dtype=torch.int32), torch.zeros(n_rows, dtype=torch.bool)
+        full_k[ids] = torch.round(D[ids] * d).to(torch.int32) if k is None else k.to(torch.int32)
+        full_changed[ids] = D[ids] > 0 if changed is None else changed.bool()
+        return cls(statistic=D, pvalue=p, k=full_k, changed=full_changed, d=d, method=method)
+
 
 def _sort_keys(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """(r, 2d) int64 keys, order-preserving in the value, label (0 before, 1 after) in bit 0."""

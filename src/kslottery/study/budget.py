@@ -70,7 +70,6 @@ def snapshot_ks(run_path: str | Path) -> dict[int, KSResult]:
     its own (``snapks-<hash>`` beside the tune run: each result's changed rows, every other row has D = 0, p = 1).
     The sweep's tables and tickets read it, so a sweep restored from the archive without its snapshots (18 MB each
     on Gemma) needs neither them nor its KS tests again (about 35 s each on Gemma)."""
-    import torch
     from safetensors.torch import load_file, save_file
 
     tuned = TunedRun(run_path)
@@ -87,12 +86,8 @@ def snapshot_ks(run_path: str | Path) -> dict[int, KSResult]:
     record, saved = run.record(), load_file(run.path / SNAPSHOT_KS)
     out = {}
     for step in record["steps"]:
-        n, ids = record["vocab_size"], saved[f"{step}.ids"]
-        full = {"statistic": torch.zeros(n, dtype=torch.float64), "pvalue": torch.ones(n, dtype=torch.float64),
-                "k": torch.zeros(n, dtype=torch.int32), "changed": torch.zeros(n, dtype=torch.bool)}
-        for name, values in full.items():
-            values[ids] = saved[f"{step}.{name}"]
-        out[step] = KSResult(**full, d=record["d"], method="auto")
+        parts = {name: saved[f"{step}.{name}"] for name in _PARTS}
+        out[step] = KSResult.at_rows(saved[f"{step}.ids"], record["vocab_size"], record["d"], "auto", **parts)
     return out
 
 
