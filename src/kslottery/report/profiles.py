@@ -24,6 +24,7 @@ from ..study.results import repo_root
 from .profile_lock import profile_lock
 from .profile_schema import ORDER, Profile, check_parameters, find_profile, open_profile, read_profile
 from .tables import publish
+from .timeline import design_timeline, timeline_lines
 
 __all__ = ["ORDER", "load_profile", "notebook_parameters", "run_profile"]
 
@@ -245,7 +246,9 @@ def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progres
     # The kernel is a child of this process: its peak resident memory, once it has exited.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     out_dir.mkdir(parents=True, exist_ok=True)   # only now: a notebook that failed leaves no empty folder
-    record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof.settings)
+    fixed = design_timeline(prof.path, used) if nb == "fair_test" else None   # the fair test's verdicts are confirmatory
+    record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof.settings,
+                      design_fixed=fixed)
     entry = json.loads((out_dir / "provenance.json").read_text())[nb]
     without_recorder(tmp, final, profile, prof.settings, entry)   # the page names its own cost (rerun note)
     tmp.unlink(missing_ok=True)
@@ -256,7 +259,7 @@ def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progres
 
 def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, seconds: float,
                       used: list[str], peak_rss_gib: float | None = None, commit: str | None = None,
-                      prof: dict | None = None) -> None:
+                      prof: dict | None = None, design_fixed: dict | None = None) -> None:
     """Keep ``provenance.json`` and the book page ``provenance.md`` of a profile up to date: per notebook
     its parameters, when it ran, its own wall-clock, the runs it used with the compute they cost, and the
     commit it was executed at (``commit``, read when it started; default: now)."""
@@ -278,7 +281,7 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                       "signatures": sorted(signatures),
                       "peak_rss_gib": None if peak_rss_gib is None else round(peak_rss_gib, 2),
                       "git_commit": commit or git_commit(), "versions": versions(),
-                      "machine": machine()}
+                      "machine": machine(), **({"design_fixed": design_fixed} if design_fixed else {})}
     prov = current(prov, prof)
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
         entry["run_machines"] = _run_machines(entry.get("runs", []))
@@ -382,6 +385,7 @@ def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
             counted = [f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())]
             lines += ["", "Runs computed on: " + "; ".join(counted) + "."]
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
+    lines += [line for nb in order if prov[nb].get("design_fixed") for line in ["", *timeline_lines(prov[nb]["design_fixed"])]]
     sigs = sorted({sig for nb in order for sig in prov[nb].get("signatures", [])})
     if sigs:
         lines += ["", "sacrebleu signatures of every score:", ""] + [f"- `{sig}`" for sig in sigs]
