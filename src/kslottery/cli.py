@@ -112,7 +112,17 @@ def cmd_status(ns) -> int:
     if not root.is_dir():
         raise KSLError(f"no runs folder at {root}", "pass --runs-dir, or set KSL_RUNS to the folder a profile runs into")
     s = status(root)
-    print(json.dumps(s, indent=1) if ns.json else describe(s))
+    if ns.profile:   # how far the profile's fair test got against its plan
+        from .report.profiles import load_profile
+        from .study.cost import progress, progress_lines
+        from .study.design import Design
+
+        table = progress(Design.from_profile(load_profile(ns.profile)), root)
+        s["plan"] = table.astype(object).where(table.notna(), None).to_dict("records")   # JSON has no NaN
+    if ns.json:
+        print(json.dumps(s, indent=1))
+    else:
+        print(describe(s) + "".join(f"\n{line}" for line in progress_lines(table)) if ns.profile else describe(s))
     return 0
 
 
@@ -196,6 +206,9 @@ def _add_study_commands(sub) -> None:
                         "whether a live process is computing it. Reads only; starts nothing.")
     st.add_argument("--runs-dir", default=None, help="where run directories live (default: $KSL_RUNS or ./runs)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
+    st.add_argument("--profile", default=None, help="also compare the finished runs with this profile's fair-test "
+                    "plan: tuning steps and scored sentences done of those planned, and the hours left at the rates "
+                    "its runs recorded")
     st.set_defaults(func=cmd_status)
 
     a = sub.add_parser("archive", help="keep finished runs without their weights in a folder git can hold, or restore "

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..method.runs import finished, runs_root
+from ..method.status import tune_steps
 from .arms import FAMILY, REGISTRY
 from .design import SELECTION_TICKETS, Design
 
@@ -82,3 +84,52 @@ def estimate(design: Design, times: dict[str, Times], discovery_steps: int = 16,
     out = pd.DataFrame(rows)
     out["hours"] = out["train hours"] + out["score hours"]
     return out
+
+
+def progress(design: Design, root=None, discovery_steps: int = 16) -> pd.DataFrame:
+    """Per model: the tuning steps and scored sentences the design plans (counted as :func:`estimate` counts them,
+    without grid extensions), those its finished runs in ``root`` already hold, and the hours left at the seconds
+    a step and a sentence those runs recorded (NaN until one has finished). The design's runs: tunings on its
+    pair, training pairs and batch; scores of its pair's test sentences or held-out dev sentences. A profile
+    that runs over several sittings (the default on two cores) says here how far it got."""
+    unit = {m: Times(step=dict.fromkeys(("embed", "rows", "full"), 1.0), sentence=1.0) for m in design.models}
+    plan = estimate(design, unit, discovery_steps)
+    plan = plan[plan["stage"] != "grid extensions (worst case)"].groupby("model")[["train hours", "scored sentences"]].sum()
+    done = {m: {"steps": 0, "step_s": 0.0, "sentences": 0, "sentence_s": 0.0} for m in design.models}
+    folder = runs_root(root)
+    for name in sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []:
+        run = finished(name, root) if name.split("-")[0] in ("tune", "eval") else None
+        p = (run or ({},))[0].get("params") or {}
+        if p.get("model") not in done or p.get("pair") != design.pair:
+            continue
+        d, wall = done[p["model"]], run[1].get("wall_s", 0.0)
+        if name.startswith("tune-") and (p.get("limit"), p.get("batch_size")) == (design.train_pairs, design.batch_size):
+            d["steps"] += tune_steps(p) or 0
+            d["step_s"] += wall
+        elif name.startswith("eval-") and ((p.get("split"), p.get("offset")) == ("devtest", design.test_offset)
+                                           or (p.get("split"), p.get("offset")) == ("dev", design.dev_offset)):
+            d["sentences"] += p.get("limit") or 0
+            d["sentence_s"] += wall
+    rows = []
+    for m in design.models:
+        d = done[m]
+        steps, sentences = round(plan.loc[m, "train hours"] * 3600), int(plan.loc[m, "scored sentences"])
+        per_step = d["step_s"] / d["steps"] if d["steps"] else float("nan")
+        per_sentence = d["sentence_s"] / d["sentences"] if d["sentences"] else float("nan")
+        left = (max(steps - d["steps"], 0) * per_step + max(sentences - d["sentences"], 0) * per_sentence) / 3600
+        rows.append({"model": m, "tuning steps": d["steps"], "of steps": steps, "scored sentences": d["sentences"],
+                     "of sentences": sentences, "s a step": per_step, "s a sentence": per_sentence, "hours left": left})
+    return pd.DataFrame(rows)
+
+
+def progress_lines(table: pd.DataFrame) -> list[str]:
+    """:func:`progress` as the lines ``kslottery status --profile`` prints."""
+    def rate(x: float, unit: str) -> str:
+        return "no rate yet" if math.isnan(x) else f"{x:.1f} s a {unit}"
+    lines = []
+    for r in table.to_dict("records"):
+        left = "unknown until a run of each kind finished" if math.isnan(r["hours left"]) else f"about {r['hours left']:.1f} h"
+        lines.append(f"{r['model']}: tuning steps {r['tuning steps']}/{r['of steps']} ({rate(r['s a step'], 'step')}), "
+                     f"scored sentences {r['scored sentences']}/{r['of sentences']} ({rate(r['s a sentence'], 'sentence')}); "
+                     f"left: {left}")
+    return lines
