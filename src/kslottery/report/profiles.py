@@ -246,7 +246,7 @@ def _execute_notebook(prof: Profile, nb: str, root: Path, partial: Path, progres
     # The kernel is a child of this process: its peak resident memory, once it has exited.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     out_dir.mkdir(parents=True, exist_ok=True)   # only now: a notebook that failed leaves no empty folder
-    fixed = design_timeline(prof.path, used) if nb == "fair_test" else None   # the fair test's verdicts are confirmatory
+    fixed = design_timeline(prof.path) if nb == "fair_test" else None   # are the fair test's verdicts confirmatory?
     record_provenance(out_dir, profile, nb, params, time.time() - t0, used, peak, commit=commit, prof=prof.settings,
                       design_fixed=fixed)
     entry = json.loads((out_dir / "provenance.json").read_text())[nb]
