@@ -385,7 +385,8 @@ def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
             counted = [f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())]
             lines += ["", "Runs computed on: " + "; ".join(counted) + "."]
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
-    lines += [line for nb in order if prov[nb].get("design_fixed") for line in ["", *timeline_lines(prov[nb]["design_fixed"])]]
+    for nb in (nb for nb in order if prov[nb].get("design_fixed")):
+        lines += ["", *timeline_lines(prov[nb]["design_fixed"], f"design-fixed-{profile}")]
     sigs = sorted({sig for nb in order for sig in prov[nb].get("signatures", [])})
     if sigs:
         lines += ["", "sacrebleu signatures of every score:", ""] + [f"- `{sig}`" for sig in sigs]

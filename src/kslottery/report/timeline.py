@@ -148,20 +148,21 @@ def _utc(stamp: str) -> str:
     return _when(stamp).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def timeline_lines(entry: dict) -> list[str]:
-    """The provenance page's section: each version of the protocol with its commit, time and changed keys; the
-    last change to the code that governs verdicts; the earliest dev and test scores, with a warning for a score
-    that came before a change; and what none of it can show."""
+def timeline_lines(entry: dict, label: str = "design-fixed") -> list[str]:
+    """The provenance page's section (its table named ``label``): each version of the protocol with its commit,
+    time and changed keys; the last change to the code that governs verdicts; the earliest dev and test scores,
+    with a warning for a score that came before a change; and what none of it can show."""
     changes, first, dev = entry.get("changes") or [], entry.get("first_score"), entry.get("first_dev_score")
     lines = ["## When the design was fixed", ""]
     if not changes:
         return lines + ["No git history of the profile was found, so this page cannot show when its protocol "
                         "was committed."]
-    lines += ["The profile's `protocol:` block and the fair test's notebook parameters, each version with its "
-              "commit and the keys it changed (commit times as git records them):", "",
+    # a captioned table (MyST's table directive), like every table of the book's results pages
+    lines += ["```{table} Each version of the profile's protocol block and the fair test's notebook parameters: its "
+              "commit, when git says it was committed, and the keys it changed", f":name: {label}", "",
               "| protocol | commit | committed | changed |", "|---|---|---|---|"]
     lines += [f"| {c['name'] or '—'} | `{c['commit']}` | {_utc(c['time'])} | {c.get('changed') or '—'} |"
-              for c in changes]
+              for c in changes] + ["```"]
     fixed = _when(changes[-1]["time"])
     lines.append("")
     if entry.get("code"):
