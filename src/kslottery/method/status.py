@@ -75,6 +75,18 @@ def _computing(root: Path, name: str) -> str | None:
     return f"process {pid}"
 
 
+def finished_runs(root: Path, kinds: tuple[str, ...]) -> list[tuple[str, dict, dict]]:
+    """(name, params.json, record.json) of every finished run of ``kinds`` in ``root``, read and not verified: a
+    listing must not hash gigabytes of weights, and a damaged run is for its reuse to refuse, not for a listing."""
+    out, damaged, folder = [], [], Path(root)
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.name.split("-")[0] in kinds and (p / "DONE").exists():
+            meta = _json(p / "params.json", damaged, p.name)
+            if isinstance(meta.get("params"), dict):
+                out.append((p.name, meta, _json(p / "record.json", damaged, p.name)))
+    return out
+
+
 def status(root: Path) -> dict:
     """{"root", "finished": {kind: {"runs", "hours"}}, "unfinished": [one dict per ``.partial`` folder]}."""
     finished: dict[str, dict] = {}

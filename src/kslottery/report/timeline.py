@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from ..method.runs import finished, runs_root
+from ..method.runs import runs_root
+from ..method.status import finished_runs
 from ..study.design import Design
 
 # The code that turns scores into outcomes and verdicts, and the notebook that calls it (repository paths).
@@ -97,16 +98,15 @@ def first_score(pair: str, split: str, span: tuple[int, int] | None = None,
                 root: str | Path | None = None) -> dict | None:
     """The earliest start among every finished eval run of the runs folder that scored ``pair``'s ``split`` (and,
     given ``span`` = (first, end), any of those sentences): {"started", "run", "commit", "runs" (how many)}."""
-    starts, folder = [], runs_root(root)
-    for name in sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []:
-        run = finished(name, root) if name.startswith("eval-") else None
-        p = (run or ({},))[0].get("params") or {}
-        if p.get("pair") != pair or p.get("split") != split or "started" not in run[0]:
+    starts = []
+    for name, meta, _ in finished_runs(runs_root(root), ("eval",)):
+        p = meta["params"]
+        if p.get("pair") != pair or p.get("split") != split or "started" not in meta:
             continue
         first = p.get("offset") or 0
         end = first + p["limit"] if p.get("limit") is not None else float("inf")
         if span is None or (first < span[1] and span[0] < end):   # the run read some of these sentences
-            starts.append((_when(run[0]["started"]), run[0]["started"], name, run[0].get("git_commit") or ""))
+            starts.append((_when(meta["started"]), meta["started"], name, meta.get("git_commit") or ""))
     if not starts:
         return None
     _, started, run, commit = min(starts)

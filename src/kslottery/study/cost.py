@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..method.runs import finished, runs_root
-from ..method.status import tune_steps
+from ..method.runs import runs_root
+from ..method.status import finished_runs, tune_steps
 from .arms import FAMILY, REGISTRY
 from .design import SELECTION_TICKETS, Design
 
@@ -96,13 +96,11 @@ def progress(design: Design, root=None, discovery_steps: int = 16) -> pd.DataFra
     plan = estimate(design, unit, discovery_steps)
     plan = plan[plan["stage"] != "grid extensions (worst case)"].groupby("model")[["train hours", "scored sentences"]].sum()
     done = {m: {"steps": 0, "step_s": 0.0, "sentences": 0, "sentence_s": 0.0} for m in design.models}
-    folder = runs_root(root)
-    for name in sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []:
-        run = finished(name, root) if name.split("-")[0] in ("tune", "eval") else None
-        p = (run or ({},))[0].get("params") or {}
+    for name, meta, record in finished_runs(runs_root(root), ("tune", "eval")):
+        p = meta["params"]
         if p.get("model") not in done or p.get("pair") != design.pair:
             continue
-        d, wall = done[p["model"]], run[1].get("wall_s", 0.0)
+        d, wall = done[p["model"]], record.get("wall_s", 0.0)
         if name.startswith("tune-") and (p.get("limit"), p.get("batch_size")) == (design.train_pairs, design.batch_size):
             d["steps"] += tune_steps(p) or 0
             d["step_s"] += wall
