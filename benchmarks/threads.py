@@ -1,0 +1,102 @@
+"""How many torch threads a run should take on this machine: for each run kind, one process at N threads against
+N one-thread processes side by side (what a local Ray instance does with ``cpus: 1`` a run), on the real model.
+
+    python benchmarks/threads.py [--model gemma3-270m] [--threads 2] [--sentences 24] [--tokens 48] [--steps 4]
+
+- scoring: greedy decoding of ``--sentences`` held-out dev prompts (dev[900:], which no chapter reads) in one batch
+  with drop_finished, as the study scores;
+- training: ``--steps`` AdamW steps of embedding tuning on the fair test's 512 pairs (lr 1e-4), timed from the
+  run's own step log (model loading excluded).
+
+Throughput is work per second over the whole group (one process, or N side by side); the ratio is the group of
+N one-thread processes against the one N-thread process, measured in the same invocation. Each process reports its
+peak RSS, and the sum is beside it. The outputs (continuations' text; the trained rows' bytes) must be identical
+at every thread count, which the report checks: a run computed by a one-thread worker is the run a two-thread
+process computes, so runs from either path can mix in one runs folder.
+"""
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import machine, peak_gib, save
+
+
+def child(kind: str, threads: int, args) -> dict:
+    """One process's share: the work, its seconds, its peak RSS and a digest of what it produced."""
+    torch.set_num_threads(threads)
+    from kslottery.method import data, generate, models, prompts, tuning
+
+    if kind == "scoring":
+        lm = models.load(args.model, progress=False)
+        bt = data.load_flores("eng_Latn-cat_Latn", split="dev", offset=900, limit=args.sentences)
+        tpl = prompts.get_template("explicit")
+        ids = [prompts.encode_prompt(lm.tokenizer, tpl.render(s, bt.src_lang, bt.tgt_lang)) for s in bt.src]
+        t0 = time.perf_counter()
+        conts = generate.generate(lm.model, lm.tokenizer, ids, batch_size=len(ids), max_new_tokens=args.tokens,
+                                  progress=False, drop_finished=True)
+        seconds, work = time.perf_counter() - t0, len(ids)
+        digest = hashlib.sha256(json.dumps([c.text for c in conts]).encode()).hexdigest()
+    else:
+        with tempfile.TemporaryDirectory(prefix="threads-") as tmp:
+            cfg = tuning.TuneConfig(model=args.model, limit=512, max_steps=args.steps, lr=1e-4)
+            rec = tuning.tune(cfg, runs_dir=tmp, progress=False)
+            run = Path(rec["path"])
+            log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+            seconds, work = sum(e["step_s"] for e in log), len(log)
+            digest = hashlib.sha256((run / "rows.safetensors").read_bytes()).hexdigest()
+    return {"threads": threads, "seconds": round(seconds, 2), "work": work, "digest": digest[:16], **peak_gib()}
+
+
+def group(kind: str, procs: int, threads: int, args) -> dict:
+    """``procs`` processes at ``threads`` threads each, started together; throughput over the group."""
+    cmd = [sys.executable, __file__, "--child", kind, "--child-threads", str(threads), "--model", args.model,
+           "--sentences", str(args.sentences), "--tokens", str(args.tokens), "--steps", str(args.steps)]
+    running = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+    out = []
+    for p in running:
+        stdout, _ = p.communicate()
+        if p.returncode:
+            sys.exit(f"a {kind} process at {threads} threads failed (exit {p.returncode})")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    # side by side, the group is done when its slowest member is
+    rate = sum(o["work"] for o in out) / max(o["seconds"] for o in out)
+    return {"processes": procs, "threads_each": threads, "per_process": out, "rate_per_s": round(rate, 4),
+            "peak_rss_gib_sum": round(sum(o.get("peak_rss_gib", 0) for o in out), 2)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="gemma3-270m")
+    ap.add_argument("--threads", type=int, default=2, help="N: the one process's threads, the side-by-side count")
+    ap.add_argument("--sentences", type=int, default=24, help="prompts each scoring process decodes")
+    ap.add_argument("--tokens", type=int, default=48, help="max new tokens")
+    ap.add_argument("--steps", type=int, default=4, help="optimizer steps each training process takes")
+    ap.add_argument("--kinds", default="scoring,training")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-threads", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.child_threads, args)))
+        return
+    out = {"machine": {**machine(), "torch_threads": args.threads}, "args": vars(args), "kinds": {}}
+    for kind in args.kinds.split(","):
+        one = group(kind, 1, args.threads, args)
+        side = group(kind, args.threads, 1, args)
+        digests = {o["digest"] for g in (one, side) for o in g["per_process"]}
+        out["kinds"][kind] = {"one_process": one, "side_by_side": side,
+                              "ratio": round(side["rate_per_s"] / one["rate_per_s"], 2),
+                              "identical_outputs": len(digests) == 1}
+        print(f"{kind}: {args.threads} x 1 thread side by side = {out['kinds'][kind]['ratio']}x one process at "
+              f"{args.threads} threads; outputs identical: {len(digests) == 1}", flush=True)
+    print(f"-> {save('threads', out)}")
+
+
+if __name__ == "__main__":
+    main()
