@@ -13,7 +13,10 @@ RESULTS = Path(__file__).parent / "results"
 
 def machine() -> dict:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    # two machines of one model name can differ in what decides the study's speeds: bfloat16 instructions
+    flags = next((set(ln.split(":", 1)[1].split()) for ln in open("/proc/cpuinfo") if ln.startswith("flags")), set())
+    return {"cpu": cpu, "cores": os.cpu_count(), "bf16_instructions": bool(flags & {"avx512_bf16", "amx_bf16"}),
+            "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 

@@ -2,6 +2,7 @@
 N one-thread processes side by side (what a local Ray instance does with ``cpus: 1`` a run), on the real model.
 
     python benchmarks/threads.py [--model gemma3-270m] [--threads 2] [--sentences 24] [--tokens 48] [--steps 4]
+    python benchmarks/threads.py --table     # the book's table from the saved results, nothing rerun
 
 - scoring: greedy decoding of ``--sentences`` held-out dev prompts (dev[900:], which no chapter reads) in one batch
   with drop_finished, as the study scores;
@@ -16,6 +17,7 @@ process computes, so runs from either path can mix in one runs folder.
 """
 
 import argparse
+import csv
 import hashlib
 import json
 import subprocess
@@ -25,7 +27,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, peak_gib, save
+from common import RESULTS, machine, peak_gib, save
+
+BOOK = Path(__file__).resolve().parents[1] / "book" / "results" / "benchmarks"
 
 
 def child(kind: str, threads: int, args) -> dict:
@@ -71,6 +75,28 @@ def group(kind: str, procs: int, threads: int, args) -> dict:
             "peak_rss_gib_sum": round(sum(o.get("peak_rss_gib", 0) for o in out), 2)}
 
 
+def table(path: Path) -> Path:
+    """The reproducibility page's table from a saved result: per run kind, both ways, rate, ratio, memory."""
+    out = json.loads(path.read_text())
+    m = out["machine"]
+    where = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}"
+    unit = {"scoring": "sentences/s", "training": "steps/s"}
+    BOOK.mkdir(parents=True, exist_ok=True)
+    dest = BOOK / f"{path.stem}.csv"
+    with open(dest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run kind", "how", "rate", "against one process (x)", "peak RSS per process (GiB)",
+                    "peak RSS, sum (GiB)", "outputs identical", "machine"])
+        for kind, k in out["kinds"].items():
+            for label, g, ratio in (("one process", k["one_process"], 1.0), ("side by side", k["side_by_side"], k["ratio"])):
+                how = (f"{g['processes']} process at {g['threads_each']} threads" if label == "one process"
+                       else f"{g['processes']} processes at {g['threads_each']} thread side by side")
+                w.writerow([kind, how, f"{g['rate_per_s']:.3f} {unit[kind]}", ratio,
+                            " / ".join(f"{o['peak_rss_gib']:.2f}" for o in g["per_process"]), g["peak_rss_gib_sum"],
+                            k["identical_outputs"], where])
+    return dest
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="gemma3-270m")
@@ -79,11 +105,15 @@ def main():
     ap.add_argument("--tokens", type=int, default=48, help="max new tokens")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps each training process takes")
     ap.add_argument("--kinds", default="scoring,training")
+    ap.add_argument("--table", action="store_true", help="write the book's table from the saved results and stop")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-threads", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.child_threads, args)))
+        return
+    if args.table:
+        print(f"-> {table(RESULTS / 'threads-cpu-2cores.json')}")
         return
     out = {"machine": {**machine(), "torch_threads": args.threads}, "args": vars(args), "kinds": {}}
     for kind in args.kinds.split(","):
@@ -95,7 +125,8 @@ def main():
                               "identical_outputs": len(digests) == 1}
         print(f"{kind}: {args.threads} x 1 thread side by side = {out['kinds'][kind]['ratio']}x one process at "
               f"{args.threads} threads; outputs identical: {len(digests) == 1}", flush=True)
-    print(f"-> {save('threads', out)}")
+    path = save("threads", out)
+    print(f"-> {path} and {table(path)}")
 
 
 if __name__ == "__main__":

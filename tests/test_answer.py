@@ -23,11 +23,15 @@ def _arms(means: dict) -> pd.DataFrame:
 @pytest.mark.parametrize("outcome, kind, said", [
     ("equivalent", "equivalence", "yes"),
     ("equivalent; b slightly worse", "equivalence", "yes"),
-    ("b worse, beyond the margin", "equivalence", "no: worse"),
-    ("b better", "equivalence", "no: better"),
+    ("b worse, beyond the margin", "equivalence", "no: worse, beyond the margin"),
+    # a difference whose interval reaches inside the margin is not said to break the match by more than it may
+    ("b better", "equivalence", "no: better, perhaps by less than the margin"),
+    ("b worse", "equivalence", "no: worse, perhaps by less than the margin"),
     ("b better", "superiority", "yes"),
-    ("equivalent; b slightly better", "superiority", "yes"),
-    ("equivalent", "superiority", "no: as good, not better"),
+    ("b better, beyond the margin", "superiority", "yes"),
+    ("equivalent; b slightly better", "superiority", "yes, by less than the margin"),
+    # an equivalence bounds a difference; it does not show there is none
+    ("equivalent", "superiority", "no: within the margin, not shown better"),
     ("b worse", "superiority", "no: worse"),
     ("inconclusive", "superiority", "cannot tell"),
 ])
@@ -46,9 +50,9 @@ def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_m
     assert answer.sentence(comps, arms) == (
         "On both models, tuning only the KS ticket (the embedding rows a Kolmogorov–Smirnov test flags as shifted by "
         "tuning) scores worse than tuning the whole embedding. The ticket recovers 60\u00a0% of embedding tuning's "
-        "gain over the base model on g and 75\u00a0% on s. On g, KS's rows do as well as frequency-matched rows of the same "
-        "size, not better; on s, we could not tell whether KS picks better rows than frequency-matched rows of the "
-        "same size.")
+        "gain over the base model on g and 75\u00a0% on s. On g, KS's rows do as well as frequency-matched rows of the "
+        "same size (within the margin), but are not shown better; on s, we could not tell whether KS picks better rows "
+        "than frequency-matched rows of the same size.")
     # the first screen bolds the answer, the first sentence, and nothing else
     assert answer.lead(comps, arms).startswith("**On both models, tuning only the KS ticket (")
     assert answer.lead(comps, arms).count("**") == 2 and "embedding.** The ticket recovers" in answer.lead(comps, arms)
@@ -66,7 +70,8 @@ def test_the_findings_answer_each_question_that_ran_with_its_numbers():
                     ("s", "frequency-matched rows", "Adam ticket"): "b better"})
     lines = answer.findings(comps).splitlines()
     assert lines == [
-        "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse on g; yes on s.",
+        "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse, perhaps by less than the "
+        "margin on g; yes on s.",
         "  - g: worse by 2.4 chrF++ (95 % interval 1.6 to 3.1)",
         "  - s: equivalent (+0.1 chrF++; 90 % interval -0.7 to 0.9)",
         "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on both models.",
@@ -129,4 +134,19 @@ def test_a_difference_inside_the_margin_keeps_its_direction_where_the_answer_say
     assert said.endswith("KS picks slightly better rows than frequency-matched rows of the same size, within the "
                          "margin.") and "not better" not in said
     assert answer.findings(comps, arms).splitlines()[2].startswith(
-        "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on g")
+        "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes, by less than the margin "
+        "on g")
+
+
+def test_a_difference_past_the_margin_says_so_in_every_place_it_is_read():
+    comps = _comps({("g", "embedding tuning", "Adam ticket"): "b worse",
+                    ("g", "full fine-tuning", "embedding tuning"): "b worse"})
+    comps.loc[0, "outcome"] = comps.loc[1, "outcome"] = "b worse, beyond the margin"
+    arms = _arms({("g", "base"): 20.0, ("g", "embedding tuning"): 30.0, ("g", "Adam ticket"): 26.0})
+    assert "scores worse than tuning the whole embedding, by more than the margin." in answer.sentence(comps, arms)
+    lines = answer.findings(comps, arms).splitlines()
+    assert lines[0].endswith("No: worse, beyond the margin on g.")
+    assert lines[1] == "  - g: worse by 2.4 chrF++ (95 % interval 1.6 to 3.1, beyond the margin)"
+    # and where the interval reaches inside the margin, the table cell says no more than the direction
+    comps.loc[0, "outcome"] = "b worse"
+    assert answer.answer(comps, arms).iloc[0]["g"] == "worse by 2.4 chrF++ (95 % interval 1.6 to 3.1)"

@@ -39,12 +39,12 @@ def test_the_certificate_claim_reports_the_papers_object_at_both_noise_levels(tm
     assert "at sigma 0.03 (97% kept) 0%, with 0% of contexts below the ceiling" in got["this study"]
 
 
-def _comp(model, a, b, diff, ci95, ci90, outcome, kind="equivalence", role="primary", p=0.001):
+def _comp(model, a, b, diff, ci95, ci90, outcome, kind="equivalence", role="primary", p=0.001, p_eq=0.5):
     from kslottery.study.verdicts import claim_verdict
 
     return {"model": model, "role": role, "kind": kind, "seeds": 5, "margin": 2.0, "protocol": "fair-v2",
             "a": a, "b": b, "b - a": diff, "95 % (union)": ci95, "90 % (union)": ci90, "p (Holm)": p,
-            "outcome": outcome, "verdict": claim_verdict(outcome, kind)}
+            "p equivalence (Holm)": p_eq, "outcome": outcome, "verdict": claim_verdict(outcome, kind)}
 
 
 def test_the_fair_test_judges_each_claim_on_each_model_and_says_which_way(tmp_path, monkeypatch):
@@ -52,7 +52,8 @@ def test_the_fair_test_judges_each_claim_on_each_model_and_says_which_way(tmp_pa
     comps = pd.DataFrame([
         # fair-v1's Adam-ticket row as fair-v2 reads it: worse, not "inconclusive"
         _comp("gemma3-270m", "embedding tuning", "Adam ticket", -2.345, (-3.14, -1.59), (-3.0, -1.73), "b worse"),
-        _comp("smollm2-135m", "embedding tuning", "Adam ticket", 0.2, (-0.6, 1.0), (-0.5, 0.9), "equivalent", p=0.6),
+        _comp("smollm2-135m", "embedding tuning", "Adam ticket", 0.2, (-0.6, 1.0), (-0.5, 0.9), "equivalent", p=0.6,
+              p_eq=0.004),
         _comp("gemma3-270m", "frequency-matched rows", "Adam ticket", 1.5, (0.6, 2.4), (0.7, 2.3),
               "equivalent; b slightly better", kind="superiority"),
         _comp("gemma3-270m", "full fine-tuning", "embedding tuning", -3.6, (-4.9, -2.4), (-4.7, -2.5),
@@ -67,6 +68,9 @@ def test_the_fair_test_judges_each_claim_on_each_model_and_says_which_way(tmp_pa
                                       "worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])")
     assert g["evidence"] == "fair_test/comparisons#row0" and ticket.loc["smollm2-135m", "verdict"] == "reproduced"
     assert ticket.loc["smollm2-135m", "evidence"] == "fair_test/comparisons#row1"
+    # the note states the rule apart from the values: a difference p of 0.6 is never printed as "< 0.05"
+    note = ticket.loc["smollm2-135m", "note"]
+    assert "difference p 0.6, equivalence p 0.004" in note and "0.6 <" not in note
     random = t[t["claim"] == claims.PAPER["random"][0]].iloc[0]
     assert random["verdict"] == "reproduced" and random["model"] == "gemma3-270m"
     full = t[t["claim"] == claims.PAPER["embed_vs_full"][0]].iloc[0]

@@ -268,6 +268,7 @@ def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first()
 
     comps = pd.DataFrame([{"model": m, "role": role, "a": a, "b": b, "kind": kind, "b - a": 0.5,
                            "95 % (union)": (-2.0, 3.0), "90 % (union)": (-1.5, 2.5), "p (Holm)": 0.5, "seeds": 5,
+                           "p equivalence (Holm)": 0.25,
                            "outcome": "inconclusive"}
                           for m in ("g", "s") for role, table in (("primary", PRIMARY), ("secondary", SECONDARY))
                           for a, b, kind in table])
@@ -276,6 +277,7 @@ def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first()
     assert list(key["comparison"])[:3] == ["Adam ticket − frequency-matched rows", "Adam ticket − earliest-seen rows",
                                            "Adam ticket − embedding tuning"]
     assert list(key.columns[:4]) == ["model", "comparison", "outcome", "b − a"]   # the finding before its numbers
+    assert key["p equivalence (Holm)"].tolist() == [0.25] * len(key)   # both deciding tests' p, as the rule reads
     table = answer.answer(comps)
     assert list(table.columns) == ["question", "g", "s"]
     assert table.iloc[0]["g"] == "inconclusive (+0.5 chrF++; 95 % interval -2.0 to 3.0)"

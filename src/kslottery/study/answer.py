@@ -3,10 +3,12 @@ finding per question, and the answer table (a row per question, a column per mod
 function of the comparisons table (:func:`kslottery.study.fair.comparisons`) and the arms' mean scores
 (:func:`kslottery.study.fair.arm_table`), so the prose follows whatever a run finds.
 
-    >>> reply("b worse", "equivalence"), reply("equivalent", "superiority"), reply("inconclusive", "equivalence")
-    ('no: worse', 'no: as good, not better', 'cannot tell')
-    >>> reply("equivalent; b slightly worse", "superiority"), direction("equivalent; b slightly better")
-    ('no: slightly worse', 'slightly better')
+    >>> reply("b worse, beyond the margin", "equivalence"), reply("b worse", "equivalence")
+    ('no: worse, beyond the margin', 'no: worse, perhaps by less than the margin')
+    >>> reply("equivalent", "superiority"), reply("inconclusive", "equivalence")
+    ('no: within the margin, not shown better', 'cannot tell')
+    >>> reply("equivalent; b slightly worse", "superiority"), reply("equivalent; b slightly better", "superiority")
+    ('no: slightly worse', 'yes, by less than the margin')
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ QUESTIONS = tuple((q, a, b, _KIND[(a, b)]) for q, a, b in (
     ("Does KS pick better rows than frequency-matched rows of the same size?", "frequency-matched rows",
      "Adam ticket"),
     ("Does KS pick better rows than the rows training reaches first?", "earliest-seen rows", "Adam ticket"),
-    ("Do the paper's 18 rows (top-18 by D) match tuning the whole embedding?", "embedding tuning", "top-18 by D"),
+    ("Do 18 rows, as many as the paper's ticket (our top 18 by D), match tuning the whole embedding?",
+     "embedding tuning", "top-18 by D"),
     ("Does tuning only the KS ticket match full fine-tuning?", "full fine-tuning", "Adam ticket"),
     ("Does tuning the embedding match full fine-tuning?", "full fine-tuning", "embedding tuning"),
 ))
@@ -35,23 +38,30 @@ QUESTIONS = tuple((q, a, b, _KIND[(a, b)]) for q, a, b in (
 def direction(outcome: str) -> str:
     """An outcome's direction: better, worse, equivalent, inconclusive, or slightly better / slightly worse (a
     difference detected inside the margin, which a superiority claim counts as better: its own words, so that the
-    opening sentence never says "not better" where the answer says "yes")."""
+    opening sentence never says "not better" where the answer says "yes"); a difference wholly past the margin
+    keeps those words ("worse, beyond the margin"), so a reader can tell it from one the margin may contain."""
     if outcome.startswith("equivalent; b "):
         return outcome.removeprefix("equivalent; b ")
     if outcome.startswith("equivalent") or outcome == "inconclusive":
         return outcome
-    return "better" if outcome.startswith("b better") else "worse"
+    return outcome.removeprefix("b ")
 
 
 def reply(outcome: str, kind: str) -> str:
-    """A question's answer from its comparison's outcome: yes, no (and which way), or cannot tell."""
+    """A question's answer from its comparison's outcome: yes, no (and which way), or cannot tell. The words claim
+    no more than the interval: an equivalence bounds a difference, it does not show there is none; a difference
+    whose interval reaches inside the margin may be smaller than the margin ("perhaps by less than the margin")."""
     verdict = claim_verdict(outcome, kind)
     if verdict == "inconclusive":
         return "cannot tell"
     if verdict == "reproduced":
-        return "yes"
+        return "yes, by less than the margin" if outcome == "equivalent; b slightly better" else "yes"
     way = direction(outcome)
-    return "no: as good, not better" if way == "equivalent" else f"no: {way}"
+    if way == "equivalent":
+        return "no: within the margin, not shown better"
+    if kind == "equivalence" and outcome in ("b better", "b worse"):
+        return f"no: {way}, perhaps by less than the margin"
+    return f"no: {way}"
 
 
 def _models(comps: pd.DataFrame) -> list[str]:
@@ -98,6 +108,10 @@ def _grouped(words: dict[str, str], template: str) -> str:
 _AGAINST_EMBEDDING = {
     "better": "tuning only the KS ticket scores better than tuning the whole embedding",
     "worse": "tuning only the KS ticket scores worse than tuning the whole embedding",
+    "better, beyond the margin": "tuning only the KS ticket scores better than tuning the whole embedding, by more "
+                                 "than the margin",
+    "worse, beyond the margin": "tuning only the KS ticket scores worse than tuning the whole embedding, by more "
+                                "than the margin",
     "equivalent": "tuning only the KS ticket scores as well as tuning the whole embedding, within the margin",
     "slightly better": "tuning only the KS ticket scores slightly better than tuning the whole embedding, within "
                        "the margin",
@@ -107,7 +121,12 @@ _AGAINST_EMBEDDING = {
 _AGAINST_CONTROL = {
     "better": "KS picks better rows than frequency-matched rows of the same size",
     "worse": "KS picks worse rows than frequency-matched rows of the same size",
-    "equivalent": "KS's rows do as well as frequency-matched rows of the same size, not better",
+    "better, beyond the margin": "KS picks better rows than frequency-matched rows of the same size, by more than "
+                                 "the margin",
+    "worse, beyond the margin": "KS picks worse rows than frequency-matched rows of the same size, by more than the "
+                                "margin",
+    "equivalent": "KS's rows do as well as frequency-matched rows of the same size (within the margin), but are not "
+                  "shown better",
     "slightly better": "KS picks slightly better rows than frequency-matched rows of the same size, within the margin",
     "slightly worse": "KS picks slightly worse rows than frequency-matched rows of the same size, within the margin",
     "inconclusive": "we could not tell whether KS picks better rows than frequency-matched rows of the same size"}

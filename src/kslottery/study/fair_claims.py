@@ -39,8 +39,10 @@ def judge(add, fair: dict) -> None:
             if within_gain(a, b, r["outcome"], gain, r["margin"], r["kind"]):   # the verdict stands, its weakness said
                 verdict += WEAKLY + gain_words(gain, r["margin"])
             note = (f"{r['kind']} claim; outcome {r['outcome']!r} by one rule for both sides (equivalent: 90 % union "
-                    f"inside ±{r['margin']:g} chrF++; better or worse: 95 % union excludes 0 and Holm p "
-                    f"{r['p (Holm)']:.3g} < 0.05); each arm at its family's dev-chosen lr")
+                    f"inside ±{r['margin']:g} chrF++ and Holm-adjusted equivalence p below 0.05; better or worse: 95 % "
+                    f"union excludes 0 and Holm-adjusted difference p below 0.05; here difference p "
+                    f"{r['p (Holm)']:.3g}, equivalence p {r['p equivalence (Holm)']:.3g}); each arm at its family's "
+                    "dev-chosen lr")
             brief = f"{b} − {a}: {diff:+.1f} [{lo:.1f}, {hi:.1f}], {r['outcome']}"
             if key == "eighteen" and "scores" in fair:   # the paper's number is base -> ticket: ours beside it
                 s = fair["scores"][fair["scores"]["model"] == model]
