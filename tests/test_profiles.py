@@ -89,12 +89,16 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     # each run states the machine that computed it, e.g. one computed on a GPU machine and reused here
     params = tmp_path / "runs" / names[1] / "params.json"
     p = json.loads(params.read_text())
-    params.write_text(json.dumps({**p, "machine": {**p["machine"], "cpus": 16, "cuda": "NVIDIA H200"}}))
+    params.write_text(json.dumps({**p, "machine": {**p["machine"], "cpus": 16, "cuda": "NVIDIA H200"},
+                                  "git_commit": "0123456789abcdef0123"}))
     write_manifest(params.parent)
     profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, used[:1])
     page = (out / "provenance.md").read_text()
     runs_line = next(line for line in page.splitlines() if line.startswith("Runs computed on:"))
     assert "16 CPUs, " in runs_line and "GPU: NVIDIA H200" in runs_line and runs_line.count("(1 run)") == 2
+    # ... and the commit it was computed at, which need not be the pages' own
+    commits = next(line for line in page.splitlines() if line.startswith("Runs computed at commits:"))
+    assert "`0123456789ab` (1 run)" in commits and commits.count("(1 run)") == 2
     executed = next(line for line in page.splitlines() if line.startswith("Notebooks executed on:"))
     assert f"{os.cpu_count()} CPUs" in executed
     # a chapter the profile's design retired leaves its provenance: one execution, one commit, its own runs only

@@ -284,7 +284,8 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                       "machine": machine(), **({"design_fixed": design_fixed} if design_fixed else {})}
     prov = current(prov, prof)
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
-        entry["run_machines"] = _run_machines(entry.get("runs", []))
+        entry["run_machines"] = _runs_by(entry.get("runs", []), lambda p: p.get("machine") and _describe(p["machine"]))
+        entry["run_commits"] = _runs_by(entry.get("runs", []), lambda p: p.get("git_commit") and _short(p["git_commit"]))
     write_json(path, prov)
     (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
 
@@ -301,14 +302,12 @@ def _describe(m: dict) -> str:
             f"({m['platform']})")
 
 
-def _run_machines(used: list[str]) -> dict[str, list[str]]:
-    """The runs computed on each machine (a run records its own in params.json)."""
-
+def _runs_by(used: list[str], key) -> dict[str, list[str]]:
+    """The runs grouped by ``key`` of what each recorded for itself in params.json (its machine, its commit)."""
     out: dict[str, list[str]] = {}
     for name in used:
-        m = run[0].get("machine") if (run := finished(name)) is not None else None
-        if m:
-            out.setdefault(_describe(m), []).append(name)
+        if (k := key(run[0] if (run := finished(name)) is not None else {})):
+            out.setdefault(k, []).append(name)
     return out
 
 
@@ -375,15 +374,18 @@ def provenance_page(profile: str, prov: dict, prof: dict | None = None) -> str:
     last = prov[order[-1]] if order else {}
     if last:
         # the compute above was spent where each run ran, which need not be where the notebook last ran
-        runs_on: dict[str, set] = {}
-        for nb in order:
-            for desc, names in prov[nb].get("run_machines", {}).items():
-                runs_on.setdefault(desc, set()).update(names)
         executed = sorted({_describe(prov[nb]["machine"]) for nb in order})
         lines += ["", "Notebooks executed on: " + "; ".join(executed) + "."]
-        if runs_on:
-            counted = [f"{d} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(runs_on.items())]
-            lines += ["", "Runs computed on: " + "; ".join(counted) + "."]
+        # a run is computed once and reused: where and at which commit it was computed need not be the pages'
+        for field, what in (("run_machines", "Runs computed on"), ("run_commits", "Runs computed at commits")):
+            by: dict[str, set] = {}
+            for nb in order:
+                for k, names in prov[nb].get(field, {}).items():
+                    by.setdefault(k, set()).update(names)
+            if by:
+                shown = {d: f"`{d}`" if field == "run_commits" else d for d in by}
+                counted = [f"{shown[d]} ({len(n)} run{'' if len(n) == 1 else 's'})" for d, n in sorted(by.items())]
+                lines += ["", f"{what}: " + "; ".join(counted) + "."]
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) + "."]
     for nb in (nb for nb in order if prov[nb].get("design_fixed")):
         lines += ["", *timeline_lines(prov[nb]["design_fixed"], f"design-fixed-{profile}")]
