@@ -63,7 +63,8 @@ def test_the_fair_test_judges_each_claim_on_each_model_and_says_which_way(tmp_pa
     ticket = t[t["claim"] == claims.PAPER["ticket_vs_embed"][0]].set_index("model")
     assert list(ticket.index) == ["gemma3-270m", "smollm2-135m"]
     g = ticket.loc["gemma3-270m"]
-    assert g["verdict"] == "not reproduced: b worse, perhaps by less than the margin" and g["protocol"] == "fair-v2" and g["source"] == "fair_test"
+    assert g["verdict"] == "not reproduced: b worse, perhaps by less than the margin"
+    assert g["protocol"] == "fair-v2" and g["source"] == "fair_test"
     assert g["this study"].startswith("Adam ticket − embedding tuning = -2.3 chrF++: on gemma3-270m, Adam ticket is "
                                       "worse than embedding tuning by 2.3 chrF++ (95 % [1.6, 3.1])")
     assert g["evidence"] == "fair_test/comparisons#row0" and ticket.loc["smollm2-135m", "verdict"] == "reproduced"
