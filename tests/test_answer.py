@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from kslottery.study import answer
+from kslottery.study import answer, verdicts
 
 
 def _comps(outcomes: dict) -> pd.DataFrame:
@@ -25,13 +25,13 @@ def _arms(means: dict) -> pd.DataFrame:
     ("equivalent; b slightly worse", "equivalence", "yes"),
     ("b worse, beyond the margin", "equivalence", "no: worse, beyond the margin"),
     # a difference whose interval reaches inside the margin is not said to break the match by more than it may
-    ("b better", "equivalence", "no: better, perhaps by less than the margin"),
-    ("b worse", "equivalence", "no: worse, perhaps by less than the margin"),
+    ("b better", "equivalence", "not shown: better, perhaps by less than the margin"),
+    ("b worse", "equivalence", "not shown: worse, perhaps by less than the margin"),
     ("b better", "superiority", "yes"),
     ("b better, beyond the margin", "superiority", "yes"),
     ("equivalent; b slightly better", "superiority", "yes, by less than the margin"),
     # an equivalence bounds a difference; it does not show there is none
-    ("equivalent", "superiority", "no: within the margin, not shown better"),
+    ("equivalent", "superiority", "not shown better: within the margin"),
     ("b worse", "superiority", "no: worse"),
     ("inconclusive", "superiority", "cannot tell"),
 ])
@@ -70,8 +70,8 @@ def test_the_findings_answer_each_question_that_ran_with_its_numbers():
                     ("s", "frequency-matched rows", "Adam ticket"): "b better"})
     lines = answer.findings(comps).splitlines()
     assert lines == [
-        "- **Does tuning only the KS ticket match tuning the whole embedding?** No: worse, perhaps by less than the "
-        "margin on g; yes on s.",
+        "- **Does tuning only the KS ticket match tuning the whole embedding?** Not shown: worse, perhaps by less "
+        "than the margin on g; yes on s.",
         "  - g: worse by 2.4 chrF++ (95 % interval 1.6 to 3.1)",
         "  - s: equivalent (+0.1 chrF++; 90 % interval -0.7 to 0.9)",
         "- **Does KS pick better rows than frequency-matched rows of the same size?** Yes on both models.",
@@ -142,11 +142,13 @@ def test_a_difference_past_the_margin_says_so_in_every_place_it_is_read():
     comps = _comps({("g", "embedding tuning", "Adam ticket"): "b worse",
                     ("g", "full fine-tuning", "embedding tuning"): "b worse"})
     comps.loc[0, "outcome"] = comps.loc[1, "outcome"] = "b worse, beyond the margin"
+    comps.loc[0, "95 % (union)"] = (-3.1, -2.2)   # as outcome() would call it: wholly past -2
+    assert verdicts.outcome((-3.0, -2.3), (-3.1, -2.2), 2.0) == "b worse, beyond the margin"
     arms = _arms({("g", "base"): 20.0, ("g", "embedding tuning"): 30.0, ("g", "Adam ticket"): 26.0})
     assert "scores worse than tuning the whole embedding, by more than the margin." in answer.sentence(comps, arms)
     lines = answer.findings(comps, arms).splitlines()
     assert lines[0].endswith("No: worse, beyond the margin on g.")
-    assert lines[1] == "  - g: worse by 2.4 chrF++ (95 % interval 1.6 to 3.1, beyond the margin)"
+    assert lines[1] == "  - g: worse by 2.4 chrF++ (95 % interval 2.2 to 3.1, beyond the margin)"
     # and where the interval reaches inside the margin, the table cell says no more than the direction
-    comps.loc[0, "outcome"] = "b worse"
+    comps.loc[0, ["outcome", "95 % (union)"]] = pd.Series(["b worse", (-3.14, -1.59)], index=["outcome", "95 % (union)"])
     assert answer.answer(comps, arms).iloc[0]["g"] == "worse by 2.4 chrF++ (95 % interval 1.6 to 3.1)"

@@ -89,8 +89,8 @@ def test_provenance_page_sums_the_compute_of_the_runs_a_notebook_used(tmp_path, 
     # each run states the machine that computed it, e.g. one computed on a GPU machine and reused here
     params = tmp_path / "runs" / names[1] / "params.json"
     p = json.loads(params.read_text())
-    params.write_text(json.dumps({**p, "machine": {**p["machine"], "cpus": 16, "cuda": "NVIDIA H200"},
-                                  "git_commit": "0123456789abcdef0123"}))
+    gpu = {"machine": {**p["machine"], "cpus": 16, "cuda": "NVIDIA H200"}, "git_commit": "0123456789abcdef0123"}
+    params.write_text(json.dumps({**p, **gpu, "sittings": [{**s, **gpu} for s in p["sittings"]]}))
     write_manifest(params.parent)
     profiles.record_provenance(out, "default", "baseline_and_prompts", {"limit": 100}, 60.0, used[:1])
     page = (out / "provenance.md").read_text()

@@ -237,3 +237,34 @@ def test_a_run_records_its_own_peak_memory_not_its_processs(tmp_path):
     record = json.loads((run.finish({"ok": True}) / "record.json").read_text())
     assert record["peak_rss_of"] == "this run"
     assert record["peak_rss_gib"] < before - 0.4
+
+
+def test_a_run_resumed_in_a_later_sitting_counts_every_sitting(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from kslottery.method import runs as runs_mod
+
+    # the first sitting starts at a recorded time, writes a checkpoint 40 s in, and is killed
+    monkeypatch.setattr(runs_mod, "git_commit", lambda: "aaaa")
+    first = Run("probe", {"x": 2}, tmp_path)
+    assert first.claim()
+    work = first.start()
+    params = json.loads((work / "params.json").read_text())
+    began = runs_mod.sittings.datetime.strptime(params["started"], runs_mod.sittings.FORMAT).timestamp()
+    (work / "checkpoint.bin").write_bytes(b"x")
+    os.utime(work / "checkpoint.bin", (began + 40, began + 40))
+    first.release()
+    # the second, at another commit, resumes the same folder and finishes
+    monkeypatch.setattr(runs_mod, "git_commit", lambda: "bbbb")
+    second = Run("probe", {"x": 2}, tmp_path)
+    assert second.claim()
+    second.start()
+    path = second.finish({"ok": True})
+    params, record = (json.loads((path / f).read_text()) for f in ("params.json", "record.json"))
+    assert [s["git_commit"] for s in params["sittings"]] == ["aaaa", "bbbb"] and params["git_commit"] == "bbbb"
+    assert params["sittings"][0]["wall_s"] == 40.0 and params["sittings"][1]["wall_s"] < 5
+    assert 40.0 <= record["wall_s"] < 45   # the run's cost is both sittings', not the last one's
+    # a fresh run has one sitting, and the provenance readers see every commit a run was computed at
+    assert runs_mod.sittings.of(params)[0]["git_commit"] == "aaaa"
+    assert runs_mod.sittings.of({"git_commit": "cccc"})[0]["git_commit"] == "cccc"

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from . import sittings
 from .errors import KSLError
 from .finite import not_finite
 from .memory import release_memory, reset_peak
@@ -71,10 +72,8 @@ def versions() -> dict:
     out = {"python": sys.version.split()[0]}
     for dist in ("kslottery", "torch", "transformers", "tokenizers", "accelerate", "peft", "sacrebleu",
                  "numpy", "scipy"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
     return out
 
 
@@ -338,17 +337,19 @@ class Run:
         self.check_place()
         self.work.mkdir(exist_ok=True)
         self._t0 = time.time()
-        write_json(self.work / "params.json", {
-            "kind": self.kind, "params": self.params, "seed": self.seed, "versions": versions(),
-            "git_commit": git_commit(), "machine": machine(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        past, entry = sittings.earlier(self.work), {"started": sittings.now(), "git_commit": git_commit(),
+                                                    "machine": machine()}   # a resumed run keeps its earlier sittings
+        self._past_s = sum(s["wall_s"] for s in past)
+        write_json(self.work / "params.json", {"kind": self.kind, "params": self.params, "seed": self.seed,
+                                               "versions": versions(), **entry, "sittings": [*past, entry]})
         return self.work
 
     def finish(self, record: dict) -> Path:
         # Peak resident memory since start() reset it (where Linux allows; else the process's so far: in a
         # notebook kernel, every run before this one too)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        record = {**record, "run": self.name, "wall_s": round(time.time() - getattr(self, "_t0", time.time()), 1),
+        peak, wall = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, time.time() - getattr(self, "_t0", time.time())
+        sittings.close(self.work, wall)   # every sitting's time counts: the run's cost from scratch
+        record = {**record, "run": self.name, "wall_s": round(wall + getattr(self, "_past_s", 0.0), 1),
                   "peak_rss_gib": round(peak, 2),
                   "peak_rss_of": "this run" if getattr(self, "_own_peak", False) else "the process so far"}
         bad = not_finite(self.work, record)

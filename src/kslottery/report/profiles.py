@@ -17,6 +17,7 @@ import resource
 import time
 from pathlib import Path
 
+from ..method import sittings
 from ..method.errors import KSLError
 from ..method.runs import finished, git_commit, machine, versions, write_json
 from ..study.executor import environ, environment
@@ -284,8 +285,8 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
                       "machine": machine(), **({"design_fixed": design_fixed} if design_fixed else {})}
     prov = current(prov, prof)
     for entry in prov.values():   # every notebook, so a page written by a newer runner describes old runs too
-        entry["run_machines"] = _runs_by(entry.get("runs", []), lambda p: p.get("machine") and _describe(p["machine"]))
-        entry["run_commits"] = _runs_by(entry.get("runs", []), lambda p: p.get("git_commit") and _short(p["git_commit"]))
+        entry["run_machines"] = _runs_by(entry.get("runs", []), lambda s: s.get("machine") and _describe(s["machine"]))
+        entry["run_commits"] = _runs_by(entry.get("runs", []), lambda s: s.get("git_commit") and _short(s["git_commit"]))
     write_json(path, prov)
     (out_dir / "provenance.md").write_text(provenance_page(profile, prov, prof))
 
@@ -303,10 +304,10 @@ def _describe(m: dict) -> str:
 
 
 def _runs_by(used: list[str], key) -> dict[str, list[str]]:
-    """The runs grouped by ``key`` of what each recorded for itself in params.json (its machine, its commit)."""
+    """The runs grouped by ``key`` of each sitting a run recorded (its machine, its commit; a resumed run: each)."""
     out: dict[str, list[str]] = {}
     for name in used:
-        if (k := key(run[0] if (run := finished(name)) is not None else {})):
+        for k in dict.fromkeys(filter(None, map(key, sittings.of(run[0])))) if (run := finished(name)) else ():
             out.setdefault(k, []).append(name)
     return out
 

@@ -4,9 +4,9 @@ function of the comparisons table (:func:`kslottery.study.fair.comparisons`) and
 (:func:`kslottery.study.fair.arm_table`), so the prose follows whatever a run finds.
 
     >>> reply("b worse, beyond the margin", "equivalence"), reply("b worse", "equivalence")
-    ('no: worse, beyond the margin', 'no: worse, perhaps by less than the margin')
+    ('no: worse, beyond the margin', 'not shown: worse, perhaps by less than the margin')
     >>> reply("equivalent", "superiority"), reply("inconclusive", "equivalence")
-    ('no: within the margin, not shown better', 'cannot tell')
+    ('not shown better: within the margin', 'cannot tell')
     >>> reply("equivalent; b slightly worse", "superiority"), reply("equivalent; b slightly better", "superiority")
     ('no: slightly worse', 'yes, by less than the margin')
 """
@@ -57,10 +57,10 @@ def reply(outcome: str, kind: str) -> str:
     if verdict == "reproduced":
         return "yes, by less than the margin" if outcome == "equivalent; b slightly better" else "yes"
     way = direction(outcome)
-    if way == "equivalent":
-        return "no: within the margin, not shown better"
-    if kind == "equivalence" and outcome in ("b better", "b worse"):
-        return f"no: {way}, perhaps by less than the margin"
+    if way == "equivalent":   # a bound on the difference, not its absence
+        return "not shown better: within the margin"
+    if kind == "equivalence" and outcome in ("b better", "b worse"):   # a match within the margin is not ruled out
+        return f"not shown: {way}, perhaps by less than the margin"
     return f"no: {way}"
 
 

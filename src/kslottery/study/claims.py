@@ -155,7 +155,7 @@ def verdict_counts(table: pd.DataFrame) -> dict:
     count a claim the paper never made as one of its claims. ``*_reproduced_weakly`` and
     ``*_not_reproduced_weakly``: how many of those verdicts carry :data:`~kslottery.study.verdicts.WEAKLY` (an
     equivalence inside embedding tuning's own gain: it makes a reproduction weak, and a superiority claim's
-    "not reproduced: as good, not better" weak too)."""
+    "not reproduced: equivalent" weak too)."""
     words = table["verdict"].map(verdict_word)
     marked = table["verdict"].astype(str).str.contains(WEAKLY, regex=False)
     weak = {w: marked & (words == w) for w in ("reproduced", "not reproduced")}

@@ -1,0 +1,59 @@
+"""A run computed over several sittings: an interrupted run resumes from its ``.partial`` folder in a later
+process, perhaps at another commit or on another machine. Each sitting is kept in the run's ``params.json``
+(``sittings``: when it started, its commit and machine, and how long it worked), so the run's wall-clock and the
+commits it was computed at cover every sitting, not only the last one.
+
+An interrupted sitting never saw its own end: it is taken to have worked until the last file it wrote.
+
+    >>> of({"git_commit": "abc", "machine": {"cpus": 2}, "started": "2026-12-07T10:00:00+0000"})[0]["git_commit"]
+    'abc'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def now() -> str:
+    return time.strftime(FORMAT)
+
+
+def of(params: dict) -> list[dict]:
+    """Every sitting a run's ``params.json`` records (a run written before sittings were kept: its one, the last)."""
+    return params.get("sittings") or [{k: params.get(k) for k in ("started", "git_commit", "machine")}]
+
+
+def earlier(work: Path) -> list[dict]:
+    """The sittings of the unfinished run in ``work`` before this one, each with its ``wall_s`` (empty for a run
+    starting afresh)."""
+    path = work / "params.json"
+    if not path.exists():
+        return []
+    past = of(json.loads(path.read_text()))
+    last = past[-1]
+    if last.get("wall_s") is None:
+        files = [f.stat().st_mtime for f in work.rglob("*") if f.is_file() and f.name != "params.json"]
+        try:
+            began = datetime.strptime(last["started"], FORMAT).timestamp()
+        except (TypeError, ValueError):   # no start recorded: nothing to count
+            began = max(files, default=0.0)
+        last["wall_s"] = round(max(0.0, max(files, default=began) - began), 1)
+    return past
+
+
+def close(work: Path, wall_s: float) -> None:
+    """Record the finishing sitting's own wall-clock in the run's ``params.json`` (written whole or not at all, in
+    :func:`kslottery.method.runs.write_json`'s layout)."""
+    path = work / "params.json"
+    params = json.loads(path.read_text())
+    if params.get("sittings"):
+        params["sittings"][-1]["wall_s"] = round(wall_s, 1)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(params, indent=1, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, path)
