@@ -268,3 +268,17 @@ def test_a_run_resumed_in_a_later_sitting_counts_every_sitting(tmp_path, monkeyp
     # a fresh run has one sitting, and the provenance readers see every commit a run was computed at
     assert runs_mod.sittings.of(params)[0]["git_commit"] == "aaaa"
     assert runs_mod.sittings.of({"git_commit": "cccc"})[0]["git_commit"] == "cccc"
+
+
+def test_a_run_resumed_before_sittings_were_kept_is_costed_by_its_step_log(tmp_path):
+    import json
+
+    from kslottery.method import sittings
+
+    # as tune-81211f4d9e4a: resumed at step 50, its record timing the last sitting only (126 s of 2,776 s of steps)
+    (tmp_path / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "step_s": 43.375}) + "\n"
+                                                      for i in range(1, 65)))
+    old = {"git_commit": "aaaa"}
+    assert sittings.wall_s(tmp_path, old, {"wall_s": 126.0}) == 2776.0
+    assert sittings.wall_s(tmp_path, old, {"wall_s": 3000.0}) == 3000.0    # a whole run keeps its own clock
+    assert sittings.wall_s(tmp_path, {**old, "sittings": []}, {"wall_s": 126.0}) == 126.0   # kept: it already counts

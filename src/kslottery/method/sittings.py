@@ -57,3 +57,15 @@ def close(work: Path, wall_s: float) -> None:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(params, indent=1, ensure_ascii=False, default=str) + "\n")
         os.replace(tmp, path)
+
+
+def wall_s(run_dir: Path, params: dict, record: dict) -> float:
+    """A finished run's wall-clock over all its sittings. A run written before sittings were kept recorded its last
+    sitting only; where its step log (``train_log.jsonl``, appended across sittings) times more than that, the
+    steps' own times are the better count."""
+    wall = record.get("wall_s", 0.0) or 0.0
+    log = run_dir / "train_log.jsonl"
+    if "sittings" in params or not log.exists():
+        return wall
+    steps = sum(json.loads(line).get("step_s", 0.0) for line in log.read_text().splitlines() if line.strip())
+    return round(max(wall, steps), 1)

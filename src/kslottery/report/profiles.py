@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..method import sittings
 from ..method.errors import KSLError
-from ..method.runs import finished, git_commit, machine, versions, write_json
+from ..method.runs import finished, git_commit, machine, runs_root, versions, write_json
 from ..study.executor import environ, environment
 from ..study.results import repo_root
 from .profile_lock import profile_lock
@@ -271,7 +271,7 @@ def record_provenance(out_dir: Path, profile: str, notebook: str, params: dict, 
     for name in used:
         if (run := finished(name)) is not None:
             r = run[1]
-            walls[name] = r.get("wall_s", 0.0)
+            walls[name] = sittings.wall_s(runs_root() / name, run[0], r)
             if r.get("peak_rss_gib") is not None:
                 peak_rss_gib = max(peak_rss_gib or 0.0, r["peak_rss_gib"])
             for per_rule in r.get("scores", {}).values():
