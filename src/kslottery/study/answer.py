@@ -17,7 +17,7 @@ import pandas as pd
 
 from kslottery.study.design import PRIMARY
 from kslottery.study.fair import said
-from kslottery.study.verdicts import claim_verdict, embedding_gain, gain_words, within_gain
+from kslottery.study.verdicts import PERHAPS, claim_verdict, embedding_gain, gain_words, size_unsettled, within_gain
 
 # The questions a reader asks, in the order they ask them, each answered by one primary comparison (a, b) of the
 # design; whether it asks "does b match a" (equivalence) or "does b beat a" (superiority) is the comparison's
@@ -59,8 +59,8 @@ def reply(outcome: str, kind: str) -> str:
     way = direction(outcome)
     if way == "equivalent":   # a bound on the difference, not its absence
         return "not shown better: within the margin"
-    if kind == "equivalence" and outcome in ("b better", "b worse"):   # a match within the margin is not ruled out
-        return f"not shown: {way}, perhaps by less than the margin"
+    if size_unsettled(outcome, kind):   # a match within the margin is not ruled out
+        return f"not shown: {way}{PERHAPS}"
     return f"no: {way}"
 
 

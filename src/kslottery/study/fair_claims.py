@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .comparison import shown_interval
 from .fair import said
-from .verdicts import WEAKLY, embedding_gain, gain_words, within_gain
+from .verdicts import PERHAPS, WEAKLY, embedding_gain, gain_words, size_unsettled, within_gain
 
 # Claims the fair test judges: (claim, comparison a, comparison b). A claim whose comparison did not run (an arm
 # the design cut) is left to the claims table's "not measured".
@@ -35,8 +35,8 @@ def judge(add, fair: dict) -> None:
             ours = (f"{b} − {a} = {diff:+.1f} chrF++: {said(r)}; 95 % union [{lo:.1f}, {hi:.1f}], "
                     f"90 % union [{l90:.1f}, {h90:.1f}], {int(r['seeds'])} seeds ({r['role']})")
             verdict = r["verdict"] if r["verdict"] == "reproduced" else f"{r['verdict']}: {r['outcome']}"
-            if r["kind"] == "equivalence" and r["outcome"] in ("b better", "b worse"):   # its interval may sit inside
-                verdict += ", perhaps by less than the margin"
+            if size_unsettled(r["outcome"], r["kind"]):   # its interval may reach inside the margin
+                verdict += PERHAPS
             gain = embedding_gain(fair["scores"], model, "chrf++ whole") if "scores" in fair else float("nan")
             if within_gain(a, b, r["outcome"], gain, r["margin"], r["kind"]):   # the verdict stands, its weakness said
                 verdict += WEAKLY + gain_words(gain, r["margin"])

@@ -112,6 +112,19 @@ def outcome(ci90: tuple[float, float], ci95: tuple[float, float], margin: float,
     return "inconclusive"
 
 
+PERHAPS = ", perhaps by less than the margin"
+
+
+def size_unsettled(outcome_words: str, kind: str) -> bool:
+    """Whether a difference breaks a "matches" claim without being shown past the margin: its 95 % interval may
+    reach inside it, so the answer and the claim's verdict add :data:`PERHAPS` (one rule for both).
+
+    >>> size_unsettled("b worse", "equivalence"), size_unsettled("b worse, beyond the margin", "equivalence")
+    (True, False)
+    """
+    return kind == "equivalence" and outcome_words in ("b better", "b worse")
+
+
 def claim_verdict(outcome_words: str, kind: str) -> str:
     """The verdict on a claim of the paper that a comparison's outcome gives: an *equivalence* claim ("b matches
     a") is reproduced by any equivalent outcome and not reproduced by a difference beyond equivalence; a
