@@ -56,6 +56,13 @@ def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_m
     # the first screen bolds the answer, the first sentence, and nothing else
     assert answer.lead(comps, arms).startswith("**On both models, tuning only the KS ticket (")
     assert answer.lead(comps, arms).count("**") == 2 and "embedding.** The ticket recovers" in answer.lead(comps, arms)
+    # with the tickets' sizes, the answer says how many rows it judges (a mean over seeds whose tickets differ)
+    arms["rows"] = [None, None, 53.0, None, None, 14.4]
+    assert ("tuning) scores worse than tuning the whole embedding. The ticket holds 53 rows on g and about 14 on s. "
+            "The ticket recovers 60") in answer.sentence(comps, arms)
+    arms.loc[arms["model"] == "s", "rows"] = None
+    assert "The ticket holds 53 rows on g. The ticket recovers" in answer.sentence(comps, arms)
+    arms = arms.drop(columns="rows")
     arms.loc[(arms["model"] == "s") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 9.0
     assert "The ticket recovers 60\u00a0% of embedding tuning's gain over the base model on g. Embedding tuning does " \
            "not beat the base model on s, so there is no gain to recover there." in answer.sentence(comps, arms)

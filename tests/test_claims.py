@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from kslottery.report import tables
-from kslottery.study import claims, results
+from kslottery.study import claims, results, verdicts
 
 
 def test_a_profile_with_no_chapter_measures_no_claim(tmp_path, monkeypatch):
@@ -43,7 +43,7 @@ def _comp(model, a, b, diff, ci95, ci90, outcome, kind="equivalence", role="prim
     from kslottery.study.verdicts import claim_verdict
 
     return {"model": model, "role": role, "kind": kind, "seeds": 5, "margin": 2.0, "protocol": "fair-v2",
-            "a": a, "b": b, "b - a": diff, "95 % (union)": ci95, "90 % (union)": ci90, "p (Holm)": p,
+            "a": a, "b": b, "b - a": diff, "95 % (union)": ci95, "90 % (union)": ci90, "p difference (Holm)": p,
             "p equivalence (Holm)": p_eq, "outcome": outcome, "verdict": claim_verdict(outcome, kind)}
 
 
@@ -83,11 +83,12 @@ def test_the_fair_test_judges_each_claim_on_each_model_and_says_which_way(tmp_pa
 
 
 def test_verdicts_are_counted_by_their_first_words():
-    t = pd.DataFrame({"verdict": ["reproduced", "not reproduced", "not reproduced: the arms differ (better)",
+    t = pd.DataFrame({"verdict": ["reproduced", "not reproduced", "not reproduced: b worse" + verdicts.PERHAPS,
                                   "inconclusive", claims.NOT_RUN, claims.NOT_RETRIEVED]})
     assert claims.verdict_counts(t) == {"verdicts_reproduced": 1, "verdicts_not_reproduced": 2,
                                         "verdicts_inconclusive": 1, "verdicts_not_testable": 2, "verdicts_total": 6,
-                                        "verdicts_reproduced_weakly": 0, "verdicts_not_reproduced_weakly": 0}
+                                        "verdicts_reproduced_weakly": 0, "verdicts_not_reproduced_weakly": 0,
+                                        "verdicts_not_reproduced_perhaps": 1}
     # the paper's own claims counted apart from the replication's and the method's
     t["paper's number from"] = [claims.TRANSCRIBED, claims.TRANSCRIBED, "implied by the method",
                                 "the independent replication (introduction, reference 2)", claims.TRANSCRIBED,
@@ -95,7 +96,8 @@ def test_verdicts_are_counted_by_their_first_words():
     got = claims.verdict_counts(t)
     assert {k: v for k, v in got.items() if not k.startswith("verdicts_")} == {
         "paper_reproduced": 1, "paper_not_reproduced": 1, "paper_inconclusive": 0, "paper_not_testable": 2,
-        "paper_total": 4, "paper_reproduced_weakly": 0, "paper_not_reproduced_weakly": 0}
+        "paper_total": 4, "paper_reproduced_weakly": 0, "paper_not_reproduced_weakly": 0,
+        "paper_not_reproduced_perhaps": 0}
     assert got["verdicts_others"] == 2 and got["verdicts_total"] == 6
 
 

@@ -115,19 +115,19 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
         if row["outcome"].startswith("equivalent"):
             assert -design.margin < l90 and h90 < design.margin
         if "better" in row["outcome"] or "worse" in row["outcome"]:
-            assert (lo > 0 or hi < 0) and row["p (Holm)"] < design.alpha
+            assert (lo > 0 or hi < 0) and row["p difference (Holm)"] < design.alpha
         if row["outcome"].startswith("equivalent"):
             assert row["p equivalence (Holm)"] < design.alpha
         if row["outcome"] == "inconclusive":
             assert not (-design.margin < l90 and h90 < design.margin and row["p equivalence (Holm)"] < design.alpha)
-        assert row["p"] == max(row["p (seeds)"], row["p (bootstrap)"]) and row["p (Holm)"] >= row["p"]
+        assert row["p"] == max(row["p (seeds)"], row["p (bootstrap)"]) and row["p difference (Holm)"] >= row["p"]
     # Holm runs over the primary comparisons of both models together: m = 2 x 7 tests
     from kslottery.study.verdicts import holm
     for model in design.models:   # Holm per model over both tests of every primary comparison, and only those
         primary = c[(c["role"] == "primary") & (c["model"] == model)]
         assert len(primary) == 6
         adjusted = list(holm(dict(enumerate([*primary["p"], *primary["p equivalence"]]))).values())
-        assert primary["p (Holm)"].tolist() + primary["p equivalence (Holm)"].tolist() == adjusted
+        assert primary["p difference (Holm)"].tolist() + primary["p equivalence (Holm)"].tolist() == adjusted
     # the rows rate is chosen over the KS and the frequency-matched tickets, on both selection seeds
     rows_sel = results["tiny:smollm2-135m"]["selection"]["rows"]["table"]
     assert set(rows_sel["ticket"]) == {"ks", "frequency-matched"} and set(rows_sel["seed"]) == {0}
@@ -181,7 +181,7 @@ def test_every_trained_arm_uses_its_seeds_ticket_and_its_familys_chosen_lr(flore
     again = fair.comparisons(_smoke_fair_test([one])[1], design)
     assert not any(p.name.startswith("eval-") and p.is_symlink() for p in poisoned_runs.iterdir())
     assert any(p.name.startswith("eval-") for p in poisoned_runs.iterdir())   # scored again, under the poison
-    cols = ["model", "a", "b", "outcome", "b - a", "95 % (union)", "90 % (union)", "p (Holm)"]
+    cols = ["model", "a", "b", "outcome", "b - a", "95 % (union)", "90 % (union)", "p difference (Holm)"]
     assert again[cols].equals(c.loc[c["model"] == one, cols].reset_index(drop=True))
 
 
@@ -267,7 +267,7 @@ def test_the_key_comparisons_are_the_primary_ones_of_every_model_outcome_first()
     from kslottery.study.design import PRIMARY, SECONDARY
 
     comps = pd.DataFrame([{"model": m, "role": role, "a": a, "b": b, "kind": kind, "b - a": 0.5,
-                           "95 % (union)": (-2.0, 3.0), "90 % (union)": (-1.5, 2.5), "p (Holm)": 0.5, "seeds": 5,
+                           "95 % (union)": (-2.0, 3.0), "90 % (union)": (-1.5, 2.5), "p difference (Holm)": 0.5, "seeds": 5,
                            "p equivalence (Holm)": 0.25,
                            "outcome": "inconclusive"}
                           for m in ("g", "s") for role, table in (("primary", PRIMARY), ("secondary", SECONDARY))

@@ -62,7 +62,7 @@ def summary(profile: str, root: Path | None = None) -> str:
     comps = published(profile, "fair_test", "comparisons", root)
     lines += _section("Fair test: each comparison is b - a in chrF++", comps,
                       ["model", "role", "a", "b", "kind", "seeds", "b - a", "90 % (union)", "95 % (union)",
-                       "p (Holm)", "p equivalence (Holm)", "outcome"])
+                       "p difference (Holm)", "p equivalence (Holm)", "outcome"])
     lines += _section("Learning rate chosen for each arm family on held-out dev pairs",
                       published(profile, "fair_test", "selection", root),
                       ["model", "family", "lr", "dev chrF++ (mean)", "runs", "chosen"])

@@ -162,12 +162,25 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
     if none := [m for m in models if gain[m] <= 0]:
         on = _on(none, len(models)).replace("on both models", "on either model")
         second += f" Embedding tuning does not beat the base model {on}, so there is no gain to recover there."
+    second = _sizes(arms, models) + second
     third = _clauses(way["frequency-matched rows"], _AGAINST_CONTROL)
     # "as well as" said on a model whose embedding tuning barely moves it is qualified in the same paragraph
     weak = [m for m in models if any(_weak(_row(comps, m, a, "Adam ticket"), arms) for a in way)]
     fourth = " ".join(f"On {m}, an equivalence this close may also hold for an arm that learned nothing." if gain[m] > 0
                       else f"On {m}, {gain_words(gain[m], margin)}." for m in weak)
     return f"{first} {second.strip()} {third} {fourth}".strip()
+
+
+def _sizes(arms: pd.DataFrame, models: list[str]) -> str:
+    """"The ticket holds 53 rows on g and 14 on s. ": its size on each model (the mean over seeds, "about" where
+    the seeds' tickets differ), so the answer says how small the thing it judges is; empty without ticket sizes."""
+    if "rows" not in arms:
+        return ""
+    held = arms[arms["arm"] == "Adam ticket"].set_index("model")["rows"].dropna()
+    on = {m: f"{held[m]:,.0f}" for m in models if m in held}
+    sizes = [("" if float(held[m]).is_integer() else "about ") + n + ("" if k else " row" if n == "1" else " rows")
+             + (f" on {m}" if len(models) > 1 else "") for k, (m, n) in enumerate(on.items())]
+    return f"The ticket holds {' and '.join(sizes)}. " if sizes else ""
 
 
 def lead(comps: pd.DataFrame, arms: pd.DataFrame) -> str:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import fair_claims
 from .results import load_tables
-from .verdicts import VERDICT_WORDS, WEAKLY, verdict_word
+from .verdicts import PERHAPS, VERDICT_WORDS, WEAKLY, verdict_word
 
 # (claim, the number claimed, where that number comes from) in the paper's order. The paper's numbers
 # reach this study through an independent replication's transcription (the notes, section 2, mark them
@@ -155,16 +155,21 @@ def verdict_counts(table: pd.DataFrame) -> dict:
     count a claim the paper never made as one of its claims. ``*_reproduced_weakly`` and
     ``*_not_reproduced_weakly``: how many of those verdicts carry :data:`~kslottery.study.verdicts.WEAKLY` (an
     equivalence inside embedding tuning's own gain: it makes a reproduction weak, and a superiority claim's
-    "not reproduced: equivalent" weak too)."""
+    "not reproduced: equivalent" weak too); ``*_not_reproduced_perhaps``: how many "not reproduced" carry
+    :data:`~kslottery.study.verdicts.PERHAPS` (a difference whose interval reaches inside the margin: the claimed
+    match may have failed by less than the margin)."""
     words = table["verdict"].map(verdict_word)
     marked = table["verdict"].astype(str).str.contains(WEAKLY, regex=False)
+    perhaps = table["verdict"].astype(str).str.contains(PERHAPS, regex=False) & (words == "not reproduced")
     weak = {w: marked & (words == w) for w in ("reproduced", "not reproduced")}
     out = {f"verdicts_{w.replace(' ', '_')}": int((words == w).sum()) for w in VERDICT_WORDS}
     out |= {"verdicts_total": len(table)}
     out |= {f"verdicts_{w.replace(' ', '_')}_weakly": int(m.sum()) for w, m in weak.items()}
+    out |= {"verdicts_not_reproduced_perhaps": int(perhaps.sum())}
     if "paper's number from" in table.columns:
         own = table["paper's number from"].astype(str).str.startswith("the paper")
         out |= {f"paper_{w.replace(' ', '_')}": int((words[own] == w).sum()) for w in VERDICT_WORDS}
         out |= {"paper_total": int(own.sum()), "verdicts_others": int((~own).sum())}
         out |= {f"paper_{w.replace(' ', '_')}_weakly": int(m[own].sum()) for w, m in weak.items()}
+        out |= {"paper_not_reproduced_perhaps": int(perhaps[own].sum())}
     return out

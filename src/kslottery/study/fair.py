@@ -232,18 +232,18 @@ def comparisons(results: dict, design: Design, rule: str = "whole") -> pd.DataFr
     # each test's p: the larger of the t test's and the bootstrap's, as the union is the wider interval
     out["p"] = out[["p (seeds)", "p (bootstrap)"]].max(axis=1)
     out["p equivalence"] = out[["p equivalence (seeds)", "p equivalence (bootstrap)"]].max(axis=1)
-    out["p (Holm)"] = out["p equivalence (Holm)"] = float("nan")
+    out["p difference (Holm)"] = out["p equivalence (Holm)"] = float("nan")
     for _, part in out.groupby(["model", "role"], sort=False):
         # one family per model and role: both deciding tests of each comparison (difference and equivalence)
         family = {("diff", i): p for i, p in part["p"].items()} | {("eq", i): p for i, p in part["p equivalence"].items()}
         adjusted = holm(family)
         for (test, i), p in adjusted.items():
-            out.loc[i, "p (Holm)" if test == "diff" else "p equivalence (Holm)"] = p
+            out.loc[i, "p difference (Holm)" if test == "diff" else "p equivalence (Holm)"] = p
     # The intervals the rule reads: the union of the bootstrap and the t interval (the smallest interval that
     # holds both, so at least as wide as either); equivalence reads the 90 % union, a difference the 95 % one.
     out["90 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 90 %"], out["t 90 %"])]
     out["95 % (union)"] = [union(b, t) for b, t in zip(out["bootstrap 95 %"], out["t 95 %"])]
-    out["outcome"] = [outcome(r["90 % (union)"], r["95 % (union)"], design.margin, r["p (Holm)"], design.alpha,
+    out["outcome"] = [outcome(r["90 % (union)"], r["95 % (union)"], design.margin, r["p difference (Holm)"], design.alpha,
                               p_equivalence=r["p equivalence (Holm)"]) for _, r in out.iterrows()]
     out["verdict"] = [claim_verdict(o, k) for o, k in zip(out["outcome"], out["kind"])]
     out["margin"] = design.margin
@@ -286,7 +286,7 @@ def key_comparisons(comps: pd.DataFrame) -> pd.DataFrame:
     for _, r in comps[comps["role"] == "primary"].iterrows():
         rows.append({"model": r["model"], "comparison": f"{r['b']} − {r['a']}", "outcome": r["outcome"],
                      "b − a": r["b - a"], "90 % union": r["90 % (union)"], "95 % union": r["95 % (union)"],
-                     "p (Holm)": r["p (Holm)"], "p equivalence (Holm)": r["p equivalence (Holm)"],
+                     "p difference (Holm)": r["p difference (Holm)"], "p equivalence (Holm)": r["p equivalence (Holm)"],
                      "seeds": int(r["seeds"])})
     return pd.DataFrame(rows)
 

@@ -43,8 +43,8 @@ def judge(add, fair: dict) -> None:
             note = (f"{r['kind']} claim; outcome {r['outcome']!r} by one rule for both sides (equivalent: 90 % union "
                     f"inside ±{r['margin']:g} chrF++ and Holm-adjusted equivalence p below 0.05; better or worse: 95 % "
                     f"union excludes 0 and Holm-adjusted difference p below 0.05; here difference p "
-                    f"{r['p (Holm)']:.3g}, equivalence p {r['p equivalence (Holm)']:.3g}); each arm at its family's "
-                    "dev-chosen lr")
+                    f"{r['p difference (Holm)']:.3g}, equivalence p {r['p equivalence (Holm)']:.3g}); each arm at its "
+                    "family's dev-chosen lr")
             brief = f"{b} − {a}: {diff:+.1f} [{lo:.1f}, {hi:.1f}], {r['outcome']}"
             if key == "eighteen" and "scores" in fair:   # the paper's number is base -> ticket: ours beside it
                 s = fair["scores"][fair["scores"]["model"] == model]
