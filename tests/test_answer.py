@@ -58,10 +58,13 @@ def test_the_opening_sentences_say_how_much_is_recovered_and_which_way_on_each_m
     assert answer.lead(comps, arms).count("**") == 2 and "embedding.** The ticket recovers" in answer.lead(comps, arms)
     # with the tickets' sizes, the answer says how many rows it judges (a mean over seeds whose tickets differ)
     arms["rows"] = [None, None, 53.0, None, None, 14.4]
-    assert ("tuning) scores worse than tuning the whole embedding. The ticket holds 53 rows on g and about 14 on s. "
-            "The ticket recovers 60") in answer.sentence(comps, arms)
+    assert ("tuning) scores worse than tuning the whole embedding. The ticket, 53 rows on g and about 14 on s, "
+            "recovers 60") in answer.sentence(comps, arms)
     arms.loc[arms["model"] == "s", "rows"] = None
-    assert "The ticket holds 53 rows on g. The ticket recovers" in answer.sentence(comps, arms)
+    assert "embedding. The ticket, 53 rows on g, recovers" in answer.sentence(comps, arms)
+    arms.loc[arms["arm"] == "embedding tuning", "chrF++ whole"] = 0.0   # no gain to share: the size said alone
+    assert "embedding. The ticket holds 53 rows on g. Embedding tuning does not beat" in answer.sentence(comps, arms)
+    arms.loc[arms["arm"] == "embedding tuning", "chrF++ whole"] = [30.0, 18.0]
     arms = arms.drop(columns="rows")
     arms.loc[(arms["model"] == "s") & (arms["arm"] == "embedding tuning"), "chrF++ whole"] = 9.0
     assert "The ticket recovers 60\u00a0% of embedding tuning's gain over the base model on g. Embedding tuning does " \

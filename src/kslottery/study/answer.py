@@ -154,7 +154,9 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
     gained = [m for m in models if gain[m] >= margin]
     # a no-break space: "0 %" must not break between the number and its sign
     shares = [(f"{100 * recovered(arms, m):.0f}\u00a0%", f" on {m}" if len(models) > 1 else "") for m in gained]
-    second = (f"The ticket recovers {shares[0][0]} of embedding tuning's gain over the base model{shares[0][1]}"
+    size = _sizes(arms, models)
+    ticket = f"The ticket, {size}," if size else "The ticket"
+    second = (f"{ticket} recovers {shares[0][0]} of embedding tuning's gain over the base model{shares[0][1]}"
               + "".join(f" and {x}{on}" for x, on in shares[1:]) + "." if gained else "")
     for m in (m for m in models if 0 < gain[m] < margin):
         second += (f" On {m}, embedding tuning gains only {gain[m]:+.1f} chrF++ over the base model, inside the "
@@ -162,7 +164,8 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
     if none := [m for m in models if gain[m] <= 0]:
         on = _on(none, len(models)).replace("on both models", "on either model")
         second += f" Embedding tuning does not beat the base model {on}, so there is no gain to recover there."
-    second = _sizes(arms, models) + second
+    if size and not gained:
+        second = f"The ticket holds {size}." + second
     third = _clauses(way["frequency-matched rows"], _AGAINST_CONTROL)
     # "as well as" said on a model whose embedding tuning barely moves it is qualified in the same paragraph
     weak = [m for m in models if any(_weak(_row(comps, m, a, "Adam ticket"), arms) for a in way)]
@@ -172,15 +175,15 @@ def sentence(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
 
 
 def _sizes(arms: pd.DataFrame, models: list[str]) -> str:
-    """"The ticket holds 53 rows on g and 14 on s. ": its size on each model (the mean over seeds, "about" where
-    the seeds' tickets differ), so the answer says how small the thing it judges is; empty without ticket sizes."""
+    """"53 rows on g and about 14 on s": the ticket's size on each model (the mean over seeds, "about" where the
+    seeds' tickets differ), so the answer says how small the thing it judges is; empty without ticket sizes."""
     if "rows" not in arms:
         return ""
     held = arms[arms["arm"] == "Adam ticket"].set_index("model")["rows"].dropna()
     on = {m: f"{held[m]:,.0f}" for m in models if m in held}
     sizes = [("" if float(held[m]).is_integer() else "about ") + n + ("" if k else " row" if n == "1" else " rows")
              + (f" on {m}" if len(models) > 1 else "") for k, (m, n) in enumerate(on.items())]
-    return f"The ticket holds {' and '.join(sizes)}. " if sizes else ""
+    return " and ".join(sizes)
 
 
 def lead(comps: pd.DataFrame, arms: pd.DataFrame) -> str:
