@@ -270,9 +270,12 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
     families = list(dict.fromkeys(family[a] for a in arms))
     colors = dict(zip(families, palette(len(families))))
     phone, side = layout == "phone", layout == "side"
-    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if phone else (8, COLUMN_PX, 0.3 if side else 0.36)
+    width, column, per_arm = (4.0, PHONE_COLUMN_PX, 0.62) if phone else (8, COLUMN_PX, 0.27 if side else 0.36)
     panel = per_arm * len(arms) + 1.0
-    shape, size = ((1, len(models)), (width, panel + 0.6)) if side else ((len(models), 1), (width, panel * len(models) + 0.4))
+    # side by side, in inches: the axes, the tick labels and two-line label below (0.8), the titles and a two-row
+    # legend above (0.75), so a first screen spends no height on margins
+    axes_h = per_arm * len(arms) + 0.2
+    shape, size = ((1, len(models)), (width, axes_h + 1.55)) if side else ((len(models), 1), (width, panel * len(models) + 0.4))
     # one scale for every model: the panels are read against each other
     fig, axes = plt.subplots(*shape, figsize=size, squeeze=False, sharey=side, sharex=True)
     for k, (ax, model) in enumerate(zip(axes.flat, models)):
@@ -311,10 +314,11 @@ def seed_scores(scores, family: dict, rule: str = "whole", layout: str = "stacke
         axes[-1, 0].set_xlabel(f"{what};\n" + ("\n" if phone else " ").join(how))
     # above the first panel's title (a legend of two rows side by side needs a little more); on a phone one
     # entry a row, or the legend would be wider than the figure
-    lift = 1.0 if len(models) == 1 else 1.0 + (0.2 if side and len(families) > 2 else 0.35 / panel)
+    # (side by side: a fixed 0.3 in over the axes, the panel title's height, so a tall panel leaves no gap)
+    lift = 1.0 if len(models) == 1 else 1.0 + (0.3 / axes_h if side else 0.35 / panel)
     axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, lift), ncol=1 if phone else min(len(families) + 1, 3),
                       frameon=False, **({"labelspacing": 0.25} if phone else {}))
     finish(fig, tight=not side, column_px=column)
     if side:   # by hand: a tight or constrained layout keeps room for the second panel's hidden arm names
-        fig.subplots_adjust(left=0.27, right=0.98, bottom=0.24, top=0.84, wspace=0.06)
+        fig.subplots_adjust(left=0.27, right=0.98, bottom=0.8 / size[1], top=1 - 0.75 / size[1], wspace=0.06)
     return fig
