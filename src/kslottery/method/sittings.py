@@ -12,7 +12,6 @@ An interrupted sitting never saw its own end: it is taken to have worked until t
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -48,15 +47,14 @@ def earlier(work: Path) -> list[dict]:
 
 
 def close(work: Path, wall_s: float) -> None:
-    """Record the finishing sitting's own wall-clock in the run's ``params.json`` (written whole or not at all, in
-    :func:`kslottery.method.runs.write_json`'s layout)."""
+    """Record the finishing sitting's own wall-clock in the run's ``params.json`` (written whole or not at all)."""
+    from .runs import write_json  # runs imports this module
+
     path = work / "params.json"
     params = json.loads(path.read_text())
     if params.get("sittings"):
         params["sittings"][-1]["wall_s"] = round(wall_s, 1)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(params, indent=1, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, path)
+        write_json(path, params)
 
 
 def wall_s(run_dir: Path, params: dict, record: dict) -> float:
