@@ -126,6 +126,8 @@ def test_a_stage_on_two_ray_workers_gives_the_serial_runs_and_tables(flores_dir,
     assert str(e.value) == (f"run {name} failed in a Ray worker (ZeroDivisionError: division by zero); its log: {log}; "
                             "fix the cause and run the same command again: finished runs are reused")
     assert "what the run said" in log.read_text()
+    # the local instance's workers run at the driver's priority, as a serial study does (Ray's default: 15 nicer)
+    assert executor.current().map(lambda _: os.nice(0), [None]) == [os.nice(0)]
 
 
 def kill_a_worker_mid_run(root: Path, killed: list) -> None:
