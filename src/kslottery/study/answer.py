@@ -180,9 +180,11 @@ def _sizes(arms: pd.DataFrame, models: list[str]) -> str:
     if "rows" not in arms:
         return ""
     held = arms[arms["arm"] == "Adam ticket"].set_index("model")["rows"].dropna()
-    on = {m: f"{held[m]:,.0f}" for m in models if m in held}
-    sizes = [("" if float(held[m]).is_integer() else "about ") + n + ("" if k else " row" if n == "1" else " rows")
-             + (f" on {m}" if len(models) > 1 else "") for k, (m, n) in enumerate(on.items())]
+    sizes = []
+    for m in (m for m in models if m in held):
+        n = held[m]
+        unit = "" if sizes else " row" if n == 1 else " rows"   # "53 rows on g and 14 on s"
+        sizes.append(f"{'' if float(n).is_integer() else 'about '}{n:,.0f}{unit}{f' on {m}' if len(models) > 1 else ''}")
     return " and ".join(sizes)
 
 
