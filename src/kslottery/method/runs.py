@@ -348,7 +348,7 @@ class Run:
         # Peak resident memory since start() reset it (where Linux allows; else the process's so far: in a
         # notebook kernel, every run before this one too)
         peak, wall = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, time.time() - getattr(self, "_t0", time.time())
-        sittings.close(self.work, wall)   # every sitting's time counts: the run's cost from scratch
+        write_json(pj := self.work / "params.json", sittings.closed(json.loads(pj.read_text()), wall))   # all sittings count
         record = {**record, "run": self.name, "wall_s": round(wall + getattr(self, "_past_s", 0.0), 1),
                   "peak_rss_gib": round(peak, 2),
                   "peak_rss_of": "this run" if getattr(self, "_own_peak", False) else "the process so far"}

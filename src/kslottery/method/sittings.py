@@ -46,15 +46,11 @@ def earlier(work: Path) -> list[dict]:
     return past
 
 
-def close(work: Path, wall_s: float) -> None:
-    """Record the finishing sitting's own wall-clock in the run's ``params.json`` (written whole or not at all)."""
-    from .runs import write_json  # runs imports this module
-
-    path = work / "params.json"
-    params = json.loads(path.read_text())
+def closed(params: dict, wall_s: float) -> dict:
+    """A run's ``params.json`` with the finishing sitting's own wall-clock recorded (unchanged if it keeps none)."""
     if params.get("sittings"):
-        params["sittings"][-1]["wall_s"] = round(wall_s, 1)
-        write_json(path, params)
+        params = {**params, "sittings": [*params["sittings"][:-1], {**params["sittings"][-1], "wall_s": round(wall_s, 1)}]}
+    return params
 
 
 def wall_s(run_dir: Path, params: dict, record: dict) -> float:
