@@ -109,6 +109,7 @@ def verified(root: Path, names: set) -> None:
 @pytest.mark.slow
 def test_a_stage_on_two_ray_workers_gives_the_serial_runs_and_tables(flores_dir, tmp_path, one_thread):
     pytest.importorskip("ray")
+    caller_niceness = os.environ.get("RAY_worker_niceness")
     serial, serial_runs = stage(tmp_path / "serial", "serial")
     on_ray, ray_runs = stage(tmp_path / "ray", "ray")
     assert ray_runs == serial_runs and len(serial_runs) == 2 + 2 + 4 + 4 + 11   # tune, ks, rows, transfer, eval
@@ -128,6 +129,7 @@ def test_a_stage_on_two_ray_workers_gives_the_serial_runs_and_tables(flores_dir,
     assert "what the run said" in log.read_text()
     # the local instance's workers run at the driver's priority, as a serial study does (Ray's default: 15 nicer)
     assert executor.current().map(lambda _: os.nice(0), [None]) == [os.nice(0)]
+    assert os.environ.get("RAY_worker_niceness") == caller_niceness   # and the caller's environment is as it was
 
 
 def kill_a_worker_mid_run(root: Path, killed: list) -> None:

@@ -124,12 +124,18 @@ class Ray:
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in FORWARD if k in os.environ}
             local = {} if self.address else {"num_cpus": self.workers, "object_store_memory": 256 * 2**20}
-            if local:   # a serial study runs at its caller's priority; Ray would start its workers 15 nicer, and the
+            ours = bool(local) and "RAY_worker_niceness" not in os.environ
+            if ours:   # a serial study runs at its caller's priority; Ray would start its workers 15 nicer, and the
                 # study would yield its cores to anything else on the machine (a tuning step 20-45 s beside the
-                # tests on 2 cores, 8.5 s quiet). Whoever sets the variable keeps their choice.
-                os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": env}, **local)
+                # tests on 2 cores, 8.5 s quiet). Whoever sets the variable keeps their choice; the raylet reads it
+                # when ray.init starts it, so the caller's environment is left as it was.
+                os.environ["RAY_worker_niceness"] = "0"
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         runtime_env={"env_vars": env}, **local)
+            finally:
+                if ours:
+                    del os.environ["RAY_worker_niceness"]
         return ray
 
     def map(self, fn: Callable, items, kind: str = "tune") -> list:
