@@ -80,18 +80,20 @@ def test_status_against_a_profiles_plan_counts_only_the_designs_runs(tmp_path, c
     _finished(tmp_path, "tune", {**tune, "limit": 64}, 99.0)                   # another chapter's training pairs
     _finished(tmp_path, "eval", {"model": tiny, "pair": pair, "split": "devtest", "offset": 4, "limit": 4}, 2.0)
     _finished(tmp_path, "eval", {"model": tiny, "pair": pair, "split": "devtest", "offset": 0, "limit": 4}, 99.0)
+    _finished(tmp_path, "eval", {"model": tiny, "pair": pair, "split": "dev", "offset": 16, "limit": 3}, 1.5)   # selection
+    _finished(tmp_path, "eval", {"model": tiny, "pair": pair, "split": "dev", "offset": 0, "limit": 3}, 99.0)  # trained on
     _finished(tmp_path, "eval", {"model": tiny, "pair": "eng_Latn-deu_Latn", "split": "devtest", "offset": 4,
                                  "limit": 4}, 99.0)
     assert main(["status", "--runs-dir", str(tmp_path), "--profile", "smoke", "--json"]) == 0
     plan = {r["model"]: r for r in json.loads(capsys.readouterr().out)["plan"]}
     smol, gemma = plan[tiny], plan["tiny:gemma3-270m"]
-    assert (smol["tuning steps"], smol["s a step"], smol["scored sentences"], smol["s a sentence"]) == (4, 2.0, 4, 0.5)
-    assert smol["of steps"] > 4 and smol["of sentences"] > 4
-    left = ((smol["of steps"] - 4) * 2.0 + (smol["of sentences"] - 4) * 0.5) / 3600
+    assert (smol["tuning steps"], smol["s a step"], smol["scored sentences"], smol["s a sentence"]) == (4, 2.0, 7, 0.5)
+    assert smol["of steps"] > 4 and smol["of sentences"] > 7
+    left = ((smol["of steps"] - 4) * 2.0 + (smol["of sentences"] - 7) * 0.5) / 3600
     assert smol["hours left"] == pytest.approx(left)
     assert (gemma["tuning steps"], gemma["s a step"], gemma["hours left"]) == (0, None, None)
     assert main(["status", "--runs-dir", str(tmp_path), "--profile", "smoke"]) == 0
     text = capsys.readouterr().out
-    assert f"{tiny}: tuning steps 4/{smol['of steps']} (2.0 s a step), scored sentences 4/{smol['of sentences']} " \
+    assert f"{tiny}: tuning steps 4/{smol['of steps']} (2.0 s a step), scored sentences 7/{smol['of sentences']} " \
            f"(0.5 s a sentence); left: about {left:.1f} h" in text
     assert "tiny:gemma3-270m: tuning steps 0/" in text and "no rate yet" in text

@@ -105,7 +105,7 @@ def progress(design: Design, root=None, discovery_steps: int = 16) -> pd.DataFra
             d["steps"] += tune_steps(p) or 0
             d["step_s"] += wall
         elif name.startswith("eval-") and ((p.get("split"), p.get("offset")) == ("devtest", design.test_offset)
-                                           or (p.get("split"), p.get("offset")) == ("dev", design.dev_offset)):
+                                           or (p.get("split"), p.get("offset")) == ("dev", design.dev_offset())):
             d["sentences"] += p.get("limit") or 0
             d["sentence_s"] += wall
     rows = []
