@@ -96,6 +96,7 @@ def progress(design: Design, root=None, discovery_steps: int = 16) -> pd.DataFra
     plan = estimate(design, unit, discovery_steps)
     plan = plan[plan["stage"] != "grid extensions (worst case)"].groupby("model")[["train hours", "scored sentences"]].sum()
     done = {m: {"steps": 0, "step_s": 0.0, "sentences": 0, "sentence_s": 0.0} for m in design.models}
+    scored = {("devtest", design.test_offset), ("dev", design.dev_offset())}   # the arms' and the selection's
     for name, meta, record in finished_runs(runs_root(root), ("tune", "eval")):
         p = meta["params"]
         if p.get("model") not in done or p.get("pair") != design.pair:
@@ -104,8 +105,7 @@ def progress(design: Design, root=None, discovery_steps: int = 16) -> pd.DataFra
         if name.startswith("tune-") and (p.get("limit"), p.get("batch_size")) == (design.train_pairs, design.batch_size):
             d["steps"] += tune_steps(p) or 0
             d["step_s"] += wall
-        elif name.startswith("eval-") and ((p.get("split"), p.get("offset")) == ("devtest", design.test_offset)
-                                           or (p.get("split"), p.get("offset")) == ("dev", design.dev_offset())):
+        elif name.startswith("eval-") and (p.get("split"), p.get("offset")) in scored:
             d["sentences"] += p.get("limit") or 0
             d["sentence_s"] += wall
     rows = []
